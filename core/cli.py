@@ -1,0 +1,307 @@
+"""The ``simrun`` command."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .engine import ALL_STRATA, Engine, PlanError, build_pipeline
+from .registry import PluginError, Registry, load_registry
+from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
+from .store import Store
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def common(fn: Callable) -> Callable:
+    """--db and --plugins-dir, on every command."""
+
+    @click.option("--db", "db_path", default="simrun.db", show_default=True, type=click.Path(dir_okay=False), help="The SQLite run log.")
+    @click.option("--plugins-dir", type=click.Path(file_okay=False), help="Load every .py file in this folder as a plugin, without packaging it.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, plugins_dir: str | None, **kwargs: Any) -> Any:
+        try:
+            registry = load_registry(plugins_dir)
+        except PluginError as exc:
+            fail(f"plugin: {exc}")
+        return fn(*args, registry=registry, **kwargs)
+
+    return wrapper
+
+
+overrides_option = click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    help="Override a scenario field, e.g. --set sampler.with.per_state=5 (repeatable; VALUE is YAML).",
+)
+
+
+def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> LoadedScenario:
+    try:
+        loaded = load_scenario(path, registry, list(overrides))
+        build_pipeline(loaded, registry)  # config values and the enricher plan, before any work
+        return loaded
+    except ScenarioError as exc:
+        fail("invalid scenario\n" + exc.render())
+        raise  # unreachable
+
+
+class ScenarioGroup(click.Group):
+    """`simrun FILE.yaml` is `simrun run FILE.yaml`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and (args[0].endswith((".yaml", ".yml")) or Path(args[0]).is_file()):
+            return "run", self.commands["run"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=ScenarioGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="simrun")
+def cli() -> None:
+    """Simulate human populations with LLM personas.
+
+    \b
+    simrun scenarios/election.yaml        run a scenario (same as `simrun run`)
+    simrun validate FILE.yaml             check a scenario without running it
+    simrun runs / simrun show RUN_ID      what has been run, and its results
+    simrun plugins                        every installed component
+
+    Every run is logged to SQLite (simrun.db by default): personas, prompts,
+    answer distributions and metrics.
+    """
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False), required=False)
+@overrides_option
+@click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue a killed or failed run where it stopped.")
+@click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result tables.")
+@common
+def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None, no_cache: bool, quiet: bool, db_path: str, registry: Registry) -> None:
+    """Run SCENARIO: sample personas, ask the model, score the answers.
+
+    With --resume RUN_ID the scenario is read back from the run log, and only
+    unfinished batches are simulated; cached model answers are never asked for
+    again.
+    """
+    store = Store(db_path)
+    if resume_id:
+        try:
+            record = store.run(resume_id)
+        except KeyError:
+            fail(f"no run '{resume_id}' in {db_path}; `simrun runs` lists them")
+        if record["status"] == "finished":
+            fail(f"run {resume_id} has already finished")
+        try:
+            loaded = validate_data(json.loads(record["scenario_json"]), record["scenario_yaml"], f"run {resume_id}", registry)
+        except ScenarioError as exc:
+            fail("the stored scenario no longer validates\n" + exc.render())
+    elif scenario is None:
+        fail("give a scenario file, or --resume RUN_ID")
+    else:
+        loaded = open_scenario(scenario, registry, overrides)
+    engine = Engine(registry, store, use_cache=not no_cache, show_progress=not quiet and errors.is_terminal)
+    try:
+        run_id = engine.run(loaded, resume=resume_id)
+    except PlanError as exc:
+        fail(exc.render())
+    except KeyboardInterrupt:
+        fail(f"interrupted; continue with: simrun run --resume {store.runs()[0]['id']} --db {db_path}", 130)
+    if not quiet:
+        print_run(store, run_id)
+    else:
+        click.echo(run_id)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@overrides_option
+@common
+def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: Registry) -> None:
+    """Check SCENARIO (fields, plugin names, their configs, enricher order) without running it."""
+    loaded = open_scenario(scenario, registry, overrides)
+    s = loaded.scenario
+    console.print(
+        f"[green]ok[/] {scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
+        f"simulator {s.simulator.use}, {len(s.questions)} question(s), metrics: {', '.join(s.metrics) or 'none'}"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common
+def plugins(as_json: bool, db_path: str, registry: Registry) -> None:
+    """List every installed component: kind, name, source package and version."""
+    rows = [
+        {"kind": c.kind, "name": c.name, "package": c.package, "version": c.version, "plugin": c.plugin, "doc": (c.cls.__doc__ or "").strip().splitlines()[0] if c.cls.__doc__ else ""}
+        for c in sorted(registry.all(), key=lambda c: (c.kind, c.name))
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("kind", "name", "package", "version", "what it does")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["package"], r["version"], r["doc"])
+    console.print(table)
+
+
+@cli.command()
+@common
+def schema(db_path: str, registry: Registry) -> None:
+    """Print the JSON Schema of scenario files, with every installed component's Config."""
+    click.echo(json.dumps(scenario_schema(registry), indent=2))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common
+def runs(as_json: bool, db_path: str, registry: Registry) -> None:
+    """List the runs in the run log, newest first."""
+    store = Store(db_path)
+    rows = [{k: r[k] for k in ("id", "name", "status", "seed", "created_at", "finished_at")} for r in store.runs()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "name", "status", "seed", "created", "finished")
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["status"], str(r["seed"]), r["created_at"], r["finished_at"] or "")
+    console.print(table)
+
+
+def run_summary(store: Store, run_id: str) -> dict[str, Any]:
+    record = store.run(run_id)
+    scenario = json.loads(record["scenario_json"])
+    metrics = store.metrics(run_id)
+    per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
+    overall: dict[str, float] = {}
+    for m in metrics:
+        key = f"{m['metric']}.{m['name']}"
+        if m["stratum"]:
+            per_stratum[m["stratum"]][key] = m["value"]
+        else:
+            overall[key] = m["value"]
+    questions = {q["id"]: store.aggregates(run_id, q["id"]) for q in scenario["questions"]}
+    return {
+        "id": record["id"], "name": record["name"], "status": record["status"], "error": record["error"],
+        "seed": record["seed"], "created_at": record["created_at"], "finished_at": record["finished_at"],
+        "timings": json.loads(record["timings"] or "{}"), "components": json.loads(record["components"]),
+        "counts": store.counts(run_id), "metrics": overall, "metrics_by_stratum": dict(per_stratum),
+        "shares": questions,
+    }
+
+
+def print_run(store: Store, run_id: str) -> None:
+    summary = run_summary(store, run_id)
+    console.print(f"[bold]run {summary['id']}[/] {summary['name']} - {summary['status']}")
+    if summary["error"]:
+        console.print(f"[red]{summary['error']}[/]")
+    counts = summary["counts"]
+    console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
+    console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
+    strata = summary["metrics_by_stratum"]
+    if strata:
+        columns = sorted({k for values in strata.values() for k in values})
+        table = Table("stratum", *columns, title="per stratum")
+        for stratum in sorted(strata):
+            table.add_row(stratum, *(f"{strata[stratum].get(c, float('nan')):.3f}" for c in columns))
+        console.print(table)
+    else:
+        for qid, shares in summary["shares"].items():
+            labels = sorted({label for s in shares.values() for label in s})
+            table = Table("stratum", *labels, title=f"answer shares: {qid}")
+            for stratum in sorted(shares, key=lambda s: (s == ALL_STRATA, s)):
+                table.add_row(stratum, *(f"{shares[stratum].get(l, 0):.3f}" for l in labels))
+            console.print(table)
+    if summary["metrics"]:
+        table = Table("metric", "value", title="metrics")
+        for name, value in summary["metrics"].items():
+            table.add_row(name, f"{value:.4f}")
+        console.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common
+def show(run_id: str, as_json: bool, db_path: str, registry: Registry) -> None:
+    """Show one run: components, counts, answer shares and metrics."""
+    store = Store(db_path)
+    try:
+        summary = run_summary(store, run_id)
+    except KeyError:
+        fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        print_run(store, run_id)
+
+
+def answer_records(store: Store, run_id: str):
+    personas = {p.id: p for p in store.personas(run_id)}
+    for row in store.answer_rows(run_id):
+        persona = personas[row["persona_id"]]
+        distribution = json.loads(row["distribution"])
+        yield {
+            "run_id": run_id, "persona_id": row["persona_id"], "stratum": row["stratum"], "weight": row["weight"],
+            **{f"attr_{k}": v for k, v in persona.attributes.items()},
+            "question_id": row["question_id"], **{f"p_{k}": v for k, v in distribution.items()},
+            "invalid": row["invalid"], "model": row["model"], "raw": row["raw"], "prompt": row["prompt"],
+        }
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: standard output; parquet needs a file).")
+@common
+def export(run_id: str, fmt: str, output: str | None, db_path: str, registry: Registry) -> None:
+    """Export a run's answers, one row per persona x question, with persona attributes and option probabilities."""
+    store = Store(db_path)
+    try:
+        store.run(run_id)
+    except KeyError:
+        fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
+    records = list(answer_records(store, run_id))
+    if fmt == "parquet":
+        if not output:
+            fail("--format parquet needs -o FILE")
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            fail("parquet export needs pyarrow: pip install 'simrun[export]'")
+        pq.write_table(pa.Table.from_pylist(records), output)
+        return
+    stream = open(output, "w", newline="") if output else sys.stdout
+    try:
+        if fmt == "jsonl":
+            for r in records:
+                stream.write(json.dumps(r) + "\n")
+        else:
+            fields = list(dict.fromkeys(k for r in records for k in r))
+            writer = csv.DictWriter(stream, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(records)
+    finally:
+        if output:
+            stream.close()
+
+
+def main() -> None:
+    cli()

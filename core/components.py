@@ -1,0 +1,136 @@
+"""Base classes for the five kinds of component a plugin can register.
+
+A component is a class with a ``name``, a pydantic ``Config`` that validates
+its ``with:`` block in a scenario, and the methods of its kind. Work is
+batch-first: every method takes and returns lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from .models import ModelAnswer, Persona, Prompt
+
+
+class StrictConfig(BaseModel):
+    """Config base: an unknown key in a ``with:`` block is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component:
+    kind: ClassVar[str]
+    name: ClassVar[str]
+    Config: ClassVar[type[BaseModel]] = StrictConfig
+
+    def __init__(self, config: BaseModel | None = None):
+        self.config = config if config is not None else self.Config()
+
+
+class Sampler(Component):
+    """Draws personas per stratum from a population."""
+
+    kind = "sampler"
+
+    def provides(self) -> set[str]:
+        """Attributes every persona from this sampler has."""
+        return set()
+
+    def total(self) -> int:
+        """How many personas ``sample`` will yield (for progress and planning)."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
+        """Yield batches of personas; the same rng state yields the same batches."""
+        raise NotImplementedError
+
+
+class EnrichContext(BaseModel):
+    """What an enricher may use beyond its batch."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    seed: int
+    simulator: Any = None
+
+
+class Enricher(Component):
+    """Adds attributes to personas; ordered by what it ``needs`` and ``provides``."""
+
+    kind = "enricher"
+    needs: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
+
+    def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:
+        raise NotImplementedError
+
+
+class Simulator(Component):
+    """A language-model backend."""
+
+    kind = "simulator"
+
+    @property
+    def model(self) -> str:
+        """The model's name as logged with every answer."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes an answer: model, revision, decoding settings.
+
+        It is part of every cache key, so changing any of it never reuses a
+        cached answer.
+        """
+        return {"model": self.model}
+
+    def answer(self, prompts: list[Prompt]) -> list[ModelAnswer]:
+        """Return one answer per prompt, in order, each a distribution over its labels."""
+        raise NotImplementedError
+
+    def generate(
+        self,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Free text (or JSON matching ``json_schema``) for enrichers."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the model; called once when the run ends."""
+
+
+class MetricValue(BaseModel):
+    name: str
+    value: float
+    stratum: str = ""
+
+
+class Metric(Component):
+    """Scores a finished run by reading the store (never engine memory)."""
+
+    kind = "metric"
+
+    def compute(self, run: Any) -> list[MetricValue]:
+        """``run`` is a ``simrun.store.RunView``."""
+        raise NotImplementedError
+
+
+class Ablation(Component):
+    """Turns one scenario into labelled variants that differ in one thing."""
+
+    kind = "ablation"
+
+    def variants(self, scenario: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield (label, changed scenario data); the first is the baseline."""
+        raise NotImplementedError
+
+
+KINDS: dict[str, type[Component]] = {
+    cls.kind: cls for cls in (Sampler, Enricher, Simulator, Metric, Ablation)
+}

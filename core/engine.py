@@ -1,0 +1,222 @@
+"""The pipeline: sampler -> enrichers -> simulator -> aggregation -> metrics.
+
+Personas stream through in batches, so memory stays flat as N grows. Each
+batch commits to the store together with its progress marker, and every model
+answer is cached the moment it arrives, so a killed run resumes where it
+stopped without repeating a model call or duplicating a row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
+from .models import Answer, Persona, Prompt, RunInfo
+from .registry import Registry
+from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
+from .store import RunView, Store, dumps, now, sha256
+
+ALL_STRATA = "ALL"
+
+
+class PlanError(ScenarioError):
+    """The enrichers cannot be ordered: a cycle or an attribute nobody provides."""
+
+
+@dataclass
+class Pipeline:
+    sampler: Sampler
+    enrichers: list[Enricher]
+    simulator: Simulator
+    metrics: list[tuple[str, Metric]]
+    components: list[dict] = field(default_factory=list)
+
+
+def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) -> list[Enricher]:
+    """Order enrichers so each runs after whatever provides what it needs."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(enrichers)))
+    providers: dict[str, list[int]] = defaultdict(list)
+    for i, enricher in enumerate(enrichers):
+        for attribute in enricher.provides:
+            providers[attribute].append(i)
+    issues = []
+    for i, enricher in enumerate(enrichers):
+        for attribute in sorted(enricher.needs):
+            if attribute in provided:
+                continue
+            if not providers[attribute]:
+                issues.append(ScenarioIssue(("enrichers", i), f"enricher '{enricher.name}' needs attribute '{attribute}', which neither the sampler nor any enricher provides"))
+            for j in providers[attribute]:
+                if j != i:
+                    graph.add_edge(j, i, attribute=attribute)
+    if issues:
+        raise PlanError(source, issues)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return [enrichers[i] for i in nx.lexicographical_topological_sort(graph)]
+    names = " -> ".join(f"{enrichers[a].name} ({graph.edges[a, b]['attribute']})" for a, b in cycle)
+    raise PlanError(source, [ScenarioIssue(("enrichers",), f"enrichers depend on each other in a cycle: {names}")])
+
+
+def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
+    s = loaded.scenario
+    components: list[dict] = []
+
+    def make(kind: str, use: str, config: dict, label: str):
+        info = registry.get(kind, use)
+        components.append({"kind": kind, "name": use, "as": label, "package": info.package, "version": info.version, "plugin": info.plugin})
+        return info.cls(info.cls.Config.model_validate(config))
+
+    sampler = make("sampler", s.sampler.use, s.sampler.with_, "sampler")
+    enrichers = [make("enricher", e.use, e.with_, f"enrichers.{i}") for i, e in enumerate(s.enrichers)]
+    simulator = make("simulator", s.simulator.use, s.simulator.with_, "simulator")
+    metrics = [(name, make("metric", spec.use, spec.with_, f"metrics.{name}")) for name, spec in s.metric_specs()]
+    ordered = order_enrichers(sampler.provides(), enrichers, loaded.source)
+    return Pipeline(sampler, ordered, simulator, metrics, components)
+
+
+def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
+    return sha256(dumps({"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}))
+
+
+@contextmanager
+def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console or Console(stderr=True), disable=not enabled, transient=False,
+    )
+    with progress:
+        yield progress
+
+
+class Engine:
+    def __init__(self, registry: Registry, store: Store, *, use_cache: bool = True, show_progress: bool = True):
+        self.registry = registry
+        self.store = store
+        self.use_cache = use_cache
+        self.show_progress = show_progress
+        self.hook = registry.manager.hook
+
+    def run(self, loaded: LoadedScenario, resume: str | None = None) -> str:
+        pipeline = build_pipeline(loaded, self.registry)
+        s = loaded.scenario
+        if resume is None:
+            run_id = self.store.create_run(s.name, loaded.text, loaded.data, s.seed, pipeline.components)
+        else:
+            run_id = resume
+            self.store.update_run(run_id, status="running", error=None)
+        info = RunInfo(id=run_id, name=s.name, seed=s.seed, db_path=self.store.path, resumed=resume is not None)
+        timings: dict[str, float] = {}
+        try:
+            self.hook.run_started(run=info)
+            started = time.perf_counter()
+            self._simulate(loaded, pipeline, info)
+            timings["simulate_s"] = round(time.perf_counter() - started, 3)
+            started = time.perf_counter()
+            self.aggregate(run_id)
+            timings["aggregate_s"] = round(time.perf_counter() - started, 3)
+            started = time.perf_counter()
+            values = self.score(run_id, loaded, pipeline.metrics)
+            timings["metrics_s"] = round(time.perf_counter() - started, 3)
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            self.store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            pipeline.simulator.close()
+        self.store.update_run(run_id, status="finished", finished_at=now(), timings=dumps(timings))
+        self.hook.run_finished(run=info, metrics=values)
+        return run_id
+
+    def _simulate(self, loaded: LoadedScenario, pipeline: Pipeline, info: RunInfo) -> None:
+        s = loaded.scenario
+        done = self.store.done_batches(info.id)
+        rng = np.random.default_rng(s.seed)
+        with progress_bar(self.show_progress) as progress:
+            task = progress.add_task(f"simulating {len(s.questions)} question(s)", total=pipeline.sampler.total())
+            for index, batch in enumerate(pipeline.sampler.sample(rng, s.batch_size)):
+                if index in done:
+                    progress.advance(task, len(batch))
+                    continue
+                context = EnrichContext(seed=int(np.random.SeedSequence([s.seed, index]).generate_state(1)[0]), simulator=pipeline.simulator)
+                for enricher in pipeline.enrichers:
+                    batch = enricher.enrich(batch, context)
+                answers = self.answer(batch, loaded, pipeline.simulator)
+                self.store.write_batch(info.id, index, batch, answers)
+                self.hook.batch_done(run=info, personas=batch, answers=answers)
+                progress.advance(task, len(batch))
+
+    def answer(self, batch: list[Persona], loaded: LoadedScenario, simulator: Simulator) -> list[Answer]:
+        """Answer every question for every persona, reusing cached model calls."""
+        spec = loaded.scenario.prompt
+        prompts: list[Prompt] = []
+        for persona in batch:
+            persona_text = spec.render_persona(persona)
+            prompts.extend(spec.render(persona, q, persona_text) for q in loaded.scenario.questions)
+        identity, model = simulator.identity(), simulator.model
+        keys = [cache_key(identity, p) for p in prompts]
+        results = self.store.cached(keys) if self.use_cache else {}
+        cached = set(results)
+        misses = [i for i, key in enumerate(keys) if key not in results]
+        chunk = max(1, getattr(simulator, "chunk_size", 32))
+        for start in range(0, len(misses), chunk):
+            wanted = misses[start : start + chunk]
+            replies = simulator.answer([prompts[i] for i in wanted])
+            if len(replies) != len(wanted):
+                raise RuntimeError(f"simulator '{simulator.name}' returned {len(replies)} answers for {len(wanted)} prompts")
+            fresh = {keys[i]: reply for i, reply in zip(wanted, replies)}
+            self.store.cache(model, fresh)
+            results.update(fresh)
+        return [
+            Answer(
+                **results[key].model_dump(),
+                persona_id=p.persona_id, question_id=p.question_id, prompt=p.text,
+                model=model, cache_key=key, cached=key in cached,
+            )
+            for p, key in zip(prompts, keys)
+        ]
+
+    def aggregate(self, run_id: str) -> None:
+        """Weighted option shares per stratum and question, plus the whole population."""
+        sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        weights: dict[tuple[str, str], float] = defaultdict(float)
+        invalid: dict[tuple[str, str], float] = defaultdict(float)
+        for row in self.store.answer_rows(run_id):
+            distribution = json.loads(row["distribution"])
+            w = row["weight"]
+            for stratum in (row["stratum"], ALL_STRATA):
+                key = (row["question_id"], stratum)
+                weights[key] += w
+                invalid[key] += w * row["invalid"]
+                for label, p in distribution.items():
+                    sums[key][label] += w * p
+        rows = [
+            {"run_id": run_id, "question_id": q, "stratum": stratum, "option": label,
+             "share": total / weights[(q, stratum)], "weight": weights[(q, stratum)],
+             "invalid": invalid[(q, stratum)] / weights[(q, stratum)]}
+            for (q, stratum), by_label in sums.items()
+            for label, total in by_label.items()
+        ]
+        self.store.write_aggregates(run_id, rows)
+
+    def score(self, run_id: str, loaded: LoadedScenario, metrics: list[tuple[str, Metric]]) -> dict[str, float]:
+        view = RunView(self.store, run_id, loaded.scenario.questions)
+        values: dict[str, float] = {}
+        for name, metric in metrics:
+            results = metric.compute(view)
+            self.store.write_metrics(run_id, name, [r.model_dump() for r in results])
+            values.update({f"{name}.{r.name}": r.value for r in results if not r.stratum})
+        return values

@@ -1,0 +1,103 @@
+"""The data that crosses every boundary between the engine and its plugins."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+OPTION_LABELS = string.ascii_uppercase
+
+
+class Persona(BaseModel):
+    """One simulated person: attributes, where each came from, and a weight.
+
+    ``weight`` is the number of real people this persona stands for, so
+    weighted sums over personas are population totals.
+    """
+
+    model_config = ConfigDict(frozen=False)
+
+    id: int
+    stratum: str
+    weight: float = Field(gt=0)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+    def set(self, name: str, value: Any, source: str) -> None:
+        """Set an attribute and record which data or model it came from."""
+        self.attributes[name] = value
+        self.provenance[name] = source
+
+
+class Question(BaseModel):
+    """A multiple-choice question; options are shown with letters A, B, ..."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    text: str = Field(min_length=1)
+    options: list[str] = Field(min_length=2, max_length=len(OPTION_LABELS))
+    ordinal: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _ordinal_matches_options(self) -> Question:
+        if self.ordinal is not None and len(self.ordinal) != len(self.options):
+            raise ValueError(
+                f"ordinal has {len(self.ordinal)} values but there are {len(self.options)} options"
+            )
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return list(OPTION_LABELS[: len(self.options)])
+
+
+class Prompt(BaseModel):
+    """What a simulator is asked: one persona, one question, as chat messages."""
+
+    persona_id: int
+    question_id: str
+    system: str
+    user: str
+    labels: list[str]
+
+    @property
+    def text(self) -> str:
+        """The prompt as stored in the run log."""
+        return f"[system]\n{self.system}\n[user]\n{self.user}"
+
+
+class ModelAnswer(BaseModel):
+    """A simulator's reply to one prompt.
+
+    ``distribution`` maps each option label to its probability among the
+    options (sums to 1 unless every option got zero mass); ``invalid`` is the
+    probability mass the model put outside the options.
+    """
+
+    distribution: dict[str, float]
+    invalid: float = Field(ge=0, le=1)
+    raw: str = ""
+    tokens: int = 0
+    latency_ms: float = 0.0
+
+
+class Answer(ModelAnswer):
+    """A model answer placed in its run: persona, question, prompt, cache key."""
+
+    persona_id: int
+    question_id: str
+    prompt: str
+    model: str
+    cache_key: str
+    cached: bool = False
+
+
+class RunInfo(BaseModel):
+    """What lifecycle hooks learn about the run they observe."""
+
+    id: str
+    name: str
+    seed: int
+    db_path: str
+    resumed: bool = False

@@ -1,0 +1,78 @@
+"""How a persona and a question become prompt text.
+
+The templates are data: a scenario's ``prompt:`` block overrides any of them,
+and an ablation can drop attributes through ``exclude``.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .models import Persona, Prompt, Question
+
+DEFAULT_SYSTEM = (
+    "You are role-playing as the person described below. Answer every question as this "
+    "person would, based on who they are.\n\n{persona}"
+)
+DEFAULT_QUESTION = "{question}\n\n{options}\n\nAnswer with the letter of one option only."
+
+FIELDS = {"system": {"persona"}, "question": {"question", "options"}}
+
+
+def _label(attribute: str) -> str:
+    return attribute.replace("_", " ")
+
+
+class PromptSpec(BaseModel):
+    """The ``prompt:`` block of a scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: Literal["table", "first_person"] = "table"
+    include: list[str] | None = Field(
+        default=None, description="Attributes to show, in order; default: all of them."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Attributes never shown.")
+    system: str = DEFAULT_SYSTEM
+    question: str = DEFAULT_QUESTION
+
+    @field_validator("system", "question")
+    @classmethod
+    def _known_placeholders(cls, template: str, info) -> str:
+        allowed = FIELDS[info.field_name]
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        unknown = used - allowed
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder(s) {sorted(unknown)}; this template may use {sorted(allowed)}"
+            )
+        return template
+
+    def shown(self, persona: Persona) -> list[tuple[str, object]]:
+        names = self.include if self.include is not None else list(persona.attributes)
+        return [
+            (name, persona.attributes[name])
+            for name in names
+            if name in persona.attributes and name not in self.exclude
+        ]
+
+    def render_persona(self, persona: Persona) -> str:
+        shown = self.shown(persona)
+        if self.style == "table":
+            return "\n".join(f"{_label(name)}: {value}" for name, value in shown)
+        return " ".join(f"My {_label(name)} is {value}." for name, value in shown)
+
+    def render(self, persona: Persona, question: Question, persona_text: str | None = None) -> Prompt:
+        """``persona_text`` lets callers render a persona once for all its questions."""
+        persona_text = persona_text if persona_text is not None else self.render_persona(persona)
+        options = "\n".join(f"{label}. {text}" for label, text in zip(question.labels, question.options))
+        return Prompt(
+            persona_id=persona.id,
+            question_id=question.id,
+            system=self.system.format(persona=persona_text),
+            user=self.question.format(question=question.text, options=options),
+            labels=question.labels,
+        )

@@ -1,0 +1,320 @@
+"""Scenario files: YAML in, a validated ``Scenario`` out, or errors with file:line.
+
+Every error names the file, the line, the field path, what was given and what
+was expected, and for a misspelled plugin the nearest installed name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .models import Question
+from .registry import Registry, UnknownComponent
+from .prompts import PromptSpec
+
+PathKey = tuple[str | int, ...]
+
+
+class ComponentSpec(BaseModel):
+    """``use: NAME`` picks a registered component; ``with:`` is its Config."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    use: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+    @field_validator("with_", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    batch_size: int = Field(default=64, ge=1)
+    sampler: ComponentSpec
+    enrichers: list[ComponentSpec] = Field(default_factory=list)
+    simulator: ComponentSpec
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
+    questions: list[Question] = Field(min_length=1)
+    metrics: dict[str, dict[str, Any] | None] = Field(
+        default_factory=dict,
+        description="metric name -> its config; a 'use' key picks the plugin when the name differs",
+    )
+    ablation: ComponentSpec | None = None
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_ids(cls, questions: list[Question]) -> list[Question]:
+        seen: set[str] = set()
+        for q in questions:
+            if q.id in seen:
+                raise ValueError(f"question id '{q.id}' appears twice")
+            seen.add(q.id)
+        return questions
+
+    def metric_specs(self) -> list[tuple[str, ComponentSpec]]:
+        specs = []
+        for name, config in self.metrics.items():
+            config = dict(config or {})
+            specs.append((name, ComponentSpec(use=config.pop("use", name), **{"with": config})))
+        return specs
+
+
+@dataclass
+class ScenarioIssue:
+    path: PathKey
+    message: str
+    line: int | None = None
+
+
+class ScenarioError(Exception):
+    """One or more problems in a scenario, each with where it is."""
+
+    def __init__(self, source: str, issues: list[ScenarioIssue]):
+        self.source, self.issues = source, issues
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = []
+        for issue in self.issues:
+            where = f"{self.source}:{issue.line}" if issue.line else self.source
+            field = ".".join(str(p) for p in issue.path)
+            lines.append(f"{where}: {field + ': ' if field else ''}{issue.message}")
+        return "\n".join(lines)
+
+
+def _line_index(node: yaml.Node, path: PathKey = (), index: dict | None = None) -> dict[PathKey, int]:
+    """Map every field path in the YAML document to its 1-based line."""
+    index = {} if index is None else index
+    index[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (key.value,)
+            index[child] = key.start_mark.line + 1
+            _line_index(value, child, index)
+            index[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, path + (i,), index)
+    return index
+
+
+def _set(data: dict, dotted: str, raw: str) -> None:
+    keys: list[str | int] = [int(k) if k.isdigit() else k for k in dotted.split(".")]
+    target: Any = data
+    for i, key in enumerate(keys[:-1]):
+        nxt = keys[i + 1]
+        if isinstance(target, list):
+            target = target[key]  # type: ignore[index]
+            continue
+        if not isinstance(target.get(key), (dict, list)):
+            target[key] = [] if isinstance(nxt, int) else {}
+        target = target[key]
+    value = yaml.safe_load(raw) if raw != "" else ""
+    if isinstance(target, list):
+        target[keys[-1]] = value  # type: ignore[index]
+    else:
+        target[keys[-1]] = value
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
+    """Apply ``a.b.c=value`` overrides in place; return the paths they set."""
+    paths = []
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        if not sep or not dotted:
+            raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: expected PATH=VALUE, e.g. sampler.with.per_state=5")])
+        try:
+            _set(data, dotted.strip(), raw.strip())
+        except (IndexError, KeyError, TypeError, AttributeError):
+            raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]) from None
+        paths.append(dotted.strip())
+    return paths
+
+
+class LoadedScenario(BaseModel):
+    """A validated scenario with its source text, for the run log."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    scenario: Scenario
+    data: dict[str, Any]
+    text: str
+    source: str
+
+
+def _issue_for(loc: PathKey, message: str, lines: dict[PathKey, int], overridden: list[str]) -> ScenarioIssue:
+    dotted = ".".join(str(p) for p in loc)
+    if any(dotted == o or dotted.startswith(o + ".") for o in overridden):
+        return ScenarioIssue(loc, message + f" (set by --set {dotted})")
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    return ScenarioIssue(loc, message, lines.get(probe))
+
+
+def _describe(error: dict) -> str:
+    given = error.get("input")
+    msg = error["msg"]
+    if error["type"] == "missing":
+        return "required field is missing"
+    if error["type"] == "extra_forbidden":
+        return f"unknown field (given {given!r})"
+    if isinstance(given, (dict, list)):
+        return msg
+    return f"{msg} (given {given!r})"
+
+
+def _pydantic_issues(
+    exc: ValidationError, prefix: PathKey, model: type[BaseModel], lines: dict, overridden: list[str]
+) -> list[ScenarioIssue]:
+    issues = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = _describe(error)
+        if error["type"] == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            if parent is not None:
+                fields = list(parent.model_fields) + [f.alias for f in parent.model_fields.values() if f.alias]
+                close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.5)
+                if close:
+                    message += f"; did you mean '{close[0]}'?"
+                message += f" Known fields: {', '.join(sorted(set(fields)))}"
+        issues.append(_issue_for(prefix + loc, message, lines, overridden))
+    return issues
+
+
+def _model_at(model: type[BaseModel], loc: PathKey) -> type[BaseModel] | None:
+    """The pydantic model that holds the field at ``loc``, if one can be found."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        current = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def load_scenario(
+    path: str | Path, registry: Registry, overrides: list[str] | None = None
+) -> LoadedScenario:
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ScenarioError(source, [ScenarioIssue((), f"cannot read file: {exc.strerror}")]) from None
+    return parse_scenario(text, source, registry, overrides)
+
+
+def parse_scenario(
+    text: str, source: str, registry: Registry, overrides: list[str] | None = None
+) -> LoadedScenario:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        raise ScenarioError(source, [ScenarioIssue((), message, mark.line + 1 if mark else None)]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [ScenarioIssue((), "expected a mapping of fields (name, sampler, simulator, questions, ...)", 1)])
+    lines = _line_index(node) if node is not None else {}
+    overridden = apply_overrides(data, overrides or [], source)
+    return validate_data(data, text, source, registry, lines, overridden)
+
+
+def validate_data(
+    data: dict,
+    text: str,
+    source: str,
+    registry: Registry,
+    lines: dict[PathKey, int] | None = None,
+    overridden: list[str] | None = None,
+) -> LoadedScenario:
+    lines, overridden = lines or {}, overridden or []
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, _pydantic_issues(exc, (), Scenario, lines, overridden)) from None
+
+    issues: list[ScenarioIssue] = []
+    components: list[tuple[str, PathKey, ComponentSpec]] = [
+        ("sampler", ("sampler",), scenario.sampler),
+        ("simulator", ("simulator",), scenario.simulator),
+        *(("enricher", ("enrichers", i), spec) for i, spec in enumerate(scenario.enrichers)),
+        *(("metric", ("metrics", name), spec) for name, spec in scenario.metric_specs()),
+    ]
+    if scenario.ablation is not None:
+        components.append(("ablation", ("ablation",), scenario.ablation))
+    for kind, loc, spec in components:
+        try:
+            info = registry.get(kind, spec.use)
+        except UnknownComponent as exc:
+            use_loc = loc + ("use",) if kind != "metric" or ("use" in (data["metrics"][loc[1]] or {})) else loc
+            issues.append(_issue_for(use_loc, str(exc), lines, overridden))
+            continue
+        config_loc = loc if kind == "metric" else loc + ("with",)
+        try:
+            info.cls.Config.model_validate(spec.with_)
+        except ValidationError as exc:
+            issues.extend(_pydantic_issues(exc, config_loc, info.cls.Config, lines, overridden))
+    if issues:
+        raise ScenarioError(source, issues)
+    return LoadedScenario(scenario=scenario, data=data, text=text, source=source)
+
+
+def scenario_schema(registry: Registry) -> dict:
+    """JSON Schema for scenario files, with every installed component's Config."""
+    schema = Scenario.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    for kind in ("sampler", "simulator", "enricher", "ablation"):
+        variants = []
+        for name, info in sorted(registry.components[kind].items()):
+            ref = f"{kind}_{name}_config"
+            defs[ref] = info.cls.Config.model_json_schema()
+            variants.append(
+                {
+                    "type": "object",
+                    "properties": {"use": {"const": name}, "with": {"$ref": f"#/$defs/{ref}"}},
+                    "required": ["use"],
+                    "additionalProperties": False,
+                    "description": (info.cls.__doc__ or "").strip(),
+                }
+            )
+        kind_schema = {"anyOf": variants} if variants else {"$ref": "#/$defs/ComponentSpec"}
+        if kind == "enricher":
+            schema["properties"]["enrichers"] = {"type": "array", "items": kind_schema}
+        elif kind == "ablation":
+            schema["properties"]["ablation"] = {"anyOf": [kind_schema, {"type": "null"}]}
+        else:
+            schema["properties"][kind] = kind_schema
+    metric_props = {}
+    for name, info in sorted(registry.components["metric"].items()):
+        metric_props[name] = {"anyOf": [info.cls.Config.model_json_schema(), {"type": "null"}]}
+    schema["properties"]["metrics"] = {
+        "type": "object",
+        "properties": metric_props,
+        "additionalProperties": {"type": ["object", "null"]},
+    }
+    return schema

@@ -1,0 +1,309 @@
+"""The run log: one SQLite file holding every run, persona, prompt, answer and metric.
+
+Schema changes are an ordered list of migrations, each applied once and
+recorded in ``_migrations`` (the pattern of Simon Willison's ``llm``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .models import Answer, ModelAnswer, Persona, Question
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create(
+        {
+            "id": str,
+            "name": str,
+            "scenario_yaml": str,
+            "scenario_hash": str,
+            "scenario_json": str,
+            "seed": int,
+            "components": str,
+            "status": str,
+            "error": str,
+            "created_at": str,
+            "finished_at": str,
+            "timings": str,
+        },
+        pk="id",
+    )
+    db["personas"].create(
+        {
+            "run_id": str,
+            "id": int,
+            "stratum": str,
+            "weight": float,
+            "attributes": str,
+            "provenance": str,
+        },
+        pk=("run_id", "id"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["answers"].create(
+        {
+            "run_id": str,
+            "persona_id": int,
+            "question_id": str,
+            "prompt": str,
+            "raw": str,
+            "distribution": str,
+            "invalid": float,
+            "model": str,
+            "tokens": int,
+            "latency_ms": float,
+            "cache_key": str,
+            "cached": int,
+        },
+        pk=("run_id", "persona_id", "question_id"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["aggregates"].create(
+        {
+            "run_id": str,
+            "question_id": str,
+            "stratum": str,
+            "option": str,
+            "share": float,
+            "weight": float,
+            "invalid": float,
+        },
+        pk=("run_id", "question_id", "stratum", "option"),
+    )
+    db["metrics"].create(
+        {"run_id": str, "metric": str, "name": str, "stratum": str, "value": float},
+        pk=("run_id", "metric", "name", "stratum"),
+    )
+    db["llm_cache"].create(
+        {"key": str, "model": str, "response": str, "created_at": str}, pk="key"
+    )
+    db["progress"].create(
+        {"run_id": str, "batch": int, "personas": int, "done_at": str},
+        pk=("run_id", "batch"),
+    )
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class Store:
+    """All reads and writes of the run log go through here."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self.db = sqlite_utils.Database(self.path)
+        self.db.enable_wal()
+        self.migrate()
+
+    def migrate(self) -> None:
+        table = self.db["_migrations"]
+        if not table.exists():
+            table.create({"name": str, "applied_at": str}, pk="name")
+        applied = {row["name"] for row in table.rows}
+        for fn in MIGRATIONS:
+            if fn.__name__ not in applied:
+                with self.db.atomic():
+                    fn(self.db)
+                    table.insert({"name": fn.__name__, "applied_at": now()})
+
+    # runs -------------------------------------------------------------
+    def create_run(
+        self, name: str, scenario_yaml: str, scenario: dict, seed: int, components: list[dict]
+    ) -> str:
+        run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        self.db["runs"].insert(
+            {
+                "id": run_id,
+                "name": name,
+                "scenario_yaml": scenario_yaml,
+                "scenario_hash": sha256(dumps(scenario)),
+                "scenario_json": dumps(scenario),
+                "seed": seed,
+                "components": dumps(components),
+                "status": "running",
+                "error": None,
+                "created_at": now(),
+                "finished_at": None,
+                "timings": "{}",
+            }
+        )
+        return run_id
+
+    def run(self, run_id: str) -> dict:
+        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
+        if not rows:
+            raise KeyError(run_id)
+        return rows[0]
+
+    def runs(self) -> list[dict]:
+        return list(self.db["runs"].rows_where(order_by="created_at desc, id desc"))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        self.db["runs"].update(run_id, fields)
+
+    # batches ----------------------------------------------------------
+    def done_batches(self, run_id: str) -> set[int]:
+        return {r["batch"] for r in self.db["progress"].rows_where("run_id = ?", [run_id])}
+
+    def write_batch(
+        self, run_id: str, batch: int, personas: list[Persona], answers: list[Answer]
+    ) -> None:
+        """Commit a batch's personas, answers and progress marker together."""
+        with self.db.atomic():
+            self.db["personas"].upsert_all(
+                (
+                    {
+                        "run_id": run_id,
+                        "id": p.id,
+                        "stratum": p.stratum,
+                        "weight": p.weight,
+                        "attributes": dumps(p.attributes),
+                        "provenance": dumps(p.provenance),
+                    }
+                    for p in personas
+                ),
+                pk=("run_id", "id"),
+            )
+            self.db["answers"].upsert_all(
+                (
+                    {
+                        "run_id": run_id,
+                        "persona_id": a.persona_id,
+                        "question_id": a.question_id,
+                        "prompt": a.prompt,
+                        "raw": a.raw,
+                        "distribution": dumps(a.distribution),
+                        "invalid": a.invalid,
+                        "model": a.model,
+                        "tokens": a.tokens,
+                        "latency_ms": a.latency_ms,
+                        "cache_key": a.cache_key,
+                        "cached": int(a.cached),
+                    }
+                    for a in answers
+                ),
+                pk=("run_id", "persona_id", "question_id"),
+            )
+            self.db["progress"].upsert(
+                {"run_id": run_id, "batch": batch, "personas": len(personas), "done_at": now()},
+                pk=("run_id", "batch"),
+            )
+
+    # the model-call cache ---------------------------------------------
+    def cached(self, keys: Iterable[str]) -> dict[str, ModelAnswer]:
+        keys = list(keys)
+        found: dict[str, ModelAnswer] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                f"select key, response from llm_cache where key in ({marks})", chunk
+            ):
+                found[row["key"]] = ModelAnswer.model_validate_json(row["response"])
+        return found
+
+    def cache(self, model: str, entries: dict[str, ModelAnswer]) -> None:
+        created = now()
+        self.db["llm_cache"].upsert_all(
+            (
+                {"key": k, "model": model, "response": v.model_dump_json(), "created_at": created}
+                for k, v in entries.items()
+            ),
+            pk="key",
+        )
+
+    # reads for aggregation, metrics and export --------------------------
+    def personas(self, run_id: str) -> Iterator[Persona]:
+        for row in self.db["personas"].rows_where("run_id = ?", [run_id], order_by="id"):
+            yield Persona(
+                id=row["id"],
+                stratum=row["stratum"],
+                weight=row["weight"],
+                attributes=json.loads(row["attributes"]),
+                provenance=json.loads(row["provenance"]),
+            )
+
+    def answer_rows(self, run_id: str) -> Iterator[dict]:
+        yield from self.db.query(
+            "select a.*, p.stratum, p.weight from answers a join personas p"
+            " on p.run_id = a.run_id and p.id = a.persona_id"
+            " where a.run_id = ? order by a.persona_id, a.question_id",
+            [run_id],
+        )
+
+    def write_aggregates(self, run_id: str, rows: list[dict]) -> None:
+        with self.db.atomic():
+            self.db["aggregates"].delete_where("run_id = ?", [run_id])
+            self.db["aggregates"].insert_all(rows)
+
+    def aggregates(self, run_id: str, question_id: str) -> dict[str, dict[str, float]]:
+        """Weighted option shares per stratum for one question."""
+        shares: dict[str, dict[str, float]] = {}
+        for row in self.db["aggregates"].rows_where(
+            "run_id = ? and question_id = ?", [run_id, question_id], order_by="stratum, option"
+        ):
+            shares.setdefault(row["stratum"], {})[row["option"]] = row["share"]
+        return shares
+
+    def write_metrics(self, run_id: str, metric: str, values: list[dict]) -> None:
+        with self.db.atomic():
+            self.db["metrics"].delete_where("run_id = ? and metric = ?", [run_id, metric])
+            self.db["metrics"].insert_all(
+                {"run_id": run_id, "metric": metric, **v} for v in values
+            )
+
+    def metrics(self, run_id: str) -> list[dict]:
+        return list(
+            self.db["metrics"].rows_where("run_id = ?", [run_id], order_by="metric, name, stratum")
+        )
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        return {
+            table: self.db[table].count_where("run_id = ?", [run_id])
+            for table in ("personas", "answers", "metrics")
+        }
+
+
+class RunView:
+    """A read-only view of one run, handed to metrics."""
+
+    def __init__(self, store: Store, run_id: str, questions: list[Question]):
+        self.store = store
+        self.run_id = run_id
+        self.questions = {q.id: q for q in questions}
+
+    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
+        return self.store.aggregates(self.run_id, question_id)
+
+    def personas(self) -> Iterator[Persona]:
+        return self.store.personas(self.run_id)
+
+    def answers(self) -> Iterator[dict]:
+        return self.store.answer_rows(self.run_id)

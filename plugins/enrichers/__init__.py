@@ -1,0 +1,1 @@
+"""Built-in simrun components, registered through the simrun entry-point group."""

@@ -1,0 +1,106 @@
+"""``election``: simulated presidential vote by state against the real result.
+
+Per state, the Democratic two-party share is the personas' weighted mean
+probability of the Democratic option over the two candidates. It is scored
+against the real 2024 result (MEDSL, shipped in the package), or any results
+file with the same columns given as ``truth``.
+
+Maine and Nebraska split their electoral votes by district; with state-level
+results only, both are counted winner-take-all. For 2024 that gives the
+certified totals anyway (Harris 226, Trump 312): Harris's district vote in
+NE-2 and Trump's in ME-2 cancel.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, field_validator
+from scipy.stats import wasserstein_distance
+
+from simrun import hookimpl
+from simrun.components import Metric, MetricValue, StrictConfig
+from simrun.plugins import data
+
+TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
+
+
+def read_truth(path: Path) -> dict[str, dict[str, float]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = TRUTH_COLUMNS - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected {sorted(TRUTH_COLUMNS)}")
+        truth = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                truth[row["state"]] = {k: float(row[k]) for k in TRUTH_COLUMNS - {"state"}}
+            except ValueError:
+                raise ValueError(f"{path}:{line}: expected numbers in {sorted(TRUTH_COLUMNS - {'state'})}, got {row}") from None
+    return truth
+
+
+class ElectionMetric(Metric):
+    """Per-state Democratic two-party share vs real results: error, bias, calls, electoral votes."""
+
+    name = "election"
+
+    class Config(StrictConfig):
+        question: str = Field("vote2024", description="Id of the vote question.")
+        dem_option: str = Field("A", description="Label of the Democratic candidate's option.")
+        rep_option: str = Field("B", description="Label of the Republican candidate's option.")
+        truth: str | None = Field(None, description="CSV with state, dem_votes, rep_votes, electoral_votes; default: 2024 (MEDSL).")
+
+        @field_validator("truth")
+        @classmethod
+        def _readable(cls, value: str | None) -> str | None:
+            if value is not None:
+                read_truth(Path(value))
+            return value
+
+    def compute(self, run) -> list[MetricValue]:
+        c = self.config
+        if c.question not in run.questions:
+            raise ValueError(f"election metric: no question '{c.question}' in this scenario (have {sorted(run.questions)})")
+        truth = read_truth(Path(c.truth) if c.truth else data.path("president_2024.csv"))
+        shares = run.shares(c.question)
+        states = sorted(s for s in shares if s in truth)
+        if not states:
+            raise ValueError("election metric: no simulated stratum matches a state in the truth file")
+        sim = np.array([shares[s].get(c.dem_option, 0.0) / max(shares[s].get(c.dem_option, 0.0) + shares[s].get(c.rep_option, 0.0), 1e-12) for s in states])
+        true = np.array([truth[s]["dem_votes"] / (truth[s]["dem_votes"] + truth[s]["rep_votes"]) for s in states])
+        votes = np.array([truth[s]["dem_votes"] + truth[s]["rep_votes"] for s in states])
+        ev = np.array([truth[s]["electoral_votes"] for s in states])
+        error = sim - true
+        values = [
+            MetricValue(name="mae_points", value=float(np.mean(np.abs(error)) * 100)),
+            MetricValue(name="rmse_points", value=float(math.sqrt(np.mean(error**2)) * 100)),
+            MetricValue(name="bias_points", value=float(np.mean(error) * 100)),
+            MetricValue(name="states_called", value=float(np.sum((sim > 0.5) == (true > 0.5)))),
+            MetricValue(name="states", value=float(len(states))),
+            MetricValue(name="dem_electoral_votes", value=float(ev[sim > 0.5].sum())),
+            MetricValue(name="rep_electoral_votes", value=float(ev[sim <= 0.5].sum())),
+            MetricValue(name="true_dem_electoral_votes", value=float(ev[true > 0.5].sum())),
+            MetricValue(name="national_dem_share", value=float(np.sum(sim * votes) / votes.sum())),
+            MetricValue(name="true_national_dem_share", value=float(np.sum(true * votes) / votes.sum())),
+            # Alignment 1 - W in both readings: (a) per state, W between the simulated
+            # and real two-candidate vote distributions (|sim - true| on a 0..1 support),
+            # averaged; (b) W between the distributions of state shares.
+            MetricValue(name="alignment_per_state", value=float(1 - np.mean(np.abs(error)))),
+            MetricValue(name="alignment_state_shares", value=float(1 - wasserstein_distance(sim, true))),
+        ]
+        for s, p, t in zip(states, sim, true):
+            values += [
+                MetricValue(name="dem_share", value=float(p), stratum=s),
+                MetricValue(name="true_dem_share", value=float(t), stratum=s),
+                MetricValue(name="error_points", value=float((p - t) * 100), stratum=s),
+            ]
+        return values
+
+
+@hookimpl
+def register_metrics(register):
+    register(ElectionMetric)

@@ -1,0 +1,166 @@
+"""Regenerate the compact tables in plugins/data/ from ../shared/data.
+
+Run from the repository root:  python scripts/derive_data.py [SHARED_DATA_DIR]
+Needs pandas (not a simrun dependency). Every output is described, with its
+sources, in plugins/data/SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+SHARED = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+OUT = Path("plugins/data")
+
+# 2024 electoral votes by state (apportionment after the 2020 census; 538 in all).
+ELECTORAL_VOTES = {
+    "AL": 9, "AK": 3, "AZ": 11, "AR": 6, "CA": 54, "CO": 10, "CT": 7, "DE": 3, "DC": 3, "FL": 30,
+    "GA": 16, "HI": 4, "ID": 4, "IL": 19, "IN": 11, "IA": 6, "KS": 6, "KY": 8, "LA": 8, "ME": 4,
+    "MD": 10, "MA": 11, "MI": 15, "MN": 10, "MS": 6, "MO": 10, "MT": 4, "NE": 5, "NV": 6, "NH": 4,
+    "NJ": 14, "NM": 5, "NY": 28, "NC": 16, "ND": 3, "OH": 17, "OK": 7, "OR": 8, "PA": 19, "RI": 4,
+    "SC": 9, "SD": 3, "TN": 11, "TX": 40, "UT": 6, "VT": 3, "VA": 13, "WA": 12, "WV": 4, "WI": 10,
+    "WY": 3,
+}
+REGIONS = {1: "Northeast", 2: "Midwest", 3: "South", 4: "West"}
+DIVISIONS = {
+    1: "New England", 2: "Middle Atlantic", 3: "East North Central", 4: "West North Central",
+    5: "South Atlantic", 6: "East South Central", 7: "West South Central", 8: "Mountain", 9: "Pacific",
+}
+AGE_BANDS = [(18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+")]
+EDUCATION = ["less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree"]
+
+
+def states() -> pd.DataFrame:
+    e = pd.read_csv(SHARED / "elections/us_president_by_state_2024.csv", dtype={"state_fips": str})
+    pep = pd.read_csv(SHARED / "census/pep_sc-est2021-agesex-civ.csv.gz")
+    pep = pep[(pep.SUMLEV == 40) & (pep.SEX == 0) & (pep.AGE == 999)]
+    geo = pep.set_index("STATE")[["REGION", "DIVISION"]]
+    out = pd.DataFrame({
+        "state_fips": e.state_fips.astype(int), "state": e.state_po,
+        "name": e.state.str.title().str.replace(" Of ", " of "),
+    })
+    out["region"] = out.state_fips.map(geo.REGION).map(REGIONS)
+    out["division"] = out.state_fips.map(geo.DIVISION).map(DIVISIONS)
+    assert out.region.notna().all() and len(out) == 51
+    return out.sort_values("state").reset_index(drop=True)
+
+
+def president(st: pd.DataFrame) -> None:
+    e = pd.read_csv(SHARED / "elections/us_president_by_state_2024.csv")
+    out = e[["state_po", "dem_votes", "rep_votes", "total_votes", "dem_two_party_share"]].rename(columns={"state_po": "state"})
+    out["electoral_votes"] = out.state.map(ELECTORAL_VOTES)
+    assert out.electoral_votes.sum() == 538
+    out.sort_values("state").to_csv(OUT / "president_2024.csv", index=False)
+
+
+def band(age: int) -> str:
+    return next(label for lo, hi, label in AGE_BANDS if lo <= age <= hi)
+
+
+def census_controls(st: pd.DataFrame) -> None:
+    d = pd.read_csv(SHARED / "census/acs2018_1yr_state_detailed_tables_long.csv.gz")
+    d = d[d.state_fips.isin(st.state_fips)]
+    rows = []
+
+    def cell(fips: int, variable: str) -> float:
+        return float(d[(d.state_fips == fips) & (d.variable == variable)].estimate.iloc[0])
+
+    def adults(fips: int, table: str) -> tuple[dict, float]:
+        """Adults by sex x age band from a B01001-shaped table; also their total."""
+        t = d[(d.state_fips == fips) & (d.table == table)]
+        by = {}
+        for _, r in t.iterrows():
+            parts = r.label.split("!!")
+            if len(parts) != 3:
+                continue
+            sex = parts[1].lower()
+            lo = int("".join(ch for ch in parts[2].split()[0] if ch.isdigit()) or 0)
+            if parts[2].startswith("Under") or lo < 18:
+                continue
+            key = (sex, band(lo))
+            by[key] = by.get(key, 0.0) + (0.0 if pd.isna(r.estimate) else r.estimate)
+        return by, sum(by.values())
+
+    for _, s in st.iterrows():
+        fips = s.state_fips
+        sex_age, total = adults(fips, "B01001")
+        for (sex, age_band), n in sorted(sex_age.items()):
+            rows.append((s.state, "B01001", "sex_age", f"{sex}|{age_band}", n))
+        # Race/ethnicity of adults: B01001I (Hispanic), B01001H (White alone, not Hispanic),
+        # B01001B / B01001D (Black / Asian alone, any origin) scaled to their non-Hispanic
+        # share from B03002 (all ages); everyone else is "other". Where the 1-year file
+        # suppresses a race table (e.g. B01001B for MT), the group's all-ages share in
+        # B03002 times the adult total stands in for it.
+        def group(table: str, b03002: str, hispanic_b03002: str | None = None) -> float:
+            n = adults(fips, table)[1]
+            if n == 0:
+                n = total * (cell(fips, b03002) + (cell(fips, hispanic_b03002) if hispanic_b03002 else 0)) / cell(fips, "B03002_001")
+            if hispanic_b03002:
+                n *= cell(fips, b03002) / (cell(fips, b03002) + cell(fips, hispanic_b03002))
+            return n
+
+        hispanic = group("B01001I", "B03002_012")
+        white = group("B01001H", "B03002_003")
+        black = group("B01001B", "B03002_004", "B03002_014")
+        asian = group("B01001D", "B03002_006", "B03002_016")
+        other = total - hispanic - white - black - asian
+        assert other > 0, s.state
+        for race, n in (("white", white), ("black", black), ("hispanic", hispanic), ("asian", asian), ("other", other)):
+            rows.append((s.state, "B01001B/D/H/I,B03002", "race_ethnicity", race, n))
+        # Education of adults 25+ (B15002); the 18-24s form their own cell so totals agree.
+        t = d[(d.state_fips == fips) & (d.table == "B15002")]
+        education = dict.fromkeys(EDUCATION, 0.0)
+        for _, r in t.iterrows():
+            parts = r.label.split("!!")
+            if len(parts) != 3:
+                continue
+            level = parts[2]
+            if "High school" in level or "Some college" in level:
+                key = "high school"
+            elif level.startswith("Associate"):
+                key = "associate degree"
+            elif level.startswith("Bachelor"):
+                key = "bachelor's degree"
+            elif level.startswith(("Master", "Professional", "Doctorate")):
+                key = "graduate degree"
+            else:
+                key = "less than high school"
+            education[key] += r.estimate
+        under25 = sum(n for (sex, b), n in sex_age.items() if b == "18-29") - sum(
+            cell(fips, v) for v in ("B01001_011", "B01001_035"))  # 18-29 minus 25-29 = 18-24
+        scale = (total - under25) / sum(education.values())
+        for level, n in education.items():
+            rows.append((s.state, "B15002", "education", level, n * scale))
+        rows.append((s.state, "B01001", "education", "under 25", under25))
+    out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
+    out["count"] = out["count"].round(1)
+    out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
+
+
+def gss_seed() -> None:
+    g = pd.read_csv(SHARED / "surveys/gss_2018_2024_persona_frame.csv.gz")
+    race = g.racecen1.map({"white": "white", "black or african american": "black", "asian": "asian", "hispanic": "hispanic"}).fillna("other")
+    race = race.where(g.hispanic == "not hispanic", "hispanic")
+    education = g.degree.map({
+        "less than high school": "less than high school", "high school": "high school",
+        "associate/junior college": "associate degree", "bachelor's": "bachelor's degree", "graduate": "graduate degree",
+    })
+    out = pd.DataFrame({
+        "gss_year": g.year, "gss_id": g.id, "weight": g.wtssps, "age": g.age.astype(int),
+        "sex": g.sex, "race_ethnicity": race, "education": education,
+        "family_income": g.income16, "census_region": g.region.str.title(),
+    })
+    assert out.notna().all().all()
+    out.to_csv(OUT / "gss_seed.csv", index=False)
+
+
+if __name__ == "__main__":
+    st = states()
+    st.to_csv(OUT / "states.csv", index=False)
+    president(st)
+    census_controls(st)
+    gss_seed()
+    print("wrote", *sorted(p.name for p in OUT.glob("*.csv")))
