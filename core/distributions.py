@@ -33,18 +33,23 @@ def from_logprobs(logprobs: Mapping[str, float], labels: list[str], raw: str = "
     return ModelAnswer(distribution=distribution, invalid=invalid, raw=raw, tokens=tokens)
 
 
-_FIRST_LABEL = re.compile(r"\b([A-Z])\b")
+_STANDALONE_LABEL = re.compile(r"\b([A-Z])\b")
 
 
 def parse_choice(text: str, labels: list[str]) -> str | None:
-    """The option a free-text answer picked, or None when it is not clear."""
+    """The option a free-text answer picked, or None when it is not clear.
+
+    A leading label wins ("B. No"), unless the first line names another
+    label too ("A or B"); otherwise a label must be the only one mentioned.
+    """
     head = text.strip()
     if not head:
         return None
+    mentioned = {m for m in _STANDALONE_LABEL.findall(head.splitlines()[0]) if m in labels}
     first = label_of(head.split()[0], labels)
     if first is not None:
-        return first
-    found = {m for m in _FIRST_LABEL.findall(head[:200]) if m in labels}
+        return first if mentioned <= {first} else None
+    found = {m for m in _STANDALONE_LABEL.findall(head[:200]) if m in labels}
     return found.pop() if len(found) == 1 else None
 
 

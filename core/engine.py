@@ -170,7 +170,11 @@ class Engine:
         keys = [cache_key(identity, p) for p in prompts]
         results = self.store.cached(keys) if self.use_cache else {}
         cached = set(results)
-        misses = [i for i, key in enumerate(keys) if key not in results]
+        first_seen: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in results:
+                first_seen.setdefault(key, i)  # identical prompts are asked once
+        misses = list(first_seen.values())
         chunk = max(1, getattr(simulator, "chunk_size", 32))
         for start in range(0, len(misses), chunk):
             wanted = misses[start : start + chunk]

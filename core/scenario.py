@@ -7,6 +7,7 @@ was expected, and for a misspelled plugin the nearest installed name.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,24 @@ from .registry import Registry, UnknownComponent
 from .prompts import PromptSpec
 
 PathKey = tuple[str | int, ...]
+
+
+class ScenarioLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so options like Yes/No stay text."""
+
+
+ScenarioLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    ScenarioLoader.yaml_implicit_resolvers.setdefault(_first, []).insert(
+        0, ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
+    )
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ComponentSpec(BaseModel):
@@ -121,7 +140,7 @@ def _set(data: dict, dotted: str, raw: str) -> None:
         if not isinstance(target.get(key), (dict, list)):
             target[key] = [] if isinstance(nxt, int) else {}
         target = target[key]
-    value = yaml.safe_load(raw) if raw != "" else ""
+    value = load_yaml(raw) if raw != "" else ""
     if isinstance(target, list):
         target[keys[-1]] = value  # type: ignore[index]
     else:
@@ -229,8 +248,8 @@ def parse_scenario(
     text: str, source: str, registry: Registry, overrides: list[str] | None = None
 ) -> LoadedScenario:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=ScenarioLoader)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

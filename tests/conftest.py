@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from simrun.cli import cli
+from simrun.registry import load_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "tests" / "example_plugin"
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry(EXAMPLE)
+
+
+@pytest.fixture
+def invoke(tmp_path):
+    """Run the simrun CLI in-process with the example plugin and a fresh database."""
+
+    def run(*args: str, db: Path | None = None):
+        db = db or tmp_path / "simrun.db"
+        result = CliRunner().invoke(cli, [*args, "--db", str(db), "--plugins-dir", str(EXAMPLE)], catch_exceptions=False)
+        return result
+
+    return run

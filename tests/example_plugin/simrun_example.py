@@ -1,0 +1,141 @@
+"""An example simrun plugin, loaded with --plugins-dir: one component of each kind.
+
+``instant`` is a deterministic test simulator (a hash of the prompt, no
+model); it is for tests and benchmarks, never a default.
+"""
+
+import hashlib
+import os
+import signal
+import time
+
+from simrun import hookimpl
+from simrun.components import Ablation, Enricher, Metric, MetricValue, Sampler, Simulator, StrictConfig
+from simrun.models import ModelAnswer, Persona
+
+
+class Towns(Sampler):
+    """n personas per town, each with an age."""
+
+    name = "towns"
+
+    class Config(StrictConfig):
+        towns: list[str] = ["Ashford", "Brook"]
+        per_town: int = 10
+
+    def provides(self):
+        return {"town", "age"}
+
+    def total(self):
+        return self.config.per_town * len(self.config.towns)
+
+    def sample(self, rng, batch_size):
+        personas = []
+        for town in self.config.towns:
+            for age in rng.integers(18, 90, self.config.per_town):
+                p = Persona(id=len(personas), stratum=town, weight=1000 / self.config.per_town)
+                p.set("town", town, "example:towns")
+                p.set("age", int(age), "example:towns")
+                personas.append(p)
+        for start in range(0, len(personas), batch_size):
+            yield personas[start : start + batch_size]
+
+
+class Generation(Enricher):
+    """Adds a generation from age."""
+
+    name = "generation"
+    needs = frozenset({"age"})
+    provides = frozenset({"generation"})
+
+    def enrich(self, batch, context):
+        for p in batch:
+            p.set("generation", "older" if p.attributes["age"] >= 50 else "younger", "example:generation")
+        return batch
+
+
+class Instant(Simulator):
+    """A deterministic answer from a hash of the prompt; optional delay, call log and crash."""
+
+    name = "instant"
+    calls = 0
+
+    class Config(StrictConfig):
+        delay_s: float = 0.0
+        call_log: str | None = None
+        kill_at_call: int | None = None  # SIGKILL this process at the start of call N ...
+        kill_flag: str | None = None  # ... if this file exists (it is removed: one crash only)
+
+    @property
+    def model(self):
+        return "instant-hash"
+
+    def answer(self, prompts):
+        Instant.calls += 1
+        if Instant.calls == self.config.kill_at_call and self.config.kill_flag and os.path.exists(self.config.kill_flag):
+            os.remove(self.config.kill_flag)
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.config.delay_s * len(prompts))
+        if self.config.call_log:  # completed calls only
+            with open(self.config.call_log, "a") as f:
+                f.writelines(p.system + p.user + "\x1e" for p in prompts)
+        out = []
+        for p in prompts:
+            digest = hashlib.sha256((p.system + p.user).encode()).digest()
+            raw = [b + 1 for b in digest[: len(p.labels)]]
+            out.append(ModelAnswer(distribution={l: r / sum(raw) for l, r in zip(p.labels, raw)}, invalid=digest[-1] / 2550, raw=p.labels[0]))
+        return out
+
+
+class MeanShare(Metric):
+    """Population share of one option."""
+
+    name = "mean_share"
+
+    class Config(StrictConfig):
+        question: str
+        option: str = "A"
+
+    def compute(self, run):
+        shares = run.shares(self.config.question)
+        return [MetricValue(name="share", value=shares["ALL"].get(self.config.option, 0.0))] + [
+            MetricValue(name="share", value=s.get(self.config.option, 0.0), stratum=k) for k, s in shares.items() if k != "ALL"
+        ]
+
+
+class Seeds(Ablation):
+    """The same scenario under several seeds."""
+
+    name = "seeds"
+
+    class Config(StrictConfig):
+        seeds: list[int] = [1, 2]
+
+    def variants(self, scenario):
+        for seed in self.config.seeds:
+            yield f"seed {seed}", {**scenario, "seed": seed}
+
+
+@hookimpl
+def register_samplers(register):
+    register(Towns)
+
+
+@hookimpl
+def register_enrichers(register):
+    register(Generation)
+
+
+@hookimpl
+def register_simulators(register):
+    register(Instant)
+
+
+@hookimpl
+def register_metrics(register):
+    register(MeanShare)
+
+
+@hookimpl
+def register_ablations(register):
+    register(Seeds)

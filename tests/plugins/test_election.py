@@ -1,0 +1,48 @@
+import pytest
+
+from simrun.plugins.metrics.election import ElectionMetric
+
+
+class ToyRun:
+    questions = {"vote": object()}
+
+    def __init__(self, shares):
+        self._shares = shares
+
+    def shares(self, question_id):
+        return self._shares
+
+
+def test_three_state_toy_by_hand(tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("state,dem_votes,rep_votes,electoral_votes\nAA,60,40,10\nBB,30,70,5\nCC,45,55,3\n")
+    # simulated two-party shares: AA 0.5 (A 0.4 / B 0.4), BB 0.4, CC 0.55
+    shares = {"AA": {"A": 0.4, "B": 0.4, "C": 0.2}, "BB": {"A": 0.4, "B": 0.6}, "CC": {"A": 0.55, "B": 0.45}, "ALL": {"A": 0.5, "B": 0.5}}
+    metric = ElectionMetric(ElectionMetric.Config(question="vote", truth=str(truth)))
+    v = {(m.name, m.stratum): m.value for m in metric.compute(ToyRun(shares))}
+    errors = [0.5 - 0.6, 0.4 - 0.3, 0.55 - 0.45]
+    assert v[("mae_points", "")] == pytest.approx(100 * (0.1 + 0.1 + 0.1) / 3)
+    assert v[("bias_points", "")] == pytest.approx(100 * sum(errors) / 3)
+    assert v[("rmse_points", "")] == pytest.approx(10.0)
+    # calls: AA sim 0.5 is not > 0.5 -> R (truth D): wrong; BB R/R right; CC D/R wrong
+    assert v[("states_called", "")] == 1
+    assert v[("dem_electoral_votes", "")] == 3 and v[("rep_electoral_votes", "")] == 15
+    assert v[("true_dem_electoral_votes", "")] == 10
+    assert v[("national_dem_share", "")] == pytest.approx((0.5 * 100 + 0.4 * 100 + 0.55 * 100) / 300)
+    assert v[("alignment_per_state", "")] == pytest.approx(1 - 0.1)
+    # W between {0.5, 0.4, 0.55} and {0.6, 0.3, 0.45}: sorted pairs (0.4,0.3) (0.5,0.45) (0.55,0.6)
+    assert v[("alignment_state_shares", "")] == pytest.approx(1 - (0.1 + 0.05 + 0.05) / 3)
+    assert v[("error_points", "BB")] == pytest.approx(10.0)
+
+
+def test_default_truth_is_the_2024_result():
+    shares = {"CA": {"A": 1.0, "B": 0.0}}
+    v = {(m.name, m.stratum): m.value for m in ElectionMetric(ElectionMetric.Config(question="vote")).compute(ToyRun(shares))}
+    assert v[("true_dem_share", "CA")] == pytest.approx(9276179 / (9276179 + 6081697))  # MEDSL 2024
+
+
+def test_bad_truth_file_names_the_missing_columns(tmp_path):
+    bad = tmp_path / "t.csv"
+    bad.write_text("state,dem\nAA,1\n")
+    with pytest.raises(ValueError, match="missing column"):
+        ElectionMetric.Config(truth=str(bad))

@@ -1,0 +1,82 @@
+"""The simrun command as a user meets it."""
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+
+from conftest import EXAMPLE
+
+
+def test_plugins_json_lists_every_kind_with_its_source(invoke):
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"sampler", "enricher", "simulator", "metric", "ablation"}
+    builtins = {(r["kind"], r["name"]) for r in rows if r["package"] == "simrun"}
+    assert {("sampler", "census"), ("enricher", "region"), ("simulator", "embedded"), ("metric", "election"), ("ablation", "attributes")} <= builtins
+    local = {(r["kind"], r["name"]) for r in rows if r["package"] == "local"}
+    assert local == {("sampler", "towns"), ("enricher", "generation"), ("simulator", "instant"), ("metric", "mean_share"), ("ablation", "seeds")}
+    assert all(r["plugin"].endswith("simrun_example.py") for r in rows if r["package"] == "local")
+
+
+def test_run_by_file_name_then_runs_show_export(invoke, tmp_path):
+    result = invoke(str(EXAMPLE / "towns.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "mean_share.share" in result.output
+    runs = json.loads(invoke("runs", "--json").output)
+    assert len(runs) == 1 and runs[0]["status"] == "finished"
+    run_id = runs[0]["id"]
+
+    shown = json.loads(invoke("show", run_id, "--json").output)
+    assert shown["counts"] == {"personas": 24, "answers": 48, "metrics": 3}
+    assert set(shown["shares"]["q1"]) == {"Ashford", "Brook", "ALL"}
+    assert "mean_share.share" in shown["metrics"]
+
+    out = tmp_path / "answers.csv"
+    assert invoke("export", run_id, "--format", "csv", "-o", str(out)).exit_code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 48 and {"attr_town", "attr_age", "p_A", "p_B", "invalid", "prompt"} <= set(rows[0])
+
+    jsonl = invoke("export", run_id, "--format", "jsonl").output
+    assert len(jsonl.strip().splitlines()) == 48
+
+    parquet = tmp_path / "answers.parquet"
+    assert invoke("export", run_id, "--format", "parquet", "-o", str(parquet)).exit_code == 0
+    assert pq.read_table(parquet).num_rows == 48
+
+
+def test_unknown_run_id_is_a_clear_error(invoke):
+    result = invoke("show", "nope")
+    assert result.exit_code == 2 and "no run 'nope'" in result.output and "Traceback" not in result.output
+
+
+def test_resume_of_finished_run_is_refused(invoke):
+    invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet")
+    run_id = json.loads(invoke("runs", "--json").output)[0]["id"]
+    result = invoke("run", "--resume", run_id)
+    assert result.exit_code == 2 and "already finished" in result.output
+
+
+def test_broken_plugin_file_is_a_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from simrun.cli import cli
+
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    result = CliRunner().invoke(cli, ["plugins", "--plugins-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "broken.py" in result.output and "not_a_module_anywhere" in result.output
+
+
+def test_help_teaches(invoke):
+    from click.testing import CliRunner
+
+    from simrun.cli import cli
+
+    text = CliRunner().invoke(cli, ["--help"]).output
+    assert "simrun scenarios/election.yaml" in text
+    run_help = CliRunner().invoke(cli, ["run", "--help"]).output
+    assert "--resume" in run_help and "--set" in run_help

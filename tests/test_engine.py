@@ -1,0 +1,146 @@
+"""The engine end to end on the example plugin: determinism, cache, resume after SIGKILL."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import sqlite_utils
+
+from conftest import EXAMPLE
+from simrun.engine import Engine, PlanError, order_enrichers
+from simrun.components import Enricher
+from simrun.scenario import load_scenario
+from simrun.store import Store
+
+
+def run_towns(registry, db_path, *overrides, use_cache=True):
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, list(overrides))
+    store = Store(db_path)
+    run_id = Engine(registry, store, use_cache=use_cache, show_progress=False).run(loaded)
+    return store, run_id
+
+
+def answers(store, run_id):
+    return [(r["persona_id"], r["question_id"], r["distribution"], r["invalid"], r["prompt"]) for r in store.answer_rows(run_id)]
+
+
+def test_run_logs_everything(registry, tmp_path):
+    store, run_id = run_towns(registry, tmp_path / "a.db")
+    record = store.run(run_id)
+    assert record["status"] == "finished"
+    assert store.counts(run_id) == {"personas": 24, "answers": 48, "metrics": 3}
+    components = {c["as"]: c for c in json.loads(record["components"])}
+    assert components["simulator"]["name"] == "instant"
+    persona = next(store.personas(run_id))
+    assert persona.provenance == {"town": "example:towns", "age": "example:towns", "generation": "example:generation"}
+    row = next(store.answer_rows(run_id))
+    assert "age: " in row["prompt"] and "Do you like the town park?" in row["prompt"] and "A. Yes" in row["prompt"]
+    assert abs(sum(json.loads(row["distribution"]).values()) - 1) < 1e-9
+
+
+def test_weighted_aggregates_match_hand_computation(registry, tmp_path):
+    store, run_id = run_towns(registry, tmp_path / "a.db")
+    by_town: dict[str, list[tuple[float, dict]]] = {}
+    for r in store.answer_rows(run_id):
+        if r["question_id"] == "q1":
+            by_town.setdefault(r["stratum"], []).append((r["weight"], json.loads(r["distribution"])))
+    shares = store.aggregates(run_id, "q1")
+    for town, rows in by_town.items():
+        expected = sum(w * d["A"] for w, d in rows) / sum(w for w, _ in rows)
+        assert shares[town]["A"] == pytest.approx(expected)
+    everyone = [x for rows in by_town.values() for x in rows]
+    assert shares["ALL"]["A"] == pytest.approx(sum(w * d["A"] for w, d in everyone) / sum(w for w, _ in everyone))
+    metric = {(m["name"], m["stratum"]): m["value"] for m in store.metrics(run_id)}
+    assert metric[("share", "")] == pytest.approx(shares["ALL"]["A"])
+
+
+def test_same_seed_same_results_other_seed_differs(registry, tmp_path):
+    a, run_a = run_towns(registry, tmp_path / "a.db")
+    b, run_b = run_towns(registry, tmp_path / "b.db")
+    c, run_c = run_towns(registry, tmp_path / "c.db", "seed=8")
+    assert answers(a, run_a) == answers(b, run_b)
+    assert answers(a, run_a) != answers(c, run_c)
+
+
+def test_second_run_is_served_from_cache(registry, tmp_path):
+    log = tmp_path / "calls.log"
+    store, first = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
+    calls = log.read_text().count("\x1e")
+    assert calls == len({r["prompt"] for r in store.answer_rows(first)})
+    store, second = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
+    assert log.read_text().count("\x1e") == calls  # no new model calls
+    assert all(r["cached"] for r in store.answer_rows(second))
+    assert answers(store, first)[0][2:] == answers(store, second)[0][2:]
+    run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}", use_cache=False)
+    assert log.read_text().count("\x1e") == 2 * calls
+
+
+def test_prompt_exclude_hides_attribute(registry, tmp_path):
+    store, run_id = run_towns(registry, tmp_path / "a.db", "prompt.exclude=[age]")
+    row = next(store.answer_rows(run_id))
+    assert "age:" not in row["prompt"] and "generation:" in row["prompt"]
+
+
+class Needs(Enricher):
+    name = "needs"
+
+    def __init__(self, needs, provides):
+        super().__init__()
+        self.needs, self.provides = frozenset(needs), frozenset(provides)
+
+
+def test_enrichers_are_ordered_by_needs():
+    a, b, c = Needs({"y"}, {"z"}), Needs({"x"}, {"y"}), Needs(set(), {"x"})
+    assert order_enrichers({"age"}, [a, b, c], "s.yaml") == [c, b, a]
+
+
+def test_enricher_cycle_is_an_error():
+    with pytest.raises(PlanError, match="cycle"):
+        order_enrichers(set(), [Needs({"x"}, {"y"}), Needs({"y"}, {"x"})], "s.yaml")
+
+
+def test_migrations_are_recorded_once(tmp_path):
+    Store(tmp_path / "m.db")
+    Store(tmp_path / "m.db")
+    db = sqlite_utils.Database(tmp_path / "m.db")
+    assert [r["name"] for r in db["_migrations"].rows] == ["m001_initial"]
+    assert db.journal_mode == "wal"
+
+
+def simrun(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "simrun", *args, "--plugins-dir", str(EXAMPLE)], capture_output=True, text=True, **kwargs)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    scenario = tmp_path / "big.yaml"
+    scenario.write_text((EXAMPLE / "towns.yaml").read_text().replace("per_town: 12", "per_town: 60"))
+    killed_db, log, flag = tmp_path / "killed.db", tmp_path / "calls.log", tmp_path / "armed"
+    flag.touch()
+    crash = ["--set", f"simulator.with.call_log={log}", "--set", "simulator.with.kill_at_call=9", "--set", f"simulator.with.kill_flag={flag}"]
+    killed = simrun("run", str(scenario), "--db", str(killed_db), "--quiet", *crash)
+    assert killed.returncode == -signal.SIGKILL
+    db = sqlite_utils.Database(killed_db)
+    run_id, status = db.execute("select id, status from runs").fetchone()
+    assert status == "running"
+    finished_batches = db.execute("select count(*) from progress").fetchone()[0]
+    assert 0 < finished_batches < 15, "the kill lands mid-run"
+
+    resumed = simrun("run", "--resume", run_id, "--db", str(killed_db), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    calls = log.read_text().split("\x1e")[:-1]
+    asked = {r["prompt"].replace("[system]\n", "").replace("\n[user]\n", "") for r in Store(killed_db).answer_rows(run_id)}
+    assert len(calls) == len(set(calls)), "no completed model call is repeated across kill and resume"
+    assert set(calls) == asked
+
+    clean_db = tmp_path / "clean.db"
+    clean = simrun("run", str(scenario), "--db", str(clean_db), "--quiet")
+    assert clean.returncode == 0, clean.stderr
+    clean_id = clean.stdout.strip()
+    killed, fresh = Store(killed_db), Store(clean_db)
+    assert answers(killed, run_id) == answers(fresh, clean_id)
+    strip = lambda ms: [(m["metric"], m["name"], m["stratum"], m["value"]) for m in ms]  # noqa: E731
+    assert strip(killed.metrics(run_id)) == strip(fresh.metrics(clean_id))
+    assert killed.counts(run_id) == {"personas": 120, "answers": 240, "metrics": 3}
+    assert killed.run(run_id)["status"] == "finished"
