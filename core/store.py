@@ -18,6 +18,7 @@ import sqlite_utils
 
 from .models import Answer, ModelAnswer, Persona, Question
 
+WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = []
 
@@ -190,6 +191,7 @@ class Store:
                     for p in personas
                 ),
                 pk=("run_id", "id"),
+                batch_size=WRITE_BATCH,
             )
             self.db["answers"].upsert_all(
                 (
@@ -210,6 +212,7 @@ class Store:
                     for a in answers
                 ),
                 pk=("run_id", "persona_id", "question_id"),
+                batch_size=WRITE_BATCH,
             )
             self.db["progress"].upsert(
                 {"run_id": run_id, "batch": batch, "personas": len(personas), "done_at": now()},
@@ -237,6 +240,7 @@ class Store:
                 for k, v in entries.items()
             ),
             pk="key",
+            batch_size=WRITE_BATCH,
         )
 
     # reads for aggregation, metrics and export --------------------------

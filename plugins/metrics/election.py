@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import Field, field_validator
-from scipy.stats import wasserstein_distance
 
 from simrun import hookimpl
 from simrun.components import Metric, MetricValue, StrictConfig
@@ -62,6 +61,8 @@ class ElectionMetric(Metric):
             return value
 
     def compute(self, run) -> list[MetricValue]:
+        from scipy.stats import wasserstein_distance  # 1.5 s to import: only when scoring
+
         c = self.config
         if c.question not in run.questions:
             raise ValueError(f"election metric: no question '{c.question}' in this scenario (have {sorted(run.questions)})")

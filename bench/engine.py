@@ -1,0 +1,55 @@
+"""Engine overhead per persona x question, with SQLite logging on.
+
+Uses the example plugin's instant simulator (a hash, no model), so what is
+measured is simrun itself: sampling, prompt rendering, cache look-ups and
+writes, batch commits, aggregation and metrics. Prints one JSON line.
+
+    python bench/engine.py [--personas 20000] [--questions 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from simrun.engine import Engine
+from simrun.registry import load_registry
+from simrun.scenario import load_scenario
+from simrun.store import Store
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--personas", type=int, default=20000)
+    parser.add_argument("--questions", type=int, default=5)
+    args = parser.parse_args()
+    registry = load_registry(EXAMPLE)
+    questions = [{"id": f"q{i}", "text": f"Question number {i}?", "options": ["Yes", "No"]} for i in range(args.questions)]
+    overrides = [f"sampler.with.per_town={args.personas // 2}", "batch_size=256", f"questions={json.dumps(questions)}"]
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.db")
+        engine = Engine(registry, store, show_progress=False)
+        started = time.perf_counter()
+        run_id = engine.run(loaded)
+        fresh = time.perf_counter() - started
+        started = time.perf_counter()
+        engine.run(loaded)  # every answer now comes from the cache
+        cached = time.perf_counter() - started
+        answers = store.counts(run_id)["answers"]
+    print(json.dumps({
+        "overhead_ms_per_answer": round(fresh / answers * 1000, 4),
+        "cached_rerun_ms_per_answer": round(cached / answers * 1000, 4),
+        "answers": answers,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
