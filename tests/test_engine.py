@@ -144,3 +144,30 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert strip(killed.metrics(run_id)) == strip(fresh.metrics(clean_id))
     assert killed.counts(run_id) == {"personas": 120, "answers": 240, "metrics": 3}
     assert killed.run(run_id)["status"] == "finished"
+
+
+def test_lifecycle_hooks_see_the_run(tmp_path):
+    from simrun import hookimpl
+    from simrun.registry import load_registry
+
+    seen = []
+
+    class Observer:
+        @hookimpl
+        def run_started(self, run):
+            seen.append(("started", run.name, run.resumed))
+
+        @hookimpl
+        def batch_done(self, run, personas, answers):
+            seen.append(("batch", len(personas), len(answers)))
+
+        @hookimpl
+        def run_finished(self, run, metrics):
+            seen.append(("finished", sorted(metrics)))
+
+    registry = load_registry(EXAMPLE)
+    registry.manager.register(Observer())
+    run_towns(registry, tmp_path / "h.db")
+    assert seen[0] == ("started", "towns", False)
+    assert [s for s in seen if s[0] == "batch"] == [("batch", 8, 16)] * 3
+    assert seen[-1] == ("finished", ["mean_share.share"])
