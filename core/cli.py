@@ -8,7 +8,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 from rich.console import Console
@@ -24,7 +24,7 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     sys.exit(code)
 
@@ -58,7 +58,6 @@ def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> 
         return loaded
     except ScenarioError as exc:
         fail("invalid scenario\n" + exc.render())
-        raise  # unreachable
 
 
 class ScenarioGroup(click.Group):
@@ -122,7 +121,7 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
     except PlanError as exc:
         fail(exc.render())
     except KeyboardInterrupt:
-        fail(f"interrupted; continue with: simrun run --resume {store.runs()[0]['id']} --db {db_path}", 130)
+        fail(f"interrupted; continue with: simrun run --resume {engine.run_id} --db {db_path}", 130)
     if not quiet:
         print_run(store, run_id)
     else:

@@ -109,6 +109,7 @@ class Engine:
         self.use_cache = use_cache
         self.show_progress = show_progress
         self.hook = registry.manager.hook
+        self.run_id: str | None = None  # the run in progress, for an interrupted caller
 
     def run(self, loaded: LoadedScenario, resume: str | None = None) -> str:
         pipeline = build_pipeline(loaded, self.registry)
@@ -118,6 +119,7 @@ class Engine:
         else:
             run_id = resume
             self.store.update_run(run_id, status="running", error=None)
+        self.run_id = run_id
         info = RunInfo(id=run_id, name=s.name, seed=s.seed, db_path=self.store.path, resumed=resume is not None)
         timings: dict[str, float] = {}
         try:

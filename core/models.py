@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 OPTION_LABELS = string.ascii_uppercase
 
@@ -16,8 +16,6 @@ class Persona(BaseModel):
     ``weight`` is the number of real people this persona stands for, so
     weighted sums over personas are population totals.
     """
-
-    model_config = ConfigDict(frozen=False)
 
     id: int
     stratum: str
