@@ -200,6 +200,7 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "id": record["id"], "name": record["name"], "status": record["status"], "error": record["error"],
         "seed": record["seed"], "created_at": record["created_at"], "finished_at": record["finished_at"],
         "timings": json.loads(record["timings"] or "{}"), "components": json.loads(record["components"]),
+        "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
         "counts": store.counts(run_id), "metrics": overall, "metrics_by_stratum": dict(per_stratum),
         "shares": questions,
     }
@@ -213,6 +214,8 @@ def print_run(store: Store, run_id: str) -> None:
     counts = summary["counts"]
     console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
+    if summary["simulator_stats"]:
+        console.print(f"simulator: {summary['simulator_stats']}")
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})

@@ -101,6 +101,10 @@ class Simulator(Component):
         """Free text (or JSON matching ``json_schema``) for enrichers."""
         raise NotImplementedError
 
+    def stats(self) -> dict[str, int]:
+        """Counters worth keeping with the run: retries, faults by kind, ..."""
+        return {}
+
     def close(self) -> None:
         """Release the model; called once when the run ends."""
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
-from .models import Answer, Persona, Prompt, RunInfo
+from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .store import RunView, Store, dumps, now, sha256
@@ -87,6 +87,25 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
     return Pipeline(sampler, ordered, simulator, metrics, components)
 
 
+def combine_orders(question: Question, replies: list[tuple[list[int], ModelAnswer]]) -> ModelAnswer:
+    """Map answers given under other option orders back to the original options and average them."""
+    usable = [(order, r) for order, r in replies if r.error is None]
+    if not usable:
+        return replies[0][1]
+    labels = question.labels
+    distribution = dict.fromkeys(labels, 0.0)
+    for order, reply in usable:
+        for position, original in enumerate(order):
+            distribution[labels[original]] += reply.distribution.get(labels[position], 0.0) / len(usable)
+    errors = [r.error for _, r in replies if r.error]
+    raw = " | ".join(r.raw for _, r in replies)
+    return ModelAnswer(
+        distribution=distribution, invalid=sum(r.invalid for _, r in usable) / len(usable),
+        raw=raw + (f" | {len(errors)} order(s) failed: {errors[0]}" if errors else ""),
+        tokens=sum(r.tokens for _, r in replies), latency_ms=sum(r.latency_ms for _, r in replies),
+    )
+
+
 def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
     return sha256(dumps({"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}))
 
@@ -127,6 +146,7 @@ class Engine:
             started = time.perf_counter()
             self._simulate(loaded, pipeline, info)
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
+            self.store.add_simulator_stats(run_id, pipeline.simulator.stats())
             started = time.perf_counter()
             self.aggregate(run_id)
             timings["aggregate_s"] = round(time.perf_counter() - started, 3)
@@ -162,13 +182,37 @@ class Engine:
                 progress.advance(task, len(batch))
 
     def answer(self, batch: list[Persona], loaded: LoadedScenario, simulator: Simulator) -> list[Answer]:
-        """Answer every question for every persona, reusing cached model calls."""
+        """Answer every question for every persona, in every option order asked for."""
         spec = loaded.scenario.prompt
-        prompts: list[Prompt] = []
+        calls: list[Prompt] = []
+        groups: list[tuple[Question, list[tuple[list[int], int]]]] = []
         for persona in batch:
             persona_text = spec.render_persona(persona)
-            prompts.extend(spec.render(persona, q, persona_text) for q in loaded.scenario.questions)
-        identity, model = simulator.identity(), simulator.model
+            for question in loaded.scenario.questions:
+                asked = []
+                for order in spec.orders(len(question.options)):
+                    asked.append((order, len(calls)))
+                    calls.append(spec.render(persona, question, persona_text, order))
+                groups.append((question, asked))
+        replies, keys, cached = self.ask(calls, simulator)
+        answers = []
+        for question, asked in groups:
+            first = calls[asked[0][1]]
+            combined = combine_orders(question, [(order, replies[i]) for order, i in asked])
+            answers.append(Answer(
+                **combined.model_dump(), persona_id=first.persona_id, question_id=first.question_id,
+                prompt="\n\n".join(calls[i].text for _, i in asked), model=simulator.model,
+                cache_key=",".join(keys[i] for _, i in asked), cached=all(keys[i] in cached for _, i in asked),
+            ))
+        return answers
+
+    def ask(self, prompts: list[Prompt], simulator: Simulator) -> tuple[list[ModelAnswer], list[str], set[str]]:
+        """Model answers for prompts: from the cache where possible, each distinct prompt asked once.
+
+        Fresh answers are cached as soon as each chunk returns, so a crash never
+        loses a finished call; answers that failed are never cached.
+        """
+        identity = simulator.identity()
         keys = [cache_key(identity, p) for p in prompts]
         results = self.store.cached(keys) if self.use_cache else {}
         cached = set(results)
@@ -184,16 +228,9 @@ class Engine:
             if len(replies) != len(wanted):
                 raise RuntimeError(f"simulator '{simulator.name}' returned {len(replies)} answers for {len(wanted)} prompts")
             fresh = {keys[i]: reply for i, reply in zip(wanted, replies)}
-            self.store.cache(model, fresh)
+            self.store.cache(simulator.model, {k: r for k, r in fresh.items() if r.error is None})
             results.update(fresh)
-        return [
-            Answer(
-                **results[key].model_dump(),
-                persona_id=p.persona_id, question_id=p.question_id, prompt=p.text,
-                model=model, cache_key=key, cached=key in cached,
-            )
-            for p, key in zip(prompts, keys)
-        ]
+        return [results[k] for k in keys], keys, cached
 
     def aggregate(self, run_id: str) -> None:
         """Weighted option shares per stratum and question, plus the whole population."""

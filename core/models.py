@@ -65,6 +65,11 @@ class Prompt(BaseModel):
         return f"[system]\n{self.system}\n[user]\n{self.user}"
 
 
+def failed_answer(labels: list[str], error: str, raw: str = "") -> "ModelAnswer":
+    """An answer that carries no information: all mass invalid, with the reason."""
+    return ModelAnswer(distribution=dict.fromkeys(labels, 0.0), invalid=1.0, raw=raw, error=error)
+
+
 class ModelAnswer(BaseModel):
     """A simulator's reply to one prompt.
 
@@ -78,6 +83,7 @@ class ModelAnswer(BaseModel):
     raw: str = ""
     tokens: int = 0
     latency_ms: float = 0.0
+    error: str | None = Field(None, description="Why the backend gave no usable answer; such answers are never cached.")
 
 
 class Answer(ModelAnswer):

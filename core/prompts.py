@@ -38,6 +38,11 @@ class PromptSpec(BaseModel):
     exclude: list[str] = Field(default_factory=list, description="Attributes never shown.")
     system: str = DEFAULT_SYSTEM
     question: str = DEFAULT_QUESTION
+    option_order: Literal["original", "reversed", "both", "cyclic"] = Field(
+        "original",
+        description="Debias position effects: ask each question in several option orders and average "
+        "('both' = original and reversed; 'cyclic' = every rotation).",
+    )
 
     @field_validator("system", "question")
     @classmethod
@@ -65,10 +70,23 @@ class PromptSpec(BaseModel):
             return "\n".join(f"{_label(name)}: {value}" for name, value in shown)
         return " ".join(f"My {_label(name)} is {value}." for name, value in shown)
 
-    def render(self, persona: Persona, question: Question, persona_text: str | None = None) -> Prompt:
-        """``persona_text`` lets callers render a persona once for all its questions."""
+    def orders(self, n: int) -> list[list[int]]:
+        """The option orders to ask in: each a list of original option indexes, by position."""
+        original = list(range(n))
+        if self.option_order == "original":
+            return [original]
+        if self.option_order == "reversed":
+            return [original[::-1]]
+        if self.option_order == "both":
+            return [original, original[::-1]]
+        return [original[k:] + original[:k] for k in range(n)]
+
+    def render(self, persona: Persona, question: Question, persona_text: str | None = None, order: list[int] | None = None) -> Prompt:
+        """``persona_text`` lets callers render a persona once for all its questions;
+        ``order`` shows the options in another order (labels stay A, B, ... by position)."""
         persona_text = persona_text if persona_text is not None else self.render_persona(persona)
-        options = "\n".join(f"{label}. {text}" for label, text in zip(question.labels, question.options))
+        order = order if order is not None else list(range(len(question.options)))
+        options = "\n".join(f"{label}. {question.options[i]}" for label, i in zip(question.labels, order))
         return Prompt(
             persona_id=persona.id,
             question_id=question.id,

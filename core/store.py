@@ -102,6 +102,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m002_simulator_stats(db: sqlite_utils.Database) -> None:
+    db["runs"].add_column("simulator_stats", str)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -168,6 +173,13 @@ class Store:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         self.db["runs"].update(run_id, fields)
+
+    def add_simulator_stats(self, run_id: str, stats: dict[str, int]) -> None:
+        """Add a (resumed) session's counters to the run's totals."""
+        total = json.loads(self.run(run_id).get("simulator_stats") or "{}")
+        for name, value in stats.items():
+            total[name] = total.get(name, 0) + value
+        self.update_run(run_id, simulator_stats=dumps(total))
 
     # batches ----------------------------------------------------------
     def done_batches(self, run_id: str) -> set[int]:

@@ -101,12 +101,28 @@ def test_enricher_cycle_is_an_error():
         order_enrichers(set(), [Needs({"x"}, {"y"}), Needs({"y"}, {"x"})], "s.yaml")
 
 
-def test_migrations_are_recorded_once(tmp_path):
+def test_migrations_are_recorded_once_in_order(tmp_path):
+    from simrun.store import MIGRATIONS
+
     Store(tmp_path / "m.db")
     Store(tmp_path / "m.db")
     db = sqlite_utils.Database(tmp_path / "m.db")
-    assert [r["name"] for r in db["_migrations"].rows] == ["m001_initial"]
+    assert [r["name"] for r in db["_migrations"].rows] == [fn.__name__ for fn in MIGRATIONS]
     assert db.journal_mode == "wal"
+
+
+def test_an_old_database_is_upgraded(tmp_path):
+    from simrun.store import m001_initial
+
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    m001_initial(db)
+    db["_migrations"].insert({"name": "m001_initial", "applied_at": "2026-01-01"}, pk="name")
+    db["runs"].insert({"id": "r1", "name": "old", "status": "finished"})
+    store = Store(tmp_path / "old.db")
+    assert "simulator_stats" in store.db["runs"].columns_dict
+    store.add_simulator_stats("r1", {"retries": 2})
+    store.add_simulator_stats("r1", {"retries": 1, "http_429": 1})
+    assert json.loads(store.run("r1")["simulator_stats"]) == {"retries": 3, "http_429": 1}
 
 
 def simrun(*args, **kwargs):
@@ -171,3 +187,45 @@ def test_lifecycle_hooks_see_the_run(tmp_path):
     assert seen[0] == ("started", "towns", False)
     assert [s for s in seen if s[0] == "batch"] == [("batch", 8, 16)] * 3
     assert seen[-1] == ("finished", ["mean_share.share"])
+
+
+@pytest.mark.parametrize("order,expected_q1,calls_per_persona", [
+    ("original", {"A": 0.7, "B": 0.15, "C": 0.15}, 2),
+    ("reversed", {"A": 0.15, "B": 0.15, "C": 0.7}, 2),
+    ("both", {"A": 0.425, "B": 0.15, "C": 0.425}, 4),
+    ("cyclic", {"A": 1 / 3, "B": 1 / 3, "C": 1 / 3}, 5),
+])
+def test_option_orders_map_back_and_average(registry, tmp_path, order, expected_q1, calls_per_persona):
+    store, run_id = run_towns(registry, tmp_path / "o.db", "simulator.with.first_option_bias=0.7", f"prompt.option_order={order}")
+    rows = [r for r in store.answer_rows(run_id)]
+    q1 = [r for r in rows if r["question_id"] == "q1"]
+    for r in q1:
+        assert json.loads(r["distribution"]) == pytest.approx(expected_q1)
+    assert sum(len(r["cache_key"].split(",")) for r in rows) == 24 * calls_per_persona
+    if order == "both":
+        first, second = q1[0]["prompt"].split("\n\n[system]")
+        assert "A. Yes\nB. No\nC. Not sure" in first and "A. Not sure\nB. No\nC. Yes" in second
+
+
+def test_failed_answers_are_recorded_but_never_cached(registry, tmp_path):
+    import numpy as np
+
+    from simrun.engine import build_pipeline
+    from simrun.models import failed_answer
+
+    class Flaky:
+        name, model, chunk_size = "flaky", "flaky-model", 32
+
+        def identity(self):
+            return {"model": self.model}
+
+        def answer(self, prompts):
+            return [failed_answer(p.labels, "HTTP 503 after 5 retries") for p in prompts]
+
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
+    batch = next(build_pipeline(loaded, registry).sampler.sample(np.random.default_rng(0), 4))
+    store = Store(tmp_path / "f.db")
+    answers = Engine(registry, store, show_progress=False).answer(batch, loaded, Flaky())
+    assert len(answers) == 8
+    assert all(a.invalid == 1.0 and a.error == "HTTP 503 after 5 retries" for a in answers)
+    assert store.db["llm_cache"].count == 0

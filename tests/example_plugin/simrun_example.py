@@ -65,6 +65,7 @@ class Instant(Simulator):
         call_log: str | None = None
         kill_at_call: int | None = None  # SIGKILL this process at the start of call N ...
         kill_flag: str | None = None  # ... if this file exists (it is removed: one crash only)
+        first_option_bias: float | None = None  # answer by position only: this mass on "A"
 
     @property
     def model(self):
@@ -81,6 +82,10 @@ class Instant(Simulator):
                 f.writelines(p.system + p.user + "\x1e" for p in prompts)
         out = []
         for p in prompts:
+            if self.config.first_option_bias is not None:
+                rest = (1 - self.config.first_option_bias) / (len(p.labels) - 1)
+                out.append(ModelAnswer(distribution={l: self.config.first_option_bias if l == "A" else rest for l in p.labels}, invalid=0.0))
+                continue
             digest = hashlib.sha256((p.system + p.user).encode()).digest()
             raw = [b + 1 for b in digest[: len(p.labels)]]
             out.append(ModelAnswer(distribution={l: r / sum(raw) for l, r in zip(p.labels, raw)}, invalid=digest[-1] / 2550, raw=p.labels[0]))
