@@ -1,0 +1,152 @@
+"""litellm against a real OpenAI-compatible server on 127.0.0.1 (llama-cpp-python's, with
+the embedded model), directly and through a proxy that injects 429s, 500s and garbage."""
+
+import json
+
+import pytest
+
+from conftest import EXAMPLE
+from servers import FaultProxy, start_llama_server
+from simrun.engine import Engine
+from simrun.models import Prompt
+from simrun.plugins.simulators.embedded import EmbeddedSimulator, bundled_model
+from simrun.plugins.simulators.litellm_api import LiteLLMSimulator, RateLimiter
+from simrun.scenario import load_scenario
+from simrun.store import Store
+
+SECRET = "sk-test-never-stored-4242"
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, base = start_llama_server(bundled_model())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def prompt(question: str) -> Prompt:
+    return Prompt(persona_id=0, question_id="q", system="You are a 40-year-old nurse from Ohio.",
+                  user=f"{question}\n\nA. Yes\nB. No\n\nAnswer with the letter of one option only.", labels=["A", "B"])
+
+
+def simulator(base: str, **config) -> LiteLLMSimulator:
+    return LiteLLMSimulator(LiteLLMSimulator.Config(model="openai/smollm2", base_url=base, api_key_env="SIMRUN_TEST_KEY", backoff_s=0.01, **config))
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("SIMRUN_TEST_KEY", SECRET)
+
+
+def test_logprobs_agree_with_the_embedded_backend(server):
+    question = prompt("Do you like your job?")
+    [remote] = simulator(server).answer([question])
+    local = EmbeddedSimulator()
+    [direct] = local.answer([question])
+    local.close()
+    assert set(remote.distribution) == {"A", "B"} and remote.error is None
+    # the same model and chat template: top-20 log-probabilities vs the full vocabulary
+    assert remote.distribution["A"] == pytest.approx(direct.distribution["A"], abs=0.02)
+
+
+def test_samples_mode_counts_k_answers(server):
+    sim = simulator(server, mode="samples", samples=4, temperature=0.95)
+    [answer] = sim.answer([prompt("Do you own a dog?")])
+    assert answer.error is None
+    counted = [round(p * 4 * (1 - answer.invalid)) for p in answer.distribution.values()]
+    assert sum(counted) + round(answer.invalid * 4) == 4
+    assert sim.stats()["requests"] == 4
+
+
+def run_towns_on(base: str, db, **config):
+    registry_overrides = ["simulator.use=litellm", "simulator.with.model=openai/smollm2", f"simulator.with.base_url={base}",
+                          "simulator.with.api_key_env=SIMRUN_TEST_KEY", "simulator.with.backoff_s=0.01", "sampler.with.per_town=4"]
+    registry_overrides += [f"simulator.with.{k}={v}" for k, v in config.items()]
+    from simrun.registry import load_registry
+
+    registry = load_registry(EXAMPLE)
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, registry_overrides)
+    store = Store(db)
+    return store, Engine(registry, store, show_progress=False).run(loaded)
+
+
+def test_faults_are_retried_counted_and_the_run_completes(server, tmp_path):
+    proxy = FaultProxy(server, ["ok", "429", "garbage", "ok", "500", "empty", "ok"])
+    try:
+        store, run_id = run_towns_on(proxy.url, tmp_path / "f.db", max_concurrency=3)
+    finally:
+        proxy.close()
+    assert store.run(run_id)["status"] == "finished"
+    rows = list(store.answer_rows(run_id))
+    assert len(rows) == 16 and all(r["invalid"] < 1 for r in rows)
+    stats = json.loads(store.run(run_id)["simulator_stats"])
+    assert stats["retries"] == len(proxy.faults) > 0
+    assert stats["fault:RateLimitError"] == proxy.faults.count("429")
+    assert sum(v for k, v in stats.items() if k.startswith("fault:")) == len(proxy.faults)
+    assert stats["fault:InternalServerError"] >= proxy.faults.count("500")  # litellm files a non-JSON 200 here too
+    assert stats.get("failed", 0) == 0
+    # the key was sent to the server, and is nowhere in the run log
+    assert set(proxy.auth) == {f"Bearer {SECRET}"}
+    for path in tmp_path.glob("f.db*"):
+        assert SECRET.encode() not in path.read_bytes()
+
+
+def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tmp_path):
+    proxy = FaultProxy(server, ["500"])
+    try:
+        store, run_id = run_towns_on(proxy.url, tmp_path / "d.db", max_retries=2)
+    finally:
+        proxy.close()
+    rows = list(store.answer_rows(run_id))
+    assert len(rows) == 16 and all(r["invalid"] == 1.0 for r in rows)
+    assert json.loads(store.run(run_id)["simulator_stats"])["failed"] == 16
+    assert store.db["llm_cache"].count == 0, "failures are not cached: a rerun asks again"
+
+
+def test_missing_api_key_is_a_clear_error(server, monkeypatch):
+    monkeypatch.delenv("SIMRUN_TEST_KEY")
+    with pytest.raises(RuntimeError, match="SIMRUN_TEST_KEY"):
+        simulator(server).answer([prompt("Do you cook?")])
+
+
+def test_generate_returns_schema_valid_json_after_a_garbage_reply(server):
+    schema = {"type": "object", "properties": {"hobby": {"type": "string"}}, "required": ["hobby"]}
+    proxy = FaultProxy(server, ["garbage", "ok"])
+    try:
+        sim = simulator(proxy.url, structured_output="json_object")
+        [text] = sim.generate(["Name one hobby, as JSON."], max_tokens=60, json_schema=schema)
+    finally:
+        proxy.close()
+    assert isinstance(json.loads(text)["hobby"], str)
+    assert sim.stats()["retries"] == 1 and proxy.faults == ["garbage"]
+
+
+def test_generate_gives_up_with_an_empty_text_when_replies_never_fit(server):
+    schema = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 500}}, "required": ["age"]}
+    sim = simulator(server, structured_output="none", max_retries=2)
+    [text] = sim.generate(["Say hello."], max_tokens=5, json_schema=schema)
+    assert text == ""
+    assert sim.stats()["failed"] == 1 and sim.stats()["fault:MalformedReply"] == 3
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rate_limiter_spaces_requests_and_tokens():
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=60, tpm=600, clock=clock)  # 1 request/s, 10 tokens/s, bursts up to a minute's worth
+    assert all(limiter.delay(1) == 0 for _ in range(60))
+    assert limiter.delay(1) == pytest.approx(1.0)
+    clock.now += 1.0
+    assert limiter.delay(1) == 0
+    tokens = RateLimiter(rpm=None, tpm=600, clock=clock)
+    assert tokens.delay(600) == 0
+    assert tokens.delay(50) == pytest.approx(5.0)
+    clock.now += 5.0
+    assert tokens.delay(50) == 0
