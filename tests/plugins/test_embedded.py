@@ -75,3 +75,13 @@ def test_election_scenario_runs_for_real(tmp_path):
     result = CliRunner().invoke(cli, [str(ROOT / "scenarios/election.yaml"), "--db", str(db), "--set", "sampler.with.states=[VT, WY]", "--set", "sampler.with.per_state=2"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "election.mae_points" in result.output and "VT" in result.output
+
+
+def test_samples_mode_counts_answers_and_changes_the_cache_identity():
+    sim = EmbeddedSimulator(EmbeddedSimulator.Config(mode="samples", samples=3, temperature=0.95))
+    [answer] = sim.answer([prompt("age: 70", "Do you garden?")])
+    sim.close()
+    counted = [round(p * 3 * (1 - answer.invalid)) for p in answer.distribution.values()]
+    assert sum(counted) + round(answer.invalid * 3) == 3
+    assert len(answer.raw.split("\n---\n")) == 3
+    assert sim.identity() != EmbeddedSimulator().identity()
