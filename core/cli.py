@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .compare import compare
 from .engine import ALL_STRATA, Engine, PlanError, build_pipeline
+from .sweep import plan_sweep, run_sweep
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
 from .store import Store
@@ -78,6 +80,8 @@ def cli() -> None:
     simrun scenarios/election.yaml        run a scenario (same as `simrun run`)
     simrun validate FILE.yaml             check a scenario without running it
     simrun runs / simrun show RUN_ID      what has been run, and its results
+    simrun sweep FILE.yaml                run every variant of an ablation
+    simrun compare SWEEP_ID               variants' metrics with bootstrap intervals
     simrun plugins                        every installed component
 
     Every run is logged to SQLite (simrun.db by default): personas, prompts,
@@ -131,6 +135,83 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @overrides_option
+@click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result table.")
+@common
+def sweep(scenario: str, overrides: tuple[str, ...], no_cache: bool, quiet: bool, db_path: str, registry: Registry) -> None:
+    """Run every variant of SCENARIO's ablation block, each as a child run of one sweep.
+
+    \b
+    ablation: {use: attributes, with: {attributes: [age, education]}}   leave one out
+    ablation: {use: swap, with: {field: enrichers, options: {...}}}     replace one part
+    ablation: {use: grid, with: {fields: {seed: [1, 2, 3]}}}            every combination
+
+    Variants that keep the sampler and enrichers reuse the baseline's personas;
+    cached model answers are reused; running the same command again after a
+    crash finishes the sweep without redoing finished variants.
+    """
+    loaded = open_scenario(scenario, registry, overrides)
+    store = Store(db_path)
+    engine = Engine(registry, store, use_cache=not no_cache, show_progress=not quiet and errors.is_terminal)
+    try:
+        variants = plan_sweep(loaded, registry)
+        if not quiet:
+            errors.print(f"{len(variants)} variants: " + ", ".join(label for label, _ in variants))
+        sweep_id = run_sweep(loaded, registry, store, engine)
+    except ScenarioError as exc:
+        fail("invalid sweep\n" + exc.render())
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to finish the sweep", 130)
+    if quiet:
+        click.echo(sweep_id)
+        return
+    print_comparison(compare(store, registry, sweep_id, reps=200), [])
+    console.print(f"sweep {sweep_id}: `simrun compare {sweep_id}` for other metrics or --json")
+
+
+def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
+    baseline = result["baseline"]
+    names = list(dict.fromkeys(n for v in result["variants"] for n in v["metrics"]))
+    if wanted:
+        names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
+    fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
+    ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
+    for name in names:
+        table = Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
+        rows = sorted(result["variants"], key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)))
+        for v in rows:
+            m = v["metrics"].get(name)
+            if m is None:
+                continue
+            table.add_row(v["label"], fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
+        console.print(table)
+    console.print(f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference.")
+
+
+@cli.command(name="compare")
+@click.argument("sweep_id")
+@click.option("--metric", "wanted", multiple=True, help="Only this metric (e.g. election or election.mae_points); repeatable.")
+@click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common
+def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: bool, db_path: str, registry: Registry) -> None:
+    """Compare a sweep's variants: each metric with a bootstrap interval and its difference from the baseline."""
+    store = Store(db_path)
+    try:
+        result = compare(store, registry, sweep_id, reps=reps)
+    except KeyError:
+        fail(f"no sweep '{sweep_id}' in {db_path}")
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        print_comparison(result, list(wanted))
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@overrides_option
 @common
 def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: Registry) -> None:
     """Check SCENARIO (fields, plugin names, their configs, enricher order) without running it."""
@@ -173,13 +254,13 @@ def schema(db_path: str, registry: Registry) -> None:
 def runs(as_json: bool, db_path: str, registry: Registry) -> None:
     """List the runs in the run log, newest first."""
     store = Store(db_path)
-    rows = [{k: r[k] for k in ("id", "name", "status", "seed", "created_at", "finished_at")} for r in store.runs()]
+    rows = [{k: r[k] for k in ("id", "name", "status", "seed", "sweep_id", "variant", "created_at", "finished_at")} for r in store.runs()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("id", "name", "status", "seed", "created", "finished")
+    table = Table("id", "name", "status", "seed", "sweep / variant", "created", "finished")
     for r in rows:
-        table.add_row(r["id"], r["name"], r["status"], str(r["seed"]), r["created_at"], r["finished_at"] or "")
+        table.add_row(r["id"], r["name"], r["status"], str(r["seed"]), f"{r['sweep_id']} / {r['variant']}" if r["sweep_id"] else "", r["created_at"], r["finished_at"] or "")
     console.print(table)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
 from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
@@ -130,11 +130,27 @@ class Engine:
         self.hook = registry.manager.hook
         self.run_id: str | None = None  # the run in progress, for an interrupted caller
 
-    def run(self, loaded: LoadedScenario, resume: str | None = None) -> str:
+    def run(
+        self,
+        loaded: LoadedScenario,
+        resume: str | None = None,
+        *,
+        personas_from: str | None = None,
+        sweep: tuple[str, str] | None = None,
+        progress: tuple[Progress, TaskID] | None = None,
+    ) -> str:
+        """Run (or resume) a scenario; return the run id.
+
+        ``personas_from`` reuses a finished run's personas, batch by batch,
+        instead of sampling and enriching again (a sweep's variants that change
+        neither). ``sweep`` is (sweep id, variant label); ``progress`` is a bar
+        shared across runs.
+        """
         pipeline = build_pipeline(loaded, self.registry)
         s = loaded.scenario
         if resume is None:
-            run_id = self.store.create_run(s.name, loaded.text, loaded.data, s.seed, pipeline.components)
+            sweep_id, variant = sweep or (None, None)
+            run_id = self.store.create_run(s.name, loaded.text, loaded.data, s.seed, pipeline.components, sweep_id, variant)
         else:
             run_id = resume
             self.store.update_run(run_id, status="running", error=None)
@@ -144,7 +160,12 @@ class Engine:
         try:
             self.hook.run_started(run=info)
             started = time.perf_counter()
-            self._simulate(loaded, pipeline, info)
+            if progress is None:
+                with progress_bar(self.show_progress) as bar:
+                    task = bar.add_task(f"simulating {len(s.questions)} question(s)", total=pipeline.sampler.total())
+                    self._simulate(loaded, pipeline, info, personas_from, (bar, task))
+            else:
+                self._simulate(loaded, pipeline, info, personas_from, progress)
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
             self.store.add_simulator_stats(run_id, pipeline.simulator.stats())
             started = time.perf_counter()
@@ -163,23 +184,32 @@ class Engine:
         self.hook.run_finished(run=info, metrics=values)
         return run_id
 
-    def _simulate(self, loaded: LoadedScenario, pipeline: Pipeline, info: RunInfo) -> None:
+    def batches(self, loaded: LoadedScenario, pipeline: Pipeline, personas_from: str | None) -> Iterator[tuple[int, list[Persona], bool]]:
+        """(batch index, personas, whether they still need enriching)."""
+        if personas_from is not None:
+            for index, batch in self.store.persona_batches(personas_from):
+                yield index, batch, False
+            return
+        rng = np.random.default_rng(loaded.scenario.seed)
+        for index, batch in enumerate(pipeline.sampler.sample(rng, loaded.scenario.batch_size)):
+            yield index, batch, True
+
+    def _simulate(self, loaded: LoadedScenario, pipeline: Pipeline, info: RunInfo, personas_from: str | None, progress: tuple[Progress, TaskID]) -> None:
         s = loaded.scenario
+        bar, task = progress
         done = self.store.done_batches(info.id)
-        rng = np.random.default_rng(s.seed)
-        with progress_bar(self.show_progress) as progress:
-            task = progress.add_task(f"simulating {len(s.questions)} question(s)", total=pipeline.sampler.total())
-            for index, batch in enumerate(pipeline.sampler.sample(rng, s.batch_size)):
-                if index in done:
-                    progress.advance(task, len(batch))
-                    continue
+        for index, batch, fresh in self.batches(loaded, pipeline, personas_from):
+            if index in done:
+                bar.advance(task, len(batch))
+                continue
+            if fresh:
                 context = EnrichContext(seed=int(np.random.SeedSequence([s.seed, index]).generate_state(1)[0]), simulator=pipeline.simulator)
                 for enricher in pipeline.enrichers:
                     batch = enricher.enrich(batch, context)
-                answers = self.answer(batch, loaded, pipeline.simulator)
-                self.store.write_batch(info.id, index, batch, answers)
-                self.hook.batch_done(run=info, personas=batch, answers=answers)
-                progress.advance(task, len(batch))
+            answers = self.answer(batch, loaded, pipeline.simulator)
+            self.store.write_batch(info.id, index, batch, answers)
+            self.hook.batch_done(run=info, personas=batch, answers=answers)
+            bar.advance(task, len(batch))
 
     def answer(self, batch: list[Persona], loaded: LoadedScenario, simulator: Simulator) -> list[Answer]:
         """Answer every question for every persona, in every option order asked for."""

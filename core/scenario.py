@@ -129,22 +129,18 @@ def _line_index(node: yaml.Node, path: PathKey = (), index: dict | None = None) 
     return index
 
 
-def _set(data: dict, dotted: str, raw: str) -> None:
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested scenario data, creating mappings as needed."""
     keys: list[str | int] = [int(k) if k.isdigit() else k for k in dotted.split(".")]
     target: Any = data
     for i, key in enumerate(keys[:-1]):
-        nxt = keys[i + 1]
         if isinstance(target, list):
             target = target[key]  # type: ignore[index]
             continue
         if not isinstance(target.get(key), (dict, list)):
-            target[key] = [] if isinstance(nxt, int) else {}
+            target[key] = [] if isinstance(keys[i + 1], int) else {}
         target = target[key]
-    value = load_yaml(raw) if raw != "" else ""
-    if isinstance(target, list):
-        target[keys[-1]] = value  # type: ignore[index]
-    else:
-        target[keys[-1]] = value
+    target[keys[-1]] = value  # type: ignore[index]
 
 
 def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
@@ -155,7 +151,8 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
         if not sep or not dotted:
             raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: expected PATH=VALUE, e.g. sampler.with.per_state=5")])
         try:
-            _set(data, dotted.strip(), raw.strip())
+            raw = raw.strip()
+            set_path(data, dotted.strip(), load_yaml(raw) if raw else "")
         except (IndexError, KeyError, TypeError, AttributeError):
             raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]) from None
         paths.append(dotted.strip())

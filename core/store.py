@@ -107,8 +107,25 @@ def m002_simulator_stats(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("simulator_stats", str)
 
 
+@migration
+def m003_sweeps(db: sqlite_utils.Database) -> None:
+    db["sweeps"].create(
+        {"id": str, "name": str, "scenario_yaml": str, "scenario_hash": str, "ablation": str,
+         "variants": str, "status": str, "created_at": str, "finished_at": str},
+        pk="id",
+    )
+    db["runs"].add_column("sweep_id", str)
+    db["runs"].add_column("variant", str)
+    db["personas"].add_column("batch", int)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_id() -> str:
+    """Sortable and readable: UTC time, then randomness."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def sha256(text: str) -> str:
@@ -127,6 +144,9 @@ class Store:
         self.db = sqlite_utils.Database(self.path)
         self.db.enable_wal()
         self.migrate()
+        # sqlite-utils probes for upsert support by creating and dropping a table the
+        # first time it upserts; do that now, never inside a batch's transaction.
+        self.db.supports_on_conflict  # noqa: B018 - evaluated for its side effect
 
     def migrate(self) -> None:
         table = self.db["_migrations"]
@@ -141,9 +161,10 @@ class Store:
 
     # runs -------------------------------------------------------------
     def create_run(
-        self, name: str, scenario_yaml: str, scenario: dict, seed: int, components: list[dict]
+        self, name: str, scenario_yaml: str, scenario: dict, seed: int, components: list[dict],
+        sweep_id: str | None = None, variant: str | None = None,
     ) -> str:
-        run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        run_id = new_id()
         self.db["runs"].insert(
             {
                 "id": run_id,
@@ -158,9 +179,40 @@ class Store:
                 "created_at": now(),
                 "finished_at": None,
                 "timings": "{}",
+                "sweep_id": sweep_id,
+                "variant": variant,
             }
         )
         return run_id
+
+    # sweeps -----------------------------------------------------------
+    def create_sweep(self, name: str, scenario_yaml: str, scenario: dict, ablation: dict, variants: list[str]) -> str:
+        sweep_id = new_id()
+        self.db["sweeps"].insert({
+            "id": sweep_id, "name": name, "scenario_yaml": scenario_yaml, "scenario_hash": sha256(dumps(scenario)),
+            "ablation": dumps(ablation), "variants": dumps(variants), "status": "running", "created_at": now(),
+            "finished_at": None,
+        })
+        return sweep_id
+
+    def unfinished_sweep(self, scenario: dict) -> str | None:
+        """The newest unfinished sweep of exactly this scenario: running it again resumes it."""
+        rows = list(self.db["sweeps"].rows_where(
+            "scenario_hash = ? and status != 'finished'", [sha256(dumps(scenario))], order_by="created_at desc, id desc", limit=1))
+        return rows[0]["id"] if rows else None
+
+    def sweep(self, sweep_id: str) -> dict:
+        rows = list(self.db["sweeps"].rows_where("id = ?", [sweep_id]))
+        if not rows:
+            raise KeyError(sweep_id)
+        return rows[0]
+
+    def sweep_runs(self, sweep_id: str) -> dict[str, dict]:
+        """Variant label -> its run record."""
+        return {r["variant"]: r for r in self.db["runs"].rows_where("sweep_id = ?", [sweep_id])}
+
+    def finish_sweep(self, sweep_id: str) -> None:
+        self.db["sweeps"].update(sweep_id, {"status": "finished", "finished_at": now()})
 
     def run(self, run_id: str) -> dict:
         rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
@@ -197,8 +249,10 @@ class Store:
                         "id": p.id,
                         "stratum": p.stratum,
                         "weight": p.weight,
-                        "attributes": dumps(p.attributes),
-                        "provenance": dumps(p.provenance),
+                        # insertion order is kept: it is the order attributes appear in prompts
+                        "attributes": json.dumps(p.attributes, default=str),
+                        "provenance": json.dumps(p.provenance, default=str),
+                        "batch": batch,
                     }
                     for p in personas
                 ),
@@ -256,8 +310,9 @@ class Store:
         )
 
     # reads for aggregation, metrics and export --------------------------
-    def personas(self, run_id: str) -> Iterator[Persona]:
-        for row in self.db["personas"].rows_where("run_id = ?", [run_id], order_by="id"):
+    def personas(self, run_id: str, batch: int | None = None) -> Iterator[Persona]:
+        where, args = ("run_id = ?", [run_id]) if batch is None else ("run_id = ? and batch = ?", [run_id, batch])
+        for row in self.db["personas"].rows_where(where, args, order_by="id"):
             yield Persona(
                 id=row["id"],
                 stratum=row["stratum"],
@@ -265,6 +320,12 @@ class Store:
                 attributes=json.loads(row["attributes"]),
                 provenance=json.loads(row["provenance"]),
             )
+
+    def persona_batches(self, run_id: str) -> Iterator[tuple[int, list[Persona]]]:
+        """A finished run's personas, batch by batch, for another run to reuse."""
+        batches = [r["batch"] for r in self.db.query("select batch from progress where run_id = ? order by batch", [run_id])]
+        for batch in batches:  # no cursor stays open while the caller writes
+            yield batch, list(self.personas(run_id, batch))
 
     def answer_rows(self, run_id: str) -> Iterator[dict]:
         yield from self.db.query(

@@ -34,6 +34,7 @@ def test_run_logs_everything(registry, tmp_path):
     components = {c["as"]: c for c in json.loads(record["components"])}
     assert components["simulator"]["name"] == "instant"
     persona = next(store.personas(run_id))
+    assert list(persona.attributes) == ["town", "age", "generation"], "stored in the order prompts show them"
     assert persona.provenance == {"town": "example:towns", "age": "example:towns", "generation": "example:generation"}
     row = next(store.answer_rows(run_id))
     assert "age: " in row["prompt"] and "Do you like the town park?" in row["prompt"] and "A. Yes" in row["prompt"]

@@ -1,0 +1,143 @@
+"""Compare a sweep's variants: each metric with a bootstrap interval, and its difference from the baseline.
+
+Personas are resampled with replacement within strata; variants that share
+the baseline's personas get the same resamples (a paired bootstrap), so the
+interval of a difference reflects the change, not persona sampling noise
+counted twice. Metrics are recomputed on each resample's answer shares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from .engine import ALL_STRATA, build_pipeline
+from .registry import Registry
+from .scenario import validate_data
+from .store import Store
+
+
+class SharesView:
+    """What a metric sees of one bootstrap resample: the questions and the answer shares."""
+
+    def __init__(self, questions: dict, shares: dict[str, dict[str, dict[str, float]]]):
+        self.questions, self._shares = questions, shares
+
+    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
+        return self._shares[question_id]
+
+
+class Answers:
+    """One run's answers as arrays, for fast reweighting."""
+
+    def __init__(self, store: Store, run_id: str):
+        personas: list[tuple[str, int]] = []
+        index: dict[int, int] = {}
+        weights: list[float] = []
+        by_question: dict[str, tuple[list[int], list[dict[str, float]]]] = defaultdict(lambda: ([], []))
+        for row in store.answer_rows(run_id):
+            pid = row["persona_id"]
+            if pid not in index:
+                index[pid] = len(personas)
+                personas.append((row["stratum"], pid))
+                weights.append(row["weight"])
+            rows, dists = by_question[row["question_id"]]
+            rows.append(index[pid])
+            dists.append(json.loads(row["distribution"]))
+        self.personas = personas
+        self.weights = np.array(weights)
+        self.strata = sorted({s for s, _ in personas})
+        self.stratum_index = np.array([self.strata.index(s) for s, _ in personas])
+        self.questions = {}
+        for qid, (rows, dists) in by_question.items():
+            labels = sorted({label for d in dists for label in d})
+            self.questions[qid] = (np.array(rows), labels, np.array([[d.get(label, 0.0) for label in labels] for d in dists]))
+
+    def resample_counts(self, rng: np.random.Generator, reps: int) -> np.ndarray:
+        """(reps, personas): how often each persona is drawn, resampling within strata."""
+        counts = np.zeros((reps, len(self.personas)))
+        for s in range(len(self.strata)):
+            members = np.flatnonzero(self.stratum_index == s)
+            counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=reps)
+        return counts
+
+    def shares(self, counts: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        w = counts * self.weights
+        for qid, (rows, labels, probs) in self.questions.items():
+            rw = w[rows]
+            per = {}
+            for s, name in enumerate(self.strata):
+                mask = self.stratum_index[rows] == s
+                total = rw[mask].sum()
+                if total > 0:
+                    per[name] = dict(zip(labels, (rw[mask] @ probs[mask]) / total))
+            total = rw.sum()
+            per[ALL_STRATA] = dict(zip(labels, (rw @ probs) / total))
+            out[qid] = per
+        return out
+
+
+def overall(store: Store, run_id: str) -> dict[str, float]:
+    return {f"{m['metric']}.{m['name']}": m["value"] for m in store.metrics(run_id) if not m["stratum"]}
+
+
+def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, seed: int = 0) -> dict[str, Any]:
+    sweep = store.sweep(sweep_id)
+    labels: list[str] = json.loads(sweep["variants"])
+    runs = store.sweep_runs(sweep_id)
+    unfinished = [label for label in labels if runs.get(label, {}).get("status") != "finished"]
+    if unfinished:
+        raise ValueError(f"sweep {sweep_id} has unfinished variants {unfinished}; run the sweep again to finish it")
+    rng = np.random.default_rng(seed)
+    baseline = labels[0]
+    draws: dict[str, np.ndarray] = {}
+    shared_counts: tuple[list, np.ndarray] | None = None
+    values: dict[str, dict[str, list[float]]] = {}
+    no_interval: set[str] = set()
+    for label in labels:
+        run = runs[label]
+        loaded = validate_data(json.loads(run["scenario_json"]), run["scenario_yaml"], f"run {run['id']}", registry)
+        metrics = build_pipeline(loaded, registry).metrics
+        answers = Answers(store, run["id"])
+        if shared_counts is not None and shared_counts[0] == answers.personas:
+            counts = shared_counts[1]
+        else:
+            counts = answers.resample_counts(rng, reps)
+            if shared_counts is None:
+                shared_counts = (answers.personas, counts)
+        draws[label] = counts
+        per_rep: dict[str, list[float]] = defaultdict(list)
+        questions = {q.id: q for q in loaded.scenario.questions}
+        for b in range(reps):
+            view = SharesView(questions, answers.shares(counts[b]))
+            for name, metric in metrics:
+                try:
+                    results = metric.compute(view)
+                except AttributeError:  # the metric reads more than answer shares
+                    no_interval.add(name)
+                    continue
+                for r in results:
+                    if not r.stratum:
+                        per_rep[f"{name}.{r.name}"].append(r.value)
+        values[label] = per_rep
+
+    def interval(xs: list[float] | np.ndarray) -> list[float] | None:
+        return [float(np.percentile(xs, 2.5)), float(np.percentile(xs, 97.5))] if len(xs) == reps else None
+
+    base_point = overall(store, runs[baseline]["id"])
+    variants = []
+    for label in labels:
+        point = overall(store, runs[label]["id"])
+        paired = draws[label] is draws[baseline]
+        metrics_out = {}
+        for name, value in point.items():
+            reps_v, reps_b = values[label].get(name, []), values[baseline].get(name, [])
+            diff_ci = interval(np.array(reps_v) - np.array(reps_b)) if paired and len(reps_v) == len(reps_b) == reps else None
+            metrics_out[name] = {"value": value, "ci": interval(reps_v), "diff": value - base_point[name] if name in base_point else None, "diff_ci": diff_ci}
+        variants.append({"label": label, "run_id": runs[label]["id"], "paired": paired, "metrics": metrics_out})
+    return {"sweep": sweep_id, "name": sweep["name"], "ablation": json.loads(sweep["ablation"]), "baseline": baseline,
+            "reps": reps, "variants": variants, "no_interval": sorted(no_interval)}

@@ -1,0 +1,67 @@
+"""Sweeps: one scenario run as several variants, each a child run of one sweep record.
+
+Variants that keep the baseline's sampler, enrichers, seed and batch size reuse
+its personas instead of sampling and enriching again; the model cache means an
+unchanged prompt is never asked twice; running the same sweep again resumes it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .engine import Engine, build_pipeline, progress_bar
+from .registry import Registry
+from .scenario import LoadedScenario, ScenarioError, ScenarioIssue, validate_data
+from .store import Store
+
+PERSONA_FIELDS = ("sampler", "enrichers", "seed", "batch_size")
+
+
+def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, LoadedScenario]]:
+    """Every variant, validated (and its enrichers planned) before any work; the first is the baseline."""
+    spec = loaded.scenario.ablation
+    if spec is None:
+        raise ScenarioError(loaded.source, [ScenarioIssue(("ablation",), "a sweep needs an ablation block, e.g. ablation: {use: attributes, with: {attributes: [age, sex]}}")])
+    info = registry.get("ablation", spec.use)
+    ablation = info.cls(info.cls.Config.model_validate(spec.with_))
+    base = {k: v for k, v in copy.deepcopy(loaded.data).items() if k != "ablation"}
+    variants: list[tuple[str, LoadedScenario]] = []
+    for label, data in ablation.variants(base):
+        if any(label == seen for seen, _ in variants):
+            raise ScenarioError(loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced the variant label '{label}' twice")])
+        variant = validate_data(data, loaded.text, f"{loaded.source} [variant '{label}']", registry)
+        build_pipeline(variant, registry)
+        variants.append((label, variant))
+    if not variants:
+        raise ScenarioError(loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced no variants")])
+    return variants
+
+
+def shares_personas(a: LoadedScenario, b: LoadedScenario) -> bool:
+    return all(a.data.get(k) == b.data.get(k) for k in PERSONA_FIELDS)
+
+
+def run_sweep(loaded: LoadedScenario, registry: Registry, store: Store, engine: Engine) -> str:
+    variants = plan_sweep(loaded, registry)
+    sweep_id = store.unfinished_sweep(loaded.data) or store.create_sweep(
+        loaded.scenario.name, loaded.text, loaded.data, loaded.data["ablation"], [label for label, _ in variants]
+    )
+    existing = store.sweep_runs(sweep_id)
+    sizes = [build_pipeline(v, registry).sampler.total() for _, v in variants]
+    baseline_label, baseline = variants[0]
+    baseline_run: str | None = None
+    with progress_bar(engine.show_progress) as bar:
+        task = bar.add_task(f"sweep: {len(variants)} variants", total=sum(sizes))
+        for (label, variant), size in zip(variants, sizes):
+            record = existing.get(label)
+            if record is not None and record["status"] == "finished":
+                bar.advance(task, size)
+                run_id = record["id"]
+            else:
+                reuse = baseline_run if label != baseline_label and shares_personas(baseline, variant) else None
+                run_id = engine.run(variant, resume=record["id"] if record else None, personas_from=reuse,
+                                    sweep=(sweep_id, label), progress=(bar, task))
+            if label == baseline_label:
+                baseline_run = run_id
+    store.finish_sweep(sweep_id)
+    return sweep_id

@@ -1,0 +1,134 @@
+"""Sweeps: variants as child runs, shared personas, cached calls, resume after a crash, comparison."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EXAMPLE
+from simrun.compare import compare
+from simrun.engine import Engine
+from simrun.plugins.ablations.grid import GridAblation
+from simrun.plugins.ablations.swap import SwapAblation
+from simrun.scenario import ScenarioError, load_scenario
+from simrun.store import Store
+from simrun.sweep import plan_sweep, run_sweep
+
+SWEEP = EXAMPLE / "towns_sweep.yaml"
+
+
+def sweep(registry, db, *overrides):
+    loaded = load_scenario(SWEEP, registry, list(overrides))
+    store = Store(db)
+    return store, run_sweep(loaded, registry, store, Engine(registry, store, show_progress=False))
+
+
+def personas_of(store, run_id):
+    return [(p.id, p.stratum, p.weight, p.attributes) for p in store.personas(run_id)]
+
+
+def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_path):
+    log = tmp_path / "calls.log"
+    store, sweep_id = sweep(registry, tmp_path / "s.db", f"simulator.with.call_log={log}")
+    runs = store.sweep_runs(sweep_id)
+    assert set(runs) == {"baseline", "without age", "without generation"}
+    assert all(r["status"] == "finished" for r in runs.values())
+    assert store.sweep(sweep_id)["status"] == "finished"
+    base = personas_of(store, runs["baseline"]["id"])
+    assert len(base) == 24
+    assert personas_of(store, runs["without age"]["id"]) == base
+    prompts = {r["prompt"] for r in store.answer_rows(runs["without age"]["id"])}
+    assert not any("age: " in p for p in prompts) and all("generation: " in p for p in prompts)
+    calls = log.read_text().split("\x1e")[:-1]
+    assert len(calls) == len(set(calls)), "no prompt is asked twice across variants"
+
+
+def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_path):
+    log = tmp_path / "calls.log"
+    store, sweep_id = sweep(registry, tmp_path / "s.db", f"simulator.with.call_log={log}",
+                           "ablation.use=grid", "ablation.with={fields: {metrics.mean_share.option: [B]}}")
+    calls = log.read_text().count("\x1e")
+    runs = store.sweep_runs(sweep_id)
+    assert calls == len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"])})
+    assert all(r["cached"] for r in store.answer_rows(runs["metrics.mean_share.option=B"]["id"]))
+
+
+def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
+    db, log, flag = tmp_path / "k.db", tmp_path / "calls.log", tmp_path / "armed"
+    flag.touch()
+    args = [sys.executable, "-m", "simrun", "sweep", str(SWEEP), "--db", str(db), "--quiet", "--plugins-dir", str(EXAMPLE),
+            "--set", f"simulator.with.call_log={log}", "--set", "simulator.with.kill_at_call=5", "--set", f"simulator.with.kill_flag={flag}"]
+    first = subprocess.run(args, capture_output=True, text=True)
+    assert first.returncode == -signal.SIGKILL
+    store = Store(db)
+    [sweep_row] = list(store.db["sweeps"].rows)
+    before = store.sweep_runs(sweep_row["id"])
+    assert before["baseline"]["status"] == "finished" and before["without age"]["status"] == "running"
+
+    second = subprocess.run(args, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == sweep_row["id"], "the same sweep is resumed, not a new one started"
+    after = store.sweep_runs(sweep_row["id"])
+    assert after["baseline"]["id"] == before["baseline"]["id"] and after["without age"]["id"] == before["without age"]["id"]
+    assert all(r["status"] == "finished" for r in after.values())
+    calls = log.read_text().split("\x1e")[:-1]
+    assert len(calls) == len(set(calls)), "no completed model call is repeated"
+    for run in after.values():
+        assert store.counts(run["id"])["answers"] == 24
+
+
+def test_compare_gives_paired_intervals(registry, tmp_path):
+    store, sweep_id = sweep(registry, tmp_path / "c.db")
+    result = compare(store, registry, sweep_id, reps=100)
+    by_label = {v["label"]: v for v in result["variants"]}
+    base = by_label["baseline"]["metrics"]["mean_share.share"]
+    assert base["diff"] == 0 and base["diff_ci"] == [0.0, 0.0]
+    assert base["ci"][0] <= base["value"] <= base["ci"][1]
+    for label in ("without age", "without generation"):
+        m = by_label[label]["metrics"]["mean_share.share"]
+        assert by_label[label]["paired"]
+        assert m["diff"] == pytest.approx(m["value"] - base["value"])
+        assert m["diff_ci"][0] <= m["diff"] <= m["diff_ci"][1]
+
+
+def test_compare_cli_json(invoke, tmp_path):
+    db = tmp_path / "cli.db"
+    result = invoke("sweep", str(SWEEP), "--quiet", db=db)
+    assert result.exit_code == 0, result.output
+    sweep_id = result.output.strip()
+    out = json.loads(invoke("compare", sweep_id, "--json", "--reps", "50", db=db).output)
+    assert [v["label"] for v in out["variants"]] == ["baseline", "without age", "without generation"]
+    assert out["reps"] == 50
+    text = invoke("compare", sweep_id, "--reps", "50", db=db).output
+    assert "without age" in text and "95% interval" in text and "50 bootstrap resamples" in text
+
+
+def test_a_sweep_without_ablation_is_a_clear_error(registry):
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
+    with pytest.raises(ScenarioError, match="a sweep needs an ablation"):
+        plan_sweep(loaded, registry)
+
+
+def test_a_variant_that_does_not_validate_names_the_variant(registry):
+    loaded = load_scenario(SWEEP, registry, ["ablation.use=grid", "ablation.with={fields: {batch_size: [0]}}"])
+    with pytest.raises(ScenarioError) as info:
+        plan_sweep(loaded, registry)
+    assert "[variant 'batch_size=0']" in info.value.render() and "batch_size" in info.value.render()
+
+
+def test_swap_puts_each_option_in_place_with_the_chosen_baseline():
+    swap = SwapAblation(SwapAblation.Config(field="simulator", options={"small": {"use": "embedded"}, "api": {"use": "litellm"}}, baseline="api"))
+    variants = list(swap.variants({"name": "s", "simulator": {"use": "x"}}))
+    assert [label for label, _ in variants] == ["api", "small"]
+    assert variants[1][1]["simulator"] == {"use": "embedded"}
+    with pytest.raises(ValueError, match="not one of the options"):
+        SwapAblation.Config(field="simulator", options={"a": 1}, baseline="b")
+
+
+def test_grid_is_the_cartesian_product():
+    grid = GridAblation(GridAblation.Config(fields={"seed": [1, 2], "prompt.style": ["table", "first_person"]}))
+    variants = dict(grid.variants({"name": "s", "seed": 0}))
+    assert len(variants) == 5 and variants["baseline"] == {"name": "s", "seed": 0}
+    assert variants["seed=2, prompt.style=first_person"] == {"name": "s", "seed": 2, "prompt": {"style": "first_person"}}
