@@ -266,7 +266,6 @@ def runs(as_json: bool, db_path: str, registry: Registry) -> None:
 
 def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     record = store.run(run_id)
-    scenario = json.loads(record["scenario_json"])
     metrics = store.metrics(run_id)
     per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
     overall: dict[str, float] = {}
@@ -276,7 +275,8 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
             per_stratum[m["stratum"]][key] = m["value"]
         else:
             overall[key] = m["value"]
-    questions = {q["id"]: store.aggregates(run_id, q["id"]) for q in scenario["questions"]}
+    question_ids = [r["question_id"] for r in store.db.query("select distinct question_id from aggregates where run_id = ? order by question_id", [run_id])]
+    questions = {qid: store.aggregates(run_id, qid) for qid in question_ids}
     return {
         "id": record["id"], "name": record["name"], "status": record["status"], "error": record["error"],
         "seed": record["seed"], "created_at": record["created_at"], "finished_at": record["finished_at"],

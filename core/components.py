@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from .models import ModelAnswer, Persona, Prompt
+from .models import ModelAnswer, Persona, Prompt, Question
 
 
 class StrictConfig(BaseModel):
@@ -119,6 +119,10 @@ class Metric(Component):
     """Scores a finished run by reading the store (never engine memory)."""
 
     kind = "metric"
+
+    def questions(self) -> list[Question]:
+        """Questions this metric brings to the run (a benchmark's own), asked like the scenario's."""
+        return []
 
     def compute(self, run: Any) -> list[MetricValue]:
         """``run`` is a ``simrun.store.RunView``."""

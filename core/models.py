@@ -35,13 +35,17 @@ class Question(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     text: str = Field(min_length=1)
     options: list[str] = Field(min_length=2, max_length=len(OPTION_LABELS))
-    ordinal: list[float] | None = None
+    ordinal: list[float] | None = Field(
+        None,
+        description="Positions of the leading options on an ordinal scale; options past its end "
+        "(e.g. 'Not sure') have none and are left out of ordinal scores.",
+    )
 
     @model_validator(mode="after")
-    def _ordinal_matches_options(self) -> Question:
-        if self.ordinal is not None and len(self.ordinal) != len(self.options):
+    def _ordinal_fits_options(self) -> Question:
+        if self.ordinal is not None and not 1 <= len(self.ordinal) <= len(self.options):
             raise ValueError(
-                f"ordinal has {len(self.ordinal)} values but there are {len(self.options)} options"
+                f"ordinal has {len(self.ordinal)} values; expected 1 to {len(self.options)} (one per option, leading options first)"
             )
         return self
 

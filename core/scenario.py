@@ -65,7 +65,7 @@ class Scenario(BaseModel):
     enrichers: list[ComponentSpec] = Field(default_factory=list)
     simulator: ComponentSpec
     prompt: PromptSpec = Field(default_factory=PromptSpec)
-    questions: list[Question] = Field(min_length=1)
+    questions: list[Question] = Field(default_factory=list, description="Asked of every persona; metrics such as opinion add their own.")
     metrics: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict,
         description="metric name -> its config; a 'use' key picks the plugin when the name differs",
@@ -292,12 +292,30 @@ def validate_data(
             continue
         config_loc = loc if kind == "metric" else loc + ("with",)
         try:
-            info.cls.Config.model_validate(spec.with_)
+            config = info.cls.Config.model_validate(spec.with_)
         except ValidationError as exc:
             issues.extend(_pydantic_issues(exc, config_loc, info.cls.Config, lines, overridden))
+            continue
+        if kind == "metric":
+            issues.extend(_add_questions(scenario, info.cls(config).questions(), config_loc, lines, overridden))
+    if not issues and not scenario.questions:
+        issues.append(_issue_for(("questions",), "no questions: list them under questions:, or use a metric that brings its own (e.g. opinion)", lines, overridden))
     if issues:
         raise ScenarioError(source, issues)
     return LoadedScenario(scenario=scenario, data=data, text=text, source=source)
+
+
+def _add_questions(scenario: Scenario, extra: list[Question], loc: PathKey, lines: dict, overridden: list[str]) -> list[ScenarioIssue]:
+    """Append a metric's questions; the same id twice must be the same question."""
+    known = {q.id: q for q in scenario.questions}
+    issues = []
+    for question in extra:
+        if question.id not in known:
+            scenario.questions.append(question)
+            known[question.id] = question
+        elif known[question.id] != question:
+            issues.append(_issue_for(loc, f"brings question '{question.id}', which the scenario already has with other text or options", lines, overridden))
+    return issues
 
 
 def scenario_schema(registry: Registry) -> dict:
