@@ -41,6 +41,19 @@ class Question(BaseModel):
         "(e.g. 'Not sure') have none and are left out of ordinal scores.",
     )
 
+    truth: list[float] | None = Field(
+        None, description="A real answer distribution over the options (shares or counts), for metrics such as wasserstein."
+    )
+
+    @model_validator(mode="after")
+    def _truth_fits_options(self) -> Question:
+        if self.truth is not None:
+            if len(self.truth) != len(self.options):
+                raise ValueError(f"truth has {len(self.truth)} values but there are {len(self.options)} options")
+            if min(self.truth) < 0 or sum(self.truth) <= 0:
+                raise ValueError("truth must be non-negative shares or counts with a positive sum")
+        return self
+
     @model_validator(mode="after")
     def _ordinal_fits_options(self) -> Question:
         if self.ordinal is not None and not 1 <= len(self.ordinal) <= len(self.options):
