@@ -82,6 +82,7 @@ def cli() -> None:
     simrun runs / simrun show RUN_ID      what has been run, and its results
     simrun sweep FILE.yaml                run every variant of an ablation
     simrun compare SWEEP_ID               variants' metrics with bootstrap intervals
+    simrun report ID -o report.html       a run or sweep as one HTML page with plots
     simrun plugins                        every installed component
 
     Every run is logged to SQLite (simrun.db by default): personas, prompts,
@@ -384,6 +385,36 @@ def export(run_id: str, fmt: str, output: str | None, db_path: str, registry: Re
     finally:
         if output:
             stream.close()
+
+
+@cli.command()
+@click.argument("run_or_sweep_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The HTML file to write.")
+@click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples (sweeps).")
+@common
+def report(run_or_sweep_id: str, output: str, reps: int, db_path: str, registry: Registry) -> None:
+    """Write one self-contained HTML page for a run (or a sweep) with its plots and tables.
+
+    A run with the election metric gets simulated vs real share by state and
+    the error per state; a sweep gets each metric per variant with bootstrap
+    intervals and the per-state error of every variant.
+    """
+    from .report import run_report, sweep_report
+
+    store = Store(db_path)
+    try:
+        page = run_report(store, run_summary(store, run_or_sweep_id))
+    except KeyError:
+        try:
+            result = compare(store, registry, run_or_sweep_id, reps=reps)
+        except KeyError:
+            fail(f"no run or sweep '{run_or_sweep_id}' in {db_path}")
+        except ValueError as exc:
+            fail(str(exc))
+        per_state = {v["label"]: run_summary(store, v["run_id"])["metrics_by_stratum"] for v in result["variants"]}
+        page = sweep_report(result, per_state)
+    Path(output).write_text(page)
+    errors.print(f"wrote {output}")
 
 
 def main() -> None:

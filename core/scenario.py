@@ -150,9 +150,14 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
         dotted, sep, raw = item.partition("=")
         if not sep or not dotted:
             raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: expected PATH=VALUE, e.g. sampler.with.per_state=5")])
+        raw = raw.strip()
         try:
-            raw = raw.strip()
-            set_path(data, dotted.strip(), load_yaml(raw) if raw else "")
+            value = load_yaml(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: the value is not valid YAML ({problem}); quote it if it is text")]) from None
+        try:
+            set_path(data, dotted.strip(), value)
         except (IndexError, KeyError, TypeError, AttributeError):
             raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]) from None
         paths.append(dotted.strip())

@@ -97,3 +97,8 @@ def test_schema_includes_component_configs(invoke):
     schema = json.loads(result.output)
     assert "per_town" in json.dumps(schema["$defs"]["sampler_towns_config"])
     assert "election" in schema["properties"]["metrics"]["properties"]
+
+
+def test_set_value_that_is_not_yaml_is_a_clear_error(invoke):
+    result = invoke("validate", str(EXAMPLE / "towns.yaml"), "--set", "questions=[{id: q, text: Why?, options: [a, b]}]")
+    assert result.exit_code == 2 and "not valid YAML" in result.output and "Traceback" not in result.output

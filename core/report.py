@@ -1,0 +1,157 @@
+"""``simrun report``: one self-contained HTML page for a run or a sweep, plots embedded.
+
+Plots are drawn with matplotlib (Agg) and embedded as PNG data URIs, so the
+page needs no network, no script and no other file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import Any
+
+from .store import Store
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;display:block;margin:1em 0}
+.meta{color:#555}
+"""
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f'<td class="num">{v:.4g}</td>'
+        return f"<td>{html.escape(str(v))}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(src: str, alt: str) -> str:
+    return f'<img src="{src}" alt="{html.escape(alt)}">'
+
+
+def election_plots(per_state: dict[str, dict[str, float]]) -> list[str]:
+    """Simulated vs real Democratic share by state, and each state's error, most Democratic first."""
+    states = sorted((s for s, v in per_state.items() if "election.dem_share" in v and "election.true_dem_share" in v),
+                    key=lambda s: -per_state[s]["election.true_dem_share"])
+    if not states:
+        return []
+    plt = _pyplot()
+    sim = [per_state[s]["election.dem_share"] * 100 for s in states]
+    true = [per_state[s]["election.true_dem_share"] * 100 for s in states]
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.scatter(true, sim, s=18, color="#3465a4")
+    low, high = min(true + sim) - 3, max(true + sim) + 3
+    ax.plot([low, high], [low, high], color="#888", linestyle="--", linewidth=1, label="simulated = real")
+    for s, x, y in zip(states, true, sim):
+        ax.annotate(s, (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax.set(xlabel="real Democratic two-party share (%)", ylabel="simulated Democratic two-party share (%)",
+           title="Simulated vs real vote by state", xlim=(low, high), ylim=(low, high))
+    ax.legend(loc="upper left")
+    scatter = _png(fig)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    errors = [a - b for a, b in zip(sim, true)]
+    ax.bar(states, errors, color=["#3465a4" if e > 0 else "#cc0000" for e in errors])
+    ax.axhline(0, color="#444", linewidth=0.8)
+    ax.set(ylabel="simulated - real (points)", title="Error by state, most Democratic (left) to most Republican (right)")
+    ax.tick_params(axis="x", labelsize=7, rotation=90)
+    return [_img(scatter, "simulated vs real Democratic share by state"), _img(_png(fig), "error by state")]
+
+
+def group_plot(per_stratum: dict[str, dict[str, float]]) -> list[str]:
+    groups = sorted(s for s, v in per_stratum.items() if "opinion.representativeness" in v)
+    if not groups:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(groups))))
+    y = range(len(groups))
+    ax.barh([i + 0.2 for i in y], [per_stratum[g]["opinion.representativeness"] for g in groups], height=0.4, label="simulated", color="#3465a4")
+    ax.barh([i - 0.2 for i in y], [per_stratum[g].get("opinion.human_baseline", float("nan")) for g in groups], height=0.4, label="human baseline", color="#aaa")
+    ax.set_yticks(list(y), groups, fontsize=7)
+    ax.set(xlabel="representativeness (1 - W / span)", title="OpinionQA representativeness by group")
+    ax.legend()
+    return [_img(_png(fig), "representativeness by group")]
+
+
+def run_report(store: Store, summary: dict[str, Any]) -> str:
+    per_stratum = summary["metrics_by_stratum"]
+    parts = [f"<h1>simrun run {html.escape(summary['id'])}: {html.escape(summary['name'])}</h1>",
+             f"<p class='meta'>status {summary['status']} · created {summary['created_at']} · finished {summary['finished_at'] or '-'} · "
+             f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · seed {summary['seed']}</p>"]
+    parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [[k, v] for k, v in summary["metrics"].items()])]
+    plots = election_plots(per_stratum) + group_plot(per_stratum)
+    if plots:
+        parts += ["<h2>Plots</h2>", *plots]
+    if per_stratum:
+        columns = sorted({k for v in per_stratum.values() for k in v})
+        parts += ["<h2>By stratum</h2>", _table(["stratum", *columns], [[s, *(per_stratum[s].get(c, "") for c in columns)] for s in sorted(per_stratum)])]
+    parts += ["<h2>Run details</h2>",
+              _table(["component", "name", "package", "version"], [[c["as"], c["name"], c["package"], c["version"]] for c in summary["components"]]),
+              f"<p class='meta'>timings {html.escape(json.dumps(summary['timings']))} · simulator {html.escape(json.dumps(summary['simulator_stats']))}</p>"]
+    return page(f"simrun run {summary['id']}", parts)
+
+
+def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[str, dict[str, float]]]) -> str:
+    plt = _pyplot()
+    variants = result["variants"]
+    labels = [v["label"] for v in variants]
+    names = list(dict.fromkeys(n for v in variants for n in v["metrics"]))
+    parts = [f"<h1>simrun sweep {html.escape(result['sweep'])}: {html.escape(result['name'])}</h1>",
+             f"<p class='meta'>{len(variants)} variants · baseline {html.escape(result['baseline'])} · "
+             f"{result['reps']} bootstrap resamples · ablation {html.escape(json.dumps(result['ablation']))}</p>"]
+    for name in names:
+        points = [(v["label"], v["metrics"][name]) for v in variants if name in v["metrics"]]
+        fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * len(points))))
+        for i, (_, m) in enumerate(points):
+            lo, hi = m["ci"] if m["ci"] else (m["value"], m["value"])
+            ax.errorbar(m["value"], i, xerr=[[m["value"] - lo], [hi - m["value"]]], fmt="o", color="#3465a4", capsize=3)
+        ax.set_yticks(range(len(points)), [label for label, _ in points])
+        ax.invert_yaxis()
+        ax.set(xlabel=name, title=f"{name} by variant (95% bootstrap interval)")
+        rows = [[label, m["value"], f"[{m['ci'][0]:.4g}, {m['ci'][1]:.4g}]" if m["ci"] else "", m["diff"] if m["diff"] is not None else "",
+                 f"[{m['diff_ci'][0]:.4g}, {m['diff_ci'][1]:.4g}]" if m["diff_ci"] else ""] for label, m in points]
+        parts += [f"<h2>{html.escape(name)}</h2>", _img(_png(fig), f"{name} by variant"),
+                  _table(["variant", "value", "95% interval", f"difference from {result['baseline']}", "95% interval"], rows)]
+    states = sorted({s for per in per_state_by_variant.values() for s, v in per.items() if "election.error_points" in v})
+    if states:
+        fig, ax = plt.subplots(figsize=(11, 4))
+        for label in labels:
+            per = per_state_by_variant.get(label, {})
+            ax.plot(states, [per.get(s, {}).get("election.error_points", float("nan")) for s in states], marker="o", markersize=3, linewidth=1, label=label)
+        ax.axhline(0, color="#444", linewidth=0.8)
+        ax.tick_params(axis="x", labelsize=7, rotation=90)
+        ax.set(ylabel="simulated - real (points)", title="Per-state error by variant")
+        ax.legend(fontsize=7)
+        parts += ["<h2>Per-state error by variant</h2>", _img(_png(fig), "per-state error by variant")]
+    return page(f"simrun sweep {result['sweep']}", parts)
+
+
+def page(title: str, parts: list[str]) -> str:
+    body = "\n".join(parts)
+    return f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
