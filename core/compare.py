@@ -23,11 +23,14 @@ from .store import Store
 class SharesView:
     """What a metric sees of one bootstrap resample: the questions and the answer shares."""
 
-    def __init__(self, questions: dict, shares: dict[str, dict[str, dict[str, float]]]):
-        self.questions, self._shares = questions, shares
+    def __init__(self, questions: dict, shares: dict[str, dict[str, dict[str, float]]], invalid: dict[str, dict[str, float]]):
+        self.questions, self._shares, self._invalid = questions, shares, invalid
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]:
         return self._shares[question_id]
+
+    def invalid(self, question_id: str) -> dict[str, float]:
+        return self._invalid[question_id]
 
 
 class Answers:
@@ -37,24 +40,26 @@ class Answers:
         personas: list[tuple[str, int]] = []
         index: dict[int, int] = {}
         weights: list[float] = []
-        by_question: dict[str, tuple[list[int], list[dict[str, float]]]] = defaultdict(lambda: ([], []))
+        by_question: dict[str, tuple[list[int], list[dict[str, float]], list[float]]] = defaultdict(lambda: ([], [], []))
         for row in store.answer_rows(run_id):
             pid = row["persona_id"]
             if pid not in index:
                 index[pid] = len(personas)
                 personas.append((row["stratum"], pid))
                 weights.append(row["weight"])
-            rows, dists = by_question[row["question_id"]]
+            rows, dists, invalid = by_question[row["question_id"]]
             rows.append(index[pid])
             dists.append(json.loads(row["distribution"]))
+            invalid.append(row["invalid"])
         self.personas = personas
         self.weights = np.array(weights)
         self.strata = sorted({s for s, _ in personas})
         self.stratum_index = np.array([self.strata.index(s) for s, _ in personas])
         self.questions = {}
-        for qid, (rows, dists) in by_question.items():
+        for qid, (rows, dists, invalid) in by_question.items():
             labels = sorted({label for d in dists for label in d})
-            self.questions[qid] = (np.array(rows), labels, np.array([[d.get(label, 0.0) for label in labels] for d in dists]))
+            probs = np.array([[d.get(label, 0.0) for label in labels] for d in dists])
+            self.questions[qid] = (np.array(rows), labels, np.column_stack([probs, invalid]))
 
     def resample_counts(self, rng: np.random.Generator, reps: int) -> np.ndarray:
         """(reps, personas): how often each persona is drawn, resampling within strata."""
@@ -64,21 +69,23 @@ class Answers:
             counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=reps)
         return counts
 
-    def shares(self, counts: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
-        out: dict[str, dict[str, dict[str, float]]] = {}
+    def resample(self, counts: np.ndarray) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+        """Option shares and invalid mass per question and stratum, personas weighted by ``counts``."""
+        shares: dict[str, dict[str, dict[str, float]]] = {}
+        invalid: dict[str, dict[str, float]] = {}
         w = counts * self.weights
-        for qid, (rows, labels, probs) in self.questions.items():
+        for qid, (rows, labels, values) in self.questions.items():
             rw = w[rows]
-            per = {}
-            for s, name in enumerate(self.strata):
-                mask = self.stratum_index[rows] == s
+            groups = [(name, self.stratum_index[rows] == s) for s, name in enumerate(self.strata)]
+            groups.append((ALL_STRATA, np.ones(len(rows), dtype=bool)))
+            shares[qid], invalid[qid] = {}, {}
+            for name, mask in groups:
                 total = rw[mask].sum()
                 if total > 0:
-                    per[name] = dict(zip(labels, (rw[mask] @ probs[mask]) / total))
-            total = rw.sum()
-            per[ALL_STRATA] = dict(zip(labels, (rw @ probs) / total))
-            out[qid] = per
-        return out
+                    means = (rw[mask] @ values[mask]) / total
+                    shares[qid][name] = dict(zip(labels, means[:-1]))
+                    invalid[qid][name] = float(means[-1])
+        return shares, invalid
 
 
 def overall(store: Store, run_id: str) -> dict[str, float]:
@@ -113,7 +120,7 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
         per_rep: dict[str, list[float]] = defaultdict(list)
         questions = {q.id: q for q in loaded.scenario.questions}
         for b in range(reps):
-            view = SharesView(questions, answers.shares(counts[b]))
+            view = SharesView(questions, *answers.resample(counts[b]))
             for name, metric in metrics:
                 try:
                     results = metric.compute(view)

@@ -349,6 +349,11 @@ class Store:
             shares.setdefault(row["stratum"], {})[row["option"]] = row["share"]
         return shares
 
+    def invalid(self, run_id: str, question_id: str) -> dict[str, float]:
+        """Weighted share of answer mass outside the options, per stratum, for one question."""
+        return {row["stratum"]: row["invalid"] for row in self.db.query(
+            "select distinct stratum, invalid from aggregates where run_id = ? and question_id = ?", [run_id, question_id])}
+
     def write_metrics(self, run_id: str, metric: str, values: list[dict]) -> None:
         with self.db.atomic():
             self.db["metrics"].delete_where("run_id = ? and metric = ?", [run_id, metric])
@@ -378,6 +383,9 @@ class RunView:
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]:
         return self.store.aggregates(self.run_id, question_id)
+
+    def invalid(self, question_id: str) -> dict[str, float]:
+        return self.store.invalid(self.run_id, question_id)
 
     def personas(self) -> Iterator[Persona]:
         return self.store.personas(self.run_id)

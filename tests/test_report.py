@@ -50,6 +50,9 @@ def test_sweep_report_has_a_plot_per_metric_and_per_state_errors(invoke, tmp_pat
     result = invoke("sweep", str(EXAMPLE / "towns_sweep.yaml"), "--quiet", *ELECTION, "--set", "ablation.with.attributes=[age, sex]", db=db)
     assert result.exit_code == 0, result.output
     sweep_id = result.output.strip()
+    compared = json.loads(invoke("compare", sweep_id, "--json", "--reps", "30", db=db).output)
+    assert compared["no_interval"] == []
+    assert all(v["metrics"]["election.mae_points"]["ci"] is not None for v in compared["variants"])
     out = tmp_path / "sweep.html"
     assert invoke("report", sweep_id, "-o", str(out), "--reps", "30", db=db).exit_code == 0
     title, images, problems = open_in_chromium(out)

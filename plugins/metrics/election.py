@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from simrun import hookimpl
 from simrun.components import Metric, MetricValue, StrictConfig
+from simrun.engine import ALL_STRATA
 from simrun.plugins import data
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
@@ -51,6 +52,7 @@ class ElectionMetric(Metric):
         question: str = Field("vote2024", description="Id of the vote question.")
         dem_option: str = Field("A", description="Label of the Democratic candidate's option.")
         rep_option: str = Field("B", description="Label of the Republican candidate's option.")
+        abstain_option: str | None = Field(None, description="Label of a 'did not vote' option, if the question has one.")
         truth: str | None = Field(None, description="CSV with state, dem_votes, rep_votes, electoral_votes; default: 2024 (MEDSL).")
 
         @field_validator("truth")
@@ -90,9 +92,12 @@ class ElectionMetric(Metric):
             # Alignment 1 - W in both readings: (a) per state, W between the simulated
             # and real two-candidate vote distributions (|sim - true| on a 0..1 support),
             # averaged; (b) W between the distributions of state shares.
+            MetricValue(name="invalid_rate", value=float(run.invalid(c.question).get(ALL_STRATA, 0.0))),
             MetricValue(name="alignment_per_state", value=float(1 - np.mean(np.abs(error)))),
             MetricValue(name="alignment_state_shares", value=float(1 - wasserstein_distance(sim, true))),
         ]
+        if c.abstain_option is not None:
+            values.append(MetricValue(name="abstain_rate", value=float(shares.get(ALL_STRATA, {}).get(c.abstain_option, 0.0))))
         for s, p, t in zip(states, sim, true):
             values += [
                 MetricValue(name="dem_share", value=float(p), stratum=s),

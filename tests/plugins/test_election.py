@@ -12,13 +12,16 @@ class ToyRun:
     def shares(self, question_id):
         return self._shares
 
+    def invalid(self, question_id):
+        return {"ALL": 0.1}
+
 
 def test_three_state_toy_by_hand(tmp_path):
     truth = tmp_path / "truth.csv"
     truth.write_text("state,dem_votes,rep_votes,electoral_votes\nAA,60,40,10\nBB,30,70,5\nCC,45,55,3\n")
     # simulated two-party shares: AA 0.5 (A 0.4 / B 0.4), BB 0.4, CC 0.55
     shares = {"AA": {"A": 0.4, "B": 0.4, "C": 0.2}, "BB": {"A": 0.4, "B": 0.6}, "CC": {"A": 0.55, "B": 0.45}, "ALL": {"A": 0.5, "B": 0.5}}
-    metric = ElectionMetric(ElectionMetric.Config(question="vote", truth=str(truth)))
+    metric = ElectionMetric(ElectionMetric.Config(question="vote", truth=str(truth), abstain_option="C"))
     v = {(m.name, m.stratum): m.value for m in metric.compute(ToyRun(shares))}
     errors = [0.5 - 0.6, 0.4 - 0.3, 0.55 - 0.45]
     assert v[("mae_points", "")] == pytest.approx(100 * (0.1 + 0.1 + 0.1) / 3)
@@ -33,6 +36,8 @@ def test_three_state_toy_by_hand(tmp_path):
     # W between {0.5, 0.4, 0.55} and {0.6, 0.3, 0.45}: sorted pairs (0.4,0.3) (0.5,0.45) (0.55,0.6)
     assert v[("alignment_state_shares", "")] == pytest.approx(1 - (0.1 + 0.05 + 0.05) / 3)
     assert v[("error_points", "BB")] == pytest.approx(10.0)
+    assert v[("invalid_rate", "")] == pytest.approx(0.1)
+    assert v[("abstain_rate", "")] == 0.0  # no option C in the ALL shares
 
 
 def test_default_truth_is_the_2024_result():
@@ -46,3 +51,32 @@ def test_bad_truth_file_names_the_missing_columns(tmp_path):
     bad.write_text("state,dem\nAA,1\n")
     with pytest.raises(ValueError, match="missing column"):
         ElectionMetric.Config(truth=str(bad))
+
+
+def test_truth_can_be_swapped_from_the_command_line(invoke, tmp_path):
+    import json
+
+    from conftest import EXAMPLE
+    from simrun.plugins import data
+
+    other = tmp_path / "flipped.csv"
+    lines = data.path("president_2024.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    d, r = header.index("dem_votes"), header.index("rep_votes")
+    flipped = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[d], cells[r] = cells[r], cells[d]
+        flipped.append(",".join(cells))
+    other.write_text("\n".join(flipped) + "\n")
+    base = ["--set", "sampler={use: census, with: {states: [CA, WY], per_state: 3}}", "--set", "enrichers=[]",
+            "--set", "questions=[{id: vote2024, text: 'Who?', options: [Harris, Trump]}]", "--set", "metrics={election: {}}", "--quiet"]
+    for truth in (None, other):
+        extra = ["--set", f"metrics.election.truth={truth}"] if truth else []
+        assert invoke("run", str(EXAMPLE / "towns.yaml"), *base, *extra).exit_code == 0
+    runs = json.loads(invoke("runs", "--json").output)
+    shown = [json.loads(invoke("show", r["id"], "--json").output) for r in runs]
+    flipped_run, real_run = shown  # newest first
+    for state in ("CA", "WY"):
+        real = real_run["metrics_by_stratum"][state]["election.true_dem_share"]
+        assert flipped_run["metrics_by_stratum"][state]["election.true_dem_share"] == pytest.approx(1 - real)
