@@ -219,18 +219,21 @@ class Engine:
         for persona in batch:
             persona_text = spec.render_persona(persona)
             for question in loaded.scenario.questions:
-                asked = []
-                for order in spec.orders(len(question.options)):
-                    asked.append((order, len(calls)))
-                    calls.append(spec.render(persona, question, persona_text, order))
-                groups.append((question, asked))
+                for repeat in range(loaded.scenario.repeats):
+                    asked = []
+                    for order in spec.orders(len(question.options)):
+                        asked.append((order, len(calls)))
+                        prompt = spec.render(persona, question, persona_text, order)
+                        prompt.repeat = repeat
+                        calls.append(prompt)
+                    groups.append((question, asked))
         replies, keys, cached = self.ask(calls, simulator)
         answers = []
         for question, asked in groups:
             first = calls[asked[0][1]]
             combined = combine_orders(question, [(order, replies[i]) for order, i in asked])
             answers.append(Answer(
-                **combined.model_dump(), persona_id=first.persona_id, question_id=first.question_id,
+                **combined.model_dump(), persona_id=first.persona_id, question_id=first.question_id, repeat=first.repeat,
                 prompt="\n\n".join(calls[i].text for _, i in asked), model=simulator.model,
                 cache_key=",".join(keys[i] for _, i in asked), cached=all(keys[i] in cached for _, i in asked),
             ))
@@ -243,7 +246,7 @@ class Engine:
         loses a finished call; answers that failed are never cached.
         """
         identity = simulator.identity()
-        keys = [cache_key(identity, p) for p in prompts]
+        keys = [cache_key(identity, p, p.repeat) for p in prompts]
         results = self.store.cached(keys) if self.use_cache else {}
         cached = set(results)
         first_seen: dict[str, int] = {}

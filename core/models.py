@@ -75,6 +75,7 @@ class Prompt(BaseModel):
     system: str
     user: str
     labels: list[str]
+    repeat: int = Field(0, ge=0, description="Which repeat of this prompt (scenario repeats); seeds sampling backends.")
 
     @property
     def text(self) -> str:
@@ -108,6 +109,7 @@ class Answer(ModelAnswer):
 
     persona_id: int
     question_id: str
+    repeat: int = 0
     prompt: str
     model: str
     cache_key: str

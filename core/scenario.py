@@ -61,6 +61,7 @@ class Scenario(BaseModel):
     description: str = ""
     seed: int = 0
     batch_size: int = Field(default=64, ge=1)
+    repeats: int = Field(default=1, ge=1, description="Ask every persona each question this many times (for the stability metric).")
     sampler: ComponentSpec
     enrichers: list[ComponentSpec] = Field(default_factory=list)
     simulator: ComponentSpec

@@ -123,6 +123,12 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@migration
+def m004_answer_repeats(db: sqlite_utils.Database) -> None:
+    db["answers"].add_column("repeat", int, not_null_default=0)
+    db["answers"].transform(pk=("run_id", "persona_id", "question_id", "repeat"))
+
+
 def new_id() -> str:
     """Sortable and readable: UTC time, then randomness."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -265,6 +271,7 @@ class Store:
                         "run_id": run_id,
                         "persona_id": a.persona_id,
                         "question_id": a.question_id,
+                        "repeat": a.repeat,
                         "prompt": a.prompt,
                         "raw": a.raw,
                         "distribution": dumps(a.distribution),
@@ -277,7 +284,7 @@ class Store:
                     }
                     for a in answers
                 ),
-                pk=("run_id", "persona_id", "question_id"),
+                pk=("run_id", "persona_id", "question_id", "repeat"),
                 batch_size=WRITE_BATCH,
             )
             self.db["progress"].upsert(
@@ -331,7 +338,7 @@ class Store:
         yield from self.db.query(
             "select a.*, p.stratum, p.weight from answers a join personas p"
             " on p.run_id = a.run_id and p.id = a.persona_id"
-            " where a.run_id = ? order by a.persona_id, a.question_id",
+            " where a.run_id = ? order by a.persona_id, a.question_id, a.repeat",
             [run_id],
         )
 

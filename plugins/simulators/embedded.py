@@ -156,7 +156,7 @@ class EmbeddedSimulator(Simulator):
         logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
         return logits - np.logaddexp.reduce(logits)
 
-    def scored(self, messages: list[dict[str, str]], labels: list[str]) -> ModelAnswer:
+    def scored(self, messages: list[dict[str, str]], labels: list[str], repeat: int) -> ModelAnswer:
         """Exact option probabilities from one forward pass."""
         tokens = self.chat_tokens(messages)
         logprobs = self.next_token_logprobs(tokens)
@@ -167,11 +167,12 @@ class EmbeddedSimulator(Simulator):
         top = self.llm.detokenize([int(np.argmax(logprobs))]).decode(errors="replace")
         return from_logprobs(merged, labels, raw=top, tokens=len(tokens))
 
-    def sampled(self, messages: list[dict[str, str]], labels: list[str]) -> ModelAnswer:
-        """Count ``samples`` sampled answers (seeded, so reruns agree)."""
+    def sampled(self, messages: list[dict[str, str]], labels: list[str], repeat: int) -> ModelAnswer:
+        """Count ``samples`` sampled answers, seeded by repeat and sample: reruns agree, repeats differ."""
+        k = self.config.samples
         texts = [
-            self.llm.create_chat_completion(messages=messages, max_tokens=8, temperature=self.config.temperature, seed=i)["choices"][0]["message"]["content"] or ""
-            for i in range(self.config.samples)
+            self.llm.create_chat_completion(messages=messages, max_tokens=8, temperature=self.config.temperature, seed=repeat * k + i)["choices"][0]["message"]["content"] or ""
+            for i in range(k)
         ]
         return from_samples(texts, labels, tokens=len(self.chat_tokens(messages)))
 
@@ -180,7 +181,7 @@ class EmbeddedSimulator(Simulator):
         answers = []
         for prompt in prompts:
             started = time.perf_counter()
-            answer = answer_one([{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}], prompt.labels)
+            answer = answer_one([{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}], prompt.labels, prompt.repeat)
             answer.latency_ms = (time.perf_counter() - started) * 1000
             answers.append(answer)
         return answers

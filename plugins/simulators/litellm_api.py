@@ -191,7 +191,8 @@ class LiteLLMSimulator(Simulator):
                     answer = from_logprobs(logprobs, prompt.labels, raw=text)
                 else:
                     texts = await asyncio.gather(*(
-                        self.call(messages, message_text, max_tokens=8, temperature=c.temperature, seed=i) for i in range(c.samples)
+                        self.call(messages, message_text, max_tokens=8, temperature=c.temperature, seed=prompt.repeat * c.samples + i)
+                        for i in range(c.samples)
                     ))
                     answer = from_samples(list(texts), prompt.labels)
             except self.retryable as exc:

@@ -66,6 +66,7 @@ class Instant(Simulator):
         kill_at_call: int | None = None  # SIGKILL this process at the start of call N ...
         kill_flag: str | None = None  # ... if this file exists (it is removed: one crash only)
         first_option_bias: float | None = None  # answer by position only: this mass on "A"
+        vary_by_repeat: bool = False  # a different answer for each repeat, as a sampling model gives
 
     @property
     def model(self):
@@ -86,7 +87,8 @@ class Instant(Simulator):
                 rest = (1 - self.config.first_option_bias) / (len(p.labels) - 1)
                 out.append(ModelAnswer(distribution={l: self.config.first_option_bias if l == "A" else rest for l in p.labels}, invalid=0.0))
                 continue
-            digest = hashlib.sha256((p.system + p.user).encode()).digest()
+            salt = f"#{p.repeat}" if self.config.vary_by_repeat else ""
+            digest = hashlib.sha256((p.system + p.user + salt).encode()).digest()
             raw = [b + 1 for b in digest[: len(p.labels)]]
             out.append(ModelAnswer(distribution={l: r / sum(raw) for l, r in zip(p.labels, raw)}, invalid=digest[-1] / 2550, raw=p.labels[0]))
         return out
