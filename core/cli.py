@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import sys
@@ -16,11 +15,12 @@ from rich.table import Table
 
 from . import __version__
 from .compare import compare
-from .engine import ALL_STRATA, Engine, PlanError, build_pipeline
+from .engine import ALL_STRATA, Engine, PlanError, build_pipeline, progress_bar
 from .sweep import plan_sweep, run_sweep
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
 from .store import Store
+from .writers import FORMATS, RowWriter, format_for
 
 console = Console()
 errors = Console(stderr=True)
@@ -336,55 +336,66 @@ def show(run_id: str, as_json: bool, db_path: str, registry: Registry) -> None:
         print_run(store, run_id)
 
 
-def answer_records(store: Store, run_id: str):
-    personas = {p.id: p for p in store.personas(run_id)}
-    for row in store.answer_rows(run_id):
-        persona = personas[row["persona_id"]]
-        distribution = json.loads(row["distribution"])
-        yield {
-            "run_id": run_id, "persona_id": row["persona_id"], "stratum": row["stratum"], "weight": row["weight"],
-            **{f"attr_{k}": v for k, v in persona.attributes.items()},
-            "question_id": row["question_id"], **{f"p_{k}": v for k, v in distribution.items()},
-            "invalid": row["invalid"], "model": row["model"], "raw": row["raw"], "prompt": row["prompt"],
-        }
-
-
 @cli.command()
 @click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the file name, else csv.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: standard output; parquet needs a file).")
 @common
-def export(run_id: str, fmt: str, output: str | None, db_path: str, registry: Registry) -> None:
+def export(run_id: str, fmt: str | None, output: str | None, db_path: str, registry: Registry) -> None:
     """Export a run's answers, one row per persona x question, with persona attributes and option probabilities."""
     store = Store(db_path)
     try:
         store.run(run_id)
     except KeyError:
         fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
-    records = list(answer_records(store, run_id))
-    if fmt == "parquet":
-        if not output:
-            fail("--format parquet needs -o FILE")
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            fail("parquet export needs pyarrow: pip install 'simrun[export]'")
-        pq.write_table(pa.Table.from_pylist(records), output)
-        return
-    stream = open(output, "w", newline="") if output else sys.stdout
+    personas = {p.id: p for p in store.personas(run_id)}
     try:
-        if fmt == "jsonl":
-            for r in records:
-                stream.write(json.dumps(r) + "\n")
-        else:
-            fields = list(dict.fromkeys(k for r in records for k in r))
-            writer = csv.DictWriter(stream, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(records)
+        with RowWriter(output, format_for(output, fmt)) as writer:
+            batch: list[dict] = []
+            for row in store.answer_rows(run_id):
+                persona = personas[row["persona_id"]]
+                batch.append({
+                    "run_id": run_id, "persona_id": row["persona_id"], "stratum": row["stratum"], "weight": row["weight"],
+                    **{f"attr_{k}": v for k, v in persona.attributes.items()},
+                    "question_id": row["question_id"], "repeat": row["repeat"], **{f"p_{k}": v for k, v in json.loads(row["distribution"]).items()},
+                    "invalid": row["invalid"], "model": row["model"], "raw": row["raw"], "prompt": row["prompt"],
+                })
+                if len(batch) == 1000:
+                    writer.write(batch)
+                    batch = []
+            writer.write(batch)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+
+
+@cli.command(name="sample")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write: .csv, .jsonl or .parquet.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the file name.")
+@common
+def sample_command(scenario: str, overrides: tuple[str, ...], output: str, fmt: str | None, db_path: str, registry: Registry) -> None:
+    """Write SCENARIO's personas (sampled and enriched) to a file, without asking any question.
+
+    One row per persona: id, stratum, weight, every attribute, and each
+    attribute's provenance as JSON.
+    """
+    loaded = open_scenario(scenario, registry, overrides)
+    pipeline = build_pipeline(loaded, registry)
+    engine = Engine(registry, Store(":memory:"), show_progress=errors.is_terminal)
+    try:
+        with RowWriter(output, format_for(output, fmt)) as writer, progress_bar(engine.show_progress) as bar:
+            task = bar.add_task("sampling personas", total=pipeline.sampler.total())
+            for index, batch, _ in engine.batches(loaded, pipeline, None):
+                batch = engine.enrich(batch, index, loaded, pipeline)
+                writer.write([{"id": p.id, "stratum": p.stratum, "weight": p.weight, **p.attributes,
+                               "provenance": json.dumps(p.provenance)} for p in batch])
+                bar.advance(task, len(batch))
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
     finally:
-        if output:
-            stream.close()
+        pipeline.simulator.close()
+    errors.print(f"wrote {writer.rows} personas to {output}")
 
 
 @cli.command()

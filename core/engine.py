@@ -194,8 +194,15 @@ class Engine:
         for index, batch in enumerate(pipeline.sampler.sample(rng, loaded.scenario.batch_size)):
             yield index, batch, True
 
+    def enrich(self, batch: list[Persona], index: int, loaded: LoadedScenario, pipeline: Pipeline) -> list[Persona]:
+        """Run the ordered enrichers on a batch, with a seed of its own (so resumes agree)."""
+        seed = int(np.random.SeedSequence([loaded.scenario.seed, index]).generate_state(1)[0])
+        context = EnrichContext(seed=seed, simulator=pipeline.simulator)
+        for enricher in pipeline.enrichers:
+            batch = enricher.enrich(batch, context)
+        return batch
+
     def _simulate(self, loaded: LoadedScenario, pipeline: Pipeline, info: RunInfo, personas_from: str | None, progress: tuple[Progress, TaskID]) -> None:
-        s = loaded.scenario
         bar, task = progress
         done = self.store.done_batches(info.id)
         for index, batch, fresh in self.batches(loaded, pipeline, personas_from):
@@ -203,9 +210,7 @@ class Engine:
                 bar.advance(task, len(batch))
                 continue
             if fresh:
-                context = EnrichContext(seed=int(np.random.SeedSequence([s.seed, index]).generate_state(1)[0]), simulator=pipeline.simulator)
-                for enricher in pipeline.enrichers:
-                    batch = enricher.enrich(batch, context)
+                batch = self.enrich(batch, index, loaded, pipeline)
             answers = self.answer(batch, loaded, pipeline.simulator)
             self.store.write_batch(info.id, index, batch, answers)
             self.hook.batch_done(run=info, personas=batch, answers=answers)

@@ -1,7 +1,6 @@
 """The simrun command as a user meets it."""
 
 import csv
-import io
 import json
 
 import pyarrow.parquet as pq
@@ -80,3 +79,22 @@ def test_help_teaches(invoke):
     assert "simrun scenarios/election.yaml" in text
     run_help = CliRunner().invoke(cli, ["run", "--help"]).output
     assert "--resume" in run_help and "--set" in run_help
+
+
+def test_sample_writes_personas_in_each_format(invoke, tmp_path):
+    import pyarrow.parquet as pq
+
+    from conftest import ROOT
+
+    scenario = str(ROOT / "scenarios" / "election.yaml")
+    small = ["--set", "sampler.with.states=[DC, VT]", "--set", "sampler.with.per_state=7"]
+    for name in ("p.csv", "p.jsonl", "p.parquet"):
+        result = invoke("sample", scenario, "-o", str(tmp_path / name), *small)
+        assert result.exit_code == 0, result.output
+        assert "wrote 14 personas" in result.output
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert len(rows) == 14 and {"id", "stratum", "weight", "age", "education", "census_region", "provenance"} <= set(rows[0])
+    assert json.loads(rows[0]["provenance"])["census_region"].startswith("census:")
+    lines = (tmp_path / "p.jsonl").read_text().splitlines()
+    assert [json.loads(line)["stratum"] for line in lines].count("VT") == 7
+    assert pq.read_table(tmp_path / "p.parquet").num_rows == 14

@@ -11,7 +11,7 @@ drawn in proportion to the raked weights.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Literal
 
 import numpy as np
@@ -33,6 +33,27 @@ PROVENANCE = {
     "state": "census:ACS 2018 1-year state",
 }
 AGE_BANDS = ((18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+"))
+
+
+@cache
+def load_controls() -> dict[str, dict[str, dict[str, float]]]:
+    """state -> dimension -> category -> adults (ACS 2018 1-year, see plugins/data/SOURCES.md)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for row in data.rows(CONTROLS):
+        out.setdefault(row["state"], {}).setdefault(row["dimension"], {})[row["category"]] = float(row["count"])
+    return out
+
+
+def control_category(dimension: str, attributes: dict) -> str | None:
+    """A persona's cell in a control dimension, or None when it lacks the attributes."""
+    try:
+        if dimension == "sex_age":
+            return f"{attributes['sex']}|{age_band(int(attributes['age']))}"
+        if dimension == "education":
+            return "under 25" if int(attributes["age"]) < 25 else str(attributes["education"])
+        return str(attributes[dimension])
+    except KeyError:
+        return None
 
 
 def age_band(age: int) -> str:
@@ -103,13 +124,9 @@ class CensusSampler(Sampler):
     def state_codes(self) -> list[str]:
         return sorted(data.states()) if self.config.states == "all" else list(self.config.states)
 
-    @cached_property
+    @property
     def controls(self) -> dict[str, dict[str, dict[str, float]]]:
-        """state -> dimension -> category -> adults."""
-        out: dict[str, dict[str, dict[str, float]]] = {}
-        for row in data.rows(CONTROLS):
-            out.setdefault(row["state"], {}).setdefault(row["dimension"], {})[row["category"]] = float(row["count"])
-        return out
+        return load_controls()
 
     def population(self, state: str) -> float:
         return sum(self.controls[state]["sex_age"].values())
