@@ -7,7 +7,7 @@ batch-first: every method takes and returns lists.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +29,18 @@ class Component:
 
     def __init__(self, config: BaseModel | None = None):
         self.config = config if config is not None else self.Config()
+
+
+def batched(personas: Iterable[Persona], batch_size: int) -> Iterator[list[Persona]]:
+    """Group a stream of personas into batches of ``batch_size`` (the last may be smaller)."""
+    batch: list[Persona] = []
+    for persona in personas:
+        batch.append(persona)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Sampler(Component):

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from simrun import hookimpl
-from simrun.components import Sampler, StrictConfig
+from simrun.components import Sampler, StrictConfig, batched
 from simrun.models import Persona
 from simrun.plugins import data
 
@@ -176,8 +176,10 @@ class CensusSampler(Sampler):
         return result
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
+        return batched(self.personas(rng), batch_size)
+
+    def personas(self, rng: np.random.Generator) -> Iterator[Persona]:
         names = data.states()
-        batch: list[Persona] = []
         next_id = 0
         for state, n in self.allocation.items():
             weights = self.fit(state).weights
@@ -195,12 +197,7 @@ class CensusSampler(Sampler):
                     ("family_income", str(self.seed["family_income"][i])),
                 ):
                     persona.set(attribute, value, PROVENANCE[attribute])
-                batch.append(persona)
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+                yield persona
 
 
 @hookimpl

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from simrun import hookimpl
-from simrun.components import Sampler, StrictConfig
+from simrun.components import Sampler, StrictConfig, batched
 from simrun.models import Persona
 from simrun.plugins.samplers.census import load_controls
 
@@ -98,9 +98,11 @@ class LibrarySampler(Sampler):
         return 1.0
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
+        return batched(self.personas(rng), batch_size)
+
+    def personas(self, rng: np.random.Generator) -> Iterator[Persona]:
         columns = self.config.columns or {c: c for c in self.rows[0] if c not in (self.config.stratum, self.config.weight)}
         source = f"library:{Path(self.config.path).name}"
-        batch: list[Persona] = []
         next_id = 0
         for stratum, indexes in self.strata.items():
             n = self.config.per_stratum
@@ -112,12 +114,7 @@ class LibrarySampler(Sampler):
                 for attribute, column in columns.items():
                     value = row[column]
                     persona.set(attribute, self.config.recode.get(attribute, {}).get(value, value), source)
-                batch.append(persona)
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+                yield persona
 
 
 @hookimpl
