@@ -75,6 +75,7 @@ class Enricher(Component):
 
     kind = "enricher"
     needs: ClassVar[frozenset[str]] = frozenset()
+    uses: ClassVar[frozenset[str]] = frozenset()  # optional: read when present, so run after whoever provides them
     provides: ClassVar[frozenset[str]] = frozenset()
 
     def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:

@@ -60,6 +60,10 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
             for j in providers[attribute]:
                 if j != i:
                     graph.add_edge(j, i, attribute=attribute)
+        for attribute in sorted(enricher.uses - enricher.needs):
+            for j in providers[attribute]:
+                if j != i:
+                    graph.add_edge(j, i, attribute=attribute)
     if issues:
         raise PlanError(source, issues)
     try:

@@ -152,6 +152,7 @@ def gss_seed() -> None:
         "gss_year": g.year, "gss_id": g.id, "weight": g.wtssps, "age": g.age.astype(int),
         "sex": g.sex, "race_ethnicity": race, "education": education,
         "family_income": g.income16, "census_region": g.region.str.title(),
+        "partyid": g.partyid, "polviews": g.polviews, "relig": g.relig,
     })
     assert out.notna().all().all()
     out.to_csv(OUT / "gss_seed.csv", index=False)

@@ -97,6 +97,12 @@ def test_enrichers_are_ordered_by_needs():
     assert order_enrichers({"age"}, [a, b, c], "s.yaml") == [c, b, a]
 
 
+def test_optional_inputs_order_enrichers_but_need_no_provider():
+    reader, provider = Needs(set(), {"y"}), Needs(set(), {"x"})
+    reader.uses = frozenset({"x", "absent"})
+    assert order_enrichers(set(), [reader, provider], "s.yaml") == [provider, reader]
+
+
 def test_enricher_cycle_is_an_error():
     with pytest.raises(PlanError, match="cycle"):
         order_enrichers(set(), [Needs({"x"}, {"y"}), Needs({"y"}, {"x"})], "s.yaml")

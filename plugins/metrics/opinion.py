@@ -84,8 +84,10 @@ def age_group(age: int) -> str:
     return "18-29" if age < 30 else "30-49" if age < 50 else "50-64" if age < 65 else "65+"
 
 
-def _titled(value: str) -> str:
-    return str(value).strip().title()
+def pew_label(*labels: str) -> Callable[[object], str | None]:
+    """Match a persona's value onto one of Pew's group labels, ignoring case; None if it is none of them."""
+    by_lower = {label.lower(): label for label in labels}
+    return lambda value: by_lower.get(str(value).strip().lower())
 
 
 EDUCATION = {"less than high school": "Less than high school", "high school": "High school or some college",
@@ -94,14 +96,14 @@ EDUCATION = {"less than high school": "Less than high school", "high school": "H
 
 # Pew attribute -> (persona attribute, how its value becomes a Pew group).
 GROUPS: dict[str, tuple[str, Callable[[object], str | None]]] = {
-    "SEX": ("sex", _titled),
+    "SEX": ("sex", pew_label("Male", "Female")),
     "AGE": ("age", lambda a: age_group(int(a))),
-    "RACE": ("race_ethnicity", _titled),
+    "RACE": ("race_ethnicity", pew_label("White", "Black", "Asian", "Hispanic", "Other")),
     "EDUCATION": ("education", lambda e: EDUCATION.get(str(e))),
     "INCOME": ("family_income", income_group),
-    "CREGION": ("census_region", _titled),
-    "POLPARTY": ("party", _titled),
-    "POLIDEOLOGY": ("ideology", _titled),
+    "CREGION": ("census_region", pew_label("Northeast", "Midwest", "South", "West")),
+    "POLPARTY": ("party", pew_label("Republican", "Democrat", "Independent", "Other")),
+    "POLIDEOLOGY": ("ideology", pew_label("Very conservative", "Conservative", "Moderate", "Liberal", "Very liberal")),
 }
 
 
