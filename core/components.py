@@ -8,7 +8,7 @@ batch-first: every method takes and returns lists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -61,13 +61,23 @@ class Sampler(Component):
         raise NotImplementedError
 
 
+class Generate(Protocol):
+    def __call__(self, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
+                 json_schema: dict[str, Any] | None = None) -> list[str]: ...
+
+
 class EnrichContext(BaseModel):
-    """What an enricher may use beyond its batch."""
+    """What an enricher may use beyond its batch.
+
+    ``generate`` is the scenario simulator's text generation, cached in the run
+    log and resumable like answers: call it rather than the simulator itself.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     seed: int
     simulator: Any = None
+    generate: Any = None
 
 
 class Enricher(Component):

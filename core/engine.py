@@ -8,6 +8,7 @@ stopped without repeating a model call or duplicating a row.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import defaultdict
@@ -201,7 +202,7 @@ class Engine:
     def enrich(self, batch: list[Persona], index: int, loaded: LoadedScenario, pipeline: Pipeline) -> list[Persona]:
         """Run the ordered enrichers on a batch, with a seed of its own (so resumes agree)."""
         seed = int(np.random.SeedSequence([loaded.scenario.seed, index]).generate_state(1)[0])
-        context = EnrichContext(seed=seed, simulator=pipeline.simulator)
+        context = EnrichContext(seed=seed, simulator=pipeline.simulator, generate=functools.partial(self.generate, pipeline.simulator))
         for enricher in pipeline.enrichers:
             batch = enricher.enrich(batch, context)
         return batch
@@ -247,6 +248,29 @@ class Engine:
                 cache_key=",".join(keys[i] for _, i in asked), cached=all(keys[i] in cached for _, i in asked),
             ))
         return answers
+
+    def generate(self, simulator: Simulator, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
+                 json_schema: dict | None = None) -> list[str]:
+        """The simulator's text generation through the cache: each distinct request is made once, ever.
+
+        An empty reply (the backend gave up) is returned but never cached.
+        """
+        request = {"model": simulator.identity(), "max_tokens": max_tokens, "temperature": temperature, "schema": json_schema}
+        keys = [sha256(dumps({**request, "generate": p})) for p in prompts]
+        texts = self.store.cached_texts(keys) if self.use_cache else {}
+        first_seen: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in texts:
+                first_seen.setdefault(key, i)
+        misses = list(first_seen.values())
+        chunk = max(1, getattr(simulator, "chunk_size", 32))
+        for start in range(0, len(misses), chunk):
+            wanted = misses[start : start + chunk]
+            replies = simulator.generate([prompts[i] for i in wanted], max_tokens=max_tokens, temperature=temperature, json_schema=json_schema)
+            fresh = {keys[i]: text for i, text in zip(wanted, replies)}
+            self.store.cache_texts(simulator.model, {k: t for k, t in fresh.items() if t})
+            texts.update(fresh)
+        return [texts[k] for k in keys]
 
     def ask(self, prompts: list[Prompt], simulator: Simulator) -> tuple[list[ModelAnswer], list[str], set[str]]:
         """Model answers for prompts: from the cache where possible, each distinct prompt asked once.

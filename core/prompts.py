@@ -57,7 +57,8 @@ class PromptSpec(BaseModel):
         return template
 
     def shown(self, persona: Persona) -> list[tuple[str, object]]:
-        names = self.include if self.include is not None else list(persona.attributes)
+        """The attributes the prompt shows; names starting with '_' are bookkeeping, never shown."""
+        names = self.include if self.include is not None else [a for a in persona.attributes if not a.startswith("_")]
         return [
             (name, persona.attributes[name])
             for name in names

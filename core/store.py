@@ -316,6 +316,22 @@ class Store:
             batch_size=WRITE_BATCH,
         )
 
+    def cached_texts(self, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"select key, response from llm_cache where key in ({marks})", chunk):
+                found[row["key"]] = json.loads(row["response"])["text"]
+        return found
+
+    def cache_texts(self, model: str, entries: dict[str, str]) -> None:
+        created = now()
+        self.db["llm_cache"].upsert_all(
+            ({"key": k, "model": model, "response": json.dumps({"text": v}), "created_at": created} for k, v in entries.items()),
+            pk="key", batch_size=WRITE_BATCH,
+        )
+
     # reads for aggregation, metrics and export --------------------------
     def personas(self, run_id: str, batch: int | None = None) -> Iterator[Persona]:
         where, args = ("run_id = ?", [run_id]) if batch is None else ("run_id = ? and batch = ?", [run_id, batch])

@@ -25,3 +25,13 @@ def invoke(tmp_path):
         return result
 
     return run
+
+
+class PersonasView:
+    """A run view holding only personas, for metrics that read personas alone."""
+
+    def __init__(self, personas):
+        self._personas = personas
+
+    def personas(self):
+        return iter(self._personas)

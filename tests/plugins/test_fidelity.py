@@ -1,17 +1,11 @@
 import numpy as np
 import pytest
 
+from conftest import PersonasView
+
 from simrun.models import Persona
 from simrun.plugins.metrics.fidelity import FidelityMetric, tvd
 from simrun.plugins.samplers.census import CensusSampler, load_controls
-
-
-class View:
-    def __init__(self, personas):
-        self._personas = personas
-
-    def personas(self):
-        return iter(self._personas)
 
 
 def test_tvd_by_hand():
@@ -22,7 +16,7 @@ def test_tvd_by_hand():
 def test_census_personas_are_close_to_the_controls():
     sampler = CensusSampler(CensusSampler.Config(states=["NY", "WY"], per_state=4000))
     personas = [p for batch in sampler.sample(np.random.default_rng(3), 1000) for p in batch]
-    values = {(v.name, v.stratum): v.value for v in FidelityMetric().compute(View(personas))}
+    values = {(v.name, v.stratum): v.value for v in FidelityMetric().compute(PersonasView(personas))}
     assert values[("tvd_max", "")] < 0.03
     assert {("tvd[sex_x_age]", "NY"), ("tvd[education]", "WY"), ("tvd[race_ethnicity]", "NY")} <= set(values)
 
@@ -31,10 +25,10 @@ def test_an_all_male_population_is_half_wrong_on_sex():
     female_share = sum(v for k, v in load_controls()["VT"]["sex_age"].items() if k.startswith("female")) / sum(load_controls()["VT"]["sex_age"].values())
     personas = [Persona(id=i, stratum="VT", weight=1.0, attributes={"sex": "male", "age": 40, "race_ethnicity": "white", "education": "high school"})
                 for i in range(10)]
-    values = {(v.name, v.stratum): v.value for v in FidelityMetric().compute(View(personas))}
+    values = {(v.name, v.stratum): v.value for v in FidelityMetric().compute(PersonasView(personas))}
     assert values[("tvd[sex]", "VT")] == pytest.approx(female_share)
 
 
 def test_personas_outside_any_state_are_a_clear_error():
     with pytest.raises(ValueError, match="no persona's stratum is a state"):
-        FidelityMetric().compute(View([Persona(id=0, stratum="Ashford", weight=1.0, attributes={"sex": "male"})]))
+        FidelityMetric().compute(PersonasView([Persona(id=0, stratum="Ashford", weight=1.0, attributes={"sex": "male"})]))

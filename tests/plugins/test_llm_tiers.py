@@ -1,0 +1,111 @@
+import json
+
+import pytest
+
+from conftest import PersonasView
+
+from simrun.components import EnrichContext
+from simrun.models import Persona
+from simrun.plugins.enrichers.llm_tiers import Descriptive, ObjectiveTabular, SubjectiveTabular
+from simrun.plugins.metrics.persona_text import PersonaTextMetric
+
+GOOD = {"occupation": "nurse", "industry": "health care", "household_size": 3, "health_insurance": "employer",
+        "urbanicity": "suburban", "housing": "owns"}
+
+
+class Script:
+    """A generator that replies from a script, one reply per call per prompt, and records prompts."""
+
+    model = "scripted"
+
+    def __init__(self, *replies):
+        self.replies, self.prompts = list(replies), []
+
+    def __call__(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
+        self.prompts.append(prompts)
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        return [reply for _ in prompts]
+
+
+def personas(n=2):
+    return [Persona(id=i, stratum="OH", weight=1.0, attributes={"age": 30 + i, "sex": "female"},
+                    provenance={"age": "census:x", "sex": "census:x"}) for i in range(n)]
+
+
+def context(script):
+    return EnrichContext(seed=0, simulator=script, generate=script)
+
+
+def test_valid_json_becomes_attributes_written_by_the_llm():
+    batch = ObjectiveTabular().enrich(personas(), context(Script(json.dumps(GOOD))))
+    assert batch[0].attributes["occupation"] == "nurse" and batch[1].attributes["household_size"] == 3
+    assert batch[0].provenance["industry"] == "llm:scripted"
+
+
+def test_a_malformed_reply_is_asked_again_with_the_reason():
+    script = Script("Sure! Here is the JSON: {occupation: nurse", json.dumps(GOOD))
+    batch = ObjectiveTabular().enrich(personas(1), context(script))
+    assert batch[0].attributes["occupation"] == "nurse"
+    assert len(script.prompts) == 2 and "not valid (not JSON" in script.prompts[1][0]
+
+
+@pytest.mark.parametrize("reply,reason", [
+    (json.dumps({**GOOD, "industry": "space piracy"}), "out of schema"),
+    ("I'm sorry, I can't help with describing real people.", "not JSON"),
+    ("", "empty reply"),
+])
+def test_replies_that_never_fit_are_recorded_not_dropped(reply, reason):
+    batch = ObjectiveTabular(ObjectiveTabular.Config(attempts=2)).enrich(personas(1), context(Script(reply)))
+    recorded = batch[0].attributes["_objective_invalid"]
+    assert recorded.startswith(reason) and reply[:30] in recorded
+    assert "occupation" not in batch[0].attributes
+
+
+def test_subjective_and_descriptive_tiers():
+    subjective = {"openness": "high", "conscientiousness": "medium", "extraversion": "low", "agreeableness": "high", "neuroticism": "low",
+                  "core_values": ["family"], "hobbies": ["gardening", "chess"], "life_outlook": "optimistic", "defining_quirk": "hums"}
+    [p] = SubjectiveTabular().enrich(personas(1), context(Script(json.dumps(subjective))))
+    assert p.attributes["hobbies"] == ["gardening", "chess"]
+    [p] = Descriptive().enrich([p], context(Script("I am a cheerful nurse from Ohio who loves my garden.")))
+    assert p.attributes["description"].startswith("I am a cheerful") and p.provenance["description"] == "llm:scripted"
+    [q] = Descriptive().enrich(personas(1), context(Script("  ")))
+    assert "description" not in q.attributes and q.attributes["_descriptive_invalid"].startswith("empty")
+
+
+def test_persona_text_metric_by_hand():
+    from textblob import TextBlob
+
+    census_only = personas(1)[0]
+    written = Persona(id=1, stratum="OH", weight=1.0, attributes={"age": 40, "sex": "male", "description": "a wonderful happy life", "_objective_invalid": "x"},
+                      provenance={"age": "census:x", "sex": "census:x", "description": "llm:m", "_objective_invalid": "llm:m"})
+    values = {v.name: v.value for v in PersonaTextMetric().compute(PersonasView([census_only, written]))}
+    assert values["llm_share_attributes"] == pytest.approx((0 + 1 / 3) / 2)
+    chars = len("a wonderful happy life")
+    assert values["llm_share_characters"] == pytest.approx((0 + chars / (chars + 2 + 4)) / 2)
+    assert values["sentiment_polarity"] == pytest.approx(TextBlob("a wonderful happy life").sentiment.polarity)
+    assert values["personas_with_llm_text"] == 1 and values["invalid[objective]"] == 1
+    assert any(name.startswith("positive_term[") for name in values)
+
+
+def test_engine_caches_generation_but_not_failures(registry, tmp_path):
+    from simrun.engine import Engine
+    from simrun.store import Store
+
+    class Counting:
+        model, name, chunk_size = "counting", "counting", 8
+
+        def __init__(self):
+            self.calls = 0
+
+        def identity(self):
+            return {"model": self.model}
+
+        def generate(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
+            self.calls += len(prompts)
+            return ["" if "fail" in p else p.upper() for p in prompts]
+
+    engine, sim = Engine(registry, Store(tmp_path / "g.db"), show_progress=False), Counting()
+    assert engine.generate(sim, ["a", "b", "a", "fail"]) == ["A", "B", "A", ""]
+    assert sim.calls == 3  # the repeated prompt is asked once
+    assert engine.generate(sim, ["a", "b", "fail"]) == ["A", "B", ""]
+    assert sim.calls == 4  # only the failure is asked again
