@@ -187,6 +187,10 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
             table.add_row(v["label"], fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
         console.print(table)
     console.print(f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference.")
+    if result["smallest_stratum"] < 2:
+        console.print("[yellow]a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum[/]")
+    if result["no_interval"]:
+        console.print(f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares")
 
 
 @cli.command(name="compare")
@@ -288,6 +292,11 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
     }
 
 
+def number(value: float | None, digits: int) -> str:
+    """A metric value for a table; SQLite keeps NaN (no data) as NULL."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def print_run(store: Store, run_id: str) -> None:
     summary = run_summary(store, run_id)
     console.print(f"[bold]run {summary['id']}[/] {summary['name']} - {summary['status']}")
@@ -303,7 +312,7 @@ def print_run(store: Store, run_id: str) -> None:
         columns = sorted({k for values in strata.values() for k in values})
         table = Table("stratum", *columns, title="per stratum")
         for stratum in sorted(strata):
-            table.add_row(stratum, *(f"{strata[stratum].get(c, float('nan')):.3f}" for c in columns))
+            table.add_row(stratum, *(number(strata[stratum].get(c), 3) for c in columns))
         console.print(table)
     else:
         for qid, shares in summary["shares"].items():
@@ -315,7 +324,7 @@ def print_run(store: Store, run_id: str) -> None:
     if summary["metrics"]:
         table = Table("metric", "value", title="metrics")
         for name, value in summary["metrics"].items():
-            table.add_row(name, f"{value:.4f}")
+            table.add_row(name, number(value, 4))
         console.print(table)
 
 

@@ -133,7 +133,10 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
         values[label] = per_rep
 
     def interval(xs: list[float] | np.ndarray) -> list[float] | None:
-        return [float(np.percentile(xs, 2.5)), float(np.percentile(xs, 97.5))] if len(xs) == reps else None
+        xs = np.asarray(xs, dtype=float)
+        if len(xs) != reps or not np.isfinite(xs).all():
+            return None
+        return [float(np.percentile(xs, 2.5)), float(np.percentile(xs, 97.5))]
 
     base_point = overall(store, runs[baseline]["id"])
     variants = []
@@ -144,7 +147,10 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
         for name, value in point.items():
             reps_v, reps_b = values[label].get(name, []), values[baseline].get(name, [])
             diff_ci = interval(np.array(reps_v) - np.array(reps_b)) if paired and len(reps_v) == len(reps_b) == reps else None
-            metrics_out[name] = {"value": value, "ci": interval(reps_v), "diff": value - base_point[name] if name in base_point else None, "diff_ci": diff_ci}
+            base = base_point.get(name)
+            diff = value - base if value is not None and base is not None else None  # None: no data (NaN is stored as NULL)
+            metrics_out[name] = {"value": value, "ci": interval(reps_v), "diff": diff, "diff_ci": diff_ci}
         variants.append({"label": label, "run_id": runs[label]["id"], "paired": paired, "metrics": metrics_out})
+    smallest = int(np.bincount(Answers(store, runs[baseline]["id"]).stratum_index).min())
     return {"sweep": sweep_id, "name": sweep["name"], "ablation": json.loads(sweep["ablation"]), "baseline": baseline,
-            "reps": reps, "variants": variants, "no_interval": sorted(no_interval)}
+            "reps": reps, "variants": variants, "no_interval": sorted(no_interval), "smallest_stratum": smallest}

@@ -132,3 +132,12 @@ def test_grid_is_the_cartesian_product():
     variants = dict(grid.variants({"name": "s", "seed": 0}))
     assert len(variants) == 5 and variants["baseline"] == {"name": "s", "seed": 0}
     assert variants["seed=2, prompt.style=first_person"] == {"name": "s", "seed": 2, "prompt": {"style": "first_person"}}
+
+
+def test_compare_survives_metrics_without_data(registry, tmp_path):
+    """persona_text has no sentiment when no text is LLM-written: NaN, stored as NULL."""
+    store, sweep_id = sweep(registry, tmp_path / "n.db", "metrics={mean_share: {question: q1}, persona_text: {}}")
+    result = compare(store, registry, sweep_id, reps=20)
+    polarity = result["variants"][1]["metrics"]["persona_text.sentiment_polarity"]
+    assert polarity == {"value": None, "ci": None, "diff": None, "diff_ci": None}
+    assert result["no_interval"] == ["persona_text"] and result["smallest_stratum"] == 12
