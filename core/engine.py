@@ -12,9 +12,10 @@ import functools
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -249,54 +250,55 @@ class Engine:
             ))
         return answers
 
-    def generate(self, simulator: Simulator, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
-                 json_schema: dict | None = None) -> list[str]:
-        """The simulator's text generation through the cache: each distinct request is made once, ever.
+    def through_cache(
+        self, keys: list[str], requests: list, call: Callable[[list], list], chunk: int, model: str,
+        encode: Callable[[Any], str], decode: Callable[[str], Any], keep: Callable[[Any], bool],
+    ) -> tuple[list, set[str]]:
+        """Replies for requests, from the cache where possible, each distinct key asked once.
 
-        An empty reply (the backend gave up) is returned but never cached.
+        Fresh replies are cached as soon as each chunk returns, so a crash never
+        loses a finished call; replies ``keep`` rejects (failures) are never cached.
+        Returns the replies in order and the keys that came from the cache.
         """
-        request = {"model": simulator.identity(), "max_tokens": max_tokens, "temperature": temperature, "schema": json_schema}
-        keys = [sha256(dumps({**request, "generate": p})) for p in prompts]
-        texts = self.store.cached_texts(keys) if self.use_cache else {}
+        replies = {k: decode(v) for k, v in self.store.cached(keys).items()} if self.use_cache else {}
+        cached = set(replies)
         first_seen: dict[str, int] = {}
         for i, key in enumerate(keys):
-            if key not in texts:
+            if key not in replies:
                 first_seen.setdefault(key, i)
         misses = list(first_seen.values())
-        chunk = max(1, getattr(simulator, "chunk_size", 32))
+        chunk = max(1, chunk)
         for start in range(0, len(misses), chunk):
             wanted = misses[start : start + chunk]
-            replies = simulator.generate([prompts[i] for i in wanted], max_tokens=max_tokens, temperature=temperature, json_schema=json_schema)
-            fresh = {keys[i]: text for i, text in zip(wanted, replies)}
-            self.store.cache_texts(simulator.model, {k: t for k, t in fresh.items() if t})
-            texts.update(fresh)
-        return [texts[k] for k in keys]
+            fresh = call([requests[i] for i in wanted])
+            if len(fresh) != len(wanted):
+                raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
+            new = {keys[i]: reply for i, reply in zip(wanted, fresh)}
+            self.store.cache(model, {k: encode(r) for k, r in new.items() if keep(r)})
+            replies.update(new)
+        return [replies[k] for k in keys], cached
+
+    def generate(self, simulator: Simulator, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
+                 json_schema: dict | None = None) -> list[str]:
+        """The simulator's text generation through the cache; an empty reply (it gave up) is not cached."""
+        request = {"model": simulator.identity(), "max_tokens": max_tokens, "temperature": temperature, "schema": json_schema}
+        keys = [sha256(dumps({**request, "generate": p})) for p in prompts]
+        texts, _ = self.through_cache(
+            keys, prompts, lambda ps: simulator.generate(ps, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema),
+            getattr(simulator, "chunk_size", 32), simulator.model,
+            encode=lambda t: json.dumps({"text": t}), decode=lambda raw: json.loads(raw)["text"], keep=bool,
+        )
+        return texts
 
     def ask(self, prompts: list[Prompt], simulator: Simulator) -> tuple[list[ModelAnswer], list[str], set[str]]:
-        """Model answers for prompts: from the cache where possible, each distinct prompt asked once.
-
-        Fresh answers are cached as soon as each chunk returns, so a crash never
-        loses a finished call; answers that failed are never cached.
-        """
+        """Model answers for prompts through the cache; answers that failed are not cached."""
         identity = simulator.identity()
         keys = [cache_key(identity, p, p.repeat) for p in prompts]
-        results = self.store.cached(keys) if self.use_cache else {}
-        cached = set(results)
-        first_seen: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key not in results:
-                first_seen.setdefault(key, i)  # identical prompts are asked once
-        misses = list(first_seen.values())
-        chunk = max(1, getattr(simulator, "chunk_size", 32))
-        for start in range(0, len(misses), chunk):
-            wanted = misses[start : start + chunk]
-            replies = simulator.answer([prompts[i] for i in wanted])
-            if len(replies) != len(wanted):
-                raise RuntimeError(f"simulator '{simulator.name}' returned {len(replies)} answers for {len(wanted)} prompts")
-            fresh = {keys[i]: reply for i, reply in zip(wanted, replies)}
-            self.store.cache(simulator.model, {k: r for k, r in fresh.items() if r.error is None})
-            results.update(fresh)
-        return [results[k] for k in keys], keys, cached
+        answers, cached = self.through_cache(
+            keys, prompts, simulator.answer, getattr(simulator, "chunk_size", 32), simulator.model,
+            encode=lambda a: a.model_dump_json(), decode=ModelAnswer.model_validate_json, keep=lambda a: a.error is None,
+        )
+        return answers, keys, cached
 
     def aggregate(self, run_id: str) -> None:
         """Weighted option shares per stratum and question, plus the whole population."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .models import Answer, ModelAnswer, Persona, Question
+from .models import Answer, Persona, Question
 
 WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
 Migration = Callable[[sqlite_utils.Database], None]
@@ -293,42 +293,21 @@ class Store:
             )
 
     # the model-call cache ---------------------------------------------
-    def cached(self, keys: Iterable[str]) -> dict[str, ModelAnswer]:
+    def cached(self, keys: Iterable[str]) -> dict[str, str]:
+        """Cached responses (as stored JSON text) for the keys that have one."""
         keys = list(keys)
-        found: dict[str, ModelAnswer] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.query(
-                f"select key, response from llm_cache where key in ({marks})", chunk
-            ):
-                found[row["key"]] = ModelAnswer.model_validate_json(row["response"])
-        return found
-
-    def cache(self, model: str, entries: dict[str, ModelAnswer]) -> None:
-        created = now()
-        self.db["llm_cache"].upsert_all(
-            (
-                {"key": k, "model": model, "response": v.model_dump_json(), "created_at": created}
-                for k, v in entries.items()
-            ),
-            pk="key",
-            batch_size=WRITE_BATCH,
-        )
-
-    def cached_texts(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.query(f"select key, response from llm_cache where key in ({marks})", chunk):
-                found[row["key"]] = json.loads(row["response"])["text"]
+                found[row["key"]] = row["response"]
         return found
 
-    def cache_texts(self, model: str, entries: dict[str, str]) -> None:
+    def cache(self, model: str, entries: dict[str, str]) -> None:
         created = now()
         self.db["llm_cache"].upsert_all(
-            ({"key": k, "model": model, "response": json.dumps({"text": v}), "created_at": created} for k, v in entries.items()),
+            ({"key": k, "model": model, "response": v, "created_at": created} for k, v in entries.items()),
             pk="key", batch_size=WRITE_BATCH,
         )
 
