@@ -193,6 +193,16 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         console.print(f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares")
 
 
+def comparison(store: Store, registry: Registry, sweep_id: str, reps: int, not_found: str) -> dict[str, Any]:
+    """compare(), with its errors said to the user."""
+    try:
+        return compare(store, registry, sweep_id, reps=reps)
+    except KeyError:
+        fail(not_found)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @cli.command(name="compare")
 @click.argument("sweep_id")
 @click.option("--metric", "wanted", multiple=True, help="Only this metric (e.g. election or election.mae_points); repeatable.")
@@ -201,13 +211,7 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
 @common
 def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: bool, db_path: str, registry: Registry) -> None:
     """Compare a sweep's variants: each metric with a bootstrap interval and its difference from the baseline."""
-    store = Store(db_path)
-    try:
-        result = compare(store, registry, sweep_id, reps=reps)
-    except KeyError:
-        fail(f"no sweep '{sweep_id}' in {db_path}")
-    except ValueError as exc:
-        fail(str(exc))
+    result = comparison(Store(db_path), registry, sweep_id, reps, f"no sweep '{sweep_id}' in {db_path}")
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -425,12 +429,7 @@ def report(run_or_sweep_id: str, output: str, reps: int, db_path: str, registry:
     try:
         page = run_report(store, run_summary(store, run_or_sweep_id))
     except KeyError:
-        try:
-            result = compare(store, registry, run_or_sweep_id, reps=reps)
-        except KeyError:
-            fail(f"no run or sweep '{run_or_sweep_id}' in {db_path}")
-        except ValueError as exc:
-            fail(str(exc))
+        result = comparison(store, registry, run_or_sweep_id, reps, f"no run or sweep '{run_or_sweep_id}' in {db_path}")
         per_state = {v["label"]: run_summary(store, v["run_id"])["metrics_by_stratum"] for v in result["variants"]}
         page = sweep_report(result, per_state)
     Path(output).write_text(page)

@@ -117,11 +117,15 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
             if shared_counts is None:
                 shared_counts = (answers.personas, counts)
         draws[label] = counts
+        if label == baseline:
+            smallest = int(np.bincount(answers.stratum_index).min())
         per_rep: dict[str, list[float]] = defaultdict(list)
         questions = {q.id: q for q in loaded.scenario.questions}
         for b in range(reps):
             view = SharesView(questions, *answers.resample(counts[b]))
             for name, metric in metrics:
+                if name in no_interval:
+                    continue
                 try:
                     results = metric.compute(view)
                 except AttributeError:  # the metric reads more than answer shares
@@ -151,6 +155,5 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
             diff = value - base if value is not None and base is not None else None  # None: no data (NaN is stored as NULL)
             metrics_out[name] = {"value": value, "ci": interval(reps_v), "diff": diff, "diff_ci": diff_ci}
         variants.append({"label": label, "run_id": runs[label]["id"], "paired": paired, "metrics": metrics_out})
-    smallest = int(np.bincount(Answers(store, runs[baseline]["id"]).stratum_index).min())
     return {"sweep": sweep_id, "name": sweep["name"], "ablation": json.loads(sweep["ablation"]), "baseline": baseline,
             "reps": reps, "variants": variants, "no_interval": sorted(no_interval), "smallest_stratum": smallest}
