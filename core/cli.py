@@ -391,11 +391,12 @@ def sample_command(scenario: str, overrides: tuple[str, ...], output: str, fmt: 
     """Write SCENARIO's personas (sampled and enriched) to a file, without asking any question.
 
     One row per persona: id, stratum, weight, every attribute, and each
-    attribute's provenance as JSON.
+    attribute's provenance as JSON. Text an enricher generates is cached in
+    the run log (--db), so a later run of the same scenario reuses it.
     """
     loaded = open_scenario(scenario, registry, overrides)
     pipeline = build_pipeline(loaded, registry)
-    engine = Engine(registry, Store(":memory:"), show_progress=errors.is_terminal)
+    engine = Engine(registry, Store(db_path), show_progress=errors.is_terminal)  # generated text is cached for later runs
     try:
         with RowWriter(output, format_for(output, fmt)) as writer, progress_bar(engine.show_progress) as bar:
             task = bar.add_task("sampling personas", total=pipeline.sampler.total())

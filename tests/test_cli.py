@@ -98,3 +98,15 @@ def test_sample_writes_personas_in_each_format(invoke, tmp_path):
     lines = (tmp_path / "p.jsonl").read_text().splitlines()
     assert [json.loads(line)["stratum"] for line in lines].count("VT") == 7
     assert pq.read_table(tmp_path / "p.parquet").num_rows == 14
+
+
+def test_sample_caches_generated_text_for_later_runs(invoke, tmp_path):
+    log, db = tmp_path / "calls.log", tmp_path / "g.db"
+    args = ["sample", str(EXAMPLE / "towns.yaml"), "--set", "enrichers=[{use: generation}, {use: descriptive}]",
+            "--set", f"simulator.with.call_log={log}"]
+    assert invoke(*args, "-o", str(tmp_path / "a.jsonl"), db=db).exit_code == 0
+    asked = log.read_text().count("\x1e")
+    assert asked > 0
+    assert invoke(*args, "-o", str(tmp_path / "b.jsonl"), db=db).exit_code == 0
+    assert log.read_text().count("\x1e") == asked, "the second sample generated nothing anew"
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()

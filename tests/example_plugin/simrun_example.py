@@ -94,6 +94,13 @@ class Instant(Simulator):
         return out
 
 
+    def generate(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
+        if self.config.call_log:
+            with open(self.config.call_log, "a") as f:
+                f.writelines(p + "\x1e" for p in prompts)
+        return [f"generated {hashlib.sha256(p.encode()).hexdigest()[:8]}" for p in prompts]
+
+
 class MeanShare(Metric):
     """Population share of one option."""
 
