@@ -15,7 +15,8 @@ Prompts are templates a scenario can override (``{persona}``, ``{schema}``).
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import Any, ClassVar, Literal
 
 import jsonschema
 from pydantic import Field
@@ -23,6 +24,8 @@ from pydantic import Field
 from simrun import hookimpl
 from simrun.components import EnrichContext, Enricher, StrictConfig
 from simrun.models import Persona
+from simrun.plugins import data
+from simrun.rules import Rule, load_rules, violations
 
 INDUSTRIES = ["agriculture", "construction", "manufacturing", "retail and wholesale trade", "transportation",
               "information and technology", "finance and real estate", "professional services", "education",
@@ -71,7 +74,8 @@ DESCRIPTIVE_PROMPT = (
     "Write a short first-person description of this person's life, background and views, in at most "
     "five sentences, consistent with everything above. Reply with the description only."
 )
-RETRY_NOTE = "\n\nYour previous reply was not valid ({error}). Reply again, with a JSON object only."
+RETRY_NOTE = "\n\nYour previous reply was not usable ({error}). Reply again{form}."
+DEFAULT_RULES = "consistency_rules.yaml"
 
 
 def persona_table(persona: Persona) -> str:
@@ -83,55 +87,103 @@ class TierConfig(StrictConfig):
     prompt: str | None = Field(None, description="Template with {persona} (and {schema} for the tables); default: the tier's own.")
     max_tokens: int = Field(256, ge=16)
     temperature: float = Field(0.0, ge=0)
-    attempts: int = Field(3, ge=1, description="Tries before the reply is recorded as invalid.")
+    attempts: int = Field(3, ge=1, description="Tries before the reply is recorded as invalid (or its rule violations flagged).")
+    rules: list[Rule] | None = Field(None, description="Consistency rules the reply must keep; default: the shipped consistency_rules.yaml.")
+    on_violation: Literal["regenerate", "flag"] = Field(
+        "regenerate", description="regenerate: ask again (within attempts), then flag; flag: keep the reply and mark the broken rules.")
 
 
-class TableTier(Enricher):
-    """A tier whose reply is a JSON object of attributes, validated against a schema."""
+class Tier(Enricher):
+    """An LLM tier: prompts built from the persona so far, replies parsed, checked against rules, retried with the reason.
+
+    A reply that cannot be parsed after ``attempts`` is kept as ``_<tier>_invalid``.
+    One that parses but breaks a consistency rule is asked again (``regenerate``)
+    and, if it still breaks it at the last attempt, kept and flagged: the rule ids
+    go to ``_<tier>_violations``; those that forced a new attempt to
+    ``_<tier>_regenerated`` (both counted by the persona_text metric).
+    """
 
     tier: ClassVar[str]
-    schema: ClassVar[dict[str, Any]]
     default_prompt: ClassVar[str]
+    json_schema: ClassVar[dict[str, Any] | None] = None
+    reply_form: ClassVar[str] = ""
     Config = TierConfig
 
+    @cached_property
+    def rules(self) -> list[Rule]:
+        return self.config.rules if self.config.rules is not None else load_rules(data.path(DEFAULT_RULES))
+
+    def parse(self, text: str) -> dict[str, Any] | str:
+        """The attributes a reply writes, or why it is unusable."""
+        raise NotImplementedError
+
+    def prompt(self, persona: Persona) -> str:
+        return (self.config.prompt or self.default_prompt).format(persona=persona_table(persona), schema=json.dumps(self.json_schema))
+
     def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:
-        template = self.config.prompt or self.default_prompt
-        schema_text = json.dumps(self.schema)
-        base = {p.id: template.format(persona=persona_table(p), schema=schema_text) for p in batch}
+        provenance = f"llm:{context.simulator.model}"
+        base = {p.id: self.prompt(p) for p in batch}
         prompts = dict(base)
         pending = {p.id: p for p in batch}
-        last: dict[int, tuple[str, str]] = {}
-        for _ in range(self.config.attempts):
+        unusable: dict[int, tuple[str, str]] = {}
+        broken: dict[int, tuple[dict[str, Any], list[Rule]]] = {}
+        regenerated: dict[int, set[str]] = {}
+        for attempt in range(1, self.config.attempts + 1):
             ids = list(pending)
             if not ids:
                 break
             replies = context.generate([prompts[i] for i in ids], max_tokens=self.config.max_tokens,
-                                       temperature=self.config.temperature, json_schema=self.schema)
+                                       temperature=self.config.temperature, json_schema=self.json_schema)
             for pid, text in zip(ids, replies):
-                error = self.check(text)
-                if error is None:
-                    persona = pending.pop(pid)
-                    for name, value in json.loads(text).items():
-                        persona.set(name, value, f"llm:{context.simulator.model}")
-                else:
-                    last[pid] = (text, error)
-                    prompts[pid] = base[pid] + RETRY_NOTE.format(error=error)
+                written = self.parse(text)
+                if isinstance(written, str):
+                    unusable[pid] = (text, written)
+                    prompts[pid] = base[pid] + RETRY_NOTE.format(error=written, form=self.reply_form)
+                    continue
+                unusable.pop(pid, None)
+                persona = pending[pid]
+                broken_rules = violations(self.rules, persona.attributes, written)
+                if broken_rules and self.config.on_violation == "regenerate" and attempt < self.config.attempts:
+                    broken[pid] = (written, broken_rules)
+                    regenerated.setdefault(pid, set()).update(rule.id for rule in broken_rules)
+                    reason = "; ".join(f"{rule.why or rule.id}" for rule in broken_rules)
+                    prompts[pid] = base[pid] + RETRY_NOTE.format(error=f"it contradicts the person's facts: {reason}", form=self.reply_form)
+                    continue
+                broken.pop(pid, None)
+                self.accept(pending.pop(pid), written, broken_rules, provenance)
         for pid, persona in pending.items():
-            text, error = last[pid]
-            persona.set(f"_{self.tier}_invalid", f"{error}: {text[:500]}", f"llm:{context.simulator.model}")
+            if pid in broken:  # a usable but rule-breaking reply beats a later unusable one
+                self.accept(persona, *broken[pid], provenance)
+            else:
+                text, error = unusable[pid]
+                persona.set(f"_{self.tier}_invalid", f"{error}: {text[:500]}", provenance)
+        for pid, rule_ids in regenerated.items():
+            next(p for p in batch if p.id == pid).set(f"_{self.tier}_regenerated", sorted(rule_ids), "rules")
         return batch
 
-    def check(self, text: str) -> str | None:
-        """Why a reply is unusable, or None."""
+    def accept(self, persona: Persona, written: dict[str, Any], broken_rules: list[Rule], provenance: str) -> None:
+        for name, value in written.items():
+            persona.set(name, value, provenance)
+        if broken_rules:
+            persona.set(f"_{self.tier}_violations", [rule.id for rule in broken_rules], "rules")
+
+
+class TableTier(Tier):
+    """A tier whose reply is a JSON object of attributes, validated against a schema."""
+
+    reply_form = ", with a JSON object only"
+
+    def parse(self, text: str) -> dict[str, Any] | str:
         if not text.strip():
             return "empty reply"
         try:
-            jsonschema.validate(json.loads(text), self.schema)
+            value = json.loads(text)
+            jsonschema.validate(value, self.json_schema)
         except json.JSONDecodeError as exc:
             return f"not JSON: {exc.msg}"
         except jsonschema.ValidationError as exc:
             return f"out of schema: {exc.message[:200]}"
-        return None
+        return value
 
 
 class ObjectiveTabular(TableTier):
@@ -139,7 +191,7 @@ class ObjectiveTabular(TableTier):
 
     name = "objective_tabular"
     tier = "objective"
-    schema = OBJECTIVE_SCHEMA
+    json_schema = OBJECTIVE_SCHEMA
     default_prompt = OBJECTIVE_PROMPT
     provides = frozenset(OBJECTIVE_SCHEMA["properties"])
 
@@ -149,31 +201,25 @@ class SubjectiveTabular(TableTier):
 
     name = "subjective_tabular"
     tier = "subjective"
-    schema = SUBJECTIVE_SCHEMA
+    json_schema = SUBJECTIVE_SCHEMA
     default_prompt = SUBJECTIVE_PROMPT
     provides = frozenset(SUBJECTIVE_SCHEMA["properties"])
     uses = frozenset(OBJECTIVE_SCHEMA["properties"])
 
 
-class Descriptive(Enricher):
+class Descriptive(Tier):
     """The LLM writes a short first-person narrative of the persona, conditioned on all its attributes."""
 
     name = "descriptive"
+    tier = "descriptive"
+    default_prompt = DESCRIPTIVE_PROMPT
+    reply_form = ", with the description only"
     provides = frozenset({"description"})
     uses = frozenset(OBJECTIVE_SCHEMA["properties"]) | frozenset(SUBJECTIVE_SCHEMA["properties"])
-    Config = TierConfig
 
-    def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:
-        template = self.config.prompt or DESCRIPTIVE_PROMPT
-        texts = context.generate([template.format(persona=persona_table(p)) for p in batch],
-                                 max_tokens=self.config.max_tokens, temperature=self.config.temperature)
-        for persona, text in zip(batch, texts):
-            text = text.strip()
-            if len(text) < 20:
-                persona.set("_descriptive_invalid", f"empty or too short: {text[:200]}", f"llm:{context.simulator.model}")
-            else:
-                persona.set("description", text, f"llm:{context.simulator.model}")
-        return batch
+    def parse(self, text: str) -> dict[str, Any] | str:
+        text = text.strip()
+        return {"description": text} if len(text) >= 20 else "empty or too short"
 
 
 @hookimpl

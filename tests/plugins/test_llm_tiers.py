@@ -46,7 +46,7 @@ def test_a_malformed_reply_is_asked_again_with_the_reason():
     script = Script("Sure! Here is the JSON: {occupation: nurse", json.dumps(GOOD))
     batch = ObjectiveTabular().enrich(personas(1), context(script))
     assert batch[0].attributes["occupation"] == "nurse"
-    assert len(script.prompts) == 2 and "not valid (not JSON" in script.prompts[1][0]
+    assert len(script.prompts) == 2 and "not usable (not JSON" in script.prompts[1][0]
 
 
 @pytest.mark.parametrize("reply,reason", [
@@ -109,3 +109,48 @@ def test_engine_caches_generation_but_not_failures(registry, tmp_path):
     assert sim.calls == 3  # the repeated prompt is asked once
     assert engine.generate(sim, ["a", "b", "fail"]) == ["A", "B", ""]
     assert sim.calls == 4  # only the failure is asked again
+
+
+YOUNG_DROPOUT = {"age": 22, "sex": "male", "education": "less than high school"}
+
+
+def young_dropout():
+    return [Persona(id=0, stratum="OH", weight=1.0, attributes=dict(YOUNG_DROPOUT), provenance={k: "census:x" for k in YOUNG_DROPOUT})]
+
+
+def test_a_reply_that_contradicts_the_census_is_regenerated_with_the_reason():
+    script = Script(json.dumps({**GOOD, "occupation": "retired surgeon"}), json.dumps(GOOD))
+    [p] = ObjectiveTabular().enrich(young_dropout(), context(script))
+    assert p.attributes["occupation"] == "nurse" and "_objective_violations" not in p.attributes
+    assert p.attributes["_objective_regenerated"] == ["degree_without_education", "retired_too_young"]
+    assert "contradicts the person's facts" in script.prompts[1][0] and "under 35 and retired" in script.prompts[1][0]
+
+
+def test_a_violation_that_persists_is_kept_and_flagged():
+    script = Script(json.dumps({**GOOD, "occupation": "retired surgeon"}))
+    [p] = ObjectiveTabular(ObjectiveTabular.Config(attempts=2)).enrich(young_dropout(), context(script))
+    assert p.attributes["occupation"] == "retired surgeon" and len(script.prompts) == 2
+    assert p.attributes["_objective_violations"] == ["retired_too_young", "degree_without_education"]
+
+
+def test_flag_mode_and_scenario_rules():
+    config = ObjectiveTabular.Config.model_validate({"on_violation": "flag", "rules": [
+        {"id": "no_rural_ohio", "when": {"age": {"lt": 30}}, "forbid": {"urbanicity": {"in": ["rural"]}}}]})
+    script = Script(json.dumps({**GOOD, "urbanicity": "rural", "occupation": "retired surgeon"}))
+    [p] = ObjectiveTabular(config).enrich(young_dropout(), context(script))
+    assert len(script.prompts) == 1 and p.attributes["_objective_violations"] == ["no_rural_ohio"]  # only the scenario's rules
+
+
+def test_a_narrative_in_the_wrong_voice_is_regenerated():
+    script = Script("As a woman and a mother of three, I love my small town.", "As a young man, I work nights and love fishing.")
+    [p] = Descriptive().enrich(young_dropout(), context(script))
+    assert p.attributes["description"].startswith("As a young man") and p.attributes["_descriptive_regenerated"] == ["male_writes_as_woman"]
+
+
+def test_persona_text_counts_consistency_per_tier_and_rule():
+    flagged = Persona(id=0, stratum="OH", weight=1.0, attributes={"age": 22, "_objective_violations": ["retired_too_young"],
+                      "_descriptive_regenerated": ["male_writes_as_woman"]}, provenance={"age": "census:x"})
+    clean = Persona(id=1, stratum="OH", weight=1.0, attributes={"age": 50}, provenance={"age": "census:x"})
+    values = {v.name: v.value for v in PersonaTextMetric().compute(PersonasView([flagged, clean]))}
+    assert values["flagged[objective]"] == 1 and values["regenerated[descriptive]"] == 1
+    assert values["violations[retired_too_young]"] == 1 and values["flagged_share"] == 0.5
