@@ -84,9 +84,10 @@ class Enricher(Component):
     """Adds attributes to personas; ordered by what it ``needs`` and ``provides``."""
 
     kind = "enricher"
-    needs: ClassVar[frozenset[str]] = frozenset()
-    uses: ClassVar[frozenset[str]] = frozenset()  # optional: read when present, so run after whoever provides them
-    provides: ClassVar[frozenset[str]] = frozenset()
+    # Class attributes usually; an enricher whose attributes depend on its config sets them per instance.
+    needs: frozenset[str] = frozenset()
+    uses: frozenset[str] = frozenset()  # optional: read when present, so run after whoever provides them
+    provides: frozenset[str] = frozenset()
 
     def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:
         raise NotImplementedError

@@ -64,3 +64,10 @@ def from_samples(texts: list[str], labels: list[str], tokens: int = 0) -> ModelA
     distribution = {k: v / valid for k, v in counts.items()} if valid else dict.fromkeys(labels, 0.0)
     invalid = 1.0 - valid / len(texts) if texts else 1.0
     return ModelAnswer(distribution=distribution, invalid=invalid, raw="\n---\n".join(texts), tokens=tokens)
+
+
+def tvd(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Total variation distance between two distributions given as unnormalised weights per category."""
+    total_a, total_b = sum(a.values()), sum(b.values())
+    keys = set(a) | set(b)
+    return 0.5 * sum(abs(a.get(k, 0.0) / total_a - b.get(k, 0.0) / total_b) for k in keys)

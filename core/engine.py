@@ -57,7 +57,7 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
         for attribute in sorted(enricher.needs):
             if attribute in provided:
                 continue
-            if not providers[attribute]:
+            if not [j for j in providers[attribute] if j != i]:  # an enricher that rewrites an attribute still needs it from another
                 issues.append(ScenarioIssue(("enrichers", i), f"enricher '{enricher.name}' needs attribute '{attribute}', which neither the sampler nor any enricher provides"))
             for j in providers[attribute]:
                 if j != i:

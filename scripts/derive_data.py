@@ -158,10 +158,50 @@ def gss_seed() -> None:
     out.to_csv(OUT / "gss_seed.csv", index=False)
 
 
+# ACS DP03 industry rows (civilian employed 16+) -> the objective tier's industry categories.
+INDUSTRY_ROWS = {
+    "Agriculture, forestry, fishing and hunting, and mining": "agriculture and mining",
+    "Construction": "construction",
+    "Manufacturing": "manufacturing",
+    "Wholesale trade": "wholesale trade",
+    "Retail trade": "retail trade",
+    "Transportation and warehousing, and utilities": "transportation and utilities",
+    "Information": "information",
+    "Finance and insurance, and real estate and rental and leasing": "finance and real estate",
+    "Professional, scientific, and management, and administrative and waste management services": "professional and business services",
+    "Educational services, and health care and social assistance": "education and health care",
+    "Arts, entertainment, and recreation, and accommodation and food services": "arts, recreation and food services",
+    "Other services, except public administration": "other services",
+    "Public administration": "public administration",
+}
+
+
+def industry_targets() -> None:
+    """Per state, the share of people 16+ working in each industry, and not working (ACS 2023 DP03)."""
+    p = pd.read_csv(SHARED / "census/acs2023_1yr_state_profiles_long.csv.gz")
+    p = p[(p.table == "DP03") & (p.measure == "Estimate")].assign(value=lambda d: pd.to_numeric(d.value))
+    status = "Estimate!!EMPLOYMENT STATUS!!Population 16 years and over"
+    industry = "Estimate!!INDUSTRY!!Civilian employed population 16 years and over!!"
+    rows = []
+    for state, g in p.groupby("state_abbr"):
+        value = dict(zip(g.label, g.value))
+        population = value[status]
+        armed = value[status + "!!In labor force!!Armed Forces"]
+        employed = value[status + "!!In labor force!!Civilian labor force!!Employed"]
+        counts = {category: value[industry + label] for label, category in INDUSTRY_ROWS.items()}
+        assert abs(sum(counts.values()) - employed) <= 5, (state, sum(counts.values()), employed)
+        counts["public administration"] += armed  # the Armed Forces have no DP03 industry; they serve the public sector
+        counts["not working"] = population - employed - armed
+        rows += [{"state": state, "attribute": "industry", "category": c, "share": n / population, "source": "census:DP03 ACS 2023 1-year"}
+                 for c, n in counts.items()]
+    pd.DataFrame(rows).to_csv(OUT / "acs2023_industry_targets.csv", index=False, float_format="%.6f")
+
+
 if __name__ == "__main__":
     st = states()
     st.to_csv(OUT / "states.csv", index=False)
     president(st)
     census_controls(st)
     gss_seed()
+    industry_targets()
     print("wrote", *sorted(p.name for p in OUT.glob("*.csv")))

@@ -6,6 +6,7 @@ import csv
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
+from typing import NamedTuple
 
 
 def path(name: str) -> Path:
@@ -21,3 +22,43 @@ def rows(name: str) -> tuple[dict[str, str], ...]:
 def states() -> dict[str, dict[str, str]]:
     """Postal code -> name, FIPS code, Census region and division (50 states and DC)."""
     return {r["state"]: r for r in rows("states.csv")}
+
+
+class Targets(NamedTuple):
+    """Population shares per attribute and stratum: attribute -> stratum -> category -> share (summing to 1)."""
+
+    shares: dict[str, dict[str, dict[str, float]]]
+    source: dict[str, str]  # attribute -> where its shares come from
+
+
+def targets(file: str | Path | None, by: str) -> Targets:
+    """Calibration targets from a CSV with columns ``<by>, attribute, category, share[, source]``.
+
+    Default: the shipped ACS 2023 industry shares by state. Every bad line is
+    named: file, line, column, value and what was expected.
+    """
+    source_path = Path(file) if file is not None else path("acs2023_industry_targets.csv")
+    with source_path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {by, "attribute", "category", "share"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{source_path}: missing column(s) {', '.join(sorted(missing))}; expected {by}, attribute, category, share[, source]")
+        shares: dict[str, dict[str, dict[str, float]]] = {}
+        sources: dict[str, str] = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                share = float(row["share"])
+            except ValueError:
+                share = float("nan")
+            if not share >= 0:
+                raise ValueError(f"{source_path}:{line}: share {row['share']!r} for {row[by]} {row['attribute']}={row['category']} is not a number >= 0")
+            cell = shares.setdefault(row["attribute"], {}).setdefault(row[by], {})
+            cell[row["category"]] = cell.get(row["category"], 0.0) + share
+            sources[row["attribute"]] = row.get("source") or f"file:{source_path.name}"
+    for attribute, strata in shares.items():
+        for stratum, cell in strata.items():
+            total = sum(cell.values())
+            if total <= 0:
+                raise ValueError(f"{source_path}: the shares of {attribute} for {by} {stratum} sum to 0")
+            strata[stratum] = {category: share / total for category, share in cell.items()}
+    return Targets(shares, sources)

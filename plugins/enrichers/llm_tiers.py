@@ -27,9 +27,11 @@ from simrun.models import Persona
 from simrun.plugins import data
 from simrun.rules import Rule, load_rules, violations
 
-INDUSTRIES = ["agriculture", "construction", "manufacturing", "retail and wholesale trade", "transportation",
-              "information and technology", "finance and real estate", "professional services", "education",
-              "health care", "hospitality and food service", "public administration", "other", "not working"]
+# The ACS DP03 industry groups (so the census can calibrate them), plus not working.
+INDUSTRIES = ["agriculture and mining", "construction", "manufacturing", "wholesale trade", "retail trade",
+              "transportation and utilities", "information", "finance and real estate", "professional and business services",
+              "education and health care", "arts, recreation and food services", "other services", "public administration",
+              "not working"]
 
 OBJECTIVE_SCHEMA = {
     "type": "object",

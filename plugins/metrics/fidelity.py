@@ -15,6 +15,7 @@ import numpy as np
 
 from simrun import hookimpl
 from simrun.components import Metric, MetricValue
+from simrun.distributions import tvd
 from simrun.plugins.samplers.census import control_category, load_controls
 
 # table -> (control dimension, how a control cell maps to the table's category)
@@ -25,12 +26,6 @@ TABLES = {
     "race_ethnicity": ("race_ethnicity", lambda cell: cell),
     "education": ("education", lambda cell: cell),
 }
-
-
-def tvd(a: dict[str, float], b: dict[str, float]) -> float:
-    total_a, total_b = sum(a.values()), sum(b.values())
-    keys = set(a) | set(b)
-    return 0.5 * sum(abs(a.get(k, 0.0) / total_a - b.get(k, 0.0) / total_b) for k in keys)
 
 
 class FidelityMetric(Metric):

@@ -9,7 +9,7 @@ from simrun.models import Persona
 from simrun.plugins.enrichers.llm_tiers import Descriptive, ObjectiveTabular, SubjectiveTabular
 from simrun.plugins.metrics.persona_text import PersonaTextMetric
 
-GOOD = {"occupation": "nurse", "industry": "health care", "household_size": 3, "health_insurance": "employer",
+GOOD = {"occupation": "nurse", "industry": "education and health care", "household_size": 3, "health_insurance": "employer",
         "urbanicity": "suburban", "housing": "owns"}
 
 
