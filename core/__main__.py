@@ -1,3 +1,6 @@
+"""``python -m simrun``. Guarded: backends that spawn workers (vLLM) re-import the main module in each child."""
+
 from .cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,3 +1,4 @@
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,14 @@ from simrun.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "example_plugin"
+
+# vLLM (openai>=3) cannot share a venv with litellm (openai<3): its tests run in their own venv (README, .ci/run).
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+collect_ignore = [] if HAS_VLLM else ["vllm"]
+
+
+def pytest_report_header(config):
+    return None if HAS_VLLM else "tests/vllm not collected here: vLLM is not installed (they run in the vLLM venv, see README)"
 
 
 @pytest.fixture(scope="session")
