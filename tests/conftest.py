@@ -12,11 +12,11 @@ EXAMPLE = ROOT / "tests" / "example_plugin"
 
 # vLLM (openai>=3) cannot share a venv with litellm (openai<3): its tests run in their own venv (README, .ci/run).
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
-collect_ignore = [] if HAS_VLLM else ["vllm"]
+collect_ignore = [] if HAS_VLLM else ["vllm_backend"]
 
 
 def pytest_report_header(config):
-    return None if HAS_VLLM else "tests/vllm not collected here: vLLM is not installed (they run in the vLLM venv, see README)"
+    return None if HAS_VLLM else "tests/vllm_backend not collected here: vLLM is not installed (they run in the vLLM venv, see README)"
 
 
 @pytest.fixture(scope="session")
