@@ -138,6 +138,31 @@ def census_controls(st: pd.DataFrame) -> None:
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
+    cvap_controls(st, d, out)
+
+
+def cvap_controls(st: pd.DataFrame, d: pd.DataFrame, adults: pd.DataFrame) -> None:
+    """Citizens 18+ per state: sex (B05003), age band (B29001), education of all 18+ (B29002), race (approximate)."""
+    rows = []
+    for _, s in st.iterrows():
+        t = d[d.state_fips == s.state_fips].set_index("variable").estimate
+        total = t["B29001_001"]
+        sex = {"male": t["B05003_009"] + t["B05003_011"], "female": t["B05003_020"] + t["B05003_022"]}
+        assert abs(sum(sex.values()) - total) < 1, s.state
+        rows += [(s.state, "B05003", "sex", k, v) for k, v in sex.items()]
+        rows += [(s.state, "B29001", "age_band", label, t[f"B29001_00{i}"]) for i, (_, _, label) in enumerate(AGE_BANDS, start=2)]
+        education = {
+            "less than high school": t["B29002_002"] + t["B29002_003"], "high school": t["B29002_004"] + t["B29002_005"],
+            "associate degree": t["B29002_006"], "bachelor's degree": t["B29002_007"], "graduate degree": t["B29002_008"],
+        }
+        rows += [(s.state, "B29002", "education_18plus", k, v) for k, v in education.items()]
+        # No table here crosses race with citizenship: the adults' race/ethnicity shares, scaled to the citizen total.
+        race = adults[(adults.state == s.state) & (adults.dimension == "race_ethnicity")]
+        scale = total / race["count"].sum()
+        rows += [(s.state, "B01001B/D/H/I,B03002 adult shares x B29001", "race_ethnicity", r.category, r["count"] * scale) for _, r in race.iterrows()]
+    out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
+    out["count"] = out["count"].round(1)
+    out.to_csv(OUT / "acs2018_cvap_controls.csv", index=False)
 
 
 def gss_seed() -> None:

@@ -1,31 +1,34 @@
 """``fidelity``: how far the sampled population is from the census it claims to represent.
 
 Per state, the total variation distance between the personas' weighted
-distribution and the census controls, for every attribute's marginal (sex,
-age band, race/ethnicity, education) and every two-way control table (sex x
-age band); reported per table, as the per-state max and mean, and over all
+distribution and the census controls, for every control table (sex x age
+band, race/ethnicity, education; for citizens of voting age sex, age band,
+education) and the one-way marginals of two-way tables; reported per table, as the per-state max and mean, and over all
 states. Large values mean unrealistic populations before any model speaks.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from simrun import hookimpl
-from simrun.components import Metric, MetricValue
+from simrun.components import Metric, MetricValue, StrictConfig
 from simrun.distributions import tvd
 from simrun.plugins.samplers.census import control_category, load_controls
 
-# table -> (control dimension, how a control cell maps to the table's category)
+# two-way control dimensions also yield their one-way marginals: dimension -> [(table name, collapse)]
 TABLES = {
-    "sex_x_age": ("sex_age", lambda cell: cell),
-    "sex": ("sex_age", lambda cell: cell.split("|")[0]),
-    "age_band": ("sex_age", lambda cell: cell.split("|")[1]),
-    "race_ethnicity": ("race_ethnicity", lambda cell: cell),
-    "education": ("education", lambda cell: cell),
+    "sex_age": [("sex_x_age", lambda cell: cell), ("sex", lambda cell: cell.split("|")[0]), ("age_band", lambda cell: cell.split("|")[1])],
 }
+
+
+def tables(dimension: str) -> list[tuple[str, Callable[[str], str]]]:
+    return TABLES.get(dimension, [(dimension, lambda cell: cell)])
 
 
 class FidelityMetric(Metric):
@@ -33,27 +36,34 @@ class FidelityMetric(Metric):
 
     name = "fidelity"
 
+    class Config(StrictConfig):
+        population: Literal["adults", "citizen_voting_age"] = Field("adults", description="As the census sampler's.")
+        controls: str | None = Field(None, description="As the census sampler's: your own control table.")
+
     def compute(self, run) -> list[MetricValue]:
-        controls = load_controls()
+        controls = load_controls(self.config.population, self.config.controls)
         sampled: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
         for persona in run.personas():
             if persona.stratum not in controls:
                 continue
-            for table, (dimension, collapse) in TABLES.items():
+            for dimension in controls[persona.stratum]:
                 cell = control_category(dimension, persona.attributes)
                 if cell is not None:
-                    sampled[persona.stratum][table][collapse(cell)] += persona.weight
+                    for table, collapse in tables(dimension):
+                        sampled[persona.stratum][table][collapse(cell)] += persona.weight
         if not sampled:
             raise ValueError("fidelity metric: no persona's stratum is a state with census controls")
         values: list[MetricValue] = []
         maxima, means = [], []
-        for state, tables in sorted(sampled.items()):
+        for state, by_table in sorted(sampled.items()):
             distances = {}
-            for table, counts in tables.items():
-                dimension, collapse = TABLES[table]
-                target: dict[str, float] = defaultdict(float)
-                for cell, n in controls[state][dimension].items():
-                    target[collapse(cell)] += n
+            targets: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+            for dimension, cells in controls[state].items():
+                for table, collapse in tables(dimension):
+                    for cell, n in cells.items():
+                        targets[table][collapse(cell)] += n
+            for table, counts in by_table.items():
+                target = targets[table]
                 distances[table] = tvd(counts, target)
                 values.append(MetricValue(name=f"tvd[{table}]", value=distances[table], stratum=state))
             maxima.append(max(distances.values()))

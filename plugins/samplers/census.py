@@ -3,15 +3,20 @@
 Marginals alone would pair attributes independently. Instead, real General
 Social Survey respondents (2018-2024, with their survey weights) form a seed
 whose attributes co-occur as they do in life; for each state the seed weights
-are raked (iterative proportional fitting) to that state's ACS 2018 adult
-controls: sex x age band, race/ethnicity, and education. Personas are then
-drawn in proportion to the raked weights.
+are raked (iterative proportional fitting) to that state's ACS 2018 controls:
+for ``population: adults``, sex x age band, race/ethnicity and education; for
+``population: citizen_voting_age``, sex, age band and education of citizens
+18+ (B05003, B29001, B29002). Personas are then drawn in proportion to the
+raked weights. ``controls:`` takes a user's own table in the same long format;
+every bad line or inconsistency in it is named (file, line, table, state, cell).
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from functools import cache, cached_property
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -22,26 +27,84 @@ from simrun.components import Sampler, StrictConfig, batched
 from simrun.models import Persona
 from simrun.plugins import data
 
-CONTROLS = "acs2018_adult_controls.csv"
+CONTROLS = {"adults": "acs2018_adult_controls.csv", "citizen_voting_age": "acs2018_cvap_controls.csv"}
 SEED = "gss_seed.csv"
-PROVENANCE = {
-    "age": "census:B01001 ACS 2018 1-year (raked GSS 2018-2024 seed)",
-    "sex": "census:B01001 ACS 2018 1-year (raked GSS 2018-2024 seed)",
-    "race_ethnicity": "census:B01001B/D/H/I,B03002 ACS 2018 1-year (raked GSS 2018-2024 seed)",
-    "education": "census:B15002 ACS 2018 1-year (raked GSS 2018-2024 seed)",
-    "family_income": "survey:GSS 2018-2024 income16 (carried by the seed, not raked)",
-    "state": "census:ACS 2018 1-year state",
-}
+SEED_PROVENANCE = "(raked GSS 2018-2024 seed)"
 AGE_BANDS = ((18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+"))
+EDUCATION = ("less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree")
+# control dimension -> its categories (what the seed can match) and the persona attributes it constrains
+DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "sex_age": (frozenset(f"{s}|{b}" for s in ("female", "male") for _, _, b in AGE_BANDS), ("sex", "age")),
+    "sex": (frozenset({"female", "male"}), ("sex",)),
+    "age_band": (frozenset(b for _, _, b in AGE_BANDS), ("age",)),
+    "race_ethnicity": (frozenset({"white", "black", "hispanic", "asian", "other"}), ("race_ethnicity",)),
+    "education": (frozenset(EDUCATION) | {"under 25"}, ("education",)),
+    "education_18plus": (frozenset(EDUCATION), ("education",)),
+}
+TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
+
+
+class Controls(dict):
+    """state -> dimension -> category -> people, read from a long table; ``tables`` names each dimension's source."""
+
+    def __init__(self, counts: dict[str, dict[str, dict[str, float]]], tables: dict[str, str], label: str):
+        super().__init__(counts)
+        self.tables, self.label = tables, label
+
+    def provenance(self) -> dict[str, str]:
+        by_attribute: dict[str, list[str]] = {}
+        for dimension, table in self.tables.items():
+            for attribute in DIMENSIONS[dimension][1]:
+                by_attribute.setdefault(attribute, []).append(table)
+        out = {a: f"census:{','.join(dict.fromkeys(t))} {self.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
+        return {**out, "family_income": "survey:GSS 2018-2024 income16 (carried by the seed, not raked)", "state": f"census:{self.label} state"}
+
+
+def read_controls(path: Path, label: str) -> Controls:
+    """A control table (columns state, table, dimension, category, count), checked line by line and state by state."""
+    counts: dict[str, dict[str, dict[str, float]]] = {}
+    tables: dict[str, str] = {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"state", "table", "dimension", "category", "count"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected state, table, dimension, category, count")
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}:{line}: table {row['table']}, state {row['state']}, {row['dimension']}={row['category']}"
+            if row["dimension"] not in DIMENSIONS:
+                raise ValueError(f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}")
+            if row["category"] not in DIMENSIONS[row["dimension"]][0]:
+                raise ValueError(f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}")
+            try:
+                count = float(row["count"])
+            except ValueError:
+                count = float("nan")
+            if not count >= 0:
+                raise ValueError(f"{where}: count {row['count']!r} is not a number >= 0")
+            cell = counts.setdefault(row["state"], {}).setdefault(row["dimension"], {})
+            cell[row["category"]] = cell.get(row["category"], 0.0) + count
+            tables.setdefault(row["dimension"], row["table"])
+    for state, dimensions in counts.items():
+        if set(dimensions) != set(tables):
+            raise ValueError(f"{path}: state {state} lacks control table(s) for {', '.join(sorted(set(tables) - set(dimensions)))}")
+        totals = {d: sum(c.values()) for d, c in dimensions.items()}
+        low, high = min(totals.values()), max(totals.values())
+        if high > 0 and (high - low) / high > TOTALS_AGREE:
+            listed = ", ".join(f"{tables[d]} {d} {n:,.0f}" for d, n in sorted(totals.items()))
+            raise ValueError(f"{path}: totals for state {state} disagree by more than {TOTALS_AGREE:.1%}: {listed}")
+    return Controls(counts, tables, label)
+
+
+def load_controls(population: str = "adults", file: str | None = None) -> Controls:
+    """The shipped controls for a population (ACS 2018 1-year, plugins/data/SOURCES.md), or a user's file (read afresh)."""
+    if file is not None:
+        return read_controls(Path(file).expanduser(), f"file {Path(file).name}")
+    return shipped_controls(population)
 
 
 @cache
-def load_controls() -> dict[str, dict[str, dict[str, float]]]:
-    """state -> dimension -> category -> adults (ACS 2018 1-year, see plugins/data/SOURCES.md)."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for row in data.rows(CONTROLS):
-        out.setdefault(row["state"], {}).setdefault(row["dimension"], {})[row["category"]] = float(row["count"])
-    return out
+def shipped_controls(population: str) -> Controls:
+    return read_controls(data.path(CONTROLS[population]), "ACS 2018 1-year")
 
 
 def control_category(dimension: str, attributes: dict) -> str | None:
@@ -51,6 +114,10 @@ def control_category(dimension: str, attributes: dict) -> str | None:
             return f"{attributes['sex']}|{age_band(int(attributes['age']))}"
         if dimension == "education":
             return "under 25" if int(attributes["age"]) < 25 else str(attributes["education"])
+        if dimension == "age_band":
+            return age_band(int(attributes["age"]))
+        if dimension == "education_18plus":
+            return str(attributes["education"])
         return str(attributes[dimension])
     except KeyError:
         return None
@@ -61,7 +128,7 @@ def age_band(age: int) -> str:
 
 
 class RakeResult:
-    def __init__(self, weights: np.ndarray, iterations: int, max_error: float, empty_cells: list[str]):
+    def __init__(self, weights: np.ndarray, iterations: int, max_error: float, empty_cells: list[tuple[int, int]]):
         self.weights, self.iterations, self.max_error, self.empty_cells = weights, iterations, max_error, empty_cells
 
 
@@ -70,10 +137,10 @@ def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray
 
     Each dimension is (category index per seed row, target total per category).
     A category with a positive target but no seed rows cannot be matched; it is
-    reported in ``empty_cells`` rather than silently ignored.
+    reported in ``empty_cells`` (dimension, category index) rather than silently ignored.
     """
     w = seed_weights.astype(float).copy()
-    empty = [f"dimension {d} category {c}" for d, (codes, targets) in enumerate(dimensions)
+    empty = [(d, int(c)) for d, (codes, targets) in enumerate(dimensions)
              for c in np.flatnonzero((np.bincount(codes, minlength=len(targets)) == 0) & (targets > 0))]
     error = np.inf
     for iteration in range(1, max_iterations + 1):
@@ -98,7 +165,9 @@ class CensusSampler(Sampler):
     class Config(StrictConfig):
         states: Literal["all"] | list[str] = Field("all", description="'all' (50 states and DC) or postal codes, e.g. [CA, TX]")
         per_state: int | None = Field(20, ge=1, description="Personas per state (ignored when total is set).")
-        total: int | None = Field(None, ge=1, description="Personas in all, allocated in proportion to adult population.")
+        total: int | None = Field(None, ge=1, description="Personas in all, allocated in proportion to the population.")
+        population: Literal["adults", "citizen_voting_age"] = Field("adults", description="Whom the personas represent: all adults 18+, or citizens 18+.")
+        controls: str | None = Field(None, description="Your own control table (state, table, dimension, category, count); overrides population's.")
 
         @field_validator("states")
         @classmethod
@@ -118,18 +187,26 @@ class CensusSampler(Sampler):
             return self
 
     def provides(self) -> set[str]:
-        return set(PROVENANCE)
+        return {"age", "sex", "race_ethnicity", "education", "family_income", "state"}
 
     @cached_property
     def state_codes(self) -> list[str]:
-        return sorted(data.states()) if self.config.states == "all" else list(self.config.states)
+        codes = sorted(data.states()) if self.config.states == "all" else list(self.config.states)
+        missing = [s for s in codes if s not in self.controls]
+        if missing:
+            raise ValueError(f"census sampler: the control table ({self.controls.label}) has no rows for state(s) {', '.join(missing)}")
+        return codes
 
-    @property
-    def controls(self) -> dict[str, dict[str, dict[str, float]]]:
-        return load_controls()
+    @cached_property
+    def controls(self) -> Controls:
+        return load_controls(self.config.population, self.config.controls)
+
+    @cached_property
+    def provenance(self) -> dict[str, str]:
+        return self.controls.provenance()
 
     def population(self, state: str) -> float:
-        return sum(self.controls[state]["sex_age"].values())
+        return sum(next(iter(self.controls[state].values())).values())
 
     @cached_property
     def allocation(self) -> dict[str, int]:
@@ -158,21 +235,26 @@ class CensusSampler(Sampler):
             "education_label": np.array([r["education"] for r in rows]),
             "family_income": np.array([r["family_income"] for r in rows]),
             "sex_age": np.array([f"{r['sex']}|{age_band(a)}" for r, a in zip(rows, ages)]),
+            "age_band": np.array([age_band(a) for a in ages]),
+            "education_18plus": np.array([r["education"] for r in rows]),
         }
 
     def fit(self, state: str) -> RakeResult:
-        dimensions = []
+        dimensions, names = [], []
         for dimension, targets in self.controls[state].items():
-            categories = sorted(targets)
+            categories = sorted(set(targets) | set(self.seed[dimension].tolist()))
             index = {c: i for i, c in enumerate(categories)}
             codes = np.array([index[v] for v in self.seed[dimension]])
-            dimensions.append((codes, np.array([targets[c] for c in categories])))
+            dimensions.append((codes, np.array([targets.get(c, 0.0) for c in categories])))
+            names.append((dimension, categories))
         result = rake(self.seed["weight"], dimensions)
-        if result.empty_cells or result.max_error > 1e-3:
-            raise RuntimeError(
-                f"census sampler: raking for {state} did not converge (max relative error "
-                f"{result.max_error:.2e}, empty cells {result.empty_cells})"
-            )
+        if result.empty_cells:
+            cells = "; ".join(f"table {self.controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} "
+                              f"({dimensions[d][1][c]:,.0f} people)" for d, c in result.empty_cells)
+            raise RuntimeError(f"census sampler: state {state}: no seed respondent falls in {cells}; merge the cell into a neighbour or drop it")
+        if result.max_error > 1e-3:
+            raise RuntimeError(f"census sampler: raking for state {state} did not converge (max relative error {result.max_error:.2e}"
+                               f" after {result.iterations} iterations); check that the control tables describe one population")
         return result
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
@@ -200,7 +282,7 @@ class CensusSampler(Sampler):
             for i in picks.tolist():
                 # trusted values from the package's own tables: skip re-validation (1M personas in seconds)
                 yield Persona.model_construct(id=next_id, stratum=state, weight=weight,
-                                              attributes={"state": name, **records[i]}, provenance=dict(PROVENANCE))
+                                              attributes={"state": name, **records[i]}, provenance=dict(self.provenance))
                 next_id += 1
 
 

@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,7 +20,7 @@ def test_rake_matches_every_control_on_a_hand_case():
 
 def test_rake_reports_a_control_cell_no_seed_row_has():
     result = rake(np.ones(2), [(np.array([0, 0]), np.array([5.0, 5.0]))])
-    assert result.empty_cells == ["dimension 0 category 1"]
+    assert result.empty_cells == [(0, 1)]
 
 
 def test_state_fit_matches_controls_within_half_a_percent():
@@ -63,3 +66,62 @@ def test_sampled_marginals_follow_the_state_not_the_nation():
 def test_unknown_state_is_rejected_with_the_expected_form():
     with pytest.raises(ValueError, match="unknown state code"):
         CensusSampler.Config(states=["CA", "XX"])
+
+
+def test_citizen_voting_age_population_matches_its_own_controls():
+    sampler = CensusSampler(CensusSampler.Config(states=["CA", "VT"], per_state=2000, population="citizen_voting_age"))
+    cvap = sampler.controls
+    for state in ("CA", "VT"):
+        weights = sampler.fit(state).weights
+        for dimension, targets in cvap[state].items():
+            for category, target in targets.items():
+                assert weights[sampler.seed[dimension] == category].sum() == pytest.approx(target, rel=0.005), (state, dimension, category)
+    personas = [p for batch in sampler.sample(np.random.default_rng(2), 500) for p in batch]
+    ca = [p for p in personas if p.stratum == "CA"]
+    assert sum(p.weight for p in ca) == pytest.approx(sum(cvap["CA"]["age_band"].values()))
+    adults = CensusSampler(CensusSampler.Config(states=["CA"], per_state=1)).population("CA")
+    assert sum(p.weight for p in ca) < 0.85 * adults  # California has many adults who are not citizens
+    assert ca[0].provenance["sex"].startswith("census:B05003") and "B29001" in ca[0].provenance["age"]
+
+
+def write_controls(tmp_path, rows, header="state,table,dimension,category,count"):
+    path = tmp_path / "controls.csv"
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+GOOD_ROWS = ["VT,T1,sex,female,100", "VT,T1,sex,male,100", "VT,T2,age_band,18-29,50", "VT,T2,age_band,30-44,50",
+             "VT,T2,age_band,45-64,50", "VT,T2,age_band,65+,50"]
+
+
+def test_a_users_control_table_is_raked_to():
+    sampler = CensusSampler(CensusSampler.Config(states=["VT"], per_state=5, controls=write_controls(Path(tempfile.mkdtemp()), GOOD_ROWS)))
+    weights = sampler.fit("VT").weights
+    assert weights[sampler.seed["sex"] == "female"].sum() == pytest.approx(100) and weights[sampler.seed["age_band"] == "65+"].sum() == pytest.approx(50)
+    [p, *_] = [p for batch in sampler.sample(np.random.default_rng(0), 5) for p in batch]
+    assert p.provenance["sex"] == "census:T1 file controls.csv (raked GSS 2018-2024 seed)" and p.weight == pytest.approx(40)
+
+
+@pytest.mark.parametrize("rows,message", [
+    (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,-3"], r"controls.csv:7: table T2, state VT, age_band=65\+: count '-3' is not a number >= 0"),
+    (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,many"], r"controls.csv:7: .*count 'many' is not a number"),
+    (GOOD_ROWS + ["VT,T3,shoe_size,42,7"], r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; the census sampler can rake age_band, education"),
+    (GOOD_ROWS + ["VT,T1,sex,other,7"], r"controls.csv:8: .*sex=other: unknown category; sex has female, male"),
+    (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,90"], r"totals for state VT disagree by more than 0.5%: T2 age_band 240, T1 sex 200"),
+    (GOOD_ROWS + ["WY,T1,sex,female,1", "WY,T1,sex,male,1"], r"state WY lacks control table\(s\) for age_band"),
+])
+def test_bad_control_tables_are_named_by_file_line_table_state_and_cell(tmp_path, rows, message):
+    with pytest.raises(ValueError, match=message):
+        CensusSampler(CensusSampler.Config(states=["VT"], per_state=1, controls=write_controls(tmp_path, rows))).controls
+
+
+def test_a_missing_state_and_an_empty_cell_are_named(tmp_path):
+    path = write_controls(tmp_path, GOOD_ROWS)
+    with pytest.raises(ValueError, match=r"has no rows for state\(s\) WY"):
+        CensusSampler(CensusSampler.Config(states=["VT", "WY"], per_state=1, controls=path)).total()
+    path = write_controls(tmp_path, ["VT,T1,race_ethnicity,white,10", "VT,T1,race_ethnicity,black,0", "VT,T1,race_ethnicity,hispanic,0",
+                                     "VT,T1,race_ethnicity,asian,0", "VT,T1,race_ethnicity,other,0"])
+    sampler = CensusSampler(CensusSampler.Config(states=["VT"], per_state=1, controls=path))
+    sampler.seed["race_ethnicity"][sampler.seed["race_ethnicity"] == "white"] = "other"  # a seed with no white respondent
+    with pytest.raises(RuntimeError, match=r"state VT: no seed respondent falls in table T1, race_ethnicity=white \(10 people\)"):
+        sampler.fit("VT")

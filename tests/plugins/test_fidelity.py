@@ -4,7 +4,8 @@ import pytest
 from conftest import PersonasView
 
 from simrun.models import Persona
-from simrun.plugins.metrics.fidelity import FidelityMetric, tvd
+from simrun.distributions import tvd
+from simrun.plugins.metrics.fidelity import FidelityMetric
 from simrun.plugins.samplers.census import CensusSampler, load_controls
 
 
@@ -32,3 +33,13 @@ def test_an_all_male_population_is_half_wrong_on_sex():
 def test_personas_outside_any_state_are_a_clear_error():
     with pytest.raises(ValueError, match="no persona's stratum is a state"):
         FidelityMetric().compute(PersonasView([Persona(id=0, stratum="Ashford", weight=1.0, attributes={"sex": "male"})]))
+
+
+def test_citizen_personas_are_scored_against_citizen_controls():
+    config = dict(states=["CA"], per_state=4000, population="citizen_voting_age")
+    personas = [p for batch in CensusSampler(CensusSampler.Config(**config)).sample(np.random.default_rng(4), 1000) for p in batch]
+    citizens = {(v.name, v.stratum): v.value for v in FidelityMetric(FidelityMetric.Config(population="citizen_voting_age")).compute(PersonasView(personas))}
+    assert citizens[("tvd_max", "")] < 0.03 and ("tvd[education_18plus]", "CA") in citizens
+    adults = {(v.name, v.stratum): v.value for v in FidelityMetric().compute(PersonasView(personas))}
+    assert adults[("tvd[race_ethnicity]", "CA")] < 0.03  # race is the adults' mix scaled (no race x citizenship table)
+    assert adults[("tvd[education]", "CA")] > citizens[("tvd[education_18plus]", "CA")]  # citizens differ from all adults
