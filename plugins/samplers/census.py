@@ -157,6 +157,30 @@ def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray
     return RakeResult(w, iteration, error, empty)
 
 
+def fit_state(state: str, controls: Controls, cells: dict[str, np.ndarray], weights: np.ndarray) -> RakeResult:
+    """Rake ``weights`` (one per seed row) so the rows' ``cells`` per control dimension match the state's controls.
+
+    A positive control cell no row falls in, or a fit that does not converge,
+    stops with the state, table and cell named.
+    """
+    dimensions, names = [], []
+    for dimension, values in cells.items():
+        targets = controls[state][dimension]
+        categories = sorted(set(targets) | set(values.tolist()))
+        index = {c: i for i, c in enumerate(categories)}
+        dimensions.append((np.array([index[v] for v in values]), np.array([targets.get(c, 0.0) for c in categories])))
+        names.append((dimension, categories))
+    result = rake(weights, dimensions)
+    if result.empty_cells:
+        listed = "; ".join(f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d][1][c]:,.0f} people)"
+                           for d, c in result.empty_cells)
+        raise RuntimeError(f"state {state}: no seed respondent falls in {listed}; merge the cell into a neighbour or drop it")
+    if result.max_error > 1e-3:
+        raise RuntimeError(f"raking for state {state} did not converge (max relative error {result.max_error:.2e}"
+                           f" after {result.iterations} iterations); check that the control tables describe one population")
+    return result
+
+
 class CensusSampler(Sampler):
     """Adults per state from real ACS 2018 controls, raked onto real GSS respondents."""
 
@@ -240,22 +264,10 @@ class CensusSampler(Sampler):
         }
 
     def fit(self, state: str) -> RakeResult:
-        dimensions, names = [], []
-        for dimension, targets in self.controls[state].items():
-            categories = sorted(set(targets) | set(self.seed[dimension].tolist()))
-            index = {c: i for i, c in enumerate(categories)}
-            codes = np.array([index[v] for v in self.seed[dimension]])
-            dimensions.append((codes, np.array([targets.get(c, 0.0) for c in categories])))
-            names.append((dimension, categories))
-        result = rake(self.seed["weight"], dimensions)
-        if result.empty_cells:
-            cells = "; ".join(f"table {self.controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} "
-                              f"({dimensions[d][1][c]:,.0f} people)" for d, c in result.empty_cells)
-            raise RuntimeError(f"census sampler: state {state}: no seed respondent falls in {cells}; merge the cell into a neighbour or drop it")
-        if result.max_error > 1e-3:
-            raise RuntimeError(f"census sampler: raking for state {state} did not converge (max relative error {result.max_error:.2e}"
-                               f" after {result.iterations} iterations); check that the control tables describe one population")
-        return result
+        try:
+            return fit_state(state, self.controls, {d: self.seed[d] for d in self.controls[state]}, self.seed["weight"])
+        except RuntimeError as exc:
+            raise RuntimeError(f"census sampler: {exc}") from None
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
         return batched(self.personas(rng), batch_size)

@@ -6,6 +6,12 @@ one column may give the stratum and one the weight. When strata are state
 codes and no weight column is given, each persona stands for its state's
 adults divided by the personas drawn there, so weighted aggregates are
 population-correct as with the census sampler.
+
+``rake: [dimensions]`` goes further when strata are states: each state's rows
+are raked to the census controls (as the census sampler rakes its seed), so a
+hand-made or LLM-made persona file is corrected to the state's real mix of
+sex x age, race/ethnicity and education. Draws then follow the raked weights
+(``per_stratum``), or every row is kept with its raked weight.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -25,7 +31,7 @@ from pydantic import Field, field_validator
 from simrun import hookimpl
 from simrun.components import Sampler, StrictConfig, batched
 from simrun.models import Persona
-from simrun.plugins.samplers.census import load_controls
+from simrun.plugins.samplers.census import DIMENSIONS, control_category, fit_state, load_controls
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -53,6 +59,10 @@ class LibrarySampler(Sampler):
         stratum: str | None = Field(None, description="Column holding the stratum (e.g. STATE_ABBR); default: one stratum, ALL.")
         weight: str | None = Field(None, description="Column holding each row's weight; default: census adults per persona when strata are states, else 1.")
         per_stratum: int | None = Field(None, ge=1, description="Draw this many rows per stratum (without replacement when there are enough); default: all rows.")
+        rake: list[Literal["sex_age", "sex", "age_band", "race_ethnicity", "education", "education_18plus"]] = Field(
+            default_factory=list, description="Census control dimensions to rake each state's rows to; needs state strata and census-coded attributes.")
+        population: Literal["adults", "citizen_voting_age"] = Field("adults", description="Whose controls to rake to (as the census sampler's).")
+        controls: str | None = Field(None, description="Your own control table instead (as the census sampler's).")
 
         @field_validator("path")
         @classmethod
@@ -80,40 +90,88 @@ class LibrarySampler(Sampler):
         return dict(sorted(by.items()))
 
     def provides(self) -> set[str]:
-        return set(self.config.columns) if self.config.columns else set(self.rows[0]) - {self.config.stratum, self.config.weight}
+        return set(self.columns)
 
     def total(self) -> int:
         n = self.config.per_stratum
         return sum(len(ix) if n is None else n for ix in self.strata.values())
 
+    @cached_property
+    def controls(self):
+        return load_controls(self.config.population, self.config.controls)
+
+    @cached_property
+    def columns(self) -> dict[str, str]:
+        return self.config.columns or {c: c for c in self.rows[0] if c not in (self.config.stratum, self.config.weight)}
+
+    def attributes(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {a: self.config.recode.get(a, {}).get(row[c], row[c]) for a, c in self.columns.items()}
+
+    def row_weight(self, row: dict[str, Any]) -> float:
+        try:
+            return float(row[self.config.weight]) if self.config.weight else 1.0
+        except (TypeError, ValueError):
+            raise ValueError(f"library sampler: weight column {self.config.weight!r} has {row[self.config.weight]!r}, not a number") from None
+
     def weight_of(self, stratum: str, drawn: int, row: dict[str, Any]) -> float:
         if self.config.weight:
-            try:
-                return float(row[self.config.weight])
-            except (TypeError, ValueError):
-                raise ValueError(f"library sampler: weight column {self.config.weight!r} has {row[self.config.weight]!r}, not a number") from None
-        controls = load_controls()
-        if stratum in controls:
-            return sum(controls[stratum]["sex_age"].values()) / drawn
+            return self.row_weight(row)
+        if stratum in self.controls:
+            return sum(next(iter(self.controls[stratum].values())).values()) / drawn
         return 1.0
+
+    def raked(self, stratum: str, indexes: list[int]) -> np.ndarray:
+        """The stratum's rows' weights raked to its census controls on the chosen dimensions."""
+        if stratum not in self.controls:
+            raise ValueError(f"library sampler: rake needs strata that are states in the controls ({self.controls.label}); got {stratum!r}")
+        cells: dict[str, list[str]] = {}
+        for dimension in self.config.rake:
+            if dimension not in self.controls[stratum]:
+                raise ValueError(f"library sampler: the controls ({self.controls.label}) have no {dimension}; they have {', '.join(self.controls[stratum])}")
+            known = DIMENSIONS[dimension][0]
+            values = []
+            for i in indexes:
+                try:
+                    cell = control_category(dimension, self.attributes(self.rows[i]))
+                except (TypeError, ValueError):
+                    cell = None
+                if cell not in known:
+                    row = self.attributes(self.rows[i])
+                    shown = {a: row[a] for a in ("sex", "age", "race_ethnicity", "education") if a in row}
+                    raise ValueError(f"library sampler: row {i + 1} ({stratum}) has {shown}, not a census {dimension} cell "
+                                     f"({', '.join(sorted(known))}; age as a whole number); recode it")
+                values.append(cell)
+            cells[dimension] = values
+        weights = np.array([self.row_weight(self.rows[i]) for i in indexes])
+        try:
+            return fit_state(stratum, self.controls, {d: np.array(v) for d, v in cells.items()}, weights).weights
+        except RuntimeError as exc:
+            raise RuntimeError(f"library sampler: {exc}") from None
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
         return batched(self.personas(rng), batch_size)
 
     def personas(self, rng: np.random.Generator) -> Iterator[Persona]:
-        columns = self.config.columns or {c: c for c in self.rows[0] if c not in (self.config.stratum, self.config.weight)}
         source = f"library:{Path(self.config.path).name}"
+        if self.config.rake:
+            source += f" raked to census:{','.join(self.controls.tables.get(d, d) for d in self.config.rake)} {self.controls.label}"
         next_id = 0
         for stratum, indexes in self.strata.items():
             n = self.config.per_stratum
-            picks = indexes if n is None else rng.choice(indexes, size=n, replace=n > len(indexes)).tolist()
-            for i in picks:
-                row = self.rows[i]
-                persona = Persona(id=next_id, stratum=stratum, weight=self.weight_of(stratum, len(picks), row))
+            raked = self.raked(stratum, indexes) if self.config.rake else None
+            if raked is None:
+                picks = indexes if n is None else rng.choice(indexes, size=n, replace=n > len(indexes)).tolist()
+                weights = [self.weight_of(stratum, len(picks), self.rows[i]) for i in picks]
+            elif n is None:
+                picks, weights = indexes, raked.tolist()
+            else:
+                picks = rng.choice(indexes, size=n, replace=True, p=raked / raked.sum()).tolist()
+                weights = [raked.sum() / n] * n
+            for i, weight in zip(picks, weights):
+                persona = Persona(id=next_id, stratum=stratum, weight=weight)
                 next_id += 1
-                for attribute, column in columns.items():
-                    value = row[column]
-                    persona.set(attribute, self.config.recode.get(attribute, {}).get(value, value), source)
+                for attribute, value in self.attributes(self.rows[i]).items():
+                    persona.set(attribute, value, source)
                 yield persona
 
 
