@@ -135,6 +135,13 @@ def census_controls(st: pd.DataFrame) -> None:
         for level, n in education.items():
             rows.append((s.state, "B15002", "education", level, n * scale))
         rows.append((s.state, "B01001", "education", "under 25", under25))
+        # Marital status of adults (B12001 counts people 15+): the 15-17s (B01001), nearly all never married, come off.
+        m = d[(d.state_fips == fips) & (d.table == "B12001")].set_index("variable").estimate
+        for sex, base, teens in (("male", 2, "B01001_006"), ("female", 11, "B01001_030")):
+            v = lambda k: float(m[f"B12001_{base + k:03d}"])  # noqa: E731
+            marital = {"never married": v(1) - cell(fips, teens), "married": v(2) - v(5), "separated": v(5), "widowed": v(7), "divorced": v(8)}
+            assert marital["never married"] > 0, s.state
+            rows += [(s.state, "B12001", "sex_marital", f"{sex}|{k}", n) for k, n in marital.items()]
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
@@ -163,6 +170,18 @@ def cvap_controls(st: pd.DataFrame, d: pd.DataFrame, adults: pd.DataFrame) -> No
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_cvap_controls.csv", index=False)
+
+
+MARITAL = {1: "married", 2: "widowed", 3: "divorced", 4: "separated", 5: "never married"}
+
+
+def pums_marital() -> None:
+    """P(marital status | sex, age) among adults, from ACS PUMS 2013-2017 person records (20 states), weighted."""
+    p = pd.read_csv(SHARED / "census/pums_2013_2017_5yr_microweight_acsbig.csv.gz")
+    p = p.assign(sex=p.sex.map({1: "male", 2: "female"}), age=p.agep.clip(upper=85), marital_status=p.mar.map(MARITAL))
+    counts = p.groupby(["sex", "age", "marital_status"]).pwgtp.sum()
+    shares = (counts / counts.groupby(level=["sex", "age"]).transform("sum")).rename("share").reset_index()
+    shares.to_csv(OUT / "pums_marital_by_sex_age.csv", index=False, float_format="%.6f")
 
 
 def gss_seed() -> None:
@@ -228,5 +247,6 @@ if __name__ == "__main__":
     president(st)
     census_controls(st)
     gss_seed()
+    pums_marital()
     industry_targets()
     print("wrote", *sorted(p.name for p in OUT.glob("*.csv")))

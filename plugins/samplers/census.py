@@ -4,10 +4,13 @@ Marginals alone would pair attributes independently. Instead, real General
 Social Survey respondents (2018-2024, with their survey weights) form a seed
 whose attributes co-occur as they do in life; for each state the seed weights
 are raked (iterative proportional fitting) to that state's ACS 2018 controls:
-for ``population: adults``, sex x age band, race/ethnicity and education; for
+for ``population: adults``, sex x age band, race/ethnicity, education and
+sex x marital status; for
 ``population: citizen_voting_age``, sex, age band and education of citizens
 18+ (B05003, B29001, B29002). Personas are then drawn in proportion to the
-raked weights. ``controls:`` takes a user's own table in the same long format;
+raked weights. Marital status, which the GSS extract lacks, is imputed into
+the seed from ACS PUMS by sex and age and raked to B12001 (adults).
+``controls:`` takes a user's own table in the same long format;
 every bad line or inconsistency in it is named (file, line, table, state, cell).
 """
 
@@ -29,8 +32,10 @@ from simrun.plugins import data
 
 CONTROLS = {"adults": "acs2018_adult_controls.csv", "citizen_voting_age": "acs2018_cvap_controls.csv"}
 SEED = "gss_seed.csv"
+MARITAL_SHARES = "pums_marital_by_sex_age.csv"
 SEED_PROVENANCE = "(raked GSS 2018-2024 seed)"
 AGE_BANDS = ((18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+"))
+MARITAL = ("never married", "married", "separated", "widowed", "divorced")
 EDUCATION = ("less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree")
 # control dimension -> its categories (what the seed can match) and the persona attributes it constrains
 DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
@@ -40,6 +45,7 @@ DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "race_ethnicity": (frozenset({"white", "black", "hispanic", "asian", "other"}), ("race_ethnicity",)),
     "education": (frozenset(EDUCATION) | {"under 25"}, ("education",)),
     "education_18plus": (frozenset(EDUCATION), ("education",)),
+    "sex_marital": (frozenset(f"{s}|{m}" for s in ("female", "male") for m in MARITAL), ("sex", "marital_status")),
 }
 TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
 
@@ -57,6 +63,9 @@ class Controls(dict):
             for attribute in DIMENSIONS[dimension][1]:
                 by_attribute.setdefault(attribute, []).append(table)
         out = {a: f"census:{','.join(dict.fromkeys(t))} {self.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
+        if "marital_status" in out:
+            out["marital_status"] += " (imputed into the seed from ACS PUMS 2013-2017 by sex x age)"
+        out.setdefault("marital_status", "survey:ACS PUMS 2013-2017 by sex x age (imputed into the seed, not raked here)")
         return {**out, "family_income": "survey:GSS 2018-2024 income16 (carried by the seed, not raked)", "state": f"census:{self.label} state"}
 
 
@@ -107,6 +116,16 @@ def shipped_controls(population: str) -> Controls:
     return read_controls(data.path(CONTROLS[population]), "ACS 2018 1-year")
 
 
+@cache
+def marital_shares() -> dict[tuple[str, int], list[tuple[str, float]]]:
+    """(sex, age capped at 85) -> [(marital status, share)] among adults, from ACS PUMS 2013-2017 (plugins/data/SOURCES.md)."""
+    out: dict[tuple[str, int], list[tuple[str, float]]] = {}
+    for row in data.rows(MARITAL_SHARES):
+        if float(row["share"]) > 0:
+            out.setdefault((row["sex"], int(row["age"])), []).append((row["marital_status"], float(row["share"])))
+    return out
+
+
 def control_category(dimension: str, attributes: dict) -> str | None:
     """A persona's cell in a control dimension, or None when it lacks the attributes."""
     try:
@@ -118,6 +137,8 @@ def control_category(dimension: str, attributes: dict) -> str | None:
             return age_band(int(attributes["age"]))
         if dimension == "education_18plus":
             return str(attributes["education"])
+        if dimension == "sex_marital":
+            return f"{attributes['sex']}|{attributes['marital_status']}"
         return str(attributes[dimension])
     except KeyError:
         return None
@@ -157,18 +178,25 @@ def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray
     return RakeResult(w, iteration, error, empty)
 
 
-def fit_state(state: str, controls: Controls, cells: dict[str, np.ndarray], weights: np.ndarray) -> RakeResult:
-    """Rake ``weights`` (one per seed row) so the rows' ``cells`` per control dimension match the state's controls.
+def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, each row's index into them): what ``fit_state`` takes per dimension."""
+    categories, codes = np.unique(values, return_inverse=True)
+    return categories, codes
+
+
+def fit_state(state: str, controls: Controls, cells: dict[str, tuple[np.ndarray, np.ndarray]], weights: np.ndarray) -> RakeResult:
+    """Rake ``weights`` (one per seed row) so the rows' ``cells`` (``encode``d) per control dimension match the state's controls.
 
     A positive control cell no row falls in, or a fit that does not converge,
     stops with the state, table and cell named.
     """
     dimensions, names = [], []
-    for dimension, values in cells.items():
+    for dimension, (seen, codes) in cells.items():
         targets = controls[state][dimension]
-        categories = sorted(set(targets) | set(values.tolist()))
+        categories = sorted(set(targets) | set(seen.tolist()))
         index = {c: i for i, c in enumerate(categories)}
-        dimensions.append((np.array([index[v] for v in values]), np.array([targets.get(c, 0.0) for c in categories])))
+        remap = np.array([index[c] for c in seen.tolist()], dtype=np.intp)
+        dimensions.append((remap[codes], np.array([targets.get(c, 0.0) for c in categories])))
         names.append((dimension, categories))
     result = rake(weights, dimensions)
     if result.empty_cells:
@@ -211,7 +239,7 @@ class CensusSampler(Sampler):
             return self
 
     def provides(self) -> set[str]:
-        return {"age", "sex", "race_ethnicity", "education", "family_income", "state"}
+        return {"age", "sex", "race_ethnicity", "education", "marital_status", "family_income", "state"}
 
     @cached_property
     def state_codes(self) -> list[str]:
@@ -248,24 +276,42 @@ class CensusSampler(Sampler):
 
     @cached_property
     def seed(self) -> dict[str, np.ndarray]:
-        rows = data.rows(SEED)
+        """GSS respondents, each split into one row per marital status in proportion to P(status | sex, age) from ACS PUMS.
+
+        GSS rows carry no marital status here; fractional imputation keeps every
+        respondent (weights split, not drawn) and raking to B12001 then fixes
+        each state's marital mix by sex.
+        """
+        shares = marital_shares()
+        rows, weights, statuses = [], [], []
+        for r in data.rows(SEED):
+            for status, share in shares[(r["sex"], min(int(r["age"]), 85))]:
+                rows.append(r)
+                weights.append(float(r["weight"]) * share)
+                statuses.append(status)
         ages = np.array([int(r["age"]) for r in rows])
         return {
-            "weight": np.array([float(r["weight"]) for r in rows]),
+            "weight": np.array(weights),
             "age": ages,
             "sex": np.array([r["sex"] for r in rows]),
             "race_ethnicity": np.array([r["race_ethnicity"] for r in rows]),
             "education": np.array([r["education"] if a >= 25 else "under 25" for r, a in zip(rows, ages)]),
             "education_label": np.array([r["education"] for r in rows]),
             "family_income": np.array([r["family_income"] for r in rows]),
+            "marital_status": np.array(statuses),
             "sex_age": np.array([f"{r['sex']}|{age_band(a)}" for r, a in zip(rows, ages)]),
             "age_band": np.array([age_band(a) for a in ages]),
             "education_18plus": np.array([r["education"] for r in rows]),
+            "sex_marital": np.array([f"{r['sex']}|{m}" for r, m in zip(rows, statuses)]),
         }
+
+    @cached_property
+    def encoded(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {dimension: encode(self.seed[dimension]) for dimension in DIMENSIONS}
 
     def fit(self, state: str) -> RakeResult:
         try:
-            return fit_state(state, self.controls, {d: self.seed[d] for d in self.controls[state]}, self.seed["weight"])
+            return fit_state(state, self.controls, {d: self.encoded[d] for d in self.controls[state]}, self.seed["weight"])
         except RuntimeError as exc:
             raise RuntimeError(f"census sampler: {exc}") from None
 
@@ -277,9 +323,10 @@ class CensusSampler(Sampler):
         """Each seed row's persona attributes, as plain Python values, built once."""
         seed = self.seed
         return [
-            {"age": int(age), "sex": str(sex), "race_ethnicity": str(race), "education": str(education), "family_income": str(income)}
-            for age, sex, race, education, income in zip(
-                seed["age"], seed["sex"], seed["race_ethnicity"], seed["education_label"], seed["family_income"])
+            {"age": int(age), "sex": str(sex), "race_ethnicity": str(race), "education": str(education),
+             "marital_status": str(marital), "family_income": str(income)}
+            for age, sex, race, education, marital, income in zip(
+                seed["age"], seed["sex"], seed["race_ethnicity"], seed["education_label"], seed["marital_status"], seed["family_income"])
         ]
 
     def personas(self, rng: np.random.Generator) -> Iterator[Persona]:

@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 from simrun import hookimpl
 from simrun.components import Sampler, StrictConfig, batched
 from simrun.models import Persona
-from simrun.plugins.samplers.census import DIMENSIONS, control_category, fit_state, load_controls
+from simrun.plugins.samplers.census import DIMENSIONS, control_category, encode, fit_state, load_controls
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ class LibrarySampler(Sampler):
         stratum: str | None = Field(None, description="Column holding the stratum (e.g. STATE_ABBR); default: one stratum, ALL.")
         weight: str | None = Field(None, description="Column holding each row's weight; default: census adults per persona when strata are states, else 1.")
         per_stratum: int | None = Field(None, ge=1, description="Draw this many rows per stratum (without replacement when there are enough); default: all rows.")
-        rake: list[Literal["sex_age", "sex", "age_band", "race_ethnicity", "education", "education_18plus"]] = Field(
+        rake: list[Literal["sex_age", "sex", "age_band", "race_ethnicity", "education", "education_18plus", "sex_marital"]] = Field(
             default_factory=list, description="Census control dimensions to rake each state's rows to; needs state strata and census-coded attributes.")
         population: Literal["adults", "citizen_voting_age"] = Field("adults", description="Whose controls to rake to (as the census sampler's).")
         controls: str | None = Field(None, description="Your own control table instead (as the census sampler's).")
@@ -144,7 +144,7 @@ class LibrarySampler(Sampler):
             cells[dimension] = values
         weights = np.array([self.row_weight(self.rows[i]) for i in indexes])
         try:
-            return fit_state(stratum, self.controls, {d: np.array(v) for d, v in cells.items()}, weights).weights
+            return fit_state(stratum, self.controls, {d: encode(np.array(v)) for d, v in cells.items()}, weights).weights
         except RuntimeError as exc:
             raise RuntimeError(f"library sampler: {exc}") from None
 

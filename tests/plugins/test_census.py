@@ -125,3 +125,20 @@ def test_a_missing_state_and_an_empty_cell_are_named(tmp_path):
     sampler.seed["race_ethnicity"][sampler.seed["race_ethnicity"] == "white"] = "other"  # a seed with no white respondent
     with pytest.raises(RuntimeError, match=r"state VT: no seed respondent falls in table T1, race_ethnicity=white \(10 people\)"):
         sampler.fit("VT")
+
+
+def test_marital_status_is_imputed_by_age_and_raked_to_each_states_b12001():
+    sampler = CensusSampler(CensusSampler.Config(states=["UT", "NY"], per_state=4000))
+    personas = [p for batch in sampler.sample(np.random.default_rng(5), 1000) for p in batch]
+    for state in ("UT", "NY"):
+        controls = sampler.controls[state]["sex_marital"]
+        target = sum(v for k, v in controls.items() if k.endswith("|married")) / sum(controls.values())
+        group = [p for p in personas if p.stratum == state]
+        assert np.mean([p.attributes["marital_status"] == "married" for p in group]) == pytest.approx(target, abs=0.025)
+    young = [p for p in personas if p.attributes["age"] < 22]
+    old = [p for p in personas if 70 <= p.attributes["age"] < 80]
+    assert np.mean([p.attributes["marital_status"] == "never married" for p in young]) > 0.85
+    assert np.mean([p.attributes["marital_status"] == "widowed" for p in old]) > np.mean([p.attributes["marital_status"] == "widowed" for p in young]) + 0.1
+    assert personas[0].provenance["marital_status"].startswith("census:B12001") and "PUMS" in personas[0].provenance["marital_status"]
+    married = lambda s: sum(v for k, v in sampler.controls[s]["sex_marital"].items() if k.endswith("|married")) / sum(sampler.controls[s]["sex_marital"].values())  # noqa: E731
+    assert married("UT") > married("NY") + 0.05  # the controls differ by state, and so do the personas
