@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +25,27 @@ def states() -> dict[str, dict[str, str]]:
     return {r["state"]: r for r in rows("states.csv")}
 
 
+def table_rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a user's CSV table, after checking it has ``columns``."""
+    with file.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(columns) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{file}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}")
+        yield from enumerate(reader, start=2)
+
+
+def non_negative(text: str, where: str) -> float:
+    """A count or share from a table; ``where`` names the file, line and cell when it is not a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise ValueError(f"{where} {text!r} is not a number >= 0")
+    return value
+
+
 class Targets(NamedTuple):
     """Population shares per attribute and stratum: attribute -> stratum -> category -> share (summing to 1)."""
 
@@ -38,23 +60,13 @@ def targets(file: str | Path | None, by: str) -> Targets:
     named: file, line, column, value and what was expected.
     """
     source_path = Path(file) if file is not None else path("acs2023_industry_targets.csv")
-    with source_path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {by, "attribute", "category", "share"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{source_path}: missing column(s) {', '.join(sorted(missing))}; expected {by}, attribute, category, share[, source]")
-        shares: dict[str, dict[str, dict[str, float]]] = {}
-        sources: dict[str, str] = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                share = float(row["share"])
-            except ValueError:
-                share = float("nan")
-            if not share >= 0:
-                raise ValueError(f"{source_path}:{line}: share {row['share']!r} for {row[by]} {row['attribute']}={row['category']} is not a number >= 0")
-            cell = shares.setdefault(row["attribute"], {}).setdefault(row[by], {})
-            cell[row["category"]] = cell.get(row["category"], 0.0) + share
-            sources[row["attribute"]] = row.get("source") or f"file:{source_path.name}"
+    shares: dict[str, dict[str, dict[str, float]]] = {}
+    sources: dict[str, str] = {}
+    for line, row in table_rows(source_path, [by, "attribute", "category", "share"]):
+        share = non_negative(row["share"], f"{source_path}:{line}: share for {row[by]} {row['attribute']}={row['category']},")
+        cell = shares.setdefault(row["attribute"], {}).setdefault(row[by], {})
+        cell[row["category"]] = cell.get(row["category"], 0.0) + share
+        sources[row["attribute"]] = row.get("source") or f"file:{source_path.name}"
     for attribute, strata in shares.items():
         for stratum, cell in strata.items():
             total = sum(cell.values())

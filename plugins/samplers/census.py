@@ -16,7 +16,6 @@ every bad line or inconsistency in it is named (file, line, table, state, cell).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from functools import cache, cached_property
 from pathlib import Path
@@ -73,26 +72,15 @@ def read_controls(path: Path, label: str) -> Controls:
     """A control table (columns state, table, dimension, category, count), checked line by line and state by state."""
     counts: dict[str, dict[str, dict[str, float]]] = {}
     tables: dict[str, str] = {}
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"state", "table", "dimension", "category", "count"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected state, table, dimension, category, count")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}: table {row['table']}, state {row['state']}, {row['dimension']}={row['category']}"
-            if row["dimension"] not in DIMENSIONS:
-                raise ValueError(f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}")
-            if row["category"] not in DIMENSIONS[row["dimension"]][0]:
-                raise ValueError(f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}")
-            try:
-                count = float(row["count"])
-            except ValueError:
-                count = float("nan")
-            if not count >= 0:
-                raise ValueError(f"{where}: count {row['count']!r} is not a number >= 0")
-            cell = counts.setdefault(row["state"], {}).setdefault(row["dimension"], {})
-            cell[row["category"]] = cell.get(row["category"], 0.0) + count
-            tables.setdefault(row["dimension"], row["table"])
+    for line, row in data.table_rows(path, ["state", "table", "dimension", "category", "count"]):
+        where = f"{path}:{line}: table {row['table']}, state {row['state']}, {row['dimension']}={row['category']}"
+        if row["dimension"] not in DIMENSIONS:
+            raise ValueError(f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}")
+        if row["category"] not in DIMENSIONS[row["dimension"]][0]:
+            raise ValueError(f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}")
+        cell = counts.setdefault(row["state"], {}).setdefault(row["dimension"], {})
+        cell[row["category"]] = cell.get(row["category"], 0.0) + data.non_negative(row["count"], f"{where}: count")
+        tables.setdefault(row["dimension"], row["table"])
     for state, dimensions in counts.items():
         if set(dimensions) != set(tables):
             raise ValueError(f"{path}: state {state} lacks control table(s) for {', '.join(sorted(set(tables) - set(dimensions)))}")

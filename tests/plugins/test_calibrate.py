@@ -79,8 +79,8 @@ def test_calibration_metric_by_hand(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("state,attribute,category\nCA,industry,x\n", "missing column\\(s\\) share"),
-    ("state,attribute,category,share\nCA,industry,x,0.5\nCA,industry,y,-1\n", r"t.csv:3: share '-1' for CA industry=y is not a number >= 0"),
-    ("state,attribute,category,share\nCA,industry,x,lots\n", r"t.csv:2: share 'lots'"),
+    ("state,attribute,category,share\nCA,industry,x,0.5\nCA,industry,y,-1\n", r"t.csv:3: share for CA industry=y, .-1. is not a number >= 0"),
+    ("state,attribute,category,share\nCA,industry,x,lots\n", r"t.csv:2: share for CA industry=x, 'lots' is not a number"),
     ("state,attribute,category,share\nCA,industry,x,0\n", "sum to 0"),
 ])
 def test_bad_targets_are_named_by_line_and_cell(tmp_path, text, message):
