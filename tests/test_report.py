@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import pytest
 from playwright.sync_api import sync_playwright
 
 from conftest import EXAMPLE

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from simrun.components import EnrichContext
 from simrun.models import Persona
