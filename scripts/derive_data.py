@@ -236,7 +236,7 @@ def industry_targets() -> None:
         assert abs(sum(counts.values()) - employed) <= 5, (state, sum(counts.values()), employed)
         counts["public administration"] += armed  # the Armed Forces have no DP03 industry; they serve the public sector
         counts["not working"] = population - employed - armed
-        rows += [{"state": state, "attribute": "industry", "category": c, "share": n / population, "source": "census:DP03 ACS 2023 1-year"}
+        rows += [{"group": state, "attribute": "industry", "category": c, "share": n / population, "source": "census:DP03 ACS 2023 1-year"}
                  for c, n in counts.items()]
     pd.DataFrame(rows).to_csv(OUT / "acs2023_industry_targets.csv", index=False, float_format="%.6f")
 

@@ -51,3 +51,11 @@ def test_a_bad_rules_file_names_the_rule_and_field(tmp_path):
     path.write_text("- id: ok\n  forbid: {x: {equals: 1}}\n- id: bad\n  when: {age: {lt: 3, gt: 1}}\n  forbid: {x: {equals: 1}}\n")
     with pytest.raises(ValueError, match=r"rule 2 \(bad\), when\.age: .*exactly one"):
         load_rules(path)
+
+
+def test_shipped_rules_catch_a_narrative_that_changes_the_persona_s_sex():
+    # SmolLM2 wrote both of these in scenarios/tiers.yaml
+    rules = load_rules(__import__("simrun.plugins.data", fromlist=["path"]).path("consistency_rules.yaml"))
+    assert [r.id for r in violations(rules, {"age": 22, "sex": "male"}, {"description": "I'm Sarah Johnson, a 22-year-old woman from Alabama."})] == ["male_writes_as_woman"]
+    assert [r.id for r in violations(rules, {"age": 66, "sex": "female"}, {"description": "Liam, a 66-year-old man, stands out."})] == ["female_writes_as_man"]
+    assert violations(rules, {"age": 66, "sex": "female"}, {"description": "I am a 66-year-old woman from Alaska."}) == []

@@ -53,8 +53,11 @@ class Targets(NamedTuple):
     source: dict[str, str]  # attribute -> where its shares come from
 
 
-def targets(file: str | Path | None, by: str) -> Targets:
-    """Calibration targets from a CSV with columns ``<by>, attribute, category, share[, source]``.
+def targets(file: str | Path | None) -> Targets:
+    """Calibration targets from a CSV with columns ``group, attribute, category, share[, source]``.
+
+    ``group`` is matched against the persona's stratum (a state code for the
+    census sampler) or the attribute the calibrate enricher is told to use.
 
     Default: the shipped ACS 2023 industry shares by state. Every bad line is
     named: file, line, column, value and what was expected.
@@ -62,15 +65,15 @@ def targets(file: str | Path | None, by: str) -> Targets:
     source_path = Path(file) if file is not None else path("acs2023_industry_targets.csv")
     shares: dict[str, dict[str, dict[str, float]]] = {}
     sources: dict[str, str] = {}
-    for line, row in table_rows(source_path, [by, "attribute", "category", "share"]):
-        share = non_negative(row["share"], f"{source_path}:{line}: share for {row[by]} {row['attribute']}={row['category']},")
-        cell = shares.setdefault(row["attribute"], {}).setdefault(row[by], {})
+    for line, row in table_rows(source_path, ["group", "attribute", "category", "share"]):
+        share = non_negative(row["share"], f"{source_path}:{line}: share for {row['group']} {row['attribute']}={row['category']},")
+        cell = shares.setdefault(row["attribute"], {}).setdefault(row["group"], {})
         cell[row["category"]] = cell.get(row["category"], 0.0) + share
         sources[row["attribute"]] = row.get("source") or f"file:{source_path.name}"
     for attribute, strata in shares.items():
         for stratum, cell in strata.items():
             total = sum(cell.values())
             if total <= 0:
-                raise ValueError(f"{source_path}: the shares of {attribute} for {by} {stratum} sum to 0")
+                raise ValueError(f"{source_path}: the shares of {attribute} for group {stratum} sum to 0")
             strata[stratum] = {category: share / total for category, share in cell.items()}
     return Targets(shares, sources)

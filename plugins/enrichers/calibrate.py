@@ -3,7 +3,7 @@
 A model asked to invent a person's industry over-produces some (teachers,
 nurses, tech) and forgets others; where the census knows the shares, this
 enricher corrects them with the smallest possible change. Within each batch
-and stratum (``by``, default the state), with ``p`` the personas' weighted
+and group (``by``, default the persona's stratum: its state), with ``p`` the personas' weighted
 distribution as the model wrote it and ``q`` the target, a persona in an
 over-represented category ``c`` keeps its value with probability ``q_c/p_c``;
 the rest move to under-represented categories in proportion to their
@@ -34,8 +34,12 @@ from simrun.plugins import data
 
 class CalibrateConfig(StrictConfig):
     attributes: list[str] = Field(["industry"], min_length=1, description="Categorical attributes to calibrate; each needs targets.")
-    targets: str | None = Field(None, description="CSV with columns <by>, attribute, category, share[, source]; default: ACS 2023 industry by state.")
-    by: str = Field("state", description="The persona attribute that picks the target row (a column of the targets file).")
+    targets: str | None = Field(None, description="CSV with columns group, attribute, category, share[, source]; default: ACS 2023 industry by state.")
+    by: str = Field("stratum", description="What picks a persona's targets (the file's group): its stratum (a state code for census personas) or an attribute.")
+
+
+def group_of(persona: Persona, by: str) -> str:
+    return persona.stratum if by == "stratum" else str(persona.attributes.get(by))
 
 
 def reassign(values: list[str], weights: np.ndarray, target: dict[str, float], rng: np.random.Generator) -> list[str]:
@@ -66,12 +70,12 @@ class Calibrate(Enricher):
     def __init__(self, config: CalibrateConfig | None = None):
         super().__init__(config)
         # It rewrites what it needs, so enrichers that read these attributes run after it.
-        self.needs = frozenset(self.config.attributes) | {self.config.by}
+        self.needs = frozenset(self.config.attributes) | ({self.config.by} - {"stratum"})
         self.provides = frozenset(self.config.attributes)
 
     @cached_property
     def targets(self) -> data.Targets:
-        loaded = data.targets(self.config.targets, self.config.by)
+        loaded = data.targets(self.config.targets)
         missing = [a for a in self.config.attributes if a not in loaded.shares]
         if missing:
             raise ValueError(f"calibrate: no targets for {', '.join(missing)} (targets have {', '.join(sorted(loaded.shares))})")
@@ -82,7 +86,7 @@ class Calibrate(Enricher):
         for attribute in self.config.attributes:
             groups: dict[str, list[Persona]] = defaultdict(list)
             for persona in batch:
-                stratum = str(persona.attributes.get(self.config.by))
+                stratum = group_of(persona, self.config.by)
                 if attribute in persona.attributes and stratum in self.targets.shares[attribute]:
                     groups[stratum].append(persona)
             for stratum, members in sorted(groups.items()):

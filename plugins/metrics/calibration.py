@@ -1,6 +1,6 @@
 """``calibration``: how far the model's categorical attributes were from the population, and are after ``calibrate``.
 
-Per stratum (``by``, default the state) and over all, the total variation
+Per group (``by``, default the persona's stratum: its state) and over all, the total variation
 distance between the personas' weighted distribution of an LLM-written
 attribute (industry, by default) and the census targets, as the model wrote
 it (``tvd_llm``) and after the ``calibrate`` enricher (``tvd_calibrated``);
@@ -21,6 +21,7 @@ from simrun import hookimpl
 from simrun.components import Metric, MetricValue, StrictConfig
 from simrun.distributions import tvd
 from simrun.plugins import data
+from simrun.plugins.enrichers.calibrate import group_of
 
 ALL = ""
 
@@ -33,10 +34,10 @@ class CalibrationMetric(Metric):
     class Config(StrictConfig):
         attributes: list[str] = Field(["industry"], min_length=1)
         targets: str | None = Field(None, description="Same file as the calibrate enricher's; default: ACS 2023 industry by state.")
-        by: str = "state"
+        by: str = Field("stratum", description="As the calibrate enricher's.")
 
     def compute(self, run) -> list[MetricValue]:
-        targets = data.targets(self.config.targets, self.config.by)
+        targets = data.targets(self.config.targets)
         attributes = self.config.attributes
         missing = [a for a in attributes if a not in targets.shares]
         if missing:
@@ -50,7 +51,7 @@ class CalibrationMetric(Metric):
         counted: dict[str, int] = defaultdict(int)
         calibrated_any: dict[str, bool] = defaultdict(bool)
         for persona in run.personas():
-            stratum = str(persona.attributes.get(self.config.by))
+            stratum = group_of(persona, self.config.by)
             for a in attributes:
                 if a not in persona.attributes:
                     continue
@@ -71,7 +72,8 @@ class CalibrationMetric(Metric):
                 moved[a] += persona.weight * (llm != now)
         values: list[MetricValue] = []
         for a in attributes:
-            values.append(MetricValue(name=f"personas_with[{a}]", value=float(counted[a])))
+            values += [MetricValue(name=f"personas_with[{a}]", value=float(counted[a])),
+                       MetricValue(name=f"uncalibrated[{a}]", value=float(uncalibrated[a]))]
             if not weight[a][ALL]:  # a variant of a sweep without the tier that writes it
                 continue
             for stratum, table in sorted(tables[a].items()):
@@ -82,8 +84,7 @@ class CalibrationMetric(Metric):
             total_llm, total_target = sum(overall["llm"].values()), sum(overall["target"].values())
             values += [MetricValue(name=f"gap[{a}={c}]", value=overall["llm"].get(c, 0.0) / total_llm - overall["target"].get(c, 0.0) / total_target)
                        for c in sorted(set(overall["llm"]) | set(overall["target"]))]
-            values += [MetricValue(name=f"moved_share[{a}]", value=moved[a] / weight[a][ALL]),
-                       MetricValue(name=f"uncalibrated[{a}]", value=float(uncalibrated[a]))]
+            values.append(MetricValue(name=f"moved_share[{a}]", value=moved[a] / weight[a][ALL]))
         return values
 
 

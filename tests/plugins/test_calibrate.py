@@ -31,7 +31,8 @@ def test_reassign_leaves_a_population_already_on_target_alone():
 
 
 def personas(states):
-    return [Persona(id=i, stratum=s, weight=1.0, attributes={"state": s, "industry": "education and health care"},
+    names = {"CA": "California", "DC": "District of Columbia"}  # as the census sampler writes them: the stratum is the code
+    return [Persona(id=i, stratum=s, weight=1.0, attributes={"state": names[s], "industry": "education and health care"},
                     provenance={"state": "census:x", "industry": "llm:m"}) for i, s in enumerate(states)]
 
 
@@ -40,7 +41,7 @@ def test_calibrate_moves_industries_toward_acs_and_keeps_the_model_value():
     ca = [p for p in batch if p.stratum == "CA"]
     assert all(p.attributes["_industry_llm"] == "education and health care" for p in ca)
     not_working = sum(p.attributes["industry"] == "not working" for p in ca) / len(ca)
-    assert not_working == pytest.approx(data.targets(None, "state").shares["industry"]["CA"]["not working"], abs=0.07)
+    assert not_working == pytest.approx(data.targets(None).shares["industry"]["CA"]["not working"], abs=0.07)
     changed = next(p for p in ca if p.attributes["industry"] != "education and health care")
     assert changed.provenance["industry"] == "calibrate:census:DP03 ACS 2023 1-year"
     dc = [p for p in batch if p.stratum == "DC"]  # the 2023 profiles have no DC: left as written
@@ -57,7 +58,7 @@ def test_calibrate_runs_between_the_tier_that_writes_and_the_tiers_that_read():
 
 def test_calibration_metric_by_hand(tmp_path):
     targets = tmp_path / "t.csv"
-    targets.write_text("region,attribute,category,share\nN,job,a,1\nN,job,b,3\nS,job,a,1\n")
+    targets.write_text("group,attribute,category,share\nN,job,a,1\nN,job,b,3\nS,job,a,1\n")
     rows = [("N", "a", "a", 1.0), ("N", "a", "b", 1.0), ("S", "b", "a", 2.0), ("W", "a", None, 1.0)]
     people = []
     for i, (region, llm, now, w) in enumerate(rows):
@@ -78,19 +79,19 @@ def test_calibration_metric_by_hand(tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("state,attribute,category\nCA,industry,x\n", "missing column\\(s\\) share"),
-    ("state,attribute,category,share\nCA,industry,x,0.5\nCA,industry,y,-1\n", r"t.csv:3: share for CA industry=y, .-1. is not a number >= 0"),
-    ("state,attribute,category,share\nCA,industry,x,lots\n", r"t.csv:2: share for CA industry=x, 'lots' is not a number"),
-    ("state,attribute,category,share\nCA,industry,x,0\n", "sum to 0"),
+    ("group,attribute,category\nCA,industry,x\n", "missing column\\(s\\) share"),
+    ("group,attribute,category,share\nCA,industry,x,0.5\nCA,industry,y,-1\n", r"t.csv:3: share for CA industry=y, .-1. is not a number >= 0"),
+    ("group,attribute,category,share\nCA,industry,x,lots\n", r"t.csv:2: share for CA industry=x, 'lots' is not a number"),
+    ("group,attribute,category,share\nCA,industry,x,0\n", "sum to 0"),
 ])
 def test_bad_targets_are_named_by_line_and_cell(tmp_path, text, message):
     path = tmp_path / "t.csv"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
-        data.targets(path, "state")
+        data.targets(path)
 
 
 def test_calibration_metric_on_a_run_without_the_attribute_says_so():
     bare = Persona(id=0, stratum="CA", weight=1.0, attributes={"state": "CA"}, provenance={})
     values = {v.name: v.value for v in CalibrationMetric().compute(PersonasView([bare]))}
-    assert values == {"personas_with[industry]": 0.0}
+    assert values == {"personas_with[industry]": 0.0, "uncalibrated[industry]": 0.0}
