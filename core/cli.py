@@ -11,6 +11,7 @@ from typing import Any, Callable, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -178,13 +179,13 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
     fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
     ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
     for name in names:
-        table = Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
+        table = Table("variant", "value", "95% interval", f"difference from {escape(baseline)}", "95% interval", title=escape(name))
         rows = sorted(result["variants"], key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)))
         for v in rows:
             m = v["metrics"].get(name)
             if m is None:
                 continue
-            table.add_row(v["label"], fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
+            table.add_row(escape(v["label"]), fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
         console.print(table)
     console.print(f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference.")
     if result["smallest_stratum"] < 2:
@@ -305,7 +306,7 @@ def print_run(store: Store, run_id: str) -> None:
     summary = run_summary(store, run_id)
     console.print(f"[bold]run {summary['id']}[/] {summary['name']} - {summary['status']}")
     if summary["error"]:
-        console.print(f"[red]{summary['error']}[/]")
+        console.print(f"[red]{escape(summary['error'])}[/]")
     counts = summary["counts"]
     console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
@@ -314,7 +315,7 @@ def print_run(store: Store, run_id: str) -> None:
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})
-        table = Table("stratum", *columns, title="per stratum")
+        table = Table("stratum", *map(escape, columns), title="per stratum")
         for stratum in sorted(strata):
             table.add_row(stratum, *(number(strata[stratum].get(c), 3) for c in columns))
         console.print(table)
@@ -328,7 +329,7 @@ def print_run(store: Store, run_id: str) -> None:
     if summary["metrics"]:
         table = Table("metric", "value", title="metrics")
         for name, value in summary["metrics"].items():
-            table.add_row(name, number(value, 4))
+            table.add_row(escape(name), number(value, 4))
         console.print(table)
 
 

@@ -110,3 +110,15 @@ def test_sample_caches_generated_text_for_later_runs(invoke, tmp_path):
     assert invoke(*args, "-o", str(tmp_path / "b.jsonl"), db=db).exit_code == 0
     assert log.read_text().count("\x1e") == asked, "the second sample generated nothing anew"
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+
+
+def test_show_keeps_bracketed_metric_names(invoke, tmp_path):
+    from simrun.store import Store
+
+    db = tmp_path / "simrun.db"
+    invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=db)
+    store = Store(db)
+    run_id = store.runs()[0]["id"]
+    store.write_metrics(run_id, "persona_text", [{"name": "flagged[descriptive]", "value": 3.0, "stratum": ""}])
+    result = invoke("show", run_id, db=db)
+    assert "persona_text.flagged[descriptive]" in result.output  # rich markup would eat "[descriptive]"
