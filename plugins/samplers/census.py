@@ -186,7 +186,15 @@ def fit_state(state: str, controls: Controls, cells: dict[str, tuple[np.ndarray,
         remap = np.array([index[c] for c in seen.tolist()], dtype=np.intp)
         dimensions.append((remap[codes], np.array([targets.get(c, 0.0) for c in categories])))
         names.append((dimension, categories))
-    result = rake(weights, dimensions)
+    # IPF multiplies a row's weight by factors that depend only on its categories, so rows alike in every
+    # dimension move together: rake the distinct combinations (a few thousand), then spread the factors back.
+    key = np.zeros(len(weights), dtype=np.int64)
+    for codes, targets in dimensions:
+        key = key * len(targets) + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    combined = np.bincount(inverse, weights=weights)
+    result = rake(combined, [(codes[first], targets) for codes, targets in dimensions])
+    result.weights = weights * np.divide(result.weights, combined, out=np.zeros_like(combined), where=combined > 0)[inverse]
     if result.empty_cells:
         listed = "; ".join(f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d][1][c]:,.0f} people)"
                            for d, c in result.empty_cells)
