@@ -56,6 +56,10 @@ class Controls(dict):
         super().__init__(counts)
         self.tables, self.label = tables, label
 
+    def population(self, state: str) -> float:
+        """The people a state's controls describe (every dimension sums to it)."""
+        return sum(next(iter(self[state].values())).values())
+
     def provenance(self) -> dict[str, str]:
         by_attribute: dict[str, list[str]] = {}
         for dimension, table in self.tables.items():
@@ -254,7 +258,7 @@ class CensusSampler(Sampler):
         return self.controls.provenance()
 
     def population(self, state: str) -> float:
-        return sum(next(iter(self.controls[state].values())).values())
+        return self.controls.population(state)
 
     @cached_property
     def allocation(self) -> dict[str, int]:

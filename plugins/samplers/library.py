@@ -117,7 +117,7 @@ class LibrarySampler(Sampler):
         if self.config.weight:
             return self.row_weight(row)
         if stratum in self.controls:
-            return sum(next(iter(self.controls[stratum].values())).values()) / drawn
+            return self.controls.population(stratum) / drawn
         return 1.0
 
     def raked(self, stratum: str, indexes: list[int]) -> np.ndarray:
