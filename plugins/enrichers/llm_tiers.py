@@ -159,8 +159,9 @@ class Tier(Enricher):
             else:
                 text, error = unusable[pid]
                 persona.set(f"_{self.tier}_invalid", f"{error}: {text[:500]}", provenance)
+        by_id = {p.id: p for p in batch}
         for pid, rule_ids in regenerated.items():
-            next(p for p in batch if p.id == pid).set(f"_{self.tier}_regenerated", sorted(rule_ids), "rules")
+            by_id[pid].set(f"_{self.tier}_regenerated", sorted(rule_ids), "rules")
         return batch
 
     def accept(self, persona: Persona, written: dict[str, Any], broken_rules: list[Rule], provenance: str) -> None:

@@ -47,13 +47,15 @@ class PersonaTextMetric(Metric):
             personas += 1
             shown = {k: v for k, v in persona.attributes.items() if not k.startswith("_")}
             invalid.update(k[1:].removesuffix("_invalid") for k in persona.attributes if k.startswith("_") and k.endswith("_invalid"))
+            flagged = False
             for key, value in persona.attributes.items():
                 if key.startswith("_") and key.endswith("_regenerated"):
                     consistency["regenerated"][key[1:].removesuffix("_regenerated")] += 1
                 elif key.startswith("_") and key.endswith("_violations"):
                     consistency["flagged"][key[1:].removesuffix("_violations")] += 1
                     consistency["violations"].update(value)
-            any_flag += any(k.startswith("_") and k.endswith("_violations") for k in persona.attributes)
+                    flagged = True
+            any_flag += flagged
             written = {k: v for k, v in shown.items() if persona.provenance.get(k, "").startswith("llm:")}
             shares.append(len(written) / len(shown) if shown else 0.0)
             total_chars = sum(len(text_of(v)) for v in shown.values())

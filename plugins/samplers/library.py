@@ -125,18 +125,18 @@ class LibrarySampler(Sampler):
         if stratum not in self.controls:
             raise ValueError(f"library sampler: rake needs strata that are states in the controls ({self.controls.label}); got {stratum!r}")
         cells: dict[str, list[str]] = {}
+        recoded = [self.attributes(self.rows[i]) for i in indexes]
         for dimension in self.config.rake:
             if dimension not in self.controls[stratum]:
                 raise ValueError(f"library sampler: the controls ({self.controls.label}) have no {dimension}; they have {', '.join(self.controls[stratum])}")
             known = DIMENSIONS[dimension][0]
             values = []
-            for i in indexes:
+            for i, row in zip(indexes, recoded):
                 try:
-                    cell = control_category(dimension, self.attributes(self.rows[i]))
+                    cell = control_category(dimension, row)
                 except (TypeError, ValueError):
                     cell = None
                 if cell not in known:
-                    row = self.attributes(self.rows[i])
                     shown = {a: row[a] for a in ("sex", "age", "race_ethnicity", "education") if a in row}
                     raise ValueError(f"library sampler: row {i + 1} ({stratum}) has {shown}, not a census {dimension} cell "
                                      f"({', '.join(sorted(known))}; age as a whole number); recode it")
