@@ -53,8 +53,8 @@ class Targets(NamedTuple):
     source: dict[str, str]  # attribute -> where its shares come from
 
 
-def targets(file: str | Path | None) -> Targets:
-    """Calibration targets from a CSV with columns ``group, attribute, category, share[, source]``.
+def targets(file: str | Path | None, attributes: list[str]) -> Targets:
+    """Calibration targets for ``attributes`` from a CSV with columns ``group, attribute, category, share[, source]``.
 
     ``group`` is matched against the persona's stratum (a state code for the
     census sampler) or the attribute the calibrate enricher is told to use.
@@ -76,4 +76,7 @@ def targets(file: str | Path | None) -> Targets:
             if total <= 0:
                 raise ValueError(f"{source_path}: the shares of {attribute} for group {stratum} sum to 0")
             strata[stratum] = {category: share / total for category, share in cell.items()}
+    missing = [a for a in attributes if a not in shares]
+    if missing:
+        raise ValueError(f"{source_path}: no targets for {', '.join(missing)} (it has {', '.join(sorted(shares)) or 'none'})")
     return Targets(shares, sources)

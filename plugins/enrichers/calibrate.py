@@ -75,11 +75,7 @@ class Calibrate(Enricher):
 
     @cached_property
     def targets(self) -> data.Targets:
-        loaded = data.targets(self.config.targets)
-        missing = [a for a in self.config.attributes if a not in loaded.shares]
-        if missing:
-            raise ValueError(f"calibrate: no targets for {', '.join(missing)} (targets have {', '.join(sorted(loaded.shares))})")
-        return loaded
+        return data.targets(self.config.targets, self.config.attributes)
 
     def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:
         rng = np.random.default_rng([context.seed, min(p.id for p in batch)])

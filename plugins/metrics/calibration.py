@@ -37,11 +37,8 @@ class CalibrationMetric(Metric):
         by: str = Field("stratum", description="As the calibrate enricher's.")
 
     def compute(self, run) -> list[MetricValue]:
-        targets = data.targets(self.config.targets)
         attributes = self.config.attributes
-        missing = [a for a in attributes if a not in targets.shares]
-        if missing:
-            raise ValueError(f"calibration metric: no targets for {', '.join(missing)}")
+        targets = data.targets(self.config.targets, attributes)
         # attribute -> stratum -> {"llm"|"calibrated"|"target"} -> category -> weight
         tables: dict[str, dict[str, dict[str, dict[str, float]]]] = {
             a: defaultdict(lambda: {"llm": defaultdict(float), "calibrated": defaultdict(float), "target": defaultdict(float)}) for a in attributes}

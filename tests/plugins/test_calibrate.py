@@ -41,7 +41,7 @@ def test_calibrate_moves_industries_toward_acs_and_keeps_the_model_value():
     ca = [p for p in batch if p.stratum == "CA"]
     assert all(p.attributes["_industry_llm"] == "education and health care" for p in ca)
     not_working = sum(p.attributes["industry"] == "not working" for p in ca) / len(ca)
-    assert not_working == pytest.approx(data.targets(None).shares["industry"]["CA"]["not working"], abs=0.07)
+    assert not_working == pytest.approx(data.targets(None, ["industry"]).shares["industry"]["CA"]["not working"], abs=0.07)
     changed = next(p for p in ca if p.attributes["industry"] != "education and health care")
     assert changed.provenance["industry"] == "calibrate:census:DP03 ACS 2023 1-year"
     dc = [p for p in batch if p.stratum == "DC"]  # the 2023 profiles have no DC: left as written
@@ -88,10 +88,15 @@ def test_bad_targets_are_named_by_line_and_cell(tmp_path, text, message):
     path = tmp_path / "t.csv"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
-        data.targets(path)
+        data.targets(path, ["industry"])
 
 
 def test_calibration_metric_on_a_run_without_the_attribute_says_so():
     bare = Persona(id=0, stratum="CA", weight=1.0, attributes={"state": "CA"}, provenance={})
     values = {v.name: v.value for v in CalibrationMetric().compute(PersonasView([bare]))}
     assert values == {"personas_with[industry]": 0.0, "uncalibrated[industry]": 0.0}
+
+
+def test_targets_without_a_calibrated_attribute_say_what_they_have():
+    with pytest.raises(ValueError, match=r"acs2023_industry_targets.csv: no targets for housing \(it has industry\)"):
+        Calibrate(Calibrate.Config(attributes=["housing"])).targets
