@@ -6,8 +6,8 @@ one that holds is a violation). Rules are data, so a scenario can list its
 own, and enrichers that write attributes check their replies against them::
 
     - id: retired_too_young
-      why: a person under 40 is rarely retired
-      when: {age: {lt: 40}}
+      why: under 35 and retired
+      when: {age: {lt: 35}}
       forbid: {occupation: {matches: "\\\\bretire"}}
 
 A rule whose ``when`` attributes are missing does not apply; a ``forbid`` test
