@@ -173,15 +173,22 @@ class VLLMSimulator(Simulator):
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    @cached_property
+    def scoring_params(self):
+        """The one-token scoring request every prompt shares in logprobs mode (built once, not per prompt)."""
+        from vllm import SamplingParams
+
+        if self.config.scoring == "label_tokens":
+            return SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(self.labels))
+        return SamplingParams(max_tokens=1, temperature=0.0, logprobs=self.config.top_logprobs)
+
     def answer_params(self, prompt: Prompt):
         from vllm import SamplingParams
 
         c = self.config
-        if c.mode == "samples":
+        if c.mode == "samples":  # seeded per repeat, so each prompt has its own
             return SamplingParams(n=c.samples, temperature=c.temperature, max_tokens=8, seed=c.seed + prompt.repeat * c.samples)
-        if c.scoring == "label_tokens":
-            return SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(self.labels))
-        return SamplingParams(max_tokens=1, temperature=0.0, logprobs=c.top_logprobs)
+        return self.scoring_params
 
     def read_answer(self, output: Any, labels: list[str]) -> ModelAnswer:
         """An answer from one vLLM ``RequestOutput``."""
