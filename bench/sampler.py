@@ -47,9 +47,8 @@ def main() -> None:
     for state in sampler.allocation:
         weights = sampler.fit(state).weights
         for dimension, targets in sampler.controls[state].items():
-            for category, target in targets.items():
-                fitted = weights[sampler.seed[dimension] == category].sum()
-                worst = max(worst, abs(fitted - target) / target)
+            fitted = sampler.seed.totals(weights, dimension)
+            worst = max([worst] + [abs(fitted.get(c, 0.0) - t) / max(t, 1.0) for c, t in targets.items()])
     peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # of the streamed million
     at_100k = CensusSampler(CensusSampler.Config(states=["CA", "WY", "DC"], per_state=100_000))
     tvd_max = next(v.value for v in FidelityMetric().compute(Sampled(at_100k)) if v.name == "tvd_max" and not v.stratum)

@@ -142,10 +142,54 @@ def census_controls(st: pd.DataFrame) -> None:
             marital = {"never married": v(1) - cell(fips, teens), "married": v(2) - v(5), "separated": v(5), "widowed": v(7), "divorced": v(8)}
             assert marital["never married"] > 0, s.state
             rows += [(s.state, "B12001", "sex_marital", f"{sex}|{k}", n) for k, n in marital.items()]
+        rows += employment_controls(d[d.state_fips == fips], s.state, sex_age)
+        rows += citizenship_controls(d[d.state_fips == fips].set_index("variable").estimate, s.state, sex_age)
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
     cvap_controls(st, d, out)
+
+
+EMPLOYMENT = {"In Armed Forces": "armed forces", "Employed": "employed", "Unemployed": "unemployed", "Not in labor force": "not in labor force"}
+
+
+def employment_controls(t: pd.DataFrame, state: str, sex_age: dict) -> list[tuple]:
+    """Adults by sex x age band x employment status: B23001's status shares applied to B01001's adults.
+
+    B23001 starts at 16; its 16-19 group stands in for the 18-19s (their shares,
+    scaled to B01001's count), so every band's total equals B01001's exactly.
+    """
+    counts: dict[tuple[str, str, str], float] = {}
+    for _, r in t[t.table == "B23001"].iterrows():
+        parts = r.label.split("!!")
+        if len(parts) < 4 or parts[-1] not in EMPLOYMENT:
+            continue
+        lo = int(parts[2].split()[0])
+        key = (parts[1].lower(), band(max(lo, 18)), EMPLOYMENT[parts[-1]])
+        counts[key] = counts.get(key, 0.0) + r.estimate
+    rows = []
+    for (sex, age_band), n in sorted(sex_age.items()):
+        statuses = {k: counts.get((sex, age_band, k), 0.0) for k in EMPLOYMENT.values()}
+        total = sum(statuses.values())
+        rows += [(state, "B23001 x B01001", "sex_age_employment", f"{sex}|{age_band}|{k}", n * v / total) for k, v in statuses.items()]
+    return rows
+
+
+def citizenship_controls(t: pd.Series, state: str, sex_age: dict) -> list[tuple]:
+    """Adults by sex x citizenship (B05003) and by citizenship x age band (citizens from B29001, the rest of B01001's adults)."""
+    rows = []
+    for sex, base in (("male", 8), ("female", 19)):
+        adults = sum(n for (s, _), n in sex_age.items() if s == sex)
+        assert abs(t[f"B05003_{base:03d}"] - adults) / adults < 0.001, (state, sex)
+        for offset, status in ((1, "born a citizen"), (3, "naturalized citizen"), (4, "not a citizen")):
+            rows.append((state, "B05003", "sex_citizenship", f"{sex}|{status}", t[f"B05003_{base + offset:03d}"]))
+    for i, (_, _, label) in enumerate(AGE_BANDS, start=2):
+        adults = sum(n for (_, b), n in sex_age.items() if b == label)
+        citizens = t[f"B29001_{i:03d}"]
+        assert 0 < citizens <= adults, (state, label)
+        rows += [(state, "B29001", "citizenship_age", f"citizen|{label}", citizens),
+                 (state, "B29001 x B01001", "citizenship_age", f"not a citizen|{label}", adults - citizens)]
+    return rows
 
 
 def cvap_controls(st: pd.DataFrame, d: pd.DataFrame, adults: pd.DataFrame) -> None:
@@ -154,9 +198,10 @@ def cvap_controls(st: pd.DataFrame, d: pd.DataFrame, adults: pd.DataFrame) -> No
     for _, s in st.iterrows():
         t = d[d.state_fips == s.state_fips].set_index("variable").estimate
         total = t["B29001_001"]
-        sex = {"male": t["B05003_009"] + t["B05003_011"], "female": t["B05003_020"] + t["B05003_022"]}
+        sex = {"male|born a citizen": t["B05003_009"], "male|naturalized citizen": t["B05003_011"],
+               "female|born a citizen": t["B05003_020"], "female|naturalized citizen": t["B05003_022"]}
         assert abs(sum(sex.values()) - total) < 1, s.state
-        rows += [(s.state, "B05003", "sex", k, v) for k, v in sex.items()]
+        rows += [(s.state, "B05003", "sex_citizenship", k, v) for k, v in sex.items()]
         rows += [(s.state, "B29001", "age_band", label, t[f"B29001_00{i}"]) for i, (_, _, label) in enumerate(AGE_BANDS, start=2)]
         education = {
             "less than high school": t["B29002_002"] + t["B29002_003"], "high school": t["B29002_004"] + t["B29002_005"],
@@ -241,6 +286,60 @@ def industry_targets() -> None:
     pd.DataFrame(rows).to_csv(OUT / "acs2023_industry_targets.csv", index=False, float_format="%.6f")
 
 
+def profiles() -> pd.DataFrame:
+    """ACS 2023 1-year state profile estimates (50 states, no DC) as numbers."""
+    p = pd.read_csv(SHARED / "census/acs2023_1yr_state_profiles_long.csv.gz")
+    return p[p.label.str.contains("Estimate")].assign(value=lambda d: pd.to_numeric(d.value, errors="coerce"))
+
+
+S2301_EDUCATION = {
+    "all": "", "less than high school": "!!Less than high school graduate",
+    "high school": "!!High school graduate (includes equivalency)", "associate degree": "!!Some college or associate's degree",
+    "bachelor's degree": "!!Bachelor's degree or higher", "graduate degree": "!!Bachelor's degree or higher",
+}
+
+
+def employment_by_education(p: pd.DataFrame) -> None:
+    """Employment status of people 25-64 by education, 50 states summed (S2301, ACS 2023): the seed's education association."""
+    t = p[p.table == "S2301"].pivot_table(index="label", columns="state_abbr", values="value")
+    rows = []
+    for education, suffix in S2301_EDUCATION.items():
+        base = "!!Estimate!!EDUCATIONAL ATTAINMENT!!Population 25 to 64 years" + suffix
+        people = t.loc["Total" + base]
+        participating = t.loc["Labor Force Participation Rate" + base] / 100 * people
+        employed = t.loc["Employment/Population Ratio" + base] / 100 * people
+        unemployed = t.loc["Unemployment rate" + base] / 100 * participating
+        shares = {"employed": employed.sum(), "unemployed": unemployed.sum(), "not in labor force": (people - participating).sum()}
+        total = sum(shares.values())
+        rows += [{"education": education, "employment_status": k, "share": v / total, "source": "census:S2301 ACS 2023 1-year, 50 states"}
+                 for k, v in shares.items()]
+    pd.DataFrame(rows).to_csv(OUT / "s2301_employment_by_education.csv", index=False, float_format="%.6f")
+
+
+# Foreign-born people by world region of birth (DP02) -> the race/ethnicity most of them report (DP05).
+BIRTH_REGIONS = {"Europe": "white", "Northern America": "white", "Asia": "asian", "Africa": "black", "Latin America": "hispanic", "Oceania": "other"}
+DP05_RACE = {
+    "hispanic": "!!Hispanic or Latino (of any race)", "white": "!!Not Hispanic or Latino!!White alone",
+    "black": "!!Not Hispanic or Latino!!Black or African American alone", "asian": "!!Not Hispanic or Latino!!Asian alone",
+}
+
+
+def foreign_born_by_race(p: pd.DataFrame) -> None:
+    """Share foreign-born per race/ethnicity, 50 states summed (DP02 world region of birth over DP05 race, ACS 2023)."""
+    value = p.groupby("label").value.sum()
+    region = "Estimate!!WORLD REGION OF BIRTH OF FOREIGN-BORN!!Foreign-born population, excluding population born at sea!!"
+    race = "Estimate!!HISPANIC OR LATINO AND RACE!!Total population"
+    people = {r: value[race + suffix] for r, suffix in DP05_RACE.items()}
+    people["other"] = value[race] - sum(people.values())
+    born_abroad = dict.fromkeys(people, 0.0)
+    for name, r in BIRTH_REGIONS.items():
+        born_abroad[r] += value[region + name]
+    rows = [{"race_ethnicity": r, "foreign_born_share": born_abroad[r] / people[r], "source": "census:DP02,DP05 ACS 2023 1-year, 50 states"}
+            for r in people]
+    rows.append({"race_ethnicity": "all", "foreign_born_share": sum(born_abroad.values()) / value[race], "source": rows[0]["source"]})
+    pd.DataFrame(rows).to_csv(OUT / "dp02_foreign_born_by_race.csv", index=False, float_format="%.6f")
+
+
 if __name__ == "__main__":
     st = states()
     st.to_csv(OUT / "states.csv", index=False)
@@ -249,4 +348,7 @@ if __name__ == "__main__":
     gss_seed()
     pums_marital()
     industry_targets()
+    profile = profiles()
+    employment_by_education(profile)
+    foreign_born_by_race(profile)
     print("wrote", *sorted(p.name for p in OUT.glob("*.csv")))

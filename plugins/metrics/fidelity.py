@@ -2,8 +2,10 @@
 
 Per state, the total variation distance between the personas' weighted
 distribution and the census controls, for every control table (sex x age
-band, race/ethnicity, education; for citizens of voting age sex, age band,
-education) and the one-way marginals of two-way tables; reported per table, as the per-state max and mean, and over all
+band, race/ethnicity, education, sex x marital status, sex x age band x
+employment, sex x citizenship, citizenship x age band; for citizens of voting
+age sex x citizenship, age band, education) and the one-way marginals of the
+multi-way tables; reported per table, as the per-state max and mean, and over all
 states. Large values mean unrealistic populations before any model speaks.
 """
 
@@ -24,6 +26,10 @@ from simrun.plugins.samplers.census import control_category, load_controls
 # two-way control dimensions also yield their one-way marginals: dimension -> [(table name, collapse)]
 TABLES = {
     "sex_age": [("sex_x_age", lambda cell: cell), ("sex", lambda cell: cell.split("|")[0]), ("age_band", lambda cell: cell.split("|")[1])],
+    "sex_marital": [("sex_x_marital_status", lambda cell: cell), ("marital_status", lambda cell: cell.split("|")[1])],
+    "sex_age_employment": [("sex_x_age_x_employment_status", lambda cell: cell), ("employment_status", lambda cell: cell.split("|")[2])],
+    "sex_citizenship": [("sex_x_citizenship", lambda cell: cell), ("citizenship", lambda cell: cell.split("|")[1])],
+    "citizenship_age": [("citizen_x_age_band", lambda cell: cell)],
 }
 
 

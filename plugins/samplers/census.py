@@ -32,19 +32,34 @@ from simrun.plugins import data
 CONTROLS = {"adults": "acs2018_adult_controls.csv", "citizen_voting_age": "acs2018_cvap_controls.csv"}
 SEED = "gss_seed.csv"
 MARITAL_SHARES = "pums_marital_by_sex_age.csv"
+EMPLOYMENT_BY_EDUCATION = "s2301_employment_by_education.csv"
+FOREIGN_BORN_BY_RACE = "dp02_foreign_born_by_race.csv"
 SEED_PROVENANCE = "(raked GSS 2018-2024 seed)"
 AGE_BANDS = ((18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+"))
+SEXES = ("female", "male")
 MARITAL = ("never married", "married", "separated", "widowed", "divorced")
+EMPLOYMENT = ("employed", "unemployed", "not in labor force", "armed forces")
+CITIZENSHIP = ("born a citizen", "naturalized citizen", "not a citizen")
 EDUCATION = ("less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree")
+BANDS = tuple(b for _, _, b in AGE_BANDS)
 # control dimension -> its categories (what the seed can match) and the persona attributes it constrains
 DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "sex_age": (frozenset(f"{s}|{b}" for s in ("female", "male") for _, _, b in AGE_BANDS), ("sex", "age")),
-    "sex": (frozenset({"female", "male"}), ("sex",)),
-    "age_band": (frozenset(b for _, _, b in AGE_BANDS), ("age",)),
+    "sex_age": (frozenset(f"{s}|{b}" for s in SEXES for b in BANDS), ("sex", "age")),
+    "sex": (frozenset(SEXES), ("sex",)),
+    "age_band": (frozenset(BANDS), ("age",)),
     "race_ethnicity": (frozenset({"white", "black", "hispanic", "asian", "other"}), ("race_ethnicity",)),
     "education": (frozenset(EDUCATION) | {"under 25"}, ("education",)),
     "education_18plus": (frozenset(EDUCATION), ("education",)),
-    "sex_marital": (frozenset(f"{s}|{m}" for s in ("female", "male") for m in MARITAL), ("sex", "marital_status")),
+    "sex_marital": (frozenset(f"{s}|{m}" for s in SEXES for m in MARITAL), ("sex", "marital_status")),
+    "sex_age_employment": (frozenset(f"{s}|{b}|{e}" for s in SEXES for b in BANDS for e in EMPLOYMENT), ("sex", "age", "employment_status")),
+    "sex_citizenship": (frozenset(f"{s}|{c}" for s in SEXES for c in CITIZENSHIP), ("sex", "citizenship")),
+    "citizenship_age": (frozenset(f"{c}|{b}" for c in ("citizen", "not a citizen") for b in BANDS), ("citizenship", "age")),
+}
+# attributes no seed here carries: imputed into it from census tables (see build_seed), then raked where controls exist
+IMPUTED_PROVENANCE = {
+    "marital_status": "imputed into the seed by sex x age from ACS PUMS 2013-2017",
+    "employment_status": "imputed into the seed by sex x age band (B23001 ACS 2018) with education odds from S2301 ACS 2023",
+    "citizenship": "imputed into the seed by sex (B05003 ACS 2018) with race/ethnicity odds from DP02/DP05 ACS 2023",
 }
 TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
 
@@ -66,9 +81,8 @@ class Controls(dict):
             for attribute in DIMENSIONS[dimension][1]:
                 by_attribute.setdefault(attribute, []).append(table)
         out = {a: f"census:{','.join(dict.fromkeys(t))} {self.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
-        if "marital_status" in out:
-            out["marital_status"] += " (imputed into the seed from ACS PUMS 2013-2017 by sex x age)"
-        out.setdefault("marital_status", "survey:ACS PUMS 2013-2017 by sex x age (imputed into the seed, not raked here)")
+        for attribute, how in IMPUTED_PROVENANCE.items():
+            out[attribute] = f"{out[attribute]} ({how})" if attribute in out else f"census:{how}; not raked here"
         return {**out, "family_income": "survey:GSS 2018-2024 income16 (carried by the seed, not raked)", "state": f"census:{self.label} state"}
 
 
@@ -108,14 +122,121 @@ def shipped_controls(population: str) -> Controls:
     return read_controls(data.path(CONTROLS[population]), "ACS 2018 1-year")
 
 
+class Seed:
+    """GSS respondents, each split into one weighted row per combination of the imputed attributes.
+
+    Rows alike in every control dimension form a cell; raking works on the
+    cells (a few thousand) and a persona is drawn from its cell's rows.
+    """
+
+    def __init__(self, records: list[dict[str, object]], row: np.ndarray, weight: np.ndarray, imputed: dict[str, tuple[tuple[str, ...], np.ndarray]]):
+        self.records, self.row, self.weight, self.imputed = records, row, weight, imputed
+        key = np.zeros(len(row), dtype=np.int64)
+        for values in [self.base_cell[row]] + [codes for _, codes in imputed.values()]:
+            key = key * (int(values.max()) + 1) + values
+        _, first, self.cell = np.unique(key, return_index=True, return_inverse=True)
+        self.cell_weight = np.bincount(self.cell, weights=weight)
+        examples = [{**records[row[i]], **{a: categories[codes[i]] for a, (categories, codes) in imputed.items()}} for i in first]
+        self.cells = {d: np.array([control_category(d, e) for e in examples]) for d in DIMENSIONS}
+        self.encoded = {d: encode(values) for d, values in self.cells.items()}
+
+    @cached_property
+    def statuses(self) -> tuple[list[dict[str, str]], np.ndarray]:
+        """The distinct combinations of imputed attributes (shared dicts), and each row's index into them."""
+        key = np.zeros(len(self.row), dtype=np.int64)
+        for categories, codes in self.imputed.values():
+            key = key * len(categories) + codes
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return [{a: categories[codes[i]] for a, (categories, codes) in self.imputed.items()} for i in first], inverse
+
+    def totals(self, cell_weights: np.ndarray, dimension: str) -> dict[str, float]:
+        """People per category of a control dimension under these cell weights (e.g. ``fit(state).weights``)."""
+        categories, codes = self.encoded[dimension]
+        return dict(zip(categories.tolist(), np.bincount(codes, weights=cell_weights, minlength=len(categories)).tolist()))
+
+    @cached_property
+    def base_cell(self) -> np.ndarray:
+        """Each respondent's cell in the dimensions that use only what the GSS says (sex, age band, race, education)."""
+        keys = [(r["sex"], age_band(int(r["age"])), int(r["age"]) < 25, r["race_ethnicity"], r["education"]) for r in self.records]
+        return np.unique(np.array([str(k) for k in keys]), return_inverse=True)[1]
+
+
 @cache
-def marital_shares() -> dict[tuple[str, int], list[tuple[str, float]]]:
-    """(sex, age capped at 85) -> [(marital status, share)] among adults, from ACS PUMS 2013-2017 (plugins/data/SOURCES.md)."""
-    out: dict[tuple[str, int], list[tuple[str, float]]] = {}
-    for row in data.rows(MARITAL_SHARES):
-        if float(row["share"]) > 0:
-            out.setdefault((row["sex"], int(row["age"])), []).append((row["marital_status"], float(row["share"])))
-    return out
+def build_seed() -> Seed:
+    """GSS 2018-2024 respondents with marital status, employment and citizenship imputed fractionally.
+
+    The GSS extract lacks these, so each respondent is split over their
+    categories with probabilities from census tables (weights split, not drawn):
+    marital status by sex x single age (ACS PUMS); employment by sex x age band
+    (national B23001), tilted by education with S2301's odds for ages 25-64;
+    citizenship by sex (national B05003), tilted by race/ethnicity with the
+    foreign-born share per group (DP02 world region of birth over DP05). Each
+    state's raking then fixes the margins its controls give (B12001, B23001,
+    B05003, B29001); the associations with education and race come from the
+    imputation, as a seed's associations should.
+    """
+    records = [{"age": int(r["age"]), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "education": r["education"],
+                "family_income": r["family_income"]} for r in data.rows(SEED)]
+    priors = {"marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
+              "citizenship": (CITIZENSHIP, citizenship_prior(records))}
+    joint = np.array([float(r["weight"]) for r in data.rows(SEED)])
+    shape = [len(records)]
+    for _, probabilities in priors.values():
+        joint = joint[..., None] * probabilities.reshape(len(records), *[1] * (len(shape) - 1), -1)
+        shape.append(probabilities.shape[1])
+    positive = np.flatnonzero(joint.ravel() > 0)
+    index = np.unravel_index(positive, joint.shape)
+    imputed = {a: (categories, index[k + 1].astype(np.int8)) for k, (a, (categories, _)) in enumerate(priors.items())}
+    return Seed(records, index[0].astype(np.int32), joint.ravel()[positive], imputed)
+
+
+def marital_prior(records: list[dict]) -> np.ndarray:
+    """P(marital status | sex, age capped at 85) among adults, ACS PUMS 2013-2017 (plugins/data/SOURCES.md)."""
+    shares: dict[tuple[str, int], np.ndarray] = {}
+    for r in data.rows(MARITAL_SHARES):
+        shares.setdefault((r["sex"], int(r["age"])), np.zeros(len(MARITAL)))[MARITAL.index(r["marital_status"])] = float(r["share"])
+    return np.array([shares[(r["sex"], min(int(r["age"]), 85))] for r in records])
+
+
+def national_shares(dimension: str) -> dict[str, float]:
+    """A shipped control dimension summed over the states, as shares of the nation's adults."""
+    totals: dict[str, float] = {}
+    for counts in shipped_controls("adults").values():
+        for category, n in counts[dimension].items():
+            totals[category] = totals.get(category, 0.0) + n
+    return {category: n / sum(totals.values()) for category, n in totals.items()}
+
+
+def normalised(rows: np.ndarray) -> np.ndarray:
+    return rows / rows.sum(axis=1, keepdims=True)
+
+
+def employment_prior(records: list[dict]) -> np.ndarray:
+    """P(employment | sex, age band) in the nation (B23001), times S2301's odds by education for the 25-64s."""
+    national = national_shares("sex_age_employment")
+    by_education: dict[str, dict[str, float]] = {}
+    for r in data.rows(EMPLOYMENT_BY_EDUCATION):
+        by_education.setdefault(r["education"], {})[r["employment_status"]] = float(r["share"])
+    odds = {e: np.array([by_education[e].get(k, 1.0) / by_education["all"].get(k, 1.0) for k in EMPLOYMENT]) for e in EDUCATION}
+    prior = []
+    for r in records:
+        band = age_band(int(r["age"]))
+        shares = np.array([national[f"{r['sex']}|{band}|{k}"] for k in EMPLOYMENT])
+        prior.append(shares * odds[r["education"]] if 25 <= int(r["age"]) <= 64 else shares)
+    return normalised(np.array(prior))
+
+
+def citizenship_prior(records: list[dict]) -> np.ndarray:
+    """P(citizenship | sex) in the nation (B05003), tilted by the foreign-born share of the respondent's race/ethnicity."""
+    national = national_shares("sex_citizenship")
+    foreign_born = {r["race_ethnicity"]: float(r["foreign_born_share"]) for r in data.rows(FOREIGN_BORN_BY_RACE)}
+    overall = foreign_born["all"]
+    prior = []
+    for r in records:
+        share = foreign_born[r["race_ethnicity"]]
+        tilt = np.array([(1 - share) / (1 - overall), share / overall, share / overall])
+        prior.append(np.array([national[f"{r['sex']}|{c}"] for c in CITIZENSHIP]) * tilt)
+    return normalised(np.array(prior))
 
 
 def control_category(dimension: str, attributes: dict) -> str | None:
@@ -131,6 +252,13 @@ def control_category(dimension: str, attributes: dict) -> str | None:
             return str(attributes["education"])
         if dimension == "sex_marital":
             return f"{attributes['sex']}|{attributes['marital_status']}"
+        if dimension == "sex_age_employment":
+            return f"{attributes['sex']}|{age_band(int(attributes['age']))}|{attributes['employment_status']}"
+        if dimension == "sex_citizenship":
+            return f"{attributes['sex']}|{attributes['citizenship']}"
+        if dimension == "citizenship_age":
+            citizen = "not a citizen" if attributes["citizenship"] == "not a citizen" else "citizen"
+            return f"{citizen}|{age_band(int(attributes['age']))}"
         return str(attributes[dimension])
     except KeyError:
         return None
@@ -161,11 +289,11 @@ def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray
             sums = np.bincount(codes, weights=w, minlength=len(targets))
             factors = np.divide(targets, sums, out=np.zeros_like(targets), where=sums > 0)
             w *= factors[codes]
-        error = max(
+        previous, error = error, max(
             float(np.max(np.abs(np.bincount(codes, weights=w, minlength=len(t)) - t) / np.maximum(t, 1)))
             for codes, t in dimensions
         )
-        if error < tolerance:
+        if error < tolerance or error > 0.999 * previous:  # converged, or stalled on totals that differ by rounding
             break
     return RakeResult(w, iteration, error, empty)
 
@@ -239,7 +367,7 @@ class CensusSampler(Sampler):
             return self
 
     def provides(self) -> set[str]:
-        return {"age", "sex", "race_ethnicity", "education", "marital_status", "family_income", "state"}
+        return {"age", "sex", "race_ethnicity", "education", "marital_status", "employment_status", "citizenship", "family_income", "state"}
 
     @cached_property
     def state_codes(self) -> list[str]:
@@ -275,73 +403,34 @@ class CensusSampler(Sampler):
         return sum(self.allocation.values())
 
     @cached_property
-    def seed(self) -> dict[str, np.ndarray]:
-        """GSS respondents, each split into one row per marital status in proportion to P(status | sex, age) from ACS PUMS.
-
-        GSS rows carry no marital status here; fractional imputation keeps every
-        respondent (weights split, not drawn) and raking to B12001 then fixes
-        each state's marital mix by sex.
-        """
-        shares = marital_shares()
-        rows, weights, statuses = [], [], []
-        for r in data.rows(SEED):
-            for status, share in shares[(r["sex"], min(int(r["age"]), 85))]:
-                rows.append(r)
-                weights.append(float(r["weight"]) * share)
-                statuses.append(status)
-        ages = np.array([int(r["age"]) for r in rows])
-        return {
-            "weight": np.array(weights),
-            "age": ages,
-            "sex": np.array([r["sex"] for r in rows]),
-            "race_ethnicity": np.array([r["race_ethnicity"] for r in rows]),
-            "education": np.array([r["education"] if a >= 25 else "under 25" for r, a in zip(rows, ages)]),
-            "education_label": np.array([r["education"] for r in rows]),
-            "family_income": np.array([r["family_income"] for r in rows]),
-            "marital_status": np.array(statuses),
-            "sex_age": np.array([f"{r['sex']}|{age_band(a)}" for r, a in zip(rows, ages)]),
-            "age_band": np.array([age_band(a) for a in ages]),
-            "education_18plus": np.array([r["education"] for r in rows]),
-            "sex_marital": np.array([f"{r['sex']}|{m}" for r, m in zip(rows, statuses)]),
-        }
-
-    @cached_property
-    def encoded(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return {dimension: encode(self.seed[dimension]) for dimension in DIMENSIONS}
+    def seed(self) -> Seed:
+        return build_seed()
 
     def fit(self, state: str) -> RakeResult:
+        """The seed's cells raked to the state's controls (weights per cell of ``seed.cells``)."""
         try:
-            return fit_state(state, self.controls, {d: self.encoded[d] for d in self.controls[state]}, self.seed["weight"])
+            return fit_state(state, self.controls, {d: self.seed.encoded[d] for d in self.controls[state]}, self.seed.cell_weight)
         except RuntimeError as exc:
             raise RuntimeError(f"census sampler: {exc}") from None
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
         return batched(self.personas(rng), batch_size)
 
-    @cached_property
-    def records(self) -> list[dict[str, object]]:
-        """Each seed row's persona attributes, as plain Python values, built once."""
-        seed = self.seed
-        return [
-            {"age": int(age), "sex": str(sex), "race_ethnicity": str(race), "education": str(education),
-             "marital_status": str(marital), "family_income": str(income)}
-            for age, sex, race, education, marital, income in zip(
-                seed["age"], seed["sex"], seed["race_ethnicity"], seed["education_label"], seed["marital_status"], seed["family_income"])
-        ]
-
     def personas(self, rng: np.random.Generator) -> Iterator[Persona]:
         names = data.states()
-        records = self.records
+        seed = self.seed
+        combinations, combination = seed.statuses
         next_id = 0
         for state, n in self.allocation.items():
-            weights = self.fit(state).weights
+            fitted = self.fit(state).weights
+            weights = seed.weight * np.divide(fitted, seed.cell_weight)[seed.cell]
             picks = rng.choice(len(weights), size=n, replace=True, p=weights / weights.sum())
             weight = self.population(state) / n
             name = names[state]["name"]
-            for i in picks.tolist():
+            for row, statuses in zip(seed.row[picks].tolist(), combination[picks].tolist()):
+                attributes = {"state": name, **seed.records[row], **combinations[statuses]}
                 # trusted values from the package's own tables: skip re-validation (1M personas in seconds)
-                yield Persona.model_construct(id=next_id, stratum=state, weight=weight,
-                                              attributes={"state": name, **records[i]}, provenance=dict(self.provenance))
+                yield Persona.model_construct(id=next_id, stratum=state, weight=weight, attributes=attributes, provenance=dict(self.provenance))
                 next_id += 1
 
 
