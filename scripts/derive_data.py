@@ -147,7 +147,7 @@ def census_controls(st: pd.DataFrame) -> None:
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
-    cvap_controls(st, d, out)
+    cvap_controls(st, d)
 
 
 EMPLOYMENT = {"In Armed Forces": "armed forces", "Employed": "employed", "Unemployed": "unemployed", "Not in labor force": "not in labor force"}
@@ -192,26 +192,34 @@ def citizenship_controls(t: pd.Series, state: str, sex_age: dict) -> list[tuple]
     return rows
 
 
-def cvap_controls(st: pd.DataFrame, d: pd.DataFrame, adults: pd.DataFrame) -> None:
-    """Citizens 18+ per state: sex (B05003), age band (B29001), education of all 18+ (B29002), race (approximate)."""
+def citizen_education(t: pd.Series) -> dict[str, float]:
+    """Citizens 18+ by education (B29002): below 9th grade and 9th-12th without diploma are less than high school;
+    some college without a degree is high school, as in the GSS degree coding."""
+    return {
+        "less than high school": t["B29002_002"] + t["B29002_003"], "high school": t["B29002_004"] + t["B29002_005"],
+        "associate degree": t["B29002_006"], "bachelor's degree": t["B29002_007"], "graduate degree": t["B29002_008"],
+    }
+
+
+def cvap_controls(st: pd.DataFrame, d: pd.DataFrame) -> None:
+    """What citizens 18+ look like per state: sex x citizenship (B05003), age band (B29001), education (B29002).
+
+    The census sampler rakes adults to their controls plus these citizens'
+    education (B29002; the non-citizens one cell) and keeps the citizens; the
+    fidelity metric scores citizen personas against these. No table here
+    crosses race with citizenship, so there is no race target.
+    """
     rows = []
     for _, s in st.iterrows():
         t = d[d.state_fips == s.state_fips].set_index("variable").estimate
-        total = t["B29001_001"]
         sex = {"male|born a citizen": t["B05003_009"], "male|naturalized citizen": t["B05003_011"],
                "female|born a citizen": t["B05003_020"], "female|naturalized citizen": t["B05003_022"]}
-        assert abs(sum(sex.values()) - total) < 1, s.state
+        assert abs(sum(sex.values()) - t["B29001_001"]) < 1, s.state
         rows += [(s.state, "B05003", "sex_citizenship", k, v) for k, v in sex.items()]
         rows += [(s.state, "B29001", "age_band", label, t[f"B29001_00{i}"]) for i, (_, _, label) in enumerate(AGE_BANDS, start=2)]
-        education = {
-            "less than high school": t["B29002_002"] + t["B29002_003"], "high school": t["B29002_004"] + t["B29002_005"],
-            "associate degree": t["B29002_006"], "bachelor's degree": t["B29002_007"], "graduate degree": t["B29002_008"],
-        }
+        education = citizen_education(t)
+        assert abs(sum(education.values()) - t["B29001_001"]) < 1, s.state
         rows += [(s.state, "B29002", "education_18plus", k, v) for k, v in education.items()]
-        # No table here crosses race with citizenship: the adults' race/ethnicity shares, scaled to the citizen total.
-        race = adults[(adults.state == s.state) & (adults.dimension == "race_ethnicity")]
-        scale = total / race["count"].sum()
-        rows += [(s.state, "B01001B/D/H/I,B03002 adult shares x B29001", "race_ethnicity", r.category, r["count"] * scale) for _, r in race.iterrows()]
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_cvap_controls.csv", index=False)

@@ -54,6 +54,7 @@ DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "sex_age_employment": (frozenset(f"{s}|{b}|{e}" for s in SEXES for b in BANDS for e in EMPLOYMENT), ("sex", "age", "employment_status")),
     "sex_citizenship": (frozenset(f"{s}|{c}" for s in SEXES for c in CITIZENSHIP), ("sex", "citizenship")),
     "citizenship_age": (frozenset(f"{c}|{b}" for c in ("citizen", "not a citizen") for b in BANDS), ("citizenship", "age")),
+    "citizen_education": (frozenset({f"citizen|{e}" for e in EDUCATION} | {"not a citizen"}), ("citizenship", "education")),
 }
 # attributes no seed here carries: imputed into it from census tables (see build_seed), then raked where controls exist
 IMPUTED_PROVENANCE = {
@@ -61,6 +62,7 @@ IMPUTED_PROVENANCE = {
     "employment_status": "imputed into the seed by sex x age band (B23001 ACS 2018) with education odds from S2301 ACS 2023",
     "citizenship": "imputed into the seed by sex (B05003 ACS 2018) with race/ethnicity odds from DP02/DP05 ACS 2023",
 }
+ALL_FIELDS = set(Persona.model_fields)  # model_construct is faster told every field is set
 TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
 
 
@@ -162,6 +164,21 @@ class Seed:
 
 
 @cache
+def citizen_raking_controls() -> Controls:
+    """Adults' controls plus education of citizens 18+ (B29002; non-citizens one cell): raked, then the citizens kept.
+
+    Race is the reason: no table crosses it with citizenship, but the adults'
+    race controls and the seed's race x citizenship association together give
+    citizens a realistic mix, which scaling the adults' mix would not.
+    """
+    adults, citizens = shipped_controls("adults"), shipped_controls("citizen_voting_age")
+    counts = {state: {**dimensions, "citizen_education": {
+        **{f"citizen|{e}": n for e, n in citizens[state]["education_18plus"].items()},
+        "not a citizen": adults.population(state) - citizens.population(state)}} for state, dimensions in adults.items()}
+    return Controls(counts, {**adults.tables, "citizen_education": citizens.tables["education_18plus"]}, adults.label)
+
+
+@cache
 def build_seed() -> Seed:
     """GSS 2018-2024 respondents with marital status, employment and citizenship imputed fractionally.
 
@@ -259,6 +276,8 @@ def control_category(dimension: str, attributes: dict) -> str | None:
         if dimension == "citizenship_age":
             citizen = "not a citizen" if attributes["citizenship"] == "not a citizen" else "citizen"
             return f"{citizen}|{age_band(int(attributes['age']))}"
+        if dimension == "citizen_education":
+            return "not a citizen" if attributes["citizenship"] == "not a citizen" else f"citizen|{attributes['education']}"
         return str(attributes[dimension])
     except KeyError:
         return None
@@ -283,18 +302,19 @@ def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray
     w = seed_weights.astype(float).copy()
     empty = [(d, int(c)) for d, (codes, targets) in enumerate(dimensions)
              for c in np.flatnonzero((np.bincount(codes, minlength=len(targets)) == 0) & (targets > 0))]
-    error = np.inf
+    def misfit(codes: np.ndarray, targets: np.ndarray, sums: np.ndarray) -> float:
+        return float(np.max(np.abs(sums - targets) / np.maximum(targets, 1)))
+
     for iteration in range(1, max_iterations + 1):
+        worst = 0.0  # measured on the sums each pass computes anyway: converged once no dimension needs adjusting
         for codes, targets in dimensions:
             sums = np.bincount(codes, weights=w, minlength=len(targets))
+            worst = max(worst, misfit(codes, targets, sums))
             factors = np.divide(targets, sums, out=np.zeros_like(targets), where=sums > 0)
             w *= factors[codes]
-        previous, error = error, max(
-            float(np.max(np.abs(np.bincount(codes, weights=w, minlength=len(t)) - t) / np.maximum(t, 1)))
-            for codes, t in dimensions
-        )
-        if error < tolerance or error > 0.999 * previous:  # converged, or stalled on totals that differ by rounding
+        if worst < tolerance:
             break
+    error = max(misfit(codes, t, np.bincount(codes, weights=w, minlength=len(t))) for codes, t in dimensions)
     return RakeResult(w, iteration, error, empty)
 
 
@@ -378,15 +398,31 @@ class CensusSampler(Sampler):
         return codes
 
     @cached_property
+    def citizens_only(self) -> bool:
+        """Citizens of voting age are drawn from the raked adults (not raked on their own): no race target exists for them."""
+        return self.config.population == "citizen_voting_age" and self.config.controls is None
+
+    @cached_property
     def controls(self) -> Controls:
+        """What the seed is raked to: the user's table, the adults', or for citizens the adults' and the citizens' education."""
+        if self.citizens_only:
+            return citizen_raking_controls()
+        return load_controls(self.config.population, self.config.controls)
+
+    @cached_property
+    def represented(self) -> Controls:
+        """The population the personas stand for (their weights sum to it)."""
         return load_controls(self.config.population, self.config.controls)
 
     @cached_property
     def provenance(self) -> dict[str, str]:
-        return self.controls.provenance()
+        provenance = self.controls.provenance()
+        if self.citizens_only:
+            provenance = {a: f"{p}, citizens kept" for a, p in provenance.items()}
+        return provenance
 
     def population(self, state: str) -> float:
-        return self.controls.population(state)
+        return self.represented.population(state)
 
     @cached_property
     def allocation(self) -> dict[str, int]:
@@ -409,9 +445,12 @@ class CensusSampler(Sampler):
     def fit(self, state: str) -> RakeResult:
         """The seed's cells raked to the state's controls (weights per cell of ``seed.cells``)."""
         try:
-            return fit_state(state, self.controls, {d: self.seed.encoded[d] for d in self.controls[state]}, self.seed.cell_weight)
+            result = fit_state(state, self.controls, {d: self.seed.encoded[d] for d in self.controls[state]}, self.seed.cell_weight)
         except RuntimeError as exc:
             raise RuntimeError(f"census sampler: {exc}") from None
+        if self.citizens_only:
+            result.weights = np.where(self.seed.cells["citizen_education"] == "not a citizen", 0.0, result.weights)
+        return result
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
         return batched(self.personas(rng), batch_size)
@@ -430,7 +469,7 @@ class CensusSampler(Sampler):
             for row, statuses in zip(seed.row[picks].tolist(), combination[picks].tolist()):
                 attributes = {"state": name, **seed.records[row], **combinations[statuses]}
                 # trusted values from the package's own tables: skip re-validation (1M personas in seconds)
-                yield Persona.model_construct(id=next_id, stratum=state, weight=weight, attributes=attributes, provenance=dict(self.provenance))
+                yield Persona.model_construct(ALL_FIELDS, id=next_id, stratum=state, weight=weight, attributes=attributes, provenance=dict(self.provenance))
                 next_id += 1
 
 

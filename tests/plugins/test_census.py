@@ -70,7 +70,7 @@ def test_unknown_state_is_rejected_with_the_expected_form():
 
 def test_citizen_voting_age_population_matches_its_own_controls():
     sampler = CensusSampler(CensusSampler.Config(states=["CA", "VT"], per_state=2000, population="citizen_voting_age"))
-    cvap = sampler.controls
+    cvap = sampler.represented
     for state in ("CA", "VT"):
         weights = sampler.fit(state).weights
         for dimension, targets in cvap[state].items():
@@ -80,9 +80,13 @@ def test_citizen_voting_age_population_matches_its_own_controls():
     personas = [p for batch in sampler.sample(np.random.default_rng(2), 500) for p in batch]
     ca = [p for p in personas if p.stratum == "CA"]
     assert sum(p.weight for p in ca) == pytest.approx(sum(cvap["CA"]["age_band"].values()))
-    adults = CensusSampler(CensusSampler.Config(states=["CA"], per_state=1)).population("CA")
-    assert sum(p.weight for p in ca) < 0.85 * adults  # California has many adults who are not citizens
-    assert ca[0].provenance["sex"].startswith("census:B05003") and "B29001" in ca[0].provenance["age"]
+    adults = CensusSampler(CensusSampler.Config(states=["CA"], per_state=1))
+    assert sum(p.weight for p in ca) < 0.85 * adults.population("CA")  # California has many adults who are not citizens
+    assert "B05003" in ca[0].provenance["sex"] and "B29001" in ca[0].provenance["age"] and ca[0].provenance["age"].endswith("citizens kept")
+    # citizens are drawn from the raked adults, so their race mix follows the seed's race x citizenship association
+    race = sampler.seed.totals(sampler.fit("CA").weights, "race_ethnicity")
+    adult_race = adults.controls["CA"]["race_ethnicity"]
+    assert race["hispanic"] / sum(race.values()) < adult_race["hispanic"] / sum(adult_race.values()) - 0.03
 
 
 def write_controls(tmp_path, rows, header="state,table,dimension,category,count"):
@@ -106,7 +110,7 @@ def test_a_users_control_table_is_raked_to():
 @pytest.mark.parametrize("rows,message", [
     (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,-3"], r"controls.csv:7: table T2, state VT, age_band=65\+: count '-3' is not a number >= 0"),
     (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,many"], r"controls.csv:7: .*count 'many' is not a number"),
-    (GOOD_ROWS + ["VT,T3,shoe_size,42,7"], r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; the census sampler can rake age_band, citizenship_age, education"),
+    (GOOD_ROWS + ["VT,T3,shoe_size,42,7"], r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; the census sampler can rake age_band, citizen_education, citizenship_age"),
     (GOOD_ROWS + ["VT,T1,sex,other,7"], r"controls.csv:8: .*sex=other: unknown category; sex has female, male"),
     (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,90"], r"totals for state VT disagree by more than 0.5%: T2 age_band 240, T1 sex 200"),
     (GOOD_ROWS + ["WY,T1,sex,female,1", "WY,T1,sex,male,1"], r"state WY lacks control table\(s\) for age_band"),
@@ -186,4 +190,4 @@ def test_citizenship_follows_b05003_and_b29001_with_race_and_age():
     voters = CensusSampler(CensusSampler.Config(states=["CA"], per_state=2000, population="citizen_voting_age"))
     citizens = [p for batch in voters.sample(np.random.default_rng(8), 500) for p in batch]
     assert {p.attributes["citizenship"] for p in citizens} == {"born a citizen", "naturalized citizen"}
-    assert citizens[0].provenance["employment_status"].endswith("not raked here")
+    assert citizens[0].provenance["employment_status"].startswith("census:B23001") and citizens[0].provenance["employment_status"].endswith("citizens kept")
