@@ -137,7 +137,7 @@ class LibrarySampler(Sampler):
                 except (TypeError, ValueError):
                     cell = None
                 if cell not in known:
-                    shown = {a: row[a] for a in ("sex", "age", "race_ethnicity", "education") if a in row}
+                    shown = {a: row[a] for a in dict.fromkeys((*DIMENSIONS[dimension][1], "age")) if a in row}
                     raise ValueError(f"library sampler: row {i + 1} ({stratum}) has {shown}, not a census {dimension} cell "
                                      f"({', '.join(sorted(known))}; age as a whole number); recode it")
                 values.append(cell)

@@ -98,7 +98,7 @@ def test_rows_that_are_not_census_cells_are_named(tmp_path):
     path = meta_subset(tmp_path, states=("WV",))
     sampler = LibrarySampler(LibrarySampler.Config(path=path, stratum="STATE_ABBR", columns={"age": "AGE", "education": "EDUCATION"},
                                                    recode={"age": AGE_MIDPOINTS}, rake=["education"]))
-    with pytest.raises(ValueError, match=r"row 1 \(WV\) has \{'age': 30, 'education': 'Graduate or professional degree'\}, not a census education cell .*; recode it"):
+    with pytest.raises(ValueError, match=r"row 1 \(WV\) has \{'education': 'Graduate or professional degree', 'age': 30\}, not a census education cell .*; recode it"):
         next(sampler.sample(np.random.default_rng(0), 4))
     unrecoded_age = LibrarySampler(LibrarySampler.Config(path=path, stratum="STATE_ABBR", columns={"age": "AGE", "sex": "SEX"},
                                                          recode={"sex": {"Male": "male", "Female": "female"}}, rake=["sex_age"]))
