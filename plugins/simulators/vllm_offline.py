@@ -131,6 +131,7 @@ class VLLMSimulator(Simulator):
     name = "vllm"
     chunk_size = 512
     Config = VLLMConfig
+    too_long = 0  # generate() prompts that did not fit max_model_len
 
     @property
     def model(self) -> str:
@@ -222,8 +223,16 @@ class VLLMSimulator(Simulator):
         structured = StructuredOutputsParams(json=json_schema) if json_schema else None
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=self.config.seed, structured_outputs=structured)
         ids = [self.render([{"role": "user", "content": p}]) for p in prompts]
-        outputs = self.llm.generate([{"prompt_token_ids": t} for t in ids], params, use_tqdm=False)
-        return [o.outputs[0].text if o.outputs else "" for o in outputs]
+        fits = [i for i, t in enumerate(ids) if len(t) < self.max_len]  # vLLM would reject the whole batch for one
+        self.too_long += len(ids) - len(fits)
+        outputs = self.llm.generate([{"prompt_token_ids": ids[i]} for i in fits], params, use_tqdm=False) if fits else []
+        texts = [""] * len(ids)  # an empty reply: the enricher retries, then keeps the persona flagged invalid
+        for i, output in zip(fits, outputs):
+            texts[i] = output.outputs[0].text if output.outputs else ""
+        return texts
+
+    def stats(self) -> dict[str, int]:
+        return {"generate_prompts_too_long": self.too_long} if self.too_long else {}
 
     def close(self) -> None:
         """Stop vLLM's engine process and workers now, not at interpreter exit."""

@@ -86,6 +86,12 @@ def test_a_prompt_too_long_fails_alone_and_is_not_sent(tokenizer):
     assert short.error is None
 
 
+def test_a_generate_prompt_too_long_gets_an_empty_reply_alone(tokenizer):
+    sim = simulator(tokenizer, lambda p, params: request([completion('{"job": "nurse"}', {})]), max_len=40)
+    assert sim.generate(["Who?", "word " * 100, "Who else?"]) == ['{"job": "nurse"}', "", '{"job": "nurse"}']
+    assert len(sim.llm.calls[0][0]) == 2 and sim.stats() == {"generate_prompts_too_long": 1}
+
+
 def test_top_k_and_samples_modes(tokenizer):
     top = simulator(tokenizer, lambda p, params: request([completion(" B", {5: Logprob(math.log(0.6), 1, " B"), 6: Logprob(math.log(0.3), 2, "A")})]),
                     scoring="top_k", top_logprobs=5)
