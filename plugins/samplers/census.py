@@ -133,9 +133,8 @@ class Seed:
 
     def __init__(self, records: list[dict[str, object]], row: np.ndarray, weight: np.ndarray, imputed: dict[str, tuple[tuple[str, ...], np.ndarray]]):
         self.records, self.row, self.weight, self.imputed = records, row, weight, imputed
-        key = np.zeros(len(row), dtype=np.int64)
-        for values in [self.base_cell[row]] + [codes for _, codes in imputed.values()]:
-            key = key * (int(values.max()) + 1) + values
+        base = self.base_cell[row]
+        key = combination_key([(base, int(base.max()) + 1)] + [(codes, len(categories)) for categories, codes in imputed.values()])
         _, first, self.cell = np.unique(key, return_index=True, return_inverse=True)
         self.cell_weight = np.bincount(self.cell, weights=weight)
         examples = [{**records[row[i]], **{a: categories[codes[i]] for a, (categories, codes) in imputed.items()}} for i in first]
@@ -145,9 +144,7 @@ class Seed:
     @cached_property
     def statuses(self) -> tuple[list[dict[str, str]], np.ndarray]:
         """The distinct combinations of imputed attributes (shared dicts), and each row's index into them."""
-        key = np.zeros(len(self.row), dtype=np.int64)
-        for categories, codes in self.imputed.values():
-            key = key * len(categories) + codes
+        key = combination_key([(codes, len(categories)) for categories, codes in self.imputed.values()])
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         return [{a: categories[codes[i]] for a, (categories, codes) in self.imputed.items()} for i in first], inverse
 
@@ -324,6 +321,14 @@ def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return categories, codes
 
 
+def combination_key(columns: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """One integer per row for its combination of codes, given each column's codes and how many values they take."""
+    key = np.zeros(len(columns[0][0]), dtype=np.int64)
+    for codes, size in columns:
+        key = key * size + codes
+    return key
+
+
 def fit_state(state: str, controls: Controls, cells: dict[str, tuple[np.ndarray, np.ndarray]], weights: np.ndarray) -> RakeResult:
     """Rake ``weights`` (one per seed row) so the rows' ``cells`` (``encode``d) per control dimension match the state's controls.
 
@@ -340,9 +345,7 @@ def fit_state(state: str, controls: Controls, cells: dict[str, tuple[np.ndarray,
         names.append((dimension, categories))
     # IPF multiplies a row's weight by factors that depend only on its categories, so rows alike in every
     # dimension move together: rake the distinct combinations (a few thousand), then spread the factors back.
-    key = np.zeros(len(weights), dtype=np.int64)
-    for codes, targets in dimensions:
-        key = key * len(targets) + codes
+    key = combination_key([(codes, len(targets)) for codes, targets in dimensions])
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     combined = np.bincount(inverse, weights=weights)
     result = rake(combined, [(codes[first], targets) for codes, targets in dimensions])
