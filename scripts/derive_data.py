@@ -273,10 +273,9 @@ INDUSTRY_ROWS = {
 }
 
 
-def industry_targets() -> None:
+def industry_targets(p: pd.DataFrame) -> None:
     """Per state, the share of people 16+ working in each industry, and not working (ACS 2023 DP03)."""
-    p = pd.read_csv(SHARED / "census/acs2023_1yr_state_profiles_long.csv.gz")
-    p = p[(p.table == "DP03") & (p.measure == "Estimate")].assign(value=lambda d: pd.to_numeric(d.value))
+    p = p[p.table == "DP03"]
     status = "Estimate!!EMPLOYMENT STATUS!!Population 16 years and over"
     industry = "Estimate!!INDUSTRY!!Civilian employed population 16 years and over!!"
     rows = []
@@ -355,8 +354,8 @@ if __name__ == "__main__":
     census_controls(st)
     gss_seed()
     pums_marital()
-    industry_targets()
     profile = profiles()
+    industry_targets(profile)
     employment_by_education(profile)
     foreign_born_by_race(profile)
     print("wrote", *sorted(p.name for p in OUT.glob("*.csv")))

@@ -299,19 +299,19 @@ def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray
     w = seed_weights.astype(float).copy()
     empty = [(d, int(c)) for d, (codes, targets) in enumerate(dimensions)
              for c in np.flatnonzero((np.bincount(codes, minlength=len(targets)) == 0) & (targets > 0))]
-    def misfit(codes: np.ndarray, targets: np.ndarray, sums: np.ndarray) -> float:
+    def misfit(targets: np.ndarray, sums: np.ndarray) -> float:
         return float(np.max(np.abs(sums - targets) / np.maximum(targets, 1)))
 
     for iteration in range(1, max_iterations + 1):
         worst = 0.0  # measured on the sums each pass computes anyway: converged once no dimension needs adjusting
         for codes, targets in dimensions:
             sums = np.bincount(codes, weights=w, minlength=len(targets))
-            worst = max(worst, misfit(codes, targets, sums))
+            worst = max(worst, misfit(targets, sums))
             factors = np.divide(targets, sums, out=np.zeros_like(targets), where=sums > 0)
             w *= factors[codes]
         if worst < tolerance:
             break
-    error = max(misfit(codes, t, np.bincount(codes, weights=w, minlength=len(t))) for codes, t in dimensions)
+    error = max(misfit(t, np.bincount(codes, weights=w, minlength=len(t))) for codes, t in dimensions)
     return RakeResult(w, iteration, error, empty)
 
 
