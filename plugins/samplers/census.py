@@ -137,7 +137,7 @@ class Seed:
         key = combination_key([(base, int(base.max()) + 1)] + [(codes, len(categories)) for categories, codes in imputed.values()])
         _, first, self.cell = np.unique(key, return_index=True, return_inverse=True)
         self.cell_weight = np.bincount(self.cell, weights=weight)
-        examples = [{**records[row[i]], **{a: categories[codes[i]] for a, (categories, codes) in imputed.items()}} for i in first]
+        examples = [{**records[row[i]], **self.imputed_at(i)} for i in first]
         self.cells = {d: np.array([control_category(d, e) for e in examples]) for d in DIMENSIONS}
         self.encoded = {d: encode(values) for d, values in self.cells.items()}
 
@@ -146,7 +146,11 @@ class Seed:
         """The distinct combinations of imputed attributes (shared dicts), and each row's index into them."""
         key = combination_key([(codes, len(categories)) for categories, codes in self.imputed.values()])
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return [{a: categories[codes[i]] for a, (categories, codes) in self.imputed.items()} for i in first], inverse
+        return [self.imputed_at(i) for i in first], inverse
+
+    def imputed_at(self, i: int) -> dict[str, str]:
+        """Row ``i``'s imputed attributes."""
+        return {a: categories[codes[i]] for a, (categories, codes) in self.imputed.items()}
 
     def totals(self, cell_weights: np.ndarray, dimension: str) -> dict[str, float]:
         """People per category of a control dimension under these cell weights (e.g. ``fit(state).weights``)."""
@@ -194,10 +198,8 @@ def build_seed() -> Seed:
     priors = {"marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
               "citizenship": (CITIZENSHIP, citizenship_prior(records))}
     joint = np.array([float(r["weight"]) for r in data.rows(SEED)])
-    shape = [len(records)]
-    for _, probabilities in priors.values():
-        joint = joint[..., None] * probabilities.reshape(len(records), *[1] * (len(shape) - 1), -1)
-        shape.append(probabilities.shape[1])
+    for _, probabilities in priors.values():  # respondent x marital x employment x citizenship
+        joint = joint[..., None] * probabilities.reshape(len(records), *[1] * (joint.ndim - 1), -1)
     positive = np.flatnonzero(joint.ravel() > 0)
     index = np.unravel_index(positive, joint.shape)
     imputed = {a: (categories, index[k + 1].astype(np.int8)) for k, (a, (categories, _)) in enumerate(priors.items())}
