@@ -410,9 +410,7 @@ class CensusSampler(Sampler):
     @cached_property
     def controls(self) -> Controls:
         """What the seed is raked to: the user's table, the adults', or for citizens the adults' and the citizens' education."""
-        if self.citizens_only:
-            return citizen_raking_controls()
-        return load_controls(self.config.population, self.config.controls)
+        return citizen_raking_controls() if self.citizens_only else self.represented
 
     @cached_property
     def represented(self) -> Controls:
