@@ -142,8 +142,9 @@ def census_controls(st: pd.DataFrame) -> None:
             marital = {"never married": v(1) - cell(fips, teens), "married": v(2) - v(5), "separated": v(5), "widowed": v(7), "divorced": v(8)}
             assert marital["never married"] > 0, s.state
             rows += [(s.state, "B12001", "sex_marital", f"{sex}|{k}", n) for k, n in marital.items()]
-        rows += employment_controls(d[d.state_fips == fips], s.state, sex_age)
-        rows += citizenship_controls(d[d.state_fips == fips].set_index("variable").estimate, s.state, sex_age)
+        state_rows = d[d.state_fips == fips]
+        rows += employment_controls(state_rows, s.state, sex_age)
+        rows += citizenship_controls(state_rows.set_index("variable").estimate, s.state, sex_age)
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
