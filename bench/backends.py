@@ -16,7 +16,7 @@ import time
 from simrun.models import Prompt
 from simrun.plugins.simulators.embedded import EmbeddedSimulator
 
-ATTRIBUTES = ["state", "age", "sex", "race ethnicity", "education", "family income", "census region", "occupation"]
+ATTRIBUTES = ["state", "age", "sex", "race ethnicity", "education", "household income", "census region", "occupation"]
 
 
 def persona(i: int) -> str:

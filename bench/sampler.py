@@ -45,9 +45,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     worst = 0.0
     for state in sampler.allocation:
-        weights = sampler.fit(state).weights
+        fit = sampler.fit(state)
         for dimension, targets in sampler.controls[state].items():
-            fitted = sampler.seed.totals(weights, dimension)
+            fitted = sampler.seed.totals(fit, dimension)
             worst = max([worst] + [abs(fitted.get(c, 0.0) - t) / max(t, 1.0) for c, t in targets.items()])
     peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # of the streamed million
     at_100k = CensusSampler(CensusSampler.Config(states=["CA", "WY", "DC"], per_state=100_000))

@@ -7,9 +7,12 @@ sources, in plugins/data/SOURCES.md.
 
 from __future__ import annotations
 
+import re
 import sys
+from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SHARED = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
@@ -60,9 +63,13 @@ def band(age: int) -> str:
     return next(label for lo, hi, label in AGE_BANDS if lo <= age <= hi)
 
 
-def census_controls(st: pd.DataFrame) -> None:
+def detailed_tables(st: pd.DataFrame) -> pd.DataFrame:
+    """The ACS 2018 1-year detailed tables of the 50 states and DC."""
     d = pd.read_csv(SHARED / "census/acs2018_1yr_state_detailed_tables_long.csv.gz")
-    d = d[d.state_fips.isin(st.state_fips)]
+    return d[d.state_fips.isin(st.state_fips)]
+
+
+def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.Series) -> None:
     rows = []
 
     def cell(fips: int, variable: str) -> float:
@@ -145,10 +152,83 @@ def census_controls(st: pd.DataFrame) -> None:
         state_rows = d[d.state_fips == fips]
         rows += employment_controls(state_rows, s.state, sex_age)
         rows += citizenship_controls(state_rows.set_index("variable").estimate, s.state, sex_age)
+        households = households_by_income(state_rows)
+        by_income = households * adults_per_household
+        rows += [(s.state, "B19001 x GSS", "household_income", band, n * total / by_income.sum()) for band, n in by_income.items()]
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
     cvap_controls(st, d)
+
+
+# B19001's household income bands (lower edge in 2018 dollars), as the household_income attribute names them
+INCOME_BANDS = {
+    0: "under $10,000", 10_000: "$10,000 to $14,999", 15_000: "$15,000 to $19,999", 20_000: "$20,000 to $24,999",
+    25_000: "$25,000 to $29,999", 30_000: "$30,000 to $34,999", 35_000: "$35,000 to $39,999", 40_000: "$40,000 to $44,999",
+    45_000: "$45,000 to $49,999", 50_000: "$50,000 to $59,999", 60_000: "$60,000 to $74,999", 75_000: "$75,000 to $99,999",
+    100_000: "$100,000 to $124,999", 125_000: "$125,000 to $149,999", 150_000: "$150,000 to $199,999", 200_000: "$200,000 or more",
+}
+# CPI-U, U.S. city average, all items, annual average (BLS series CUUR0000SA0); the GSS asks for last year's income
+CPI_U = {2017: 245.120, 2018: 251.107, 2020: 258.811, 2021: 270.970, 2023: 304.702}
+
+
+def households_by_income(t: pd.DataFrame) -> pd.Series:
+    """Households per income band (B19001_002..017) of the given rows, summed over states."""
+    t = t[(t.table == "B19001") & (t.variable != "B19001_001")]
+    counts = t.groupby("variable").estimate.sum()
+    assert len(counts) == len(INCOME_BANDS)
+    return pd.Series(counts.values, index=list(INCOME_BANDS.values()))
+
+
+def income_range(label: str) -> tuple[float, float | None]:
+    """A GSS income16 label as [low, high) dollars; high is None for the open top band."""
+    amounts = [float(a.replace(",", "")) for a in re.findall(r"\$([\d,]+)", label)]
+    if label.startswith("under"):
+        return 0.0, amounts[0]
+    return (amounts[0], None) if "over" in label else (amounts[0], amounts[1] + 1)
+
+
+def share_above(x: float, low: float, high: float | None, alpha: float) -> float:
+    """The share of a range's families with more than x dollars: even within [low, high), Pareto above an open low."""
+    if high is None:
+        return 1.0 if x <= low else (low / x) ** alpha
+    return float(np.clip((high - x) / (high - low), 0.0, 1.0))
+
+
+def gss_household_income(seed: pd.DataFrame, national: pd.Series) -> pd.DataFrame:
+    """P(B19001 band in 2018 dollars | GSS year, income16 label), written to gss_household_income.csv.
+
+    The GSS asks for last year's family income in that year's dollars: each
+    label's range is restated in 2018 dollars by CPI-U and spread over the
+    bands it overlaps, evenly within the range; the open top ("$170,000 or
+    over") follows a Pareto tail whose exponent makes the nation's share of
+    $200,000+ among households over $150,000 what B19001 says.
+    """
+    edges = list(INCOME_BANDS) + [np.inf]
+    alpha = np.log(national.iloc[-1] / national.iloc[-2:].sum()) / np.log(150_000 / 200_000)
+    rows = []
+    for year, label in sorted(set(zip(seed.gss_year, seed.family_income))):
+        low, high = (x * CPI_U[2018] / CPI_U[year - 1] if x is not None else None for x in income_range(label))
+        for (lower, upper), band in zip(pairwise(edges), INCOME_BANDS.values()):
+            share = share_above(lower, low, high, alpha) - share_above(upper, low, high, alpha)
+            if share > 1e-6:
+                rows.append({"gss_year": year, "family_income": label, "household_income": band, "share": share})
+    out = pd.DataFrame(rows)
+    out["share"] /= out.groupby(["gss_year", "family_income"]).share.transform("sum")
+    out.to_csv(OUT / "gss_household_income.csv", index=False, float_format="%.6f")
+    return out
+
+
+def adults_per_household(seed: pd.DataFrame, split: pd.DataFrame, national: pd.Series) -> pd.Series:
+    """Relative adults per household by income band: the GSS's weighted adults over B19001's households, nation-wide.
+
+    B19001 counts households; personas are adults. A state's adults per band
+    are its households times this factor, so the state's departure from the
+    nation comes from B19001 and the nation's level from the GSS.
+    """
+    people = seed.merge(split, on=["gss_year", "family_income"])
+    adults = (people.weight * people.share).groupby(people.household_income).sum().reindex(national.index)
+    return (adults / adults.sum()) / (national / national.sum())
 
 
 EMPLOYMENT = {"In Armed Forces": "armed forces", "Employed": "employed", "Unemployed": "unemployed", "Not in labor force": "not in labor force"}
@@ -238,7 +318,7 @@ def pums_marital() -> None:
     shares.to_csv(OUT / "pums_marital_by_sex_age.csv", index=False, float_format="%.6f")
 
 
-def gss_seed() -> None:
+def gss_seed() -> pd.DataFrame:
     g = pd.read_csv(SHARED / "surveys/gss_2018_2024_persona_frame.csv.gz")
     race = g.racecen1.map({"white": "white", "black or african american": "black", "asian": "asian", "hispanic": "hispanic"}).fillna("other")
     race = race.where(g.hispanic == "not hispanic", "hispanic")
@@ -254,6 +334,7 @@ def gss_seed() -> None:
     })
     assert out.notna().all().all()
     out.to_csv(OUT / "gss_seed.csv", index=False)
+    return out
 
 
 # ACS DP03 industry rows (civilian employed 16+) -> the objective tier's industry categories.
@@ -352,8 +433,10 @@ if __name__ == "__main__":
     st = states()
     st.to_csv(OUT / "states.csv", index=False)
     president(st)
-    census_controls(st)
-    gss_seed()
+    detailed = detailed_tables(st)
+    seed = gss_seed()
+    national = households_by_income(detailed)
+    census_controls(st, detailed, adults_per_household(seed, gss_household_income(seed, national), national))
     pums_marital()
     profile = profiles()
     industry_targets(profile)

@@ -61,7 +61,7 @@ def scorable(question: Question) -> bool:
 
 
 def _dollars(label: str) -> float | None:
-    """Midpoint of a GSS income band such as '$30,000 to $34,999' or '$170,000 or over'."""
+    """Midpoint of an income band such as '$30,000 to $34,999', 'under $10,000' or '$200,000 or more'."""
     amounts = [float(a.replace(",", "")) for a in re.findall(r"\$([\d,]+)", label)]
     if not amounts:
         return None
@@ -100,7 +100,7 @@ GROUPS: dict[str, tuple[str, Callable[[object], str | None]]] = {
     "AGE": ("age", lambda a: age_group(int(a))),
     "RACE": ("race_ethnicity", pew_label("White", "Black", "Asian", "Hispanic", "Other")),
     "EDUCATION": ("education", lambda e: EDUCATION.get(str(e))),
-    "INCOME": ("family_income", income_group),
+    "INCOME": ("household_income", income_group),
     "CREGION": ("census_region", pew_label("Northeast", "Midwest", "South", "West")),
     "POLPARTY": ("party", pew_label("Republican", "Democrat", "Independent", "Other")),
     "POLIDEOLOGY": ("ideology", pew_label("Very conservative", "Conservative", "Moderate", "Liberal", "Very liberal")),

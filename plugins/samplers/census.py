@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -34,6 +34,7 @@ SEED = "gss_seed.csv"
 MARITAL_SHARES = "pums_marital_by_sex_age.csv"
 EMPLOYMENT_BY_EDUCATION = "s2301_employment_by_education.csv"
 FOREIGN_BORN_BY_RACE = "dp02_foreign_born_by_race.csv"
+INCOME_SPLIT = "gss_household_income.csv"
 SEED_PROVENANCE = "(raked GSS 2018-2024 seed)"
 AGE_BANDS = ((18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+"))
 SEXES = ("female", "male")
@@ -41,6 +42,10 @@ MARITAL = ("never married", "married", "separated", "widowed", "divorced")
 EMPLOYMENT = ("employed", "unemployed", "not in labor force", "armed forces")
 CITIZENSHIP = ("born a citizen", "naturalized citizen", "not a citizen")
 EDUCATION = ("less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree")
+HOUSEHOLD_INCOME = (  # B19001's bands, in 2018 dollars
+    "under $10,000", "$10,000 to $14,999", "$15,000 to $19,999", "$20,000 to $24,999", "$25,000 to $29,999", "$30,000 to $34,999",
+    "$35,000 to $39,999", "$40,000 to $44,999", "$45,000 to $49,999", "$50,000 to $59,999", "$60,000 to $74,999",
+    "$75,000 to $99,999", "$100,000 to $124,999", "$125,000 to $149,999", "$150,000 to $199,999", "$200,000 or more")
 BANDS = tuple(b for _, _, b in AGE_BANDS)
 # control dimension -> its categories (what the seed can match) and the persona attributes it constrains
 DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
@@ -55,12 +60,14 @@ DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "sex_citizenship": (frozenset(f"{s}|{c}" for s in SEXES for c in CITIZENSHIP), ("sex", "citizenship")),
     "citizenship_age": (frozenset(f"{c}|{b}" for c in ("citizen", "not a citizen") for b in BANDS), ("citizenship", "age")),
     "citizen_education": (frozenset({f"citizen|{e}" for e in EDUCATION} | {"not a citizen"}), ("citizenship", "education")),
+    "household_income": (frozenset(HOUSEHOLD_INCOME), ("household_income",)),
 }
 # attributes no seed here carries: imputed into it from census tables (see build_seed), then raked where controls exist
 IMPUTED_PROVENANCE = {
     "marital_status": "imputed into the seed by sex x age from ACS PUMS 2013-2017",
     "employment_status": "imputed into the seed by sex x age band (B23001 ACS 2018) with education odds from S2301 ACS 2023",
     "citizenship": "imputed into the seed by sex (B05003 ACS 2018) with race/ethnicity odds from DP02/DP05 ACS 2023",
+    "household_income": "the GSS respondent's family income (income16) restated in 2018 dollars by CPI-U, over B19001's bands",
 }
 ALL_FIELDS = set(Persona.model_fields)  # model_construct is faster told every field is set
 TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
@@ -85,7 +92,7 @@ class Controls(dict):
         out = {a: f"census:{','.join(dict.fromkeys(t))} {self.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
         for attribute, how in IMPUTED_PROVENANCE.items():
             out[attribute] = f"{out[attribute]} ({how})" if attribute in out else f"census:{how}; not raked here"
-        return {**out, "family_income": "survey:GSS 2018-2024 income16 (carried by the seed, not raked)", "state": f"census:{self.label} state"}
+        return {**out, "state": f"census:{self.label} state"}
 
 
 def read_controls(path: Path, label: str) -> Controls:
@@ -124,44 +131,89 @@ def shipped_controls(population: str) -> Controls:
     return read_controls(data.path(CONTROLS[population]), "ACS 2018 1-year")
 
 
-class Seed:
-    """GSS respondents, each split into one weighted row per combination of the imputed attributes.
+class Imputed(NamedTuple):
+    """An attribute the seed lacks, as probabilities per category for groups of respondents.
 
-    Rows alike in every control dimension form a cell; raking works on the
-    cells (a few thousand) and a persona is drawn from its cell's rows.
+    Respondents alike in these probabilities and in every control cell the
+    attribute enters form a group: raking moves their categories' weights
+    alike, so it keeps one weight per (group, category) pair. Pairs are sorted
+    by group; group g's are ``start[g]:start[g + 1]``.
     """
 
-    def __init__(self, records: list[dict[str, object]], row: np.ndarray, weight: np.ndarray, imputed: dict[str, tuple[tuple[str, ...], np.ndarray]]):
-        self.records, self.row, self.weight, self.imputed = records, row, weight, imputed
-        base = self.base_cell[row]
-        key = combination_key([(base, int(base.max()) + 1)] + [(codes, len(categories)) for categories, codes in imputed.values()])
-        _, first, self.cell = np.unique(key, return_index=True, return_inverse=True)
-        self.cell_weight = np.bincount(self.cell, weights=weight)
-        examples = [{**records[row[i]], **self.imputed_at(i)} for i in first]
-        self.cells = {d: np.array([control_category(d, e) for e in examples]) for d in DIMENSIONS}
-        self.encoded = {d: encode(values) for d, values in self.cells.items()}
+    categories: tuple[str, ...]
+    group: np.ndarray  # per respondent
+    pair_group: np.ndarray
+    category: np.ndarray
+    prior: np.ndarray
+    start: np.ndarray
+    cells: dict[str, np.ndarray]  # control dimension -> each pair's category in it
 
-    @cached_property
-    def statuses(self) -> tuple[list[dict[str, str]], np.ndarray]:
-        """The distinct combinations of imputed attributes (shared dicts), and each row's index into them."""
-        key = combination_key([(codes, len(categories)) for categories, codes in self.imputed.values()])
+
+class Coded(NamedTuple):
+    """A control dimension's categories and, for each respondent (or each pair of the imputed attribute it reads), its index into them."""
+
+    categories: np.ndarray
+    codes: np.ndarray
+    imputed: str | None = None
+
+
+class Seed:
+    """GSS respondents with their survey weights, and the attributes imputed into them as probabilities.
+
+    Every control dimension reads a respondent's own attributes and at most
+    one imputed attribute, so raking keeps each respondent's imputed
+    attributes independent given the respondent: it works on the 9,000
+    respondents and their pairs, never on every combination of imputed
+    categories (~1,000,000 weighted rows).
+    """
+
+    def __init__(self, records: list[dict[str, object]], weight: np.ndarray, priors: dict[str, tuple[tuple[str, ...], np.ndarray]]):
+        self.records, self.weight = records, weight
+        self.imputed = {a: self.impute(a, categories, probabilities) for a, (categories, probabilities) in priors.items()}
+        self.coded = {d: self.code(d) for d in DIMENSIONS}
+
+    def impute(self, attribute: str, categories: tuple[str, ...], probabilities: np.ndarray) -> Imputed:
+        """Group the respondents for one imputed attribute (respondents x categories probabilities; 0 = impossible)."""
+        dimensions = [d for d, (_, reads) in DIMENSIONS.items() if attribute in reads]
+        groups: dict[tuple, int] = {}
+        known: dict[tuple, int] = {}  # respondents alike in every attribute and probability need no new cells
+        group = np.empty(len(self.records), dtype=np.intp)
+        for r, (record, row) in enumerate(zip(self.records, probabilities.tolist())):
+            alike = (*record.values(), *row)
+            if alike not in known:
+                known[alike] = groups.setdefault(tuple(
+                    (c, p, *(control_category(d, {**record, attribute: categories[c]}) for d in dimensions)) for c, p in enumerate(row) if p > 0
+                ), len(groups))
+            group[r] = known[alike]
+        pairs = [(g, *pair) for key, g in groups.items() for pair in key]  # in group order: groups were numbered as met
+        columns = list(zip(*pairs))
+        pair_group = np.array(columns[0], dtype=np.intp)
+        return Imputed(categories, group, pair_group, np.array(columns[1], dtype=np.intp), np.array(columns[2]),
+                       np.searchsorted(pair_group, np.arange(len(groups) + 1)), {d: np.array(columns[3 + k]) for k, d in enumerate(dimensions)})
+
+    def code(self, dimension: str) -> Coded:
+        """Each respondent's (or imputed pair's) category in a control dimension."""
+        reads = [a for a in DIMENSIONS[dimension][1] if a in self.imputed]
+        if not reads:
+            cells: dict[tuple, str | None] = {}
+            for record in self.records:
+                alike = tuple(record.values())
+                if alike not in cells:
+                    cells[alike] = control_category(dimension, record)
+            return encode(np.array([cells[tuple(r.values())] for r in self.records]))
+        [attribute] = reads  # the product form rake relies on: never two imputed attributes in one dimension
+        return encode(self.imputed[attribute].cells[dimension])._replace(imputed=attribute)
+
+    def totals(self, fit: RakeResult, dimension: str) -> dict[str, float]:
+        """People per category of a control dimension in a fitted state (``CensusSampler.fit``)."""
+        categories, codes, imputed = self.coded[dimension]
+        return dict(zip(categories.tolist(), fit.sums(codes, imputed, len(categories)).tolist()))
+
+    def combinations(self, drawn: dict[str, np.ndarray]) -> tuple[list[dict[str, str]], np.ndarray]:
+        """The distinct combinations of drawn imputed categories (one shared dict each), and each draw's index into them."""
+        key = combination_key([(drawn[a], len(pairs.categories)) for a, pairs in self.imputed.items()])
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return [self.imputed_at(i) for i in first], inverse
-
-    def imputed_at(self, i: int) -> dict[str, str]:
-        """Row ``i``'s imputed attributes."""
-        return {a: categories[codes[i]] for a, (categories, codes) in self.imputed.items()}
-
-    def totals(self, cell_weights: np.ndarray, dimension: str) -> dict[str, float]:
-        """People per category of a control dimension under these cell weights (e.g. ``fit(state).weights``)."""
-        categories, codes = self.encoded[dimension]
-        return dict(zip(categories.tolist(), np.bincount(codes, weights=cell_weights, minlength=len(categories)).tolist()))
-
-    @cached_property
-    def base_cell(self) -> np.ndarray:
-        """Each respondent's cell in the dimensions that use only what the GSS says (sex, age band, race, education)."""
-        keys = [(r["sex"], age_band(int(r["age"])), int(r["age"]) < 25, r["race_ethnicity"], r["education"]) for r in self.records]
-        return np.unique(np.array([str(k) for k in keys]), return_inverse=True)[1]
+        return [{a: pairs.categories[drawn[a][i]] for a, pairs in self.imputed.items()} for i in first.tolist()], inverse
 
 
 @cache
@@ -181,29 +233,35 @@ def citizen_raking_controls() -> Controls:
 
 @cache
 def build_seed() -> Seed:
-    """GSS 2018-2024 respondents with marital status, employment and citizenship imputed fractionally.
+    """GSS 2018-2024 respondents with marital status, employment, citizenship and household income imputed.
 
-    The GSS extract lacks these, so each respondent is split over their
-    categories with probabilities from census tables (weights split, not drawn):
+    The GSS extract lacks the first three, so each respondent gets a
+    probability per category from census tables (weights split, not drawn):
     marital status by sex x single age (ACS PUMS); employment by sex x age band
     (national B23001), tilted by education with S2301's odds for ages 25-64;
     citizenship by sex (national B05003), tilted by race/ethnicity with the
-    foreign-born share per group (DP02 world region of birth over DP05). Each
-    state's raking then fixes the margins its controls give (B12001, B23001,
-    B05003, B29001); the associations with education and race come from the
-    imputation, as a seed's associations should.
+    foreign-born share per group (DP02 world region of birth over DP05). Household
+    income is the respondent's own family income, restated in 2018 dollars and
+    spread over B19001's bands (``gss_household_income.csv``). Each state's
+    raking then fixes the margins its controls give (B12001, B23001, B05003,
+    B29001, B19001); the associations with education, race and the rest come
+    from the seed, as a seed's associations should.
     """
-    records = [{"age": int(r["age"]), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "education": r["education"],
-                "family_income": r["family_income"]} for r in data.rows(SEED)]
-    priors = {"marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
-              "citizenship": (CITIZENSHIP, citizenship_prior(records))}
-    joint = np.array([float(r["weight"]) for r in data.rows(SEED)])
-    for _, probabilities in priors.values():  # respondent x marital x employment x citizenship
-        joint = joint[..., None] * probabilities.reshape(len(records), *[1] * (joint.ndim - 1), -1)
-    positive = np.flatnonzero(joint.ravel() > 0)
-    index = np.unravel_index(positive, joint.shape)
-    imputed = {a: (categories, index[k + 1].astype(np.int8)) for k, (a, (categories, _)) in enumerate(priors.items())}
-    return Seed(records, index[0].astype(np.int32), joint.ravel()[positive], imputed)
+    rows = data.rows(SEED)
+    records = [{"age": int(r["age"]), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "education": r["education"]} for r in rows]
+    priors = {
+        "marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
+        "citizenship": (CITIZENSHIP, citizenship_prior(records)), "household_income": (HOUSEHOLD_INCOME, household_income_prior(rows)),
+    }
+    return Seed(records, np.array([float(r["weight"]) for r in rows]), priors)
+
+
+def household_income_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
+    """P(B19001 band in 2018 dollars | GSS year, family income label), derived by scripts/derive_data.py (CPI-U, Pareto top)."""
+    shares: dict[tuple[str, str], np.ndarray] = {}
+    for r in data.rows(INCOME_SPLIT):
+        shares.setdefault((r["gss_year"], r["family_income"]), np.zeros(len(HOUSEHOLD_INCOME)))[HOUSEHOLD_INCOME.index(r["household_income"])] = float(r["share"])
+    return np.array([shares[(r["gss_year"], r["family_income"])] for r in rows])
 
 
 def marital_prior(records: list[dict]) -> np.ndarray:
@@ -286,41 +344,119 @@ def age_band(age: int) -> str:
     return next(label for lo, hi, label in AGE_BANDS if lo <= age <= hi)
 
 
+class Dimension(NamedTuple):
+    """One set of control totals for ``rake``: each respondent's (or imputed pair's) category, and the target per category."""
+
+    codes: np.ndarray
+    targets: np.ndarray
+    imputed: str | None = None
+
+
 class RakeResult:
-    def __init__(self, weights: np.ndarray, iterations: int, max_error: float, empty_cells: list[tuple[int, int]]):
-        self.weights, self.iterations, self.max_error, self.empty_cells = weights, iterations, max_error, empty_cells
+    """Raked weights in product form: a weight per respondent times, per imputed attribute, a weight per (group, category) pair.
 
-
-def rake(seed_weights: np.ndarray, dimensions: list[tuple[np.ndarray, np.ndarray]], tolerance: float = 1e-6, max_iterations: int = 200) -> RakeResult:
-    """Iterative proportional fitting of seed weights to several sets of control totals.
-
-    Each dimension is (category index per seed row, target total per category).
-    A category with a positive target but no seed rows cannot be matched; it is
-    reported in ``empty_cells`` (dimension, category index) rather than silently ignored.
+    A respondent stands for ``base`` x its group's summed pair weights of each
+    imputed attribute (``weights``); a persona drawn from it takes each imputed
+    category in proportion to its pair weight (``draw``).
     """
-    w = seed_weights.astype(float).copy()
-    empty = [(d, int(c)) for d, (codes, targets) in enumerate(dimensions)
-             for c in np.flatnonzero((np.bincount(codes, minlength=len(targets)) == 0) & (targets > 0))]
-    def misfit(targets: np.ndarray, sums: np.ndarray) -> float:
-        return float(np.max(np.abs(sums - targets) / np.maximum(targets, 1)))
 
-    for iteration in range(1, max_iterations + 1):
+    def __init__(self, base: np.ndarray, imputed: dict[str, Imputed]):
+        self.base, self.imputed = base, imputed
+        self.pair = {a: pairs.prior.astype(float) for a, pairs in imputed.items()}
+        self.mass: dict[str, np.ndarray] = {}
+        self.factor: dict[str, np.ndarray] = {}  # per respondent: its group's mass
+        for attribute in imputed:
+            self.update_mass(attribute)
+        self.iterations, self.max_error, self.empty_cells = 0, 0.0, []
+
+    def update_mass(self, attribute: str) -> None:
+        pairs = self.imputed[attribute]
+        self.mass[attribute] = np.bincount(pairs.pair_group, weights=self.pair[attribute], minlength=len(pairs.start) - 1)
+        self.factor[attribute] = self.mass[attribute][pairs.group]
+
+    def weights_without(self, attribute: str | None) -> np.ndarray:
+        """Each respondent's weight, leaving out one imputed attribute's factor (None: the whole weight)."""
+        weights = self.base.copy()
+        for a, factor in self.factor.items():
+            if a != attribute:
+                weights *= factor
+        return weights
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.weights_without(None)
+
+    def sums(self, codes: np.ndarray, imputed: str | None, size: int) -> np.ndarray:
+        """People per category of a dimension whose codes are per respondent, or per pair of ``imputed``."""
+        if imputed is None:
+            return np.bincount(codes, weights=self.weights, minlength=size)
+        pairs = self.imputed[imputed]
+        groups = np.bincount(pairs.group, weights=self.weights_without(imputed), minlength=len(pairs.start) - 1)
+        return np.bincount(codes, weights=groups[pairs.pair_group] * self.pair[imputed], minlength=size)
+
+    def scale(self, dimension: Dimension, factors: np.ndarray) -> None:
+        if dimension.imputed is None:
+            self.base *= factors[dimension.codes]
+        else:
+            self.pair[dimension.imputed] *= factors[dimension.codes]
+            self.update_mass(dimension.imputed)
+
+    def exclude(self, attribute: str, category: str) -> None:
+        """Nobody in ``category`` of an imputed attribute (e.g. keep citizens only)."""
+        pairs = self.imputed[attribute]
+        self.pair[attribute][pairs.category == pairs.categories.index(category)] = 0.0
+        self.update_mass(attribute)
+
+    def draw(self, attribute: str, respondents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A category code of an imputed attribute for each drawn respondent, in proportion to its group's pair weights."""
+        pairs, pair = self.imputed[attribute], self.pair[attribute]
+        mass = self.mass[attribute][pairs.pair_group]
+        cumulative = np.cumsum(np.divide(pair, mass, out=np.zeros_like(pair), where=mass > 0))  # each group's pairs add 1
+        groups = pairs.group[respondents]
+        first, last = pairs.start[groups], pairs.start[groups + 1] - 1
+        before = np.where(first > 0, cumulative[first - 1], 0.0)
+        point = before + rng.random(len(respondents)) * (cumulative[last] - before)
+        return pairs.category[np.clip(np.searchsorted(cumulative, point, side="right"), first, last)]
+
+
+def rake(seed_weights: np.ndarray, dimensions: list[Dimension], imputed: dict[str, Imputed] | None = None,
+         tolerance: float = 1e-6, max_iterations: int = 200) -> RakeResult:
+    """Iterative proportional fitting of seed weights (and imputed attributes' pair weights) to several sets of totals.
+
+    A category with a positive target that no seed respondent (or possible
+    imputed category) reaches cannot be matched; it is reported in
+    ``empty_cells`` (dimension, category index) rather than silently ignored.
+    """
+    result = RakeResult(seed_weights.astype(float), imputed or {})
+    present = seed_weights > 0
+    for d, (codes, targets, attribute) in enumerate(dimensions):
+        if attribute is None:
+            reached = codes[present]
+        else:
+            pairs = result.imputed[attribute]
+            reached = codes[(np.bincount(pairs.group, weights=present, minlength=len(pairs.start) - 1) > 0)[pairs.pair_group]]
+        counts = np.bincount(reached, minlength=len(targets))
+        result.empty_cells += [(d, int(c)) for c in np.flatnonzero((counts == 0) & (targets > 0))]
+
+    def misfit(dimension: Dimension, sums: np.ndarray) -> float:
+        return float(np.max(np.abs(sums - dimension.targets) / np.maximum(dimension.targets, 1)))
+
+    for result.iterations in range(1, max_iterations + 1):
         worst = 0.0  # measured on the sums each pass computes anyway: converged once no dimension needs adjusting
-        for codes, targets in dimensions:
-            sums = np.bincount(codes, weights=w, minlength=len(targets))
-            worst = max(worst, misfit(targets, sums))
-            factors = np.divide(targets, sums, out=np.zeros_like(targets), where=sums > 0)
-            w *= factors[codes]
+        for dimension in dimensions:
+            sums = result.sums(dimension.codes, dimension.imputed, len(dimension.targets))
+            worst = max(worst, misfit(dimension, sums))
+            result.scale(dimension, np.divide(dimension.targets, sums, out=np.zeros_like(sums), where=sums > 0))
         if worst < tolerance:
             break
-    error = max(misfit(t, np.bincount(codes, weights=w, minlength=len(t))) for codes, t in dimensions)
-    return RakeResult(w, iteration, error, empty)
+    result.max_error = max(misfit(d, result.sums(d.codes, d.imputed, len(d.targets))) for d in dimensions)
+    return result
 
 
-def encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct values, each row's index into them): what ``fit_state`` takes per dimension."""
+def encode(values: np.ndarray) -> Coded:
+    """A dimension's distinct values, and each row's index into them: what ``fit_state`` takes per dimension."""
     categories, codes = np.unique(values, return_inverse=True)
-    return categories, codes
+    return Coded(categories, codes)
 
 
 def combination_key(columns: list[tuple[np.ndarray, int]]) -> np.ndarray:
@@ -331,29 +467,23 @@ def combination_key(columns: list[tuple[np.ndarray, int]]) -> np.ndarray:
     return key
 
 
-def fit_state(state: str, controls: Controls, cells: dict[str, tuple[np.ndarray, np.ndarray]], weights: np.ndarray) -> RakeResult:
-    """Rake ``weights`` (one per seed row) so the rows' ``cells`` (``encode``d) per control dimension match the state's controls.
+def fit_state(state: str, controls: Controls, coded: dict[str, Coded], weights: np.ndarray, imputed: dict[str, Imputed] | None = None) -> RakeResult:
+    """Rake ``weights`` (one per seed row) so the rows' categories per control dimension (``coded``) match the state's controls.
 
     A positive control cell no row falls in, or a fit that does not converge,
     stops with the state, table and cell named.
     """
     dimensions, names = [], []
-    for dimension, (seen, codes) in cells.items():
+    for dimension, (seen, codes, attribute) in coded.items():
         targets = controls[state][dimension]
         categories = sorted(set(targets) | set(seen.tolist()))
         index = {c: i for i, c in enumerate(categories)}
         remap = np.array([index[c] for c in seen.tolist()], dtype=np.intp)
-        dimensions.append((remap[codes], np.array([targets.get(c, 0.0) for c in categories])))
+        dimensions.append(Dimension(remap[codes], np.array([targets.get(c, 0.0) for c in categories]), attribute))
         names.append((dimension, categories))
-    # IPF multiplies a row's weight by factors that depend only on its categories, so rows alike in every
-    # dimension move together: rake the distinct combinations (a few thousand), then spread the factors back.
-    key = combination_key([(codes, len(targets)) for codes, targets in dimensions])
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    combined = np.bincount(inverse, weights=weights)
-    result = rake(combined, [(codes[first], targets) for codes, targets in dimensions])
-    result.weights = weights * np.divide(result.weights, combined, out=np.zeros_like(combined), where=combined > 0)[inverse]
+    result = rake(weights, dimensions, imputed)
     if result.empty_cells:
-        listed = "; ".join(f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d][1][c]:,.0f} people)"
+        listed = "; ".join(f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d].targets[c]:,.0f} people)"
                            for d, c in result.empty_cells)
         raise RuntimeError(f"state {state}: no seed respondent falls in {listed}; merge the cell into a neighbour or drop it")
     if result.max_error > 1e-3:
@@ -392,7 +522,7 @@ class CensusSampler(Sampler):
             return self
 
     def provides(self) -> set[str]:
-        return {"age", "sex", "race_ethnicity", "education", "marital_status", "employment_status", "citizenship", "family_income", "state"}
+        return {"age", "sex", "race_ethnicity", "education", "marital_status", "employment_status", "citizenship", "household_income", "state"}
 
     @cached_property
     def state_codes(self) -> list[str]:
@@ -446,13 +576,13 @@ class CensusSampler(Sampler):
         return build_seed()
 
     def fit(self, state: str) -> RakeResult:
-        """The seed's cells raked to the state's controls (weights per cell of ``seed.cells``)."""
+        """The seed raked to the state's controls (``seed.totals(fit, dimension)`` reads it)."""
         try:
-            result = fit_state(state, self.controls, {d: self.seed.encoded[d] for d in self.controls[state]}, self.seed.cell_weight)
+            result = fit_state(state, self.controls, {d: self.seed.coded[d] for d in self.controls[state]}, self.seed.weight, self.seed.imputed)
         except RuntimeError as exc:
             raise RuntimeError(f"census sampler: {exc}") from None
         if self.citizens_only:
-            result.weights = np.where(self.seed.cells["citizen_education"] == "not a citizen", 0.0, result.weights)
+            result.exclude("citizenship", "not a citizen")
         return result
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
@@ -461,16 +591,16 @@ class CensusSampler(Sampler):
     def personas(self, rng: np.random.Generator) -> Iterator[Persona]:
         names = data.states()
         seed = self.seed
-        combinations, combination = seed.statuses
         next_id = 0
         for state, n in self.allocation.items():
-            fitted = self.fit(state).weights
-            weights = seed.weight * np.divide(fitted, seed.cell_weight)[seed.cell]
+            fit = self.fit(state)
+            weights = fit.weights
             picks = rng.choice(len(weights), size=n, replace=True, p=weights / weights.sum())
+            combinations, combination = seed.combinations({a: fit.draw(a, picks, rng) for a in seed.imputed})
             weight = self.population(state) / n
             name = names[state]["name"]
-            for row, statuses in zip(seed.row[picks].tolist(), combination[picks].tolist()):
-                attributes = {"state": name, **seed.records[row], **combinations[statuses]}
+            for respondent, drawn in zip(picks.tolist(), combination.tolist()):
+                attributes = {"state": name, **seed.records[respondent], **combinations[drawn]}
                 # trusted values from the package's own tables: skip re-validation (1M personas in seconds)
                 yield Persona.model_construct(ALL_FIELDS, id=next_id, stratum=state, weight=weight, attributes=attributes, provenance=dict(self.provenance))
                 next_id += 1

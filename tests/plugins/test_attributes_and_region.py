@@ -5,13 +5,13 @@ from simrun.plugins.enrichers.region import RegionEnricher
 
 
 def test_leave_one_out_variants_exclude_one_attribute_each():
-    scenario = {"name": "s", "prompt": {"exclude": ["family_income"]}}
+    scenario = {"name": "s", "prompt": {"exclude": ["household_income"]}}
     ablation = AttributeAblation(AttributeAblation.Config(attributes=["age", "sex"]))
     variants = dict(ablation.variants(scenario))
     assert list(variants) == ["baseline", "without age", "without sex"]
     assert variants["baseline"] == scenario
-    assert variants["without age"]["prompt"]["exclude"] == ["age", "family_income"]
-    assert scenario["prompt"]["exclude"] == ["family_income"], "the input is not changed"
+    assert variants["without age"]["prompt"]["exclude"] == ["age", "household_income"]
+    assert scenario["prompt"]["exclude"] == ["household_income"], "the input is not changed"
 
 
 def test_keep_only_one():

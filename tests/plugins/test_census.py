@@ -4,31 +4,50 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simrun.plugins.samplers.census import CensusSampler, encode, rake
+from simrun.plugins.samplers.census import CensusSampler, Dimension, Imputed, encode, rake
 from simrun.plugins import data
 
 
 def test_rake_matches_every_control_on_a_hand_case():
     codes_a = np.array([0, 0, 1, 1])
     codes_b = np.array([0, 1, 0, 1])
-    result = rake(np.ones(4), [(codes_a, np.array([30.0, 70.0])), (codes_b, np.array([60.0, 40.0]))])
+    result = rake(np.ones(4), [Dimension(codes_a, np.array([30.0, 70.0])), Dimension(codes_b, np.array([60.0, 40.0]))])
     w = result.weights
     assert [w[:2].sum(), w[2:].sum()] == pytest.approx([30, 70])
     assert [w[[0, 2]].sum(), w[[1, 3]].sum()] == pytest.approx([60, 40])
     assert result.empty_cells == []
 
 
+def test_raking_an_imputed_attribute_in_product_form_equals_raking_every_split_row():
+    # three respondents; an imputed attribute with two categories; respondents 0 and 1 share their probabilities and cells
+    weights, prior = np.array([1.0, 2.0, 3.0]), np.array([[0.3, 0.7], [0.3, 0.7], [0.6, 0.4]])
+    pairs = Imputed(("yes", "no"), group=np.array([0, 0, 1]), pair_group=np.array([0, 0, 1, 1]), category=np.array([0, 1, 0, 1]),
+                    prior=np.array([0.3, 0.7, 0.6, 0.4]), start=np.array([0, 2, 4]), cells={})
+    own = np.array([0, 0, 1])  # a control on the respondents' own attribute
+    both = np.array([0, 1, 2, 3])  # a control on (own attribute, imputed category), per pair
+    targets_own, targets_both = np.array([40.0, 60.0]), np.array([10.0, 30.0, 35.0, 25.0])
+    fit = rake(weights, [Dimension(own, targets_own), Dimension(both, targets_both, "x")], {"x": pairs})
+    # the same, with every respondent split into one row per category
+    rows = rake((weights[:, None] * prior).ravel(), [Dimension(np.repeat(own, 2), targets_own), Dimension(np.array([0, 1, 0, 1, 2, 3]), targets_both)])
+    product = fit.base[:, None] * fit.pair["x"].reshape(2, 2)[pairs.group]
+    assert product.ravel() == pytest.approx(rows.weights, rel=1e-6)
+    assert fit.weights == pytest.approx(rows.weights.reshape(3, 2).sum(axis=1), rel=1e-6)
+    drawn = fit.draw("x", np.repeat([0, 2], 20000), np.random.default_rng(0))
+    assert np.mean(drawn[:20000] == 0) == pytest.approx(product[0, 0] / product[0].sum(), abs=0.01)
+    assert np.mean(drawn[20000:] == 0) == pytest.approx(product[2, 0] / product[2].sum(), abs=0.01)
+
+
 def test_rake_reports_a_control_cell_no_seed_row_has():
-    result = rake(np.ones(2), [(np.array([0, 0]), np.array([5.0, 5.0]))])
+    result = rake(np.ones(2), [Dimension(np.array([0, 0]), np.array([5.0, 5.0]))])
     assert result.empty_cells == [(0, 1)]
 
 
 def test_state_fit_matches_controls_within_half_a_percent():
     sampler = CensusSampler(CensusSampler.Config(states=["CA", "MT", "DC"], per_state=10))
     for state in ("CA", "MT", "DC"):
-        weights = sampler.fit(state).weights
+        fit = sampler.fit(state)
         for dimension, targets in sampler.controls[state].items():
-            fitted = sampler.seed.totals(weights, dimension)
+            fitted = sampler.seed.totals(fit, dimension)
             for category, target in targets.items():
                 assert fitted.get(category, 0.0) == pytest.approx(target, rel=0.005, abs=1), (state, dimension, category)
 
@@ -72,9 +91,9 @@ def test_citizen_voting_age_population_matches_its_own_controls():
     sampler = CensusSampler(CensusSampler.Config(states=["CA", "VT"], per_state=2000, population="citizen_voting_age"))
     cvap = sampler.represented
     for state in ("CA", "VT"):
-        weights = sampler.fit(state).weights
+        fit = sampler.fit(state)
         for dimension, targets in cvap[state].items():
-            fitted = sampler.seed.totals(weights, dimension)
+            fitted = sampler.seed.totals(fit, dimension)
             for category, target in targets.items():
                 assert fitted.get(category, 0.0) == pytest.approx(target, rel=0.005), (state, dimension, category)
     personas = [p for batch in sampler.sample(np.random.default_rng(2), 500) for p in batch]
@@ -84,7 +103,7 @@ def test_citizen_voting_age_population_matches_its_own_controls():
     assert sum(p.weight for p in ca) < 0.85 * adults.population("CA")  # California has many adults who are not citizens
     assert "B05003" in ca[0].provenance["sex"] and "B29001" in ca[0].provenance["age"] and ca[0].provenance["age"].endswith("citizens kept")
     # citizens are drawn from the raked adults, so their race mix follows the seed's race x citizenship association
-    race = sampler.seed.totals(sampler.fit("CA").weights, "race_ethnicity")
+    race = sampler.seed.totals(sampler.fit("CA"), "race_ethnicity")
     adult_race = adults.controls["CA"]["race_ethnicity"]
     assert race["hispanic"] / sum(race.values()) < adult_race["hispanic"] / sum(adult_race.values()) - 0.03
 
@@ -101,8 +120,8 @@ GOOD_ROWS = ["VT,T1,sex,female,100", "VT,T1,sex,male,100", "VT,T2,age_band,18-29
 
 def test_a_users_control_table_is_raked_to():
     sampler = CensusSampler(CensusSampler.Config(states=["VT"], per_state=5, controls=write_controls(Path(tempfile.mkdtemp()), GOOD_ROWS)))
-    weights = sampler.fit("VT").weights
-    assert sampler.seed.totals(weights, "sex")["female"] == pytest.approx(100) and sampler.seed.totals(weights, "age_band")["65+"] == pytest.approx(50)
+    fit = sampler.fit("VT")
+    assert sampler.seed.totals(fit, "sex")["female"] == pytest.approx(100) and sampler.seed.totals(fit, "age_band")["65+"] == pytest.approx(50)
     [p, *_] = [p for batch in sampler.sample(np.random.default_rng(0), 5) for p in batch]
     assert p.provenance["sex"] == "census:T1 file controls.csv (raked GSS 2018-2024 seed)" and p.weight == pytest.approx(40)
 
@@ -129,7 +148,8 @@ def test_a_missing_state_and_an_empty_cell_are_named(tmp_path, monkeypatch):
     sampler = CensusSampler(CensusSampler.Config(states=["VT"], per_state=1, controls=path))
     seed = sampler.seed
     with monkeypatch.context() as patch:  # a seed with no white respondent
-        patch.setitem(seed.encoded, "race_ethnicity", encode(np.where(seed.cells["race_ethnicity"] == "white", "other", seed.cells["race_ethnicity"])))
+        race = seed.coded["race_ethnicity"].categories[seed.coded["race_ethnicity"].codes]
+        patch.setitem(seed.coded, "race_ethnicity", encode(np.where(race == "white", "other", race)))
         with pytest.raises(RuntimeError, match=r"state VT: no seed respondent falls in table T1, race_ethnicity=white \(10 people\)"):
             sampler.fit("VT")
 
@@ -191,3 +211,32 @@ def test_citizenship_follows_b05003_and_b29001_with_race_and_age():
     citizens = [p for batch in voters.sample(np.random.default_rng(8), 500) for p in batch]
     assert {p.attributes["citizenship"] for p in citizens} == {"born a citizen", "naturalized citizen"}
     assert citizens[0].provenance["employment_status"].startswith("census:B23001") and citizens[0].provenance["employment_status"].endswith("citizens kept")
+
+
+def test_household_income_follows_b19001_by_state_and_the_seeds_education_and_age():
+    sampler = CensusSampler(CensusSampler.Config(states=["MD", "MS"], per_state=6000))
+    personas = [p for batch in sampler.sample(np.random.default_rng(9), 1000) for p in batch]
+    rich = ("$100,000 to $124,999", "$125,000 to $149,999", "$150,000 to $199,999", "$200,000 or more")
+    shares = {}
+    for state in ("MD", "MS"):
+        controls = sampler.controls[state]["household_income"]
+        shares[state] = sum(controls[band] for band in rich) / sum(controls.values())
+        group = [p for p in personas if p.stratum == state]
+        assert np.mean([p.attributes["household_income"] in rich for p in group]) == pytest.approx(shares[state], abs=0.02)
+    assert shares["MD"] > shares["MS"] + 0.15  # Maryland's households are richer than Mississippi's: B19001 says so
+    graduates = [p for p in personas if p.attributes["education"] == "graduate degree"]
+    dropouts = [p for p in personas if p.attributes["education"] == "less than high school"]
+    assert np.mean([p.attributes["household_income"] in rich for p in graduates]) > 2 * np.mean([p.attributes["household_income"] in rich for p in dropouts])
+    provenance = personas[0].provenance["household_income"]
+    assert provenance.startswith("census:B19001") and "CPI-U" in provenance
+
+
+def test_gss_incomes_are_restated_in_2018_dollars():
+    split = {}
+    for r in data.rows("gss_household_income.csv"):
+        split.setdefault((r["gss_year"], r["family_income"]), {})[r["household_income"]] = float(r["share"])
+    assert all(sum(bands.values()) == pytest.approx(1, abs=1e-5) for bands in split.values())
+    assert split[("2018", "$60,000 to $74,999")]["$60,000 to $74,999"] > 0.85  # 2017 dollars are nearly 2018's (2.4% apart)
+    # 2023's dollars bought a fifth less: a 2024 respondent's $60,000-74,999 was $49,400-61,700 in 2018 dollars
+    assert set(split[("2024", "$60,000 to $74,999")]) == {"$45,000 to $49,999", "$50,000 to $59,999", "$60,000 to $74,999"}
+    assert "$125,000 to $149,999" not in split[("2018", "$170,000 or over")] and "$125,000 to $149,999" in split[("2024", "$170,000 or over")]

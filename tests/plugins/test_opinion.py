@@ -21,8 +21,9 @@ def test_options_without_a_scale_position_are_left_out():
     assert representativeness(np.array([0.3, 0.1, 0.6]), np.array([0.4, 0.4, 0.2]), np.array([1.0, 2.0])) == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize("label,group", [("$25,000 to $29,999", "Less than $30,000"), ("$90,000 to $109,999", "$75,000-$100,000"),
-                                         ("$170,000 or over", "$100,000 or more"), ("under $1,000", "Less than $30,000")])
+@pytest.mark.parametrize("label,group", [("$25,000 to $29,999", "Less than $30,000"), ("$30,000 to $34,999", "$30,000-$50,000"),
+                                         ("$45,000 to $49,999", "$30,000-$50,000"), ("$75,000 to $99,999", "$75,000-$100,000"),
+                                         ("$200,000 or more", "$100,000 or more"), ("under $10,000", "Less than $30,000")])
 def test_income_bands(label, group):
     assert income_group(label) == group
 
