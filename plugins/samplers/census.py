@@ -4,11 +4,12 @@ Marginals alone would pair attributes independently. Instead, real General
 Social Survey respondents (2018-2024, with their survey weights) form a seed
 whose attributes co-occur as they do in life; marital status, employment and
 citizenship, which the GSS extract lacks, are imputed into it fractionally
-from census tables (``build_seed``). For each state the seed is raked
-(iterative proportional fitting) to that state's ACS 2018 controls: sex x age
-band, race/ethnicity, education, sex x marital status, sex x age band x
-employment, sex x citizenship and citizenship x age band. Personas are drawn
-in proportion to the raked weights. ``population: citizen_voting_age`` keeps
+from census tables, and household income is each respondent's family income
+in 2018 dollars (``build_seed``). For each state the seed is raked (iterative
+proportional fitting) to that state's ACS 2018 controls: sex x age band,
+race/ethnicity, education, sex x marital status, sex x age band x employment,
+sex x citizenship, citizenship x age band and household income. Personas are
+drawn in proportion to the raked weights. ``population: citizen_voting_age`` keeps
 the citizens of the raked adults. ``controls:`` takes a user's own table in
 the same long format; every bad line or inconsistency in it is named (file,
 line, table, state, cell). docs/census-sampler.md has the method and sources.
