@@ -320,15 +320,19 @@ def pums_marital() -> None:
 
 def gss_seed() -> pd.DataFrame:
     g = pd.read_csv(SHARED / "surveys/gss_2018_2024_persona_frame.csv.gz")
-    race = g.racecen1.map({"white": "white", "black or african american": "black", "asian": "asian", "hispanic": "hispanic"}).fillna("other")
-    race = race.where(g.hispanic == "not hispanic", "hispanic")
+    race_ethnicity = g.racecen1.map({"white": "white", "black or african american": "black", "asian": "asian", "hispanic": "hispanic"}).fillna("other")
+    race_ethnicity = race_ethnicity.where(g.hispanic == "not hispanic", "hispanic")
+    # the census's race categories; "hispanic" given as a race is what the Census Bureau codes as some other race
+    race = g.racecen1.replace({"black or african american": "black", "other pacific islander": "native hawaiian or other pacific islander",
+                               "hispanic": "some other race"})
     education = g.degree.map({
         "less than high school": "less than high school", "high school": "high school",
         "associate/junior college": "associate degree", "bachelor's": "bachelor's degree", "graduate": "graduate degree",
     })
     out = pd.DataFrame({
         "gss_year": g.year, "gss_id": g.id, "weight": g.wtssps, "age": g.age.astype(int),
-        "sex": g.sex, "race_ethnicity": race, "education": education,
+        "sex": g.sex, "race_ethnicity": race_ethnicity, "race": race,
+        "hispanic_origin": (race_ethnicity == "hispanic").map({True: "hispanic or latino", False: "not hispanic or latino"}), "education": education,
         "family_income": g.income16, "census_region": g.region.str.title(),
         "partyid": g.partyid, "polviews": g.polviews, "relig": g.relig,
     })

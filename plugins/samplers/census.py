@@ -70,6 +70,11 @@ IMPUTED_PROVENANCE = {
     "citizenship": "imputed into the seed by sex (B05003 ACS 2018) with race/ethnicity odds from DP02/DP05 ACS 2023",
     "household_income": "the GSS respondent's family income (income16) restated in 2018 dollars by CPI-U, over B19001's bands",
 }
+# attributes the seed tells in more detail than a control: the raked attribute they follow, and where the detail comes from
+SEED_DETAIL = {
+    "race": ("race_ethnicity", "race itself from the GSS respondent's racecen1; a Hispanic race answer counts as some other race"),
+    "hispanic_origin": ("race_ethnicity", "Hispanic or Latino of any race, as race_ethnicity"),
+}
 ALL_FIELDS = set(Persona.model_fields)  # model_construct is faster told every field is set
 TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
 
@@ -93,6 +98,8 @@ class Controls(dict):
         out = {a: f"census:{','.join(dict.fromkeys(t))} {self.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
         for attribute, how in IMPUTED_PROVENANCE.items():
             out[attribute] = f"{out[attribute]} ({how})" if attribute in out else f"census:{how}; not raked here"
+        for attribute, (raked, how) in SEED_DETAIL.items():
+            out[attribute] = f"{out[raked]} ({how})" if raked in out else f"survey:GSS 2018-2024 ({how}; not raked here)"
         return {**out, "state": f"census:{self.label} state"}
 
 
@@ -249,7 +256,8 @@ def build_seed() -> Seed:
     from the seed, as a seed's associations should.
     """
     rows = data.rows(SEED)
-    records = [{"age": int(r["age"]), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "education": r["education"]} for r in rows]
+    records = [{"age": int(r["age"]), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "race": r["race"],
+                "hispanic_origin": r["hispanic_origin"], "education": r["education"]} for r in rows]
     priors = {
         "marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
         "citizenship": (CITIZENSHIP, citizenship_prior(records)), "household_income": (HOUSEHOLD_INCOME, household_income_prior(rows)),
@@ -523,7 +531,8 @@ class CensusSampler(Sampler):
             return self
 
     def provides(self) -> set[str]:
-        return {"age", "sex", "race_ethnicity", "education", "marital_status", "employment_status", "citizenship", "household_income", "state"}
+        return {"age", "sex", "race_ethnicity", "race", "hispanic_origin", "education", "marital_status", "employment_status", "citizenship",
+                "household_income", "state"}
 
     @cached_property
     def state_codes(self) -> list[str]:

@@ -240,3 +240,18 @@ def test_gss_incomes_are_restated_in_2018_dollars():
     # 2023's dollars bought a fifth less: a 2024 respondent's $60,000-74,999 was $49,400-61,700 in 2018 dollars
     assert set(split[("2024", "$60,000 to $74,999")]) == {"$45,000 to $49,999", "$50,000 to $59,999", "$60,000 to $74,999"}
     assert "$125,000 to $149,999" not in split[("2018", "$170,000 or over")] and "$125,000 to $149,999" in split[("2024", "$170,000 or over")]
+
+
+def test_race_and_hispanic_origin_are_attributes_that_agree_with_the_raked_race_ethnicity():
+    sampler = CensusSampler(CensusSampler.Config(states=["TX"], per_state=5000))
+    personas = [p for batch in sampler.sample(np.random.default_rng(10), 1000) for p in batch]
+    for p in personas:
+        a = p.attributes
+        assert (a["hispanic_origin"] == "hispanic or latino") == (a["race_ethnicity"] == "hispanic")
+        if a["race_ethnicity"] in ("white", "black", "asian"):
+            assert a["race"] == a["race_ethnicity"]
+    hispanic = [p for p in personas if p.attributes["race_ethnicity"] == "hispanic"]
+    assert share(hispanic, "race", "white") + share(hispanic, "race", "some other race") > 0.8  # as B03002 finds for Hispanics
+    others = {p.attributes["race"] for p in personas if p.attributes["race_ethnicity"] == "other"}
+    assert others <= {"american indian or alaska native", "native hawaiian or other pacific islander", "some other race"} and others
+    assert personas[0].provenance["race"].startswith("census:B01001B/D/H/I") and "racecen1" in personas[0].provenance["race"]
