@@ -70,8 +70,9 @@ IMPUTED_PROVENANCE = {
     "citizenship": "imputed into the seed by sex (B05003 ACS 2018) with race/ethnicity odds from DP02/DP05 ACS 2023",
     "household_income": "the GSS respondent's family income (income16) restated in 2018 dollars by CPI-U, over B19001's bands",
 }
-# attributes the seed tells in more detail than a control: the raked attribute they follow, and where the detail comes from
+# attributes that follow a raked one: the raked attribute, and how they follow it
 SEED_DETAIL = {
+    "age_band": ("age", "the band of age: 18-29, 30-44, 45-64, 65+"),
     "race": ("race_ethnicity", "race itself from the GSS respondent's racecen1; a Hispanic race answer counts as some other race"),
     "hispanic_origin": ("race_ethnicity", "Hispanic or Latino of any race, as race_ethnicity"),
 }
@@ -256,7 +257,7 @@ def build_seed() -> Seed:
     from the seed, as a seed's associations should.
     """
     rows = data.rows(SEED)
-    records = [{"age": int(r["age"]), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "race": r["race"],
+    records = [{"age": int(r["age"]), "age_band": age_band(int(r["age"])), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "race": r["race"],
                 "hispanic_origin": r["hispanic_origin"], "education": r["education"]} for r in rows]
     priors = {
         "marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
@@ -531,7 +532,7 @@ class CensusSampler(Sampler):
             return self
 
     def provides(self) -> set[str]:
-        return {"age", "sex", "race_ethnicity", "race", "hispanic_origin", "education", "marital_status", "employment_status", "citizenship",
+        return {"age", "age_band", "sex", "race_ethnicity", "race", "hispanic_origin", "education", "marital_status", "employment_status", "citizenship",
                 "household_income", "state"}
 
     @cached_property
