@@ -451,12 +451,13 @@ def rake(seed_weights: np.ndarray, dimensions: list[Dimension], imputed: dict[st
     def misfit(dimension: Dimension, sums: np.ndarray) -> float:
         return float(np.max(np.abs(sums - dimension.targets) / np.maximum(dimension.targets, 1)))
 
-    for result.iterations in range(1, max_iterations + 1):
+    for iteration in range(1, max_iterations + 1):
         worst = 0.0  # measured on the sums each pass computes anyway: converged once no dimension needs adjusting
         for dimension in dimensions:
             sums = result.sums(dimension.codes, dimension.imputed, len(dimension.targets))
             worst = max(worst, misfit(dimension, sums))
             result.scale(dimension, np.divide(dimension.targets, sums, out=np.zeros_like(sums), where=sums > 0))
+        result.iterations = iteration
         if worst < tolerance:
             break
     result.max_error = max(misfit(d, result.sums(d.codes, d.imputed, len(d.targets))) for d in dimensions)
