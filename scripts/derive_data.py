@@ -333,7 +333,8 @@ def gss_seed() -> pd.DataFrame:
         "gss_year": g.year, "gss_id": g.id, "weight": g.wtssps, "age": g.age.astype(int),
         "sex": g.sex, "race_ethnicity": race_ethnicity, "race": race,
         "hispanic_origin": (race_ethnicity == "hispanic").map({True: "hispanic or latino", False: "not hispanic or latino"}), "education": education,
-        "family_income": g.income16, "census_region": g.region.str.title(),
+        "family_income": g.income16, "lives_alone": np.select([g.hompop == 1, g.hompop > 1], ["yes", "no"], "unknown"),
+        "census_region": g.region.str.title(),
         "partyid": g.partyid, "polviews": g.polviews, "relig": g.relig,
     })
     assert out.notna().all().all()

@@ -260,7 +260,7 @@ def build_seed() -> Seed:
     records = [{"age": int(r["age"]), "age_band": age_band(int(r["age"])), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "race": r["race"],
                 "hispanic_origin": r["hispanic_origin"], "education": r["education"]} for r in rows]
     priors = {
-        "marital_status": (MARITAL, marital_prior(records)), "employment_status": (EMPLOYMENT, employment_prior(records)),
+        "marital_status": (MARITAL, marital_prior(rows)), "employment_status": (EMPLOYMENT, employment_prior(records)),
         "citizenship": (CITIZENSHIP, citizenship_prior(records)), "household_income": (HOUSEHOLD_INCOME, household_income_prior(rows)),
     }
     return Seed(records, np.array([float(r["weight"]) for r in rows]), priors)
@@ -274,12 +274,18 @@ def household_income_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
     return np.array([shares[(r["gss_year"], r["family_income"])] for r in rows])
 
 
-def marital_prior(records: list[dict]) -> np.ndarray:
-    """P(marital status | sex, age capped at 85) among adults, ACS PUMS 2013-2017 (plugins/data/SOURCES.md)."""
+def marital_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
+    """P(marital status | sex, age capped at 85) among adults, ACS PUMS 2013-2017 (plugins/data/SOURCES.md).
+
+    A respondent who lives alone (GSS household size 1) has no spouse at home,
+    so is not married; raking then gives the married share to the others.
+    """
     shares: dict[tuple[str, int], np.ndarray] = {}
     for r in data.rows(MARITAL_SHARES):
         shares.setdefault((r["sex"], int(r["age"])), np.zeros(len(MARITAL)))[MARITAL.index(r["marital_status"])] = float(r["share"])
-    return np.array([shares[(r["sex"], min(int(r["age"]), 85))] for r in records])
+    prior = np.array([shares[(r["sex"], min(int(r["age"]), 85))] for r in rows])
+    prior[[r["lives_alone"] == "yes" for r in rows], MARITAL.index("married")] = 0.0
+    return normalised(prior)
 
 
 def national_shares(dimension: str) -> dict[str, float]:

@@ -255,3 +255,14 @@ def test_race_and_hispanic_origin_are_attributes_that_agree_with_the_raked_race_
     others = {p.attributes["race"] for p in personas if p.attributes["race_ethnicity"] == "other"}
     assert others <= {"american indian or alaska native", "native hawaiian or other pacific islander", "some other race"} and others
     assert personas[0].provenance["race"].startswith("census:B01001B/D/H/I") and "racecen1" in personas[0].provenance["race"]
+
+
+def test_nobody_who_lives_alone_is_imputed_married():
+    seed = CensusSampler(CensusSampler.Config(states=["VT"], per_state=1)).seed
+    marital = seed.imputed["marital_status"]
+    married = marital.categories.index("married")
+    alone = np.array([r["lives_alone"] == "yes" for r in data.rows("gss_seed.csv")])
+    groups_with_married = set(marital.pair_group[marital.category == married].tolist())
+    assert alone.sum() > 1000
+    assert not any(g in groups_with_married for g in marital.group[alone].tolist())
+    assert all(g in groups_with_married for g in marital.group[~alone & np.array([r["age"] >= 30 for r in seed.records])].tolist())
