@@ -4,9 +4,10 @@ Per state, the total variation distance between the personas' weighted
 distribution and the census controls, for every control table (sex x age
 band, race/ethnicity, education, sex x marital status, sex x age band x
 employment, sex x citizenship, citizenship x age band, household income; for
-citizens of voting age sex x citizenship, age band, education) and the one-way marginals of the
-multi-way tables; reported per table, as the per-state max and mean, and over all
-states. Large values mean unrealistic populations before any model speaks.
+citizens of voting age sex x citizenship, age band, education) and the
+one-way marginals of the multi-way tables; reported per table, as the
+per-state max and mean, and over all states. Large values mean unrealistic
+populations before any model speaks.
 """
 
 from __future__ import annotations
