@@ -154,7 +154,7 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
         rows += citizenship_controls(state_rows.set_index("variable").estimate, s.state, sex_age)
         households = households_by_income(state_rows)
         by_income = households * adults_per_household
-        rows += [(s.state, "B19001 x GSS", "household_income", band, n * total / by_income.sum()) for band, n in by_income.items()]
+        rows += [(s.state, "B19001 x DP02/DP03/DP05", "household_income", band, n * total / by_income.sum()) for band, n in by_income.items()]
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
@@ -195,7 +195,7 @@ def share_above(x: float, low: float, high: float | None, alpha: float) -> float
     return float(np.clip((high - x) / (high - low), 0.0, 1.0))
 
 
-def gss_household_income(seed: pd.DataFrame, national: pd.Series) -> pd.DataFrame:
+def gss_household_income(seed: pd.DataFrame, national: pd.Series) -> None:
     """P(B19001 band in 2018 dollars | GSS year, income16 label), written to gss_household_income.csv.
 
     The GSS asks for last year's family income in that year's dollars: each
@@ -216,19 +216,43 @@ def gss_household_income(seed: pd.DataFrame, national: pd.Series) -> pd.DataFram
     out = pd.DataFrame(rows)
     out["share"] /= out.groupby(["gss_year", "family_income"]).share.transform("sum")
     out.to_csv(OUT / "gss_household_income.csv", index=False, float_format="%.6f")
-    return out
 
 
-def adults_per_household(seed: pd.DataFrame, split: pd.DataFrame, national: pd.Series) -> pd.Series:
-    """Relative adults per household by income band: the GSS's weighted adults over B19001's households, nation-wide.
+# DP03's household income bands (2023 dollars): lower edge -> label
+DP03_INCOME = {
+    0: "Less than $10,000", 10_000: "$10,000 to $14,999", 15_000: "$15,000 to $24,999", 25_000: "$25,000 to $34,999",
+    35_000: "$35,000 to $49,999", 50_000: "$50,000 to $74,999", 75_000: "$75,000 to $99,999", 100_000: "$100,000 to $149,999",
+    150_000: "$150,000 to $199,999", 200_000: "$200,000 or more",
+}
 
-    B19001 counts households; personas are adults. A state's adults per band
-    are its households times this factor, so the state's departure from the
-    nation comes from B19001 and the nation's level from the GSS.
+
+def adults_per_household(p: pd.DataFrame) -> pd.Series:
+    """Adults per household in each B19001 band, nation-wide, from the ACS 2023 profiles (50 states summed).
+
+    B19001 counts households; personas are adults, and richer households hold
+    more of them. DP03 gives the income of all households and of families; the
+    rest are nonfamily households. Nonfamily households hold DP02's
+    householders living alone (1 adult) and the others (2 adults: roommates,
+    unmarried partners); family households hold the rest of the adults in
+    households (DP05's adults x DP02's share of people in households). A band's
+    adults per household is then its family and nonfamily households' mix.
+    Each B19001 band takes the DP03 band its midpoint falls in, in 2023 dollars.
     """
-    people = seed.merge(split, on=["gss_year", "family_income"])
-    adults = (people.weight * people.share).groupby(people.household_income).sum().reindex(national.index)
-    return (adults / adults.sum()) / (national / national.sum())
+    value = p.drop_duplicates(["state_abbr", "label"]).groupby("label").value.sum()
+    income = "Estimate!!INCOME AND BENEFITS (IN 2023 INFLATION-ADJUSTED DOLLARS)!!"
+    households = np.array([value[f"{income}Total households!!{b}"] for b in DP03_INCOME.values()])
+    families = np.array([value[f"{income}Families!!{b}"] for b in DP03_INCOME.values()])
+    nonfamily = households - families
+    by_type = "Estimate!!HOUSEHOLDS BY TYPE!!Total households!!"
+    alone = sum(value[f"{by_type}{sex} householder, no spouse/partner present!!Householder living alone"] for sex in ("Male", "Female"))
+    adults = value["Estimate!!SEX AND AGE!!Total population!!18 years and over"] * (
+        value["Estimate!!RELATIONSHIP!!Population in households"] / value["Estimate!!SEX AND AGE!!Total population"])
+    nonfamily_adults = alone + 2 * (nonfamily.sum() - alone)
+    per_band = ((adults - nonfamily_adults) / families.sum() * families + nonfamily_adults / nonfamily.sum() * nonfamily) / households
+    edges = list(INCOME_BANDS) + [np.inf]
+    midpoints = [low if high == np.inf else (low + high) / 2 for low, high in pairwise(edges)]
+    dp03 = [np.searchsorted(list(DP03_INCOME), m * CPI_U[2023] / CPI_U[2018], side="right") - 1 for m in midpoints]
+    return pd.Series(per_band[dp03], index=list(INCOME_BANDS.values()))
 
 
 EMPLOYMENT = {"In Armed Forces": "armed forces", "Employed": "employed", "Unemployed": "unemployed", "Not in labor force": "not in labor force"}
@@ -439,11 +463,10 @@ if __name__ == "__main__":
     st.to_csv(OUT / "states.csv", index=False)
     president(st)
     detailed = detailed_tables(st)
-    seed = gss_seed()
-    national = households_by_income(detailed)
-    census_controls(st, detailed, adults_per_household(seed, gss_household_income(seed, national), national))
-    pums_marital()
     profile = profiles()
+    gss_household_income(gss_seed(), households_by_income(detailed))
+    census_controls(st, detailed, adults_per_household(profile))
+    pums_marital()
     industry_targets(profile)
     employment_by_education(profile)
     foreign_born_by_race(profile)
