@@ -129,8 +129,9 @@ def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[st
         points = [(v["label"], v["metrics"][name]) for v in variants if name in v["metrics"]]
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * len(points))))
         for i, (_, m) in enumerate(points):
-            lo, hi = m["ci"] if m["ci"] else (m["value"], m["value"])
-            ax.errorbar(m["value"], i, xerr=[[m["value"] - lo], [hi - m["value"]]], fmt="o", color="#3465a4", capsize=3)
+            if m["ci"]:  # a percentile interval need not contain the estimate: drawn as it is, not as error bars around it
+                ax.plot(m["ci"], [i, i], "|-", color="#3465a4", markersize=8)
+            ax.plot(m["value"], i, "o", color="#3465a4")
         ax.set_yticks(range(len(points)), [label for label, _ in points])
         ax.invert_yaxis()
         ax.set(xlabel=name, title=f"{name} by variant (95% bootstrap interval)")
