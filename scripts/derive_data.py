@@ -238,7 +238,7 @@ def adults_per_household(p: pd.DataFrame) -> pd.Series:
     adults per household is then its family and nonfamily households' mix.
     Each B19001 band takes the DP03 band its midpoint falls in, in 2023 dollars.
     """
-    value = p.drop_duplicates(["state_abbr", "label"]).groupby("label").value.sum()
+    value = national_totals(p)
     income = "Estimate!!INCOME AND BENEFITS (IN 2023 INFLATION-ADJUSTED DOLLARS)!!"
     households = np.array([value[f"{income}Total households!!{b}"] for b in DP03_INCOME.values()])
     families = np.array([value[f"{income}Families!!{b}"] for b in DP03_INCOME.values()])
@@ -404,6 +404,11 @@ def industry_targets(p: pd.DataFrame) -> None:
     pd.DataFrame(rows).to_csv(OUT / "acs2023_industry_targets.csv", index=False, float_format="%.6f")
 
 
+def national_totals(p: pd.DataFrame) -> pd.Series:
+    """Each profile estimate summed over the 50 states (DP05 repeats a few rows, such as 18 years and over: counted once)."""
+    return p.drop_duplicates(["state_abbr", "label"]).groupby("label").value.sum()
+
+
 def profiles() -> pd.DataFrame:
     """ACS 2023 1-year state profile estimates (50 states, no DC) as numbers."""
     p = pd.read_csv(SHARED / "census/acs2023_1yr_state_profiles_long.csv.gz")
@@ -444,7 +449,7 @@ DP05_RACE = {
 
 def foreign_born_by_race(p: pd.DataFrame) -> None:
     """Share foreign-born per race/ethnicity, 50 states summed (DP02 world region of birth over DP05 race, ACS 2023)."""
-    value = p.groupby("label").value.sum()
+    value = national_totals(p)
     region = "Estimate!!WORLD REGION OF BIRTH OF FOREIGN-BORN!!Foreign-born population, excluding population born at sea!!"
     race = "Estimate!!HISPANIC OR LATINO AND RACE!!Total population"
     people = {r: value[race + suffix] for r, suffix in DP05_RACE.items()}
