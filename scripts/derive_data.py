@@ -168,6 +168,7 @@ INCOME_BANDS = {
     45_000: "$45,000 to $49,999", 50_000: "$50,000 to $59,999", 60_000: "$60,000 to $74,999", 75_000: "$75,000 to $99,999",
     100_000: "$100,000 to $124,999", 125_000: "$125,000 to $149,999", 150_000: "$150,000 to $199,999", 200_000: "$200,000 or more",
 }
+INCOME_EDGES = [*INCOME_BANDS, np.inf]
 # CPI-U, U.S. city average, all items, annual average (BLS series CUUR0000SA0); the GSS asks for last year's income
 CPI_U = {2017: 245.120, 2018: 251.107, 2020: 258.811, 2021: 270.970, 2023: 304.702}
 
@@ -204,12 +205,11 @@ def gss_household_income(seed: pd.DataFrame, national: pd.Series) -> None:
     over") follows a Pareto tail whose exponent makes the nation's share of
     $200,000+ among households over $150,000 what B19001 says.
     """
-    edges = list(INCOME_BANDS) + [np.inf]
     alpha = np.log(national.iloc[-1] / national.iloc[-2:].sum()) / np.log(150_000 / 200_000)
     rows = []
     for year, label in sorted(set(zip(seed.gss_year, seed.family_income))):
         low, high = (x * CPI_U[2018] / CPI_U[year - 1] if x is not None else None for x in income_range(label))
-        for (lower, upper), band in zip(pairwise(edges), INCOME_BANDS.values()):
+        for (lower, upper), band in zip(pairwise(INCOME_EDGES), INCOME_BANDS.values()):
             share = share_above(lower, low, high, alpha) - share_above(upper, low, high, alpha)
             if share > 1e-6:
                 rows.append({"gss_year": year, "family_income": label, "household_income": band, "share": share})
@@ -249,8 +249,7 @@ def adults_per_household(p: pd.DataFrame) -> pd.Series:
         value["Estimate!!RELATIONSHIP!!Population in households"] / value["Estimate!!SEX AND AGE!!Total population"])
     nonfamily_adults = alone + 2 * (nonfamily.sum() - alone)
     per_band = ((adults - nonfamily_adults) / families.sum() * families + nonfamily_adults / nonfamily.sum() * nonfamily) / households
-    edges = list(INCOME_BANDS) + [np.inf]
-    midpoints = [low if high == np.inf else (low + high) / 2 for low, high in pairwise(edges)]
+    midpoints = [low if high == np.inf else (low + high) / 2 for low, high in pairwise(INCOME_EDGES)]
     dp03 = [np.searchsorted(list(DP03_INCOME), m * CPI_U[2023] / CPI_U[2018], side="right") - 1 for m in midpoints]
     return pd.Series(per_band[dp03], index=list(INCOME_BANDS.values()))
 
