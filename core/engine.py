@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
 from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .registry import Registry
+from .schemas import schema_check
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .store import RunView, Store, dumps, now, sha256
 
@@ -257,10 +258,12 @@ class Engine:
         """Replies for requests, from the cache where possible, each distinct key asked once.
 
         Fresh replies are cached as soon as each chunk returns, so a crash never
-        loses a finished call; replies ``keep`` rejects (failures) are never cached.
+        loses a finished call; replies ``keep`` rejects (failures) are never cached,
+        and a cached one it rejects (kept by an older version) is asked again.
         Returns the replies in order and the keys that came from the cache.
         """
-        replies = {k: decode(v) for k, v in self.store.cached(keys).items()} if self.use_cache else {}
+        cached_replies = ((k, decode(v)) for k, v in self.store.cached(keys).items()) if self.use_cache else ()
+        replies = {k: reply for k, reply in cached_replies if keep(reply)}
         cached = set(replies)
         first_seen: dict[str, int] = {}
         for i, key in enumerate(keys):
@@ -280,13 +283,19 @@ class Engine:
 
     def generate(self, simulator: Simulator, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
                  json_schema: dict | None = None) -> list[str]:
-        """The simulator's text generation through the cache; an empty reply (it gave up) is not cached."""
+        """The simulator's text generation through the cache.
+
+        A reply that is empty (the backend gave up) or breaks ``json_schema`` is
+        returned for the enricher to judge but never cached: whatever a
+        backend's constrained decoding cannot enforce is checked here.
+        """
         request = {"model": simulator.identity(), "max_tokens": max_tokens, "temperature": temperature, "schema": json_schema}
         keys = [sha256(dumps({**request, "generate": p})) for p in prompts]
         texts, _ = self.through_cache(
             keys, prompts, lambda ps: simulator.generate(ps, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema),
             getattr(simulator, "chunk_size", 32), simulator.model,
-            encode=lambda t: json.dumps({"text": t}), decode=lambda raw: json.loads(raw)["text"], keep=bool,
+            encode=lambda t: json.dumps({"text": t}), decode=lambda raw: json.loads(raw)["text"],
+            keep=bool if json_schema is None else schema_check(json_schema),
         )
         return texts
 

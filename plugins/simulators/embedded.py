@@ -9,16 +9,27 @@ Answers are scored exactly: one forward pass per prompt, then the probability
 of every option label's tokens at the first answer position. Prompts are
 evaluated in order and the KV cache is kept for the longest shared prefix, so
 a persona's questions after the first cost only their own tokens.
+
+``generate`` with a JSON Schema decodes under a llama.cpp grammar built from
+it. llama-cpp-python's converter enforces types, enums, ``const``, required
+and additional properties, string ``minLength``/``maxLength``/``pattern`` and
+array ``minItems``/``maxItems`` but ignores numeric bounds; integer
+``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum`` are added
+here as a digit-range rule. Not enforced while decoding (the engine still
+validates every reply and never caches one that breaks its schema): bounds on
+``number``, ``multipleOf``, ``uniqueItems``, ``minProperties``/``maxProperties``,
+``not``/``if``/``then``, and integers of more than 15 digits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib.util
 import os
 import time
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +40,81 @@ from simrun import hookimpl
 from simrun.components import Simulator, StrictConfig
 from simrun.distributions import from_logprobs, from_samples
 from simrun.models import ModelAnswer, Prompt
+from simrun.schemas import bounded_integer, integer_bounds
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INTEGER_DIGITS = 15  # llama.cpp's own integer rule stops at 16 digits
+
+CharRanges = list[tuple[str, str]]  # one spelling: a character range per position, e.g. [("1", "1"), ("0", "2")] is 10..12
+
+
+def _same_length(low: str, high: str) -> list[CharRanges]:
+    """Spellings of the numbers from ``low`` to ``high``, two digit strings of one length."""
+    if len(low) == 1:
+        return [[(low, high)]]
+    if low[0] == high[0]:
+        return [[(low[0], low[0]), *rest] for rest in _same_length(low[1:], high[1:])]
+    tail = len(low) - 1
+    first, last = low[0], high[0]
+    spellings: list[CharRanges] = []
+    if low[1:] != "0" * tail:  # low's leading digit covers only part of its tail
+        spellings += [[(first, first), *rest] for rest in _same_length(low[1:], "9" * tail)]
+        first = chr(ord(first) + 1)
+    closing: list[CharRanges] = []
+    if high[1:] != "9" * tail:
+        closing = [[(last, last), *rest] for rest in _same_length("0" * tail, high[1:])]
+        last = chr(ord(last) - 1)
+    if first <= last:
+        spellings.append([(first, last), *[("0", "9")] * tail])
+    return spellings + closing
+
+
+def _naturals(low: int, high: int) -> list[CharRanges]:
+    spellings: list[CharRanges] = []
+    while low <= high:
+        top = min(high, 10 ** len(str(low)) - 1)  # the rest of low's digit count
+        spellings += _same_length(str(low), str(top))
+        low = top + 1
+    return spellings
+
+
+def integer_spellings(low: int | None, high: int | None) -> list[CharRanges]:
+    """Every integer from ``low`` to ``high`` (None: unbounded, up to 15 digits), written without leading zeros."""
+    biggest = 10**INTEGER_DIGITS - 1
+    low = -biggest if low is None else max(low, -biggest)
+    high = biggest if high is None else min(high, biggest)
+    negative = [[("-", "-"), *rest] for rest in _naturals(max(1, -high), -low)] if low < 0 else []
+    return negative + (_naturals(max(low, 0), high) if high >= 0 else [])
+
+
+def integer_rule(low: int | None, high: int | None) -> str:
+    """A GBNF rule body for the integers from ``low`` to ``high``, followed by llama.cpp's optional space."""
+    def spelled(ranges: CharRanges) -> str:
+        return " ".join(f'"{a}"' if a == b else f"[{a}-{b}]" for a, b in ranges)
+
+    return "(" + " | ".join(spelled(s) for s in integer_spellings(low, high)) + ") space"
+
+
+@cache
+def bounded_converter() -> type:
+    """llama-cpp-python's schema converter, with integer bounds made grammar rules."""
+    from llama_cpp.llama_grammar import RESERVED_NAMES, SchemaConverter
+
+    class BoundedConverter(SchemaConverter):
+        def visit(self, schema: dict[str, Any], name: str) -> str:
+            if bounded_integer(schema):
+                rule_name = name + "-" if name in RESERVED_NAMES else name or "root"
+                return self._add_rule(rule_name, integer_rule(*integer_bounds(schema)))
+            return super().visit(schema, name)
+
+    return BoundedConverter
+
+
+def json_grammar(schema: dict[str, Any]) -> str:
+    """The GBNF grammar of JSON that satisfies ``schema``, integer bounds included."""
+    converter = bounded_converter()(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter.visit(converter.resolve_refs(copy.deepcopy(schema), "schema"), "")  # it rewrites $refs in place
+    return converter.format_grammar()
 
 
 def bundled_model() -> Path:
@@ -187,12 +271,14 @@ class EmbeddedSimulator(Simulator):
         return answers
 
     def generate(self, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0, json_schema: dict[str, Any] | None = None) -> list[str]:
-        response_format = {"type": "json_object", "schema": json_schema} if json_schema else None
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string(json_grammar(json_schema), verbose=False) if json_schema else None
         out = []
         for prompt in prompts:
             result = self.llm.create_chat_completion(
                 messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
-                temperature=temperature, seed=0, response_format=response_format,
+                temperature=temperature, seed=0, grammar=grammar,
             )
             out.append(result["choices"][0]["message"]["content"] or "")
         return out

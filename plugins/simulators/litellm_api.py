@@ -11,6 +11,17 @@ exponential backoff on timeouts, 429s, 5xx answers and malformed replies.
 log-probabilities; ``mode: samples`` asks ``samples`` times and counts (for
 providers without log-probabilities; ``samples: 1, temperature: 0.95`` is the
 seed paper's setting).
+
+``generate`` with a JSON Schema asks for structured output and checks every
+reply against the whole schema, asking again (up to ``max_retries``) when it
+breaks it. What is enforced while decoding is the server's: OpenAI and vLLM
+(``structured_output: json_schema``) enforce enums, string lengths, array
+sizes and numeric bounds; llama-cpp-python's server (``json_object``)
+ignores numeric bounds, so there each integer bounded on both sides with at
+most 256 values is sent as the equivalent enum. Left to the check after
+decoding: what the server's grammar cannot express (for llama-cpp-python's
+server: one-sided or wider integer bounds, bounds on numbers, ``multipleOf``,
+``uniqueItems``).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from simrun import hookimpl
 from simrun.components import Simulator, StrictConfig
 from simrun.distributions import from_logprobs, from_samples
 from simrun.models import ModelAnswer, Prompt, failed_answer
+from simrun.schemas import bounded_integers_as_enums
 
 
 class MalformedReply(Exception):
@@ -115,7 +127,7 @@ class LiteLLMSimulator(Simulator):
         structured_output: Literal["json_schema", "json_object", "none"] = Field(
             "json_schema",
             description="How generate() asks for JSON: OpenAI's json_schema (OpenAI, vLLM), json_object with a "
-            "schema (llama-cpp-python's server), or none (validate and retry only).",
+            "schema (llama-cpp-python's server; bounded integers sent as enums), or none (validate and retry only).",
         )
         extra: dict[str, Any] = Field(default_factory=dict, description="Passed to litellm.acompletion as is.")
 
@@ -221,7 +233,7 @@ class LiteLLMSimulator(Simulator):
         if structured == "json_schema":
             params["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema}}
         elif structured == "json_object":
-            params["response_format"] = {"type": "json_object", "schema": json_schema}
+            params["response_format"] = {"type": "json_object", "schema": bounded_integers_as_enums(json_schema)}
 
         def read(response: Any) -> str:
             text = message_text(response)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from bounded_schema import BOUNDED_SCHEMA, TEMPTING_PROMPTS
 from conftest import EXAMPLE
 from servers import FaultProxy, start_llama_server
 from simrun.engine import Engine
@@ -120,6 +121,17 @@ def test_generate_returns_schema_valid_json_after_a_garbage_reply(server):
         proxy.close()
     assert isinstance(json.loads(text)["hobby"], str)
     assert sim.stats()["retries"] == 1 and proxy.faults == ["garbage"]
+
+
+def test_generate_keeps_every_bound_on_llama_cpp_server_first_time(server):
+    """llama-cpp-python's server ignores integer bounds; sent as enums they hold without a single retry."""
+    import jsonschema
+
+    sim = simulator(server, structured_output="json_object", max_retries=0)
+    replies = sim.generate(TEMPTING_PROMPTS, max_tokens=160, json_schema=BOUNDED_SCHEMA)
+    for reply in replies:
+        jsonschema.validate(json.loads(reply), BOUNDED_SCHEMA)
+    assert sim.stats() == {"requests": len(TEMPTING_PROMPTS)}
 
 
 def test_generate_gives_up_with_an_empty_text_when_replies_never_fit(server):

@@ -5,6 +5,8 @@ import json
 import jsonschema
 import pytest
 
+from bounded_schema import BOUNDED_SCHEMA, TEMPTING_PROMPTS
+
 from simrun.models import Prompt
 from simrun.plugins.simulators.embedded import EmbeddedSimulator
 from simrun.plugins.simulators.vllm_offline import VLLMSimulator
@@ -47,3 +49,9 @@ def test_structured_generation_returns_schema_valid_json(vllm_sim):
     replies = vllm_sim.generate([f"Describe this person as JSON:\n{p}" for p in PERSONAS], max_tokens=64, json_schema=schema)
     for reply in replies:
         jsonschema.validate(json.loads(reply), schema)
+
+
+def test_structured_generation_keeps_integer_bounds_lengths_enums_and_array_sizes(vllm_sim):
+    replies = vllm_sim.generate(TEMPTING_PROMPTS, max_tokens=160, json_schema=BOUNDED_SCHEMA)
+    for reply in replies:
+        jsonschema.validate(json.loads(reply), BOUNDED_SCHEMA)
