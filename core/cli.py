@@ -17,6 +17,7 @@ from rich.table import Table
 from . import __version__
 from .compare import compare
 from .engine import ALL_STRATA, Engine, PlanError, build_pipeline, progress_bar
+from .models import INVALID_THRESHOLD
 from .sweep import plan_sweep, run_sweep
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
@@ -51,6 +52,11 @@ def common(fn: Callable) -> Callable:
 overrides_option = click.option(
     "--set", "overrides", multiple=True, metavar="PATH=VALUE",
     help="Override a scenario field, e.g. --set sampler.with.per_state=5 (repeatable; VALUE is YAML).",
+)
+
+invalid_threshold_option = click.option(
+    "--invalid-threshold", default=INVALID_THRESHOLD, show_default=True, type=click.FloatRange(0, 1),
+    help="Mark an enrichment step (e.g. an LLM tier) whose output was invalid for more than this share of personas.",
 )
 
 
@@ -178,6 +184,8 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
     fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
     ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
+    label = lambda v: escape(v["label"]) + "".join(f" [red](! {escape(o['step'])} {o['share']:.0%} invalid)[/]"  # noqa: E731
+                                                  for o in v["invalid_outputs"] if o["mostly_failed"])
     for name in names:
         table = Table("variant", "value", "95% interval", f"difference from {escape(baseline)}", "95% interval", title=escape(name))
         rows = sorted(result["variants"], key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)))
@@ -185,19 +193,30 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
             m = v["metrics"].get(name)
             if m is None:
                 continue
-            table.add_row(escape(v["label"]), fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
+            table.add_row(label(v), fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
         console.print(table)
     console.print(f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference.")
     if result["smallest_stratum"] < 2:
         console.print("[yellow]a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum[/]")
     if result["no_interval"]:
         console.print(f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares")
+    for v in result["variants"]:
+        for output in v["invalid_outputs"]:
+            if output["mostly_failed"]:
+                console.print(f"[red]{escape(v['label'])}: {escape(invalid_summary(output))}. Over "
+                              f"{result['invalid_threshold']:.0%}: its differences measure the failure, not the step.[/]")
 
 
-def comparison(store: Store, registry: Registry, sweep_id: str, reps: int, not_found: str) -> dict[str, Any]:
+def invalid_summary(output: dict[str, Any]) -> str:
+    return (f"{output['step']} wrote nothing usable for {output['invalid']} of {output['personas']} personas "
+            f"({output['share']:.0%}), most often {output['reason']} ({output['reason_count']})")
+
+
+def comparison(store: Store, registry: Registry, sweep_id: str, reps: int, not_found: str,
+               invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
     """compare(), with its errors said to the user."""
     try:
-        return compare(store, registry, sweep_id, reps=reps)
+        return compare(store, registry, sweep_id, reps=reps, invalid_threshold=invalid_threshold)
     except KeyError:
         fail(not_found)
     except ValueError as exc:
@@ -209,10 +228,18 @@ def comparison(store: Store, registry: Registry, sweep_id: str, reps: int, not_f
 @click.option("--metric", "wanted", multiple=True, help="Only this metric (e.g. election or election.mae_points); repeatable.")
 @click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@invalid_threshold_option
 @common
-def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: bool, db_path: str, registry: Registry) -> None:
-    """Compare a sweep's variants: each metric with a bootstrap interval and its difference from the baseline."""
-    result = comparison(Store(db_path), registry, sweep_id, reps, f"no sweep '{sweep_id}' in {db_path}")
+def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: bool, invalid_threshold: float, db_path: str,
+                    registry: Registry) -> None:
+    """Compare a sweep's variants: each metric with a bootstrap interval and its difference from the baseline.
+
+    A variant whose enrichment step (e.g. an LLM tier) wrote nothing usable for
+    more than --invalid-threshold of its personas is marked, with the share and
+    the most common reason: its difference from the baseline measures the
+    failure, not the step.
+    """
+    result = comparison(Store(db_path), registry, sweep_id, reps, f"no sweep '{sweep_id}' in {db_path}", invalid_threshold)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -274,7 +301,7 @@ def runs(as_json: bool, db_path: str, registry: Registry) -> None:
     console.print(table)
 
 
-def run_summary(store: Store, run_id: str) -> dict[str, Any]:
+def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
     record = store.run(run_id)
     metrics = store.metrics(run_id)
     per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
@@ -292,7 +319,8 @@ def run_summary(store: Store, run_id: str) -> dict[str, Any]:
         "seed": record["seed"], "created_at": record["created_at"], "finished_at": record["finished_at"],
         "timings": json.loads(record["timings"] or "{}"), "components": json.loads(record["components"]),
         "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
-        "counts": store.counts(run_id), "metrics": overall, "metrics_by_stratum": dict(per_stratum),
+        "counts": store.counts(run_id), "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
+        "metrics": overall, "metrics_by_stratum": dict(per_stratum),
         "shares": questions,
     }
 
@@ -302,8 +330,8 @@ def number(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def print_run(store: Store, run_id: str) -> None:
-    summary = run_summary(store, run_id)
+def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> None:
+    summary = run_summary(store, run_id, invalid_threshold)
     console.print(f"[bold]run {summary['id']}[/] {summary['name']} - {summary['status']}")
     if summary["error"]:
         console.print(f"[red]{escape(summary['error'])}[/]")
@@ -312,6 +340,9 @@ def print_run(store: Store, run_id: str) -> None:
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
     if summary["simulator_stats"]:
         console.print(f"simulator: {summary['simulator_stats']}")
+    for output in summary["invalid_outputs"]:
+        style, note = ("red", f" (over {invalid_threshold:.0%}: this step's effect is not measured)") if output["mostly_failed"] else ("yellow", "")
+        console.print(f"[{style}]{escape(invalid_summary(output))}{note}[/]")
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})
@@ -336,18 +367,19 @@ def print_run(store: Store, run_id: str) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@invalid_threshold_option
 @common
-def show(run_id: str, as_json: bool, db_path: str, registry: Registry) -> None:
-    """Show one run: components, counts, answer shares and metrics."""
+def show(run_id: str, as_json: bool, invalid_threshold: float, db_path: str, registry: Registry) -> None:
+    """Show one run: components, counts, enrichment steps that wrote nothing usable, answer shares and metrics."""
     store = Store(db_path)
     try:
-        summary = run_summary(store, run_id)
+        summary = run_summary(store, run_id, invalid_threshold)
     except KeyError:
         fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        print_run(store, run_id)
+        print_run(store, run_id, invalid_threshold)
 
 
 @cli.command()
@@ -417,21 +449,24 @@ def sample_command(scenario: str, overrides: tuple[str, ...], output: str, fmt: 
 @click.argument("run_or_sweep_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The HTML file to write.")
 @click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples (sweeps).")
+@invalid_threshold_option
 @common
-def report(run_or_sweep_id: str, output: str, reps: int, db_path: str, registry: Registry) -> None:
+def report(run_or_sweep_id: str, output: str, reps: int, invalid_threshold: float, db_path: str, registry: Registry) -> None:
     """Write one self-contained HTML page for a run (or a sweep) with its plots and tables.
 
     A run with the election metric gets simulated vs real share by state and
     the error per state; a sweep gets each metric per variant with bootstrap
-    intervals and the per-state error of every variant.
+    intervals and the per-state error of every variant. Enrichment steps that
+    wrote nothing usable for more than --invalid-threshold of the personas are
+    named at the top, and their variants marked.
     """
     from .report import run_report, sweep_report
 
     store = Store(db_path)
     try:
-        page = run_report(store, run_summary(store, run_or_sweep_id))
+        page = run_report(store, run_summary(store, run_or_sweep_id, invalid_threshold))
     except KeyError:
-        result = comparison(store, registry, run_or_sweep_id, reps, f"no run or sweep '{run_or_sweep_id}' in {db_path}")
+        result = comparison(store, registry, run_or_sweep_id, reps, f"no run or sweep '{run_or_sweep_id}' in {db_path}", invalid_threshold)
         per_state = {v["label"]: run_summary(store, v["run_id"])["metrics_by_stratum"] for v in result["variants"]}
         page = sweep_report(result, per_state)
     Path(output).write_text(page)

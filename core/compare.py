@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .engine import ALL_STRATA, build_pipeline
+from .models import INVALID_THRESHOLD
 from .registry import Registry
 from .scenario import validate_data
 from .store import Store
@@ -92,7 +93,14 @@ def overall(store: Store, run_id: str) -> dict[str, float]:
     return {f"{m['metric']}.{m['name']}": m["value"] for m in store.metrics(run_id) if not m["stratum"]}
 
 
-def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, seed: int = 0) -> dict[str, Any]:
+def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, seed: int = 0,
+            invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
+    """Every variant's metrics with intervals and differences, and the enrichment steps that wrote nothing usable.
+
+    A variant with a step whose output was invalid for more than
+    ``invalid_threshold`` of its personas is marked ``mostly_failed``: its
+    difference from the baseline then measures the failure, not the step.
+    """
     sweep = store.sweep(sweep_id)
     labels: list[str] = json.loads(sweep["variants"])
     runs = store.sweep_runs(sweep_id)
@@ -154,6 +162,9 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
             base = base_point.get(name)
             diff = value - base if value is not None and base is not None else None  # None: no data (NaN is stored as NULL)
             metrics_out[name] = {"value": value, "ci": interval(reps_v), "diff": diff, "diff_ci": diff_ci}
-        variants.append({"label": label, "run_id": runs[label]["id"], "paired": paired, "metrics": metrics_out})
+        invalid = [o.model_dump() for o in store.invalid_outputs(runs[label]["id"], invalid_threshold)]
+        variants.append({"label": label, "run_id": runs[label]["id"], "paired": paired, "metrics": metrics_out, "invalid_outputs": invalid,
+                         "mostly_failed": [o["step"] for o in invalid if o["mostly_failed"]]})
     return {"sweep": sweep_id, "name": sweep["name"], "ablation": json.loads(sweep["ablation"]), "baseline": baseline,
-            "reps": reps, "variants": variants, "no_interval": sorted(no_interval), "smallest_stratum": smallest}
+            "reps": reps, "variants": variants, "no_interval": sorted(no_interval), "smallest_stratum": smallest,
+            "invalid_threshold": invalid_threshold}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 OPTION_LABELS = string.ascii_uppercase
+INVALID_THRESHOLD = 0.10  # show, compare and report mark a step that wrote nothing usable for more personas than this
 
 
 class Persona(BaseModel):
@@ -27,6 +28,49 @@ class Persona(BaseModel):
         """Set an attribute and record which data or model it came from."""
         self.attributes[name] = value
         self.provenance[name] = source
+
+    def mark_invalid(self, step: str, reason: str, source: str, detail: str = "", reply: str = "") -> None:
+        """Record that ``step`` (e.g. an enricher's tier) wrote nothing usable for this persona.
+
+        ``reason`` groups failures ("out of schema at household_size: maximum"),
+        so ``show``, ``compare`` and ``report`` can name the most common one;
+        ``detail`` and the start of the ``reply`` say what exactly went wrong.
+        Kept as the hidden attribute ``_<step>_invalid``, never shown in prompts.
+        """
+        self.set(invalid_key(step), {"reason": reason, "detail": detail, "reply": reply[:500]}, source)
+
+
+INVALID_PREFIX, INVALID_SUFFIX = "_", "_invalid"
+
+
+def invalid_key(step: str) -> str:
+    return f"{INVALID_PREFIX}{step}{INVALID_SUFFIX}"
+
+
+class InvalidOutput(BaseModel):
+    """How many of a run's personas one enrichment step wrote nothing usable for, and the most common reason."""
+
+    step: str
+    invalid: int = Field(ge=0)
+    personas: int = Field(ge=0)
+    reason: str
+    reason_count: int = Field(ge=0)
+    threshold: float = Field(INVALID_THRESHOLD, ge=0, le=1)
+
+    @computed_field
+    @property
+    def share(self) -> float:
+        return self.invalid / self.personas if self.personas else 0.0
+
+    @computed_field
+    @property
+    def mostly_failed(self) -> bool:
+        """More personas than ``threshold`` got nothing usable from this step: its effect is not measured."""
+        return self.share > self.threshold
+
+    def summary(self) -> str:
+        return (f"{self.step} wrote nothing usable for {self.invalid} of {self.personas} personas ({self.share:.0%}); "
+                f"most often {self.reason} ({self.reason_count})")
 
 
 class Question(BaseModel):

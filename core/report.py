@@ -19,7 +19,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;display:block;margin:1em 0}
-.meta{color:#555}
+.meta{color:#555}.warn{color:#a40000;font-weight:600}
 """
 
 
@@ -99,11 +99,24 @@ def group_plot(per_stratum: dict[str, dict[str, float]]) -> list[str]:
     return [_img(_png(fig), "representativeness by group")]
 
 
+def invalid_notes(label: str, outputs: list[dict[str, Any]]) -> list[str]:
+    """One paragraph per enrichment step that wrote nothing usable for some personas; a warning when it is over the threshold."""
+    return [f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>{html.escape(label)}{html.escape(o['step'])} wrote nothing usable for "
+            f"{o['invalid']} of {o['personas']} personas ({o['share']:.0%}), most often {html.escape(o['reason'])} ({o['reason_count']})"
+            f"{'; over the threshold: this step&#39;s effect is not measured' if o['mostly_failed'] else ''}.</p>" for o in outputs]
+
+
+def marked(variant: dict[str, Any]) -> str:
+    """A variant's label, with each step that mostly failed."""
+    return variant["label"] + "".join(f" (! {o['step']} {o['share']:.0%} invalid)" for o in variant["invalid_outputs"] if o["mostly_failed"])
+
+
 def run_report(store: Store, summary: dict[str, Any]) -> str:
     per_stratum = summary["metrics_by_stratum"]
     parts = [f"<h1>simrun run {html.escape(summary['id'])}: {html.escape(summary['name'])}</h1>",
              f"<p class='meta'>status {summary['status']} · created {summary['created_at']} · finished {summary['finished_at'] or '-'} · "
-             f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · seed {summary['seed']}</p>"]
+             f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · seed {summary['seed']}</p>",
+             *invalid_notes("", summary["invalid_outputs"])]
     parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [[k, v] for k, v in summary["metrics"].items()])]
     plots = election_plots(per_stratum) + group_plot(per_stratum)
     if plots:
@@ -125,8 +138,9 @@ def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[st
     parts = [f"<h1>simrun sweep {html.escape(result['sweep'])}: {html.escape(result['name'])}</h1>",
              f"<p class='meta'>{len(variants)} variants · baseline {html.escape(result['baseline'])} · "
              f"{result['reps']} bootstrap resamples · ablation {html.escape(json.dumps(result['ablation']))}</p>"]
+    parts += [note for v in variants for note in invalid_notes(f"{v['label']}: ", [o for o in v["invalid_outputs"] if o["mostly_failed"]])]
     for name in names:
-        points = [(v["label"], v["metrics"][name]) for v in variants if name in v["metrics"]]
+        points = [(marked(v), v["metrics"][name]) for v in variants if name in v["metrics"]]
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * len(points))))
         for i, (_, m) in enumerate(points):
             if m["ci"]:  # a percentile interval need not contain the estimate: drawn as it is, not as error bars around it

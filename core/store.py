@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .models import Answer, Persona, Question
+from .models import INVALID_PREFIX, INVALID_SUFFIX, INVALID_THRESHOLD, Answer, InvalidOutput, Persona, Question
 
 WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
 Migration = Callable[[sqlite_utils.Database], None]
@@ -367,6 +367,24 @@ class Store:
         return list(
             self.db["metrics"].rows_where("run_id = ?", [run_id], order_by="metric, name, stratum")
         )
+
+    def invalid_outputs(self, run_id: str, threshold: float = INVALID_THRESHOLD) -> list[InvalidOutput]:
+        """Per enrichment step, the personas it wrote nothing usable for (``Persona.mark_invalid``), most first."""
+        rows = self.db.query(
+            "select j.key, j.type, j.value, count(*) as n from personas p, json_each(p.attributes) j"
+            " where p.run_id = ? and j.key like ? escape '\\' group by j.key, j.value", [run_id, "\\__%\\_invalid"])
+        reasons: dict[str, dict[str, int]] = {}
+        for row in rows:
+            step = row["key"].removeprefix(INVALID_PREFIX).removesuffix(INVALID_SUFFIX)
+            # runs logged before reasons were recorded apart keep "error: reply" as one string
+            reason = json.loads(row["value"]).get("reason", "") if row["type"] == "object" else str(row["value"]).split(": {")[0][:120]
+            by_reason = reasons.setdefault(step, {})
+            by_reason[reason] = by_reason.get(reason, 0) + row["n"]
+        personas = self.db["personas"].count_where("run_id = ?", [run_id]) if reasons else 0
+        outputs = [InvalidOutput(step=step, invalid=sum(counts.values()), personas=personas, reason=reason, reason_count=count,
+                                 threshold=threshold)
+                   for step, counts in reasons.items() for reason, count in [max(counts.items(), key=lambda rc: (rc[1], rc[0]))]]
+        return sorted(outputs, key=lambda o: (-o.invalid, o.step))
 
     def counts(self, run_id: str) -> dict[str, int]:
         return {

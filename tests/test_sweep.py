@@ -141,3 +141,34 @@ def test_compare_survives_metrics_without_data(registry, tmp_path):
     polarity = result["variants"][1]["metrics"]["persona_text.sentiment_polarity"]
     assert polarity == {"value": None, "ci": None, "diff": None, "diff_ci": None}
     assert result["no_interval"] == ["persona_text"] and result["smallest_stratum"] == 12
+
+
+def test_a_tier_that_wrote_nothing_is_marked_in_show_compare_and_report(invoke, tmp_path):
+    """The instant simulator's text is not JSON: the objective tier fails for every persona, and every view says so."""
+    db = tmp_path / "t.db"
+    tiers = ("ablation={use: swap, with: {field: enrichers, baseline: meta, options: "
+             "{meta: [{use: generation}], objective: [{use: generation}, {use: objective_tabular, with: {attempts: 1}}]}}}")
+    result = invoke("sweep", str(SWEEP), "--quiet", "--set", tiers, db=db)
+    assert result.exit_code == 0, result.output
+    sweep_id = result.output.strip()
+    compared = json.loads(invoke("compare", sweep_id, "--json", "--reps", "20", db=db).output)
+    by_label = {v["label"]: v for v in compared["variants"]}
+    assert by_label["meta"]["invalid_outputs"] == [] and by_label["meta"]["mostly_failed"] == []
+    [failed] = by_label["objective"]["invalid_outputs"]
+    assert failed == {"step": "objective", "invalid": 24, "personas": 24, "reason": "not JSON", "reason_count": 24,
+                      "threshold": 0.1, "share": 1.0, "mostly_failed": True}
+    text = " ".join(invoke("compare", sweep_id, "--reps", "20", db=db).output.split())
+    assert text.count("(!") == 1 and "100%" in text  # the variant's row is marked (the table wraps it)
+    assert "objective: objective wrote nothing usable for 24 of 24 personas (100%), most often not JSON (24)" in text
+    lenient = " ".join(invoke("compare", sweep_id, "--reps", "20", "--invalid-threshold", "1", db=db).output.split())
+    assert "(! objective" not in lenient
+
+    shown = " ".join(invoke("show", by_label["objective"]["run_id"], db=db).output.split())
+    assert "objective wrote nothing usable for 24 of 24 personas (100%), most often not JSON (24) (over 10%" in shown
+    assert "wrote nothing usable" not in invoke("show", by_label["meta"]["run_id"], db=db).output
+
+    out = tmp_path / "sweep.html"
+    assert invoke("report", sweep_id, "-o", str(out), "--reps", "20", db=db).exit_code == 0
+    page = out.read_text()
+    assert "<p class='warn'>objective: objective wrote nothing usable for 24 of 24 personas (100%)" in page
+    assert "objective (! objective 100% invalid)" in page

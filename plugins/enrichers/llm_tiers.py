@@ -7,8 +7,10 @@ The paper finds that the more of a persona a model writes, the further the
 simulated population drifts (left, positive, subjective); these plugins make
 that measurable: every attribute they write carries provenance
 ``llm:<model>``, and a reply that is not valid after ``attempts`` tries is
-kept, with its raw text, as ``_<tier>_invalid`` (never shown in prompts,
-counted by the persona_text metric) rather than dropped or crashing the run.
+kept, with its reason and raw text, as ``_<tier>_invalid``
+(``Persona.mark_invalid``: never shown in prompts, counted by the
+persona_text metric, named by ``show``, ``compare`` and ``report``) rather
+than dropped or crashing the run.
 Prompts are templates a scenario can override (``{persona}``, ``{schema}``).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jsonschema
 from pydantic import Field
@@ -80,6 +82,16 @@ RETRY_NOTE = "\n\nYour previous reply was not usable ({error}). Reply again{form
 DEFAULT_RULES = "consistency_rules.yaml"
 
 
+class Unusable(NamedTuple):
+    """Why a reply could not be used: a ``reason`` alike replies share, and the ``detail`` of this one."""
+
+    reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+
 def persona_table(persona: Persona) -> str:
     return "\n".join(f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
                      for k, v in persona.attributes.items() if not k.startswith("_"))
@@ -115,7 +127,7 @@ class Tier(Enricher):
     def rules(self) -> list[Rule]:
         return self.config.rules if self.config.rules is not None else load_rules(data.path(DEFAULT_RULES))
 
-    def parse(self, text: str) -> dict[str, Any] | str:
+    def parse(self, text: str) -> dict[str, Any] | Unusable:
         """The attributes a reply writes, or why it is unusable."""
         raise NotImplementedError
 
@@ -127,7 +139,7 @@ class Tier(Enricher):
         base = {p.id: self.prompt(p) for p in batch}
         prompts = dict(base)
         pending = {p.id: p for p in batch}
-        unusable: dict[int, tuple[str, str]] = {}
+        unusable: dict[int, tuple[str, Unusable]] = {}
         broken: dict[int, tuple[dict[str, Any], list[Rule]]] = {}
         regenerated: dict[int, set[str]] = {}
         for attempt in range(1, self.config.attempts + 1):
@@ -138,7 +150,7 @@ class Tier(Enricher):
                                        temperature=self.config.temperature, json_schema=self.json_schema)
             for pid, text in zip(ids, replies):
                 written = self.parse(text)
-                if isinstance(written, str):
+                if isinstance(written, Unusable):
                     unusable[pid] = (text, written)
                     prompts[pid] = base[pid] + RETRY_NOTE.format(error=written, form=self.reply_form)
                     continue
@@ -158,7 +170,7 @@ class Tier(Enricher):
                 self.accept(persona, *broken[pid], provenance)
             else:
                 text, error = unusable[pid]
-                persona.set(f"_{self.tier}_invalid", f"{error}: {text[:500]}", provenance)
+                persona.mark_invalid(self.tier, error.reason, provenance, detail=error.detail, reply=text)
         by_id = {p.id: p for p in batch}
         for pid, rule_ids in regenerated.items():
             by_id[pid].set(f"_{self.tier}_regenerated", sorted(rule_ids), "rules")
@@ -176,16 +188,17 @@ class TableTier(Tier):
 
     reply_form = ", with a JSON object only"
 
-    def parse(self, text: str) -> dict[str, Any] | str:
+    def parse(self, text: str) -> dict[str, Any] | Unusable:
         if not text.strip():
-            return "empty reply"
+            return Unusable("empty reply")
         try:
             value = json.loads(text)
             jsonschema.validate(value, self.json_schema)
         except json.JSONDecodeError as exc:
-            return f"not JSON: {exc.msg}"
+            return Unusable("not JSON", exc.msg)
         except jsonschema.ValidationError as exc:
-            return f"out of schema: {exc.message[:200]}"
+            where = "/".join(map(str, exc.absolute_path)) or "the top level"
+            return Unusable(f"out of schema at {where}: {exc.validator}", exc.message[:200])
         return value
 
 
@@ -220,9 +233,9 @@ class Descriptive(Tier):
     provides = frozenset({"description"})
     uses = frozenset(OBJECTIVE_SCHEMA["properties"]) | frozenset(SUBJECTIVE_SCHEMA["properties"])
 
-    def parse(self, text: str) -> dict[str, Any] | str:
+    def parse(self, text: str) -> dict[str, Any] | Unusable:
         text = text.strip()
-        return {"description": text} if len(text) >= 20 else "empty or too short"
+        return {"description": text} if len(text) >= 20 else Unusable("empty or too short")
 
 
 @hookimpl

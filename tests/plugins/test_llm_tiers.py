@@ -49,15 +49,16 @@ def test_a_malformed_reply_is_asked_again_with_the_reason():
     assert len(script.prompts) == 2 and "not usable (not JSON" in script.prompts[1][0]
 
 
-@pytest.mark.parametrize("reply,reason", [
-    (json.dumps({**GOOD, "industry": "space piracy"}), "out of schema"),
-    ("I'm sorry, I can't help with describing real people.", "not JSON"),
-    ("", "empty reply"),
+@pytest.mark.parametrize("reply,reason,detail", [
+    (json.dumps({**GOOD, "industry": "space piracy"}), "out of schema at industry: enum", "'space piracy' is not one of"),
+    (json.dumps({**GOOD, "household_size": 30}), "out of schema at household_size: maximum", "30 is greater than the maximum of 12"),
+    ("I'm sorry, I can't help with describing real people.", "not JSON", "Expecting value"),
+    ("", "empty reply", ""),
 ])
-def test_replies_that_never_fit_are_recorded_not_dropped(reply, reason):
-    batch = ObjectiveTabular(ObjectiveTabular.Config(attempts=2)).enrich(personas(1), context(Script(reply)))
+def test_replies_that_never_fit_are_recorded_not_dropped(reply, reason, detail):
+    batch = ObjectiveTabular(ObjectiveTabular.Config(attempts=2)).enrich(personas(2), context(Script(reply)))
     recorded = batch[0].attributes["_objective_invalid"]
-    assert recorded.startswith(reason) and reply[:30] in recorded
+    assert recorded["reason"] == reason and recorded["detail"].startswith(detail) and recorded["reply"] == reply
     assert "occupation" not in batch[0].attributes
 
 
@@ -69,7 +70,7 @@ def test_subjective_and_descriptive_tiers():
     [p] = Descriptive().enrich([p], context(Script("I am a cheerful nurse from Ohio who loves my garden.")))
     assert p.attributes["description"].startswith("I am a cheerful") and p.provenance["description"] == "llm:scripted"
     [q] = Descriptive().enrich(personas(1), context(Script("  ")))
-    assert "description" not in q.attributes and q.attributes["_descriptive_invalid"].startswith("empty")
+    assert "description" not in q.attributes and q.attributes["_descriptive_invalid"]["reason"] == "empty or too short"
 
 
 def test_persona_text_metric_by_hand():
@@ -109,6 +110,38 @@ def test_engine_caches_generation_but_not_failures(registry, tmp_path):
     assert sim.calls == 3  # the repeated prompt is asked once
     assert engine.generate(sim, ["a", "b", "fail"]) == ["A", "B", ""]
     assert sim.calls == 4  # only the failure is asked again
+
+
+def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
+    from simrun.engine import Engine
+    from simrun.store import Store
+
+    class Sizes:
+        model, name, chunk_size = "sizes", "sizes", 8
+
+        def __init__(self, size):
+            self.size, self.calls = size, 0
+
+        def identity(self):
+            return {"model": self.model}
+
+        def generate(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
+            self.calls += len(prompts)
+            return [json.dumps({"household_size": self.size}) for _ in prompts]
+
+    schema = {"type": "object", "properties": {"household_size": {"type": "integer", "minimum": 1, "maximum": 12}}}
+    store = Store(tmp_path / "g.db")
+    engine = Engine(registry, store, show_progress=False)
+    unbounded = Sizes(30)  # a backend whose decoding ignored the bounds
+    assert engine.generate(unbounded, ["p"], json_schema=schema) == ['{"household_size": 30}']
+    assert engine.generate(unbounded, ["p"], json_schema=schema) and unbounded.calls == 2  # asked again, not served from the cache
+    bounded = Sizes(4)
+    assert engine.generate(bounded, ["p"], json_schema=schema) == ['{"household_size": 4}']
+    assert engine.generate(bounded, ["p"], json_schema=schema) and bounded.calls == 1
+    # a cache written before replies were checked: its out-of-schema entry is a miss, not an answer
+    [key] = [row["key"] for row in store.db["llm_cache"].rows]
+    store.cache("sizes", {key: json.dumps({"text": '{"household_size": 45}'})})
+    assert engine.generate(bounded, ["p"], json_schema=schema) == ['{"household_size": 4}'] and bounded.calls == 2
 
 
 YOUNG_DROPOUT = {"age": 22, "sex": "male", "education": "less than high school"}
