@@ -21,7 +21,7 @@ from .models import INVALID_THRESHOLD
 from .sweep import plan_sweep, run_sweep
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
-from .store import Store
+from .store import Store, StoreError
 from .writers import FORMATS, RowWriter, format_for
 
 console = Console()
@@ -44,7 +44,10 @@ def common(fn: Callable) -> Callable:
             registry = load_registry(plugins_dir)
         except PluginError as exc:
             fail(f"plugin: {exc}")
-        return fn(*args, registry=registry, **kwargs)
+        try:
+            return fn(*args, registry=registry, **kwargs)
+        except StoreError as exc:
+            fail(str(exc))
 
     return wrapper
 
@@ -117,8 +120,6 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
             record = store.run(resume_id)
         except KeyError:
             fail(f"no run '{resume_id}' in {db_path}; `simrun runs` lists them")
-        if record["status"] == "finished":
-            fail(f"run {resume_id} has already finished")
         try:
             loaded = validate_data(json.loads(record["scenario_json"]), record["scenario_yaml"], f"run {resume_id}", registry)
         except ScenarioError as exc:
@@ -239,7 +240,7 @@ def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: 
     the most common reason: its difference from the baseline measures the
     failure, not the step.
     """
-    result = comparison(Store(db_path), registry, sweep_id, reps, f"no sweep '{sweep_id}' in {db_path}", invalid_threshold)
+    result = comparison(Store(db_path, read_only=True), registry, sweep_id, reps, f"no sweep '{sweep_id}' in {db_path}", invalid_threshold)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -290,7 +291,7 @@ def schema(db_path: str, registry: Registry) -> None:
 @common
 def runs(as_json: bool, db_path: str, registry: Registry) -> None:
     """List the runs in the run log, newest first."""
-    store = Store(db_path)
+    store = Store(db_path, read_only=True)
     rows = [{k: r[k] for k in ("id", "name", "status", "seed", "sweep_id", "variant", "created_at", "finished_at")} for r in store.runs()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -371,7 +372,7 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
 @common
 def show(run_id: str, as_json: bool, invalid_threshold: float, db_path: str, registry: Registry) -> None:
     """Show one run: components, counts, enrichment steps that wrote nothing usable, answer shares and metrics."""
-    store = Store(db_path)
+    store = Store(db_path, read_only=True)
     try:
         summary = run_summary(store, run_id, invalid_threshold)
     except KeyError:
@@ -389,7 +390,7 @@ def show(run_id: str, as_json: bool, invalid_threshold: float, db_path: str, reg
 @common
 def export(run_id: str, fmt: str | None, output: str | None, db_path: str, registry: Registry) -> None:
     """Export a run's answers, one row per persona x question, with persona attributes and option probabilities."""
-    store = Store(db_path)
+    store = Store(db_path, read_only=True)
     try:
         store.run(run_id)
     except KeyError:
@@ -462,7 +463,7 @@ def report(run_or_sweep_id: str, output: str, reps: int, invalid_threshold: floa
     """
     from .report import run_report, sweep_report
 
-    store = Store(db_path)
+    store = Store(db_path, read_only=True)
     try:
         page = run_report(store, run_summary(store, run_or_sweep_id, invalid_threshold))
     except KeyError:

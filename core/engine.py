@@ -160,7 +160,7 @@ class Engine:
             run_id = self.store.create_run(s.name, loaded.text, loaded.data, s.seed, pipeline.components, sweep_id, variant)
         else:
             run_id = resume
-            self.store.update_run(run_id, status="running", error=None)
+            self.store.claim_run(run_id)
         self.run_id = run_id
         info = RunInfo(id=run_id, name=s.name, seed=s.seed, db_path=self.store.path, resumed=resume is not None)
         timings: dict[str, float] = {}
@@ -183,11 +183,11 @@ class Engine:
             timings["metrics_s"] = round(time.perf_counter() - started, 3)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            self.store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}")
+            self.store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}", owner=None)
             raise
         finally:
             pipeline.simulator.close()
-        self.store.update_run(run_id, status="finished", finished_at=now(), timings=dumps(timings))
+        self.store.update_run(run_id, status="finished", finished_at=now(), timings=dumps(timings), owner=None)
         self.hook.run_finished(run=info, metrics=values)
         return run_id
 

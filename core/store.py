@@ -2,23 +2,38 @@
 
 Schema changes are an ordered list of migrations, each applied once and
 recorded in ``_migrations`` (the pattern of Simon Willison's ``llm``).
+
+Many processes may share one file: readers open it read-only and write
+nothing; every write transaction takes the lock up front (``BEGIN
+IMMEDIATE``), waits for it up to a busy timeout and is retried whole if it
+still cannot have it; a run being executed is owned by its process, so a
+second ``--resume`` of a live run is refused and a dead owner's run taken over.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
+import os
 import secrets
+import socket
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
 from .models import INVALID_PREFIX, INVALID_SUFFIX, INVALID_THRESHOLD, Answer, InvalidOutput, Persona, Question
 
 WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
+BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another process's lock
+LOCKED_RETRIES = 6  # whole write transactions retried after a busy timeout, with growing pauses
+T = TypeVar("T")
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = []
 
@@ -119,6 +134,11 @@ def m003_sweeps(db: sqlite_utils.Database) -> None:
     db["personas"].add_column("batch", int)
 
 
+@migration
+def m005_run_owner(db: sqlite_utils.Database) -> None:
+    db["runs"].add_column("owner", str)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -142,30 +162,138 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-class Store:
-    """All reads and writes of the run log go through here."""
+class StoreError(Exception):
+    """A run log that cannot be opened, or a run that another process owns, said in one line."""
 
-    def __init__(self, path: str | Path):
+
+def locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def process_started(pid: int) -> str | None:
+    """When a process started (clock ticks since boot), so a reused pid is not taken for its predecessor."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_process() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": process_started(os.getpid())}
+
+
+def alive(owner: dict[str, Any]) -> bool:
+    """Whether a run's owning process still runs; an owner on another host is taken to be alive."""
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return owner.get("started") is None or process_started(owner["pid"]) == owner["started"]
+
+
+def writes(method: Callable[..., T]) -> Callable[..., T]:
+    """A Store method that writes: run whole in one write transaction (see ``Store.transact``)."""
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
+        return self.transact(lambda: method(self, *args, **kwargs))
+
+    return wrapper
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """``work``, tried again with growing pauses while another process holds the lock past the busy timeout."""
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            if not locked(exc) or attempt == LOCKED_RETRIES - 1:
+                raise
+            time.sleep(min(2**attempt, 10) * (0.5 + secrets.randbelow(100) / 100))
+    raise AssertionError("unreachable")
+
+
+class Store:
+    """All reads and writes of the run log go through here.
+
+    ``read_only`` opens an existing file for reading only (a missing file is a
+    ``StoreError``, never created); otherwise the file and its schema are
+    created or migrated as needed, safely when several processes start at once.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False):
         self.path = str(path)
-        self.db = sqlite_utils.Database(self.path)
-        self.db.enable_wal()
+        self.read_only = read_only
+        if read_only and not Path(self.path).is_file():
+            raise StoreError(f"no run log at {self.path}: run a scenario first, or give the right --db")
+        if read_only and self.pending_migrations():
+            Store(self.path)  # a run log from an older simrun: migrate it once, then read
+        self.db = sqlite_utils.Database(self.connect())
+        if read_only:
+            return
+        if self.db.execute("pragma journal_mode").fetchone()[0] != "wal":
+            retrying(self.db.enable_wal)
         self.migrate()
         # sqlite-utils probes for upsert support by creating and dropping a table the
         # first time it upserts; do that now, never inside a batch's transaction.
-        self.db.supports_on_conflict  # noqa: B018 - evaluated for its side effect
+        retrying(lambda: self.db.supports_on_conflict)
+
+    def connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            target, uri = Path(self.path).resolve().as_uri() + "?mode=ro", True
+        else:
+            target, uri = self.path, False
+        return sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+    def pending_migrations(self) -> list[str]:
+        with sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S) as conn:
+            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+            applied = {row[0] for row in conn.execute("select name from _migrations")} if "_migrations" in tables else set()
+        return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in applied]
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction that takes the lock at its start, so it waits for it rather than fails halfway."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def transact(self, work: Callable[[], T]) -> T:
+        """``work`` in one write transaction, retried whole while another process holds the lock past the busy timeout."""
+        def attempt() -> T:
+            with self.writing():
+                return work()
+
+        return retrying(attempt)
 
     def migrate(self) -> None:
-        table = self.db["_migrations"]
-        if not table.exists():
-            table.create({"name": str, "applied_at": str}, pk="name")
-        applied = {row["name"] for row in table.rows}
-        for fn in MIGRATIONS:
-            if fn.__name__ not in applied:
-                with self.db.atomic():
+        """Apply the migrations this file lacks, in order; a process that loses the race finds them applied."""
+        def apply() -> None:
+            table = self.db["_migrations"]
+            table.create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+            applied = {row["name"] for row in table.rows}
+            for fn in MIGRATIONS:
+                if fn.__name__ not in applied:
                     fn(self.db)
                     table.insert({"name": fn.__name__, "applied_at": now()})
 
+        if self.pending_migrations():
+            self.transact(apply)
+
     # runs -------------------------------------------------------------
+    @writes
     def create_run(
         self, name: str, scenario_yaml: str, scenario: dict, seed: int, components: list[dict],
         sweep_id: str | None = None, variant: str | None = None,
@@ -187,11 +315,13 @@ class Store:
                 "timings": "{}",
                 "sweep_id": sweep_id,
                 "variant": variant,
+                "owner": dumps(this_process()),
             }
         )
         return run_id
 
     # sweeps -----------------------------------------------------------
+    @writes
     def create_sweep(self, name: str, scenario_yaml: str, scenario: dict, ablation: dict, variants: list[str]) -> str:
         sweep_id = new_id()
         self.db["sweeps"].insert({
@@ -217,6 +347,7 @@ class Store:
         """Variant label -> its run record."""
         return {r["variant"]: r for r in self.db["runs"].rows_where("sweep_id = ?", [sweep_id])}
 
+    @writes
     def finish_sweep(self, sweep_id: str) -> None:
         self.db["sweeps"].update(sweep_id, {"status": "finished", "finished_at": now()})
 
@@ -229,9 +360,23 @@ class Store:
     def runs(self) -> list[dict]:
         return list(self.db["runs"].rows_where(order_by="created_at desc, id desc"))
 
+    @writes
     def update_run(self, run_id: str, **fields: Any) -> None:
         self.db["runs"].update(run_id, fields)
 
+    @writes
+    def claim_run(self, run_id: str) -> None:
+        """Own a run for this process, to resume it: refused while it is finished or a live process owns it."""
+        record = self.run(run_id)
+        if record["status"] == "finished":
+            raise StoreError(f"run {run_id} has already finished")
+        owner = json.loads(record.get("owner") or "null")
+        if owner and owner != this_process() and alive(owner):
+            raise StoreError(f"run {run_id} is being executed by process {owner['pid']} on {owner['host']}: "
+                             f"wait for it to end (simrun show {run_id}), or stop that process and resume")
+        self.db["runs"].update(run_id, {"owner": dumps(this_process()), "status": "running", "error": None})
+
+    @writes
     def add_simulator_stats(self, run_id: str, stats: dict[str, int]) -> None:
         """Add a (resumed) session's counters to the run's totals."""
         total = json.loads(self.run(run_id).get("simulator_stats") or "{}")
@@ -243,54 +388,54 @@ class Store:
     def done_batches(self, run_id: str) -> set[int]:
         return {r["batch"] for r in self.db["progress"].rows_where("run_id = ?", [run_id])}
 
+    @writes
     def write_batch(
         self, run_id: str, batch: int, personas: list[Persona], answers: list[Answer]
     ) -> None:
         """Commit a batch's personas, answers and progress marker together."""
-        with self.db.atomic():
-            self.db["personas"].upsert_all(
-                (
-                    {
-                        "run_id": run_id,
-                        "id": p.id,
-                        "stratum": p.stratum,
-                        "weight": p.weight,
-                        # insertion order is kept: it is the order attributes appear in prompts
-                        "attributes": json.dumps(p.attributes, default=str),
-                        "provenance": json.dumps(p.provenance, default=str),
-                        "batch": batch,
-                    }
-                    for p in personas
-                ),
-                pk=("run_id", "id"),
-                batch_size=WRITE_BATCH,
-            )
-            self.db["answers"].upsert_all(
-                (
-                    {
-                        "run_id": run_id,
-                        "persona_id": a.persona_id,
-                        "question_id": a.question_id,
-                        "repeat": a.repeat,
-                        "prompt": a.prompt,
-                        "raw": a.raw,
-                        "distribution": dumps(a.distribution),
-                        "invalid": a.invalid,
-                        "model": a.model,
-                        "tokens": a.tokens,
-                        "latency_ms": a.latency_ms,
-                        "cache_key": a.cache_key,
-                        "cached": int(a.cached),
-                    }
-                    for a in answers
-                ),
-                pk=("run_id", "persona_id", "question_id", "repeat"),
-                batch_size=WRITE_BATCH,
-            )
-            self.db["progress"].upsert(
-                {"run_id": run_id, "batch": batch, "personas": len(personas), "done_at": now()},
-                pk=("run_id", "batch"),
-            )
+        self.db["personas"].upsert_all(
+            (
+                {
+                    "run_id": run_id,
+                    "id": p.id,
+                    "stratum": p.stratum,
+                    "weight": p.weight,
+                    # insertion order is kept: it is the order attributes appear in prompts
+                    "attributes": json.dumps(p.attributes, default=str),
+                    "provenance": json.dumps(p.provenance, default=str),
+                    "batch": batch,
+                }
+                for p in personas
+            ),
+            pk=("run_id", "id"),
+            batch_size=WRITE_BATCH,
+        )
+        self.db["answers"].upsert_all(
+            (
+                {
+                    "run_id": run_id,
+                    "persona_id": a.persona_id,
+                    "question_id": a.question_id,
+                    "repeat": a.repeat,
+                    "prompt": a.prompt,
+                    "raw": a.raw,
+                    "distribution": dumps(a.distribution),
+                    "invalid": a.invalid,
+                    "model": a.model,
+                    "tokens": a.tokens,
+                    "latency_ms": a.latency_ms,
+                    "cache_key": a.cache_key,
+                    "cached": int(a.cached),
+                }
+                for a in answers
+            ),
+            pk=("run_id", "persona_id", "question_id", "repeat"),
+            batch_size=WRITE_BATCH,
+        )
+        self.db["progress"].upsert(
+            {"run_id": run_id, "batch": batch, "personas": len(personas), "done_at": now()},
+            pk=("run_id", "batch"),
+        )
 
     # the model-call cache ---------------------------------------------
     def cached(self, keys: Iterable[str]) -> dict[str, str]:
@@ -304,6 +449,7 @@ class Store:
                 found[row["key"]] = row["response"]
         return found
 
+    @writes
     def cache(self, model: str, entries: dict[str, str]) -> None:
         created = now()
         self.db["llm_cache"].upsert_all(
@@ -337,10 +483,10 @@ class Store:
             [run_id],
         )
 
+    @writes
     def write_aggregates(self, run_id: str, rows: list[dict]) -> None:
-        with self.db.atomic():
-            self.db["aggregates"].delete_where("run_id = ?", [run_id])
-            self.db["aggregates"].insert_all(rows)
+        self.db["aggregates"].delete_where("run_id = ?", [run_id])
+        self.db["aggregates"].insert_all(rows)
 
     def aggregates(self, run_id: str, question_id: str) -> dict[str, dict[str, float]]:
         """Weighted option shares per stratum for one question."""
@@ -356,12 +502,12 @@ class Store:
         return {row["stratum"]: row["invalid"] for row in self.db.query(
             "select distinct stratum, invalid from aggregates where run_id = ? and question_id = ?", [run_id, question_id])}
 
+    @writes
     def write_metrics(self, run_id: str, metric: str, values: list[dict]) -> None:
-        with self.db.atomic():
-            self.db["metrics"].delete_where("run_id = ? and metric = ?", [run_id, metric])
-            self.db["metrics"].insert_all(
-                {"run_id": run_id, "metric": metric, **v} for v in values
-            )
+        self.db["metrics"].delete_where("run_id = ? and metric = ?", [run_id, metric])
+        self.db["metrics"].insert_all(
+            {"run_id": run_id, "metric": metric, **v} for v in values
+        )
 
     def metrics(self, run_id: str) -> list[dict]:
         return list(

@@ -3,6 +3,8 @@
 import csv
 import json
 
+import pytest
+
 import pyarrow.parquet as pq
 
 from conftest import EXAMPLE
@@ -47,9 +49,18 @@ def test_run_by_file_name_then_runs_show_export(invoke, tmp_path):
     assert pq.read_table(parquet).num_rows == 48
 
 
-def test_unknown_run_id_is_a_clear_error(invoke):
+def test_unknown_run_id_is_a_clear_error(invoke, tmp_path):
+    invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet")
     result = invoke("show", "nope")
     assert result.exit_code == 2 and "no run 'nope'" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "x"], ["export", "x"], ["compare", "x"], ["report", "x", "-o", "r.html"]])
+def test_reading_commands_never_create_a_database(invoke, tmp_path, command):
+    typo = tmp_path / "typo.db"
+    result = invoke(*command, db=typo)
+    assert result.exit_code == 2 and f"no run log at {typo}" in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not typo.exists()
 
 
 def test_resume_of_finished_run_is_refused(invoke):
