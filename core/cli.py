@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -11,26 +12,37 @@ from typing import Any, Callable, NoReturn
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .compare import compare
 from .engine import ALL_STRATA, Engine, PlanError, build_pipeline, progress_bar
 from .models import INVALID_THRESHOLD
+from .redaction import redact
 from .sweep import plan_sweep, run_sweep
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
 from .store import Store, StoreError
 from .writers import FORMATS, RowWriter, format_for
 
-console = Console()
-errors = Console(stderr=True)
+# No console markup: names, paths, labels and errors come from users, files and models, and "[...]" in them is text.
+console = Console(markup=False, highlight=False)
+errors = Console(stderr=True, markup=False, highlight=False)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", redact(message)), soft_wrap=True)
     sys.exit(code)
+
+
+def failed(exc: Exception, run_id: str | None, db_path: str) -> NoReturn:
+    """A run that stopped on an error from a plugin or a backend: one line, and how to go on (SIMRUN_DEBUG=1: the traceback)."""
+    if os.environ.get("SIMRUN_DEBUG"):
+        raise exc
+    where = f"run {run_id} failed" if run_id else "failed"
+    resume = f"; fix the cause, then continue with: simrun run --resume {run_id} --db {db_path}" if run_id else ""
+    fail(f"{where}: {type(exc).__name__}: {exc}{resume} (SIMRUN_DEBUG=1 shows the traceback)", 1)
 
 
 def common(fn: Callable) -> Callable:
@@ -48,6 +60,8 @@ def common(fn: Callable) -> Callable:
             return fn(*args, registry=registry, **kwargs)
         except StoreError as exc:
             fail(str(exc))
+        except OSError as exc:  # an output file that cannot be written, a full disk
+            fail(f"{exc.filename or 'writing'}: {exc.strerror or exc}")
 
     return wrapper
 
@@ -135,6 +149,10 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
         fail(exc.render())
     except KeyboardInterrupt:
         fail(f"interrupted; continue with: simrun run --resume {engine.run_id} --db {db_path}", 130)
+    except (StoreError, OSError):
+        raise
+    except Exception as exc:
+        failed(exc, engine.run_id, db_path)
     if not quiet:
         print_run(store, run_id)
     else:
@@ -171,6 +189,10 @@ def sweep(scenario: str, overrides: tuple[str, ...], no_cache: bool, quiet: bool
         fail("invalid sweep\n" + exc.render())
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to finish the sweep", 130)
+    except (StoreError, OSError):
+        raise
+    except Exception as exc:
+        failed(exc, engine.run_id, db_path)
     if quiet:
         click.echo(sweep_id)
         return
@@ -185,10 +207,10 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
     fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
     ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
-    label = lambda v: escape(v["label"]) + "".join(f" [red](! {escape(o['step'])} {o['share']:.0%} invalid)[/]"  # noqa: E731
-                                                  for o in v["invalid_outputs"] if o["mostly_failed"])
+    label = lambda v: Text.assemble(v["label"], *((f" (! {o['step']} {o['share']:.0%} invalid)", "red")  # noqa: E731
+                                                  for o in v["invalid_outputs"] if o["mostly_failed"]))
     for name in names:
-        table = Table("variant", "value", "95% interval", f"difference from {escape(baseline)}", "95% interval", title=escape(name))
+        table = Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
         rows = sorted(result["variants"], key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)))
         for v in rows:
             m = v["metrics"].get(name)
@@ -198,14 +220,15 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         console.print(table)
     console.print(f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference.")
     if result["smallest_stratum"] < 2:
-        console.print("[yellow]a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum[/]")
+        console.print("a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum",
+                      style="yellow")
     if result["no_interval"]:
         console.print(f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares")
     for v in result["variants"]:
         for output in v["invalid_outputs"]:
             if output["mostly_failed"]:
-                console.print(f"[red]{escape(v['label'])}: {escape(invalid_summary(output))}. Over "
-                              f"{result['invalid_threshold']:.0%}: its differences measure the failure, not the step.[/]")
+                console.print(f"{v['label']}: {invalid_summary(output)}. Over {result['invalid_threshold']:.0%}: "
+                              "its differences measure the failure, not the step.", style="red")
 
 
 def invalid_summary(output: dict[str, Any]) -> str:
@@ -256,7 +279,7 @@ def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: 
     loaded = open_scenario(scenario, registry, overrides)
     s = loaded.scenario
     console.print(
-        f"[green]ok[/] {scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
+        Text("ok", "green"), f"{scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
         f"simulator {s.simulator.use}, {len(s.questions)} question(s), metrics: {', '.join(s.metrics) or 'none'}"
     )
 
@@ -320,7 +343,8 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "seed": record["seed"], "created_at": record["created_at"], "finished_at": record["finished_at"],
         "timings": json.loads(record["timings"] or "{}"), "components": json.loads(record["components"]),
         "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
-        "counts": store.counts(run_id), "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
+        "counts": store.counts(run_id), "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
+        "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
         "metrics": overall, "metrics_by_stratum": dict(per_stratum),
         "shares": questions,
     }
@@ -333,21 +357,25 @@ def number(value: float | None, digits: int) -> str:
 
 def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> None:
     summary = run_summary(store, run_id, invalid_threshold)
-    console.print(f"[bold]run {summary['id']}[/] {summary['name']} - {summary['status']}")
+    console.print(Text.assemble((f"run {summary['id']}", "bold"), f" {summary['name']} - {summary['status']}"))
     if summary["error"]:
-        console.print(f"[red]{escape(summary['error'])}[/]")
+        console.print(summary["error"], style="red")
     counts = summary["counts"]
     console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
     if summary["simulator_stats"]:
         console.print(f"simulator: {summary['simulator_stats']}")
+    failures = summary["failed_answers"]
+    if failures["count"]:
+        console.print(f"{failures['count']} answer(s) failed (all their mass counted invalid); most often: "
+                      + "; ".join(f"{error} ({n})" for error, n in failures["most_common"]), style="yellow")
     for output in summary["invalid_outputs"]:
         style, note = ("red", f" (over {invalid_threshold:.0%}: this step's effect is not measured)") if output["mostly_failed"] else ("yellow", "")
-        console.print(f"[{style}]{escape(invalid_summary(output))}{note}[/]")
+        console.print(invalid_summary(output) + note, style=style)
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})
-        table = Table("stratum", *map(escape, columns), title="per stratum")
+        table = Table("stratum", *columns, title="per stratum")
         for stratum in sorted(strata):
             table.add_row(stratum, *(number(strata[stratum].get(c), 3) for c in columns))
         console.print(table)
@@ -361,7 +389,7 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
     if summary["metrics"]:
         table = Table("metric", "value", title="metrics")
         for name, value in summary["metrics"].items():
-            table.add_row(escape(name), number(value, 4))
+            table.add_row(name, number(value, 4))
         console.print(table)
 
 
@@ -405,7 +433,7 @@ def export(run_id: str, fmt: str | None, output: str | None, db_path: str, regis
                     "run_id": run_id, "persona_id": row["persona_id"], "stratum": row["stratum"], "weight": row["weight"],
                     **{f"attr_{k}": v for k, v in persona.attributes.items()},
                     "question_id": row["question_id"], "repeat": row["repeat"], **{f"p_{k}": v for k, v in json.loads(row["distribution"]).items()},
-                    "invalid": row["invalid"], "model": row["model"], "raw": row["raw"], "prompt": row["prompt"],
+                    "invalid": row["invalid"], "model": row["model"], "raw": row["raw"], "error": row["error"], "prompt": row["prompt"],
                 })
                 if len(batch) == 1000:
                     writer.write(batch)

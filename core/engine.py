@@ -24,10 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
 from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
+from .redaction import redact
 from .registry import Registry
 from .schemas import schema_check
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
-from .store import RunView, Store, dumps, now, sha256
+from .store import RunView, Store, StoreError, dumps, now, sha256
 
 ALL_STRATA = "ALL"
 
@@ -183,7 +184,10 @@ class Engine:
             timings["metrics_s"] = round(time.perf_counter() - started, 3)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            self.store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}", owner=None)
+            try:
+                self.store.update_run(run_id, status=status, error=redact(f"{type(exc).__name__}: {exc}"), owner=None)
+            except StoreError:  # e.g. the disk is full: the run stays "running", its owner gone, and resumes later
+                pass
             raise
         finally:
             pipeline.simulator.close()

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
+from .redaction import redact
+
 OPTION_LABELS = string.ascii_uppercase
 INVALID_THRESHOLD = 0.10  # show, compare and report mark a step that wrote nothing usable for more personas than this
 
@@ -90,6 +92,15 @@ class Question(BaseModel):
     )
 
     @model_validator(mode="after")
+    def _distinct_options(self) -> Question:
+        seen: set[str] = set()
+        for option in self.options:
+            if option.strip().casefold() in seen:
+                raise ValueError(f"option '{option}' appears twice: each option must be a different answer")
+            seen.add(option.strip().casefold())
+        return self
+
+    @model_validator(mode="after")
     def _truth_fits_options(self) -> Question:
         if self.truth is not None:
             if len(self.truth) != len(self.options):
@@ -128,8 +139,8 @@ class Prompt(BaseModel):
 
 
 def failed_answer(labels: list[str], error: str, raw: str = "") -> "ModelAnswer":
-    """An answer that carries no information: all mass invalid, with the reason."""
-    return ModelAnswer(distribution=dict.fromkeys(labels, 0.0), invalid=1.0, raw=raw, error=error)
+    """An answer that carries no information: all mass invalid, with the reason (secrets masked, at most 500 characters)."""
+    return ModelAnswer(distribution=dict.fromkeys(labels, 0.0), invalid=1.0, raw=raw, error=redact(error)[:500])
 
 
 class ModelAnswer(BaseModel):

@@ -22,8 +22,24 @@ from .prompts import PromptSpec
 PathKey = tuple[str | int, ...]
 
 
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a page of YAML; past this it is not one
+MAX_YAML_NODES = 100_000  # after expanding aliases: a "billion laughs" file is refused, not expanded
+MAX_YAML_DEPTH = 64
+
+
 class ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so options like Yes/No stay text."""
+    """SafeLoader with YAML 1.2 booleans (only true/false, so options like Yes/No stay text) and no duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first on line {seen[key]}): the second would silently replace the first",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 ScenarioLoader.yaml_implicit_resolvers = {
@@ -38,6 +54,25 @@ for _first in "tTfF":
 
 def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def check_yaml_size(node: yaml.Node | None) -> None:
+    """Refuse a document whose aliases expand past MAX_YAML_NODES nodes or that nests past MAX_YAML_DEPTH."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep")
+        if id(n) not in sizes:
+            children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else (
+                n.value if isinstance(n, yaml.SequenceNode) else [])
+            sizes[id(n)] = 1 + sum(size(c, depth + 1) for c in children)
+            if sizes[id(n)] > MAX_YAML_NODES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_NODES} values once its aliases are expanded (an alias bomb?)")
+        return sizes[id(n)]
+
+    if node is not None:
+        size(node, 0)
 
 
 class ComponentSpec(BaseModel):
@@ -59,7 +94,7 @@ class Scenario(BaseModel):
 
     name: str
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="Seeds sampling and enrichment: the same seed gives the same run.")
     batch_size: int = Field(default=64, ge=1)
     repeats: int = Field(default=1, ge=1, description="Ask every persona each question this many times (for the stability metric).")
     sampler: ComponentSpec
@@ -240,10 +275,24 @@ def load_scenario(
     path: str | Path, registry: Registry, overrides: list[str] | None = None
 ) -> LoadedScenario:
     source = str(path)
+    file = Path(path)
     try:
-        text = Path(path).read_text()
+        if not file.is_file():
+            problem = "no such file" if not file.exists() else "not a regular file (a folder, device or pipe)"
+            raise ScenarioError(source, [ScenarioIssue((), f"cannot read scenario: {problem}")])
+        with file.open("rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES + 1)
     except OSError as exc:
-        raise ScenarioError(source, [ScenarioIssue((), f"cannot read file: {exc.strerror}")]) from None
+        raise ScenarioError(source, [ScenarioIssue((), f"cannot read scenario: {exc.strerror}")]) from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(source, [ScenarioIssue((), f"larger than {MAX_SCENARIO_BYTES >> 10} KiB: not a scenario file")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(source, [ScenarioIssue((), f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8", line)]) from None
+    if "\x00" in text:
+        raise ScenarioError(source, [ScenarioIssue((), "a binary file, not YAML text", text[: text.index("\x00")].count("\n") + 1)])
     return parse_scenario(text, source, registry, overrides)
 
 
@@ -252,7 +301,10 @@ def parse_scenario(
 ) -> LoadedScenario:
     try:
         node = yaml.compose(text, Loader=ScenarioLoader)
+        check_yaml_size(node)
         data = load_yaml(text)
+    except RecursionError:
+        raise ScenarioError(source, [ScenarioIssue((), f"YAML nested too deeply (more than {MAX_YAML_DEPTH} levels)")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -22,7 +22,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,6 +139,11 @@ def m005_run_owner(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("owner", str)
 
 
+@migration
+def m006_answer_errors(db: sqlite_utils.Database) -> None:
+    db["answers"].add_column("error", str)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -227,12 +232,25 @@ class Store:
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = str(path)
         self.read_only = read_only
-        if read_only and not Path(self.path).is_file():
+        try:
+            self.open()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.explain(exc)) from None
+
+    def open(self) -> None:
+        file = Path(self.path)
+        if file.exists() and not file.is_file():
+            raise StoreError(f"{self.path} is not a file: give --db the path of a run log (a .db file)")
+        if self.read_only and not file.is_file():
             raise StoreError(f"no run log at {self.path}: run a scenario first, or give the right --db")
-        if read_only and self.pending_migrations():
-            Store(self.path)  # a run log from an older simrun: migrate it once, then read
+        if not file.parent.is_dir():
+            raise StoreError(f"cannot create the run log {self.path}: the folder {file.parent} does not exist")
+        if file.is_file():
+            self.check_integrity()
+            if self.read_only and self.pending_migrations():
+                Store(self.path)  # a run log from an older simrun: migrate it once, then read
         self.db = sqlite_utils.Database(self.connect())
-        if read_only:
+        if self.read_only:
             return
         if self.db.execute("pragma journal_mode").fetchone()[0] != "wal":
             retrying(self.db.enable_wal)
@@ -240,6 +258,25 @@ class Store:
         # sqlite-utils probes for upsert support by creating and dropping a table the
         # first time it upserts; do that now, never inside a batch's transaction.
         retrying(lambda: self.db.supports_on_conflict)
+
+    def check_integrity(self) -> None:
+        """``PRAGMA quick_check``: a damaged or foreign file is named before anything reads or writes it."""
+        with closing(sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)) as conn:
+            problems = [row[0] for row in conn.execute("pragma quick_check(3)")]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}): move it aside to start a new run log, "
+                             "or restore it from a copy (sqlite3's .recover can save what is left)")
+
+    def explain(self, exc: sqlite3.DatabaseError) -> str:
+        """What a storage error means for this run log, and what to do, in one line."""
+        text, folder = str(exc), Path(self.path).resolve().parent
+        if "not a database" in text or "malformed" in text:
+            return f"{self.path} is not a usable simrun run log ({text}): move it aside to start a new one, or restore it from a copy"
+        if "disk is full" in text:
+            return f"the disk holding {self.path} is full: free some space, then continue with simrun run --resume RUN_ID"
+        if "readonly" in text or ("unable to open" in text and not os.access(folder, os.W_OK)):
+            return f"cannot write the run log {self.path}: it or its folder {folder} is read-only; give --db a writable path"
+        return f"run log {self.path}: {text}"
 
     def connect(self) -> sqlite3.Connection:
         if self.read_only:
@@ -271,12 +308,18 @@ class Store:
         conn.execute("COMMIT")
 
     def transact(self, work: Callable[[], T]) -> T:
-        """``work`` in one write transaction, retried whole while another process holds the lock past the busy timeout."""
+        """``work`` in one write transaction, retried whole while another process holds the lock past the busy timeout.
+
+        A storage fault (disk full, read-only file, damaged file) is a ``StoreError`` that says what to do.
+        """
         def attempt() -> T:
             with self.writing():
                 return work()
 
-        return retrying(attempt)
+        try:
+            return retrying(attempt)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.explain(exc)) from exc
 
     def migrate(self) -> None:
         """Apply the migrations this file lacks, in order; a process that loses the race finds them applied."""
@@ -426,6 +469,7 @@ class Store:
                     "latency_ms": a.latency_ms,
                     "cache_key": a.cache_key,
                     "cached": int(a.cached),
+                    "error": a.error,
                 }
                 for a in answers
             ),
@@ -531,6 +575,12 @@ class Store:
                                  threshold=threshold)
                    for step, counts in reasons.items() for reason, count in [max(counts.items(), key=lambda rc: (rc[1], rc[0]))]]
         return sorted(outputs, key=lambda o: (-o.invalid, o.step))
+
+    def answer_errors(self, run_id: str, most: int = 3) -> tuple[int, list[tuple[str, int]]]:
+        """How many answers failed, and their most common errors with counts."""
+        rows = list(self.db.query("select error, count(*) as n from answers where run_id = ? and error is not null"
+                                  " group by error order by n desc, error", [run_id]))
+        return sum(r["n"] for r in rows), [(r["error"], r["n"]) for r in rows[:most]]
 
     def counts(self, run_id: str) -> dict[str, int]:
         return {

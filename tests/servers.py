@@ -45,8 +45,9 @@ class FaultProxy:
     """Forwards to an OpenAI-compatible server, answering some requests with a fault instead.
 
     ``plan`` is a repeating list of what to do with successive requests:
-    "ok", "429", "500", "garbage" (a 200 with a body that is not JSON) or
-    "empty" (a 200 with JSON that has no choices). Every request's
+    "ok", "429", "500", "garbage" (a 200 with a body that is not JSON),
+    "empty" (a 200 with JSON that has no choices) or "401echo" (a 401 whose
+    message repeats the Authorization header, as careless servers do). Every request's
     Authorization header is recorded.
     """
 
@@ -70,6 +71,9 @@ class FaultProxy:
                         proxy.faults.append(action)
                 if action in ("429", "500"):
                     self.reply(int(action), json.dumps({"error": {"message": f"injected {action}", "type": "injected"}}).encode())
+                elif action == "401echo":
+                    message = f"invalid key {self.headers.get('Authorization')}"
+                    self.reply(401, json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode())
                 elif action == "garbage":
                     self.reply(200, b"<html>upstream hiccup</html>")
                 elif action == "empty":

@@ -64,6 +64,7 @@ def test_sweep_report_has_a_plot_per_metric_and_per_state_errors(invoke, tmp_pat
 
 
 def test_unknown_id_is_a_clear_error(invoke, tmp_path):
+    invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet")
     result = invoke("report", "nope", "-o", str(tmp_path / "x.html"))
     assert result.exit_code == 2 and "no run or sweep 'nope'" in result.output
 
@@ -72,6 +73,6 @@ def test_a_bootstrap_interval_that_leaves_out_its_estimate_is_drawn_as_it_is():
     # percentile intervals of a skewed statistic can sit beside the estimate; error bars around it cannot be negative
     metric = {"value": 0.915, "ci": [0.9158, 0.93], "diff": None, "diff_ci": None}
     result = {"sweep": "s1", "name": "n", "baseline": "baseline", "reps": 30, "ablation": {},
-              "variants": [{"label": "baseline", "metrics": {"election.mae_points": metric}}]}
+              "variants": [{"label": "baseline", "metrics": {"election.mae_points": metric}, "invalid_outputs": [], "mostly_failed": []}]}
     page = sweep_report(result, {})
     assert "election.mae_points by variant" in page and "[0.9158, 0.93]" in page

@@ -64,7 +64,7 @@ def test_unknown_field_suggests_nearest(tmp_path, invoke):
 
 
 def test_missing_file(tmp_path, invoke):
-    check_error(invoke, tmp_path / "nope.yaml", "nope.yaml", "cannot read file")
+    check_error(invoke, tmp_path / "nope.yaml", "nope.yaml", "cannot read scenario: no such file")
 
 
 def test_set_override_changes_value(registry):

@@ -42,6 +42,7 @@ from simrun import hookimpl
 from simrun.components import Simulator, StrictConfig
 from simrun.distributions import from_logprobs, from_samples
 from simrun.models import ModelAnswer, Prompt, failed_answer
+from simrun.redaction import secret
 from simrun.schemas import bounded_integers_as_enums
 
 
@@ -167,7 +168,7 @@ class LiteLLMSimulator(Simulator):
         key = os.environ.get(name)
         if not key:
             raise RuntimeError(f"litellm simulator: the environment variable {name} (api_key_env) is not set")
-        return key
+        return secret(key)
 
     async def call(self, messages: list[dict[str, str]], read: Callable[[Any], Any], **params: Any) -> Any:
         """One request with rate limiting and retries; returns ``read(response)``."""
@@ -209,10 +210,10 @@ class LiteLLMSimulator(Simulator):
                     answer = from_samples(list(texts), prompt.labels)
             except self.retryable as exc:
                 self.counts["failed"] += 1
-                return failed_answer(prompt.labels, f"{type(exc).__name__} after {c.max_retries} retries: {exc}"[:500])
+                return failed_answer(prompt.labels, f"{type(exc).__name__} after {c.max_retries} retries: {exc}")
             except self.litellm.exceptions.BadRequestError as exc:  # this prompt only: policy, context window
                 self.counts["rejected"] += 1
-                return failed_answer(prompt.labels, f"{type(exc).__name__}: {exc}"[:500])
+                return failed_answer(prompt.labels, f"{type(exc).__name__}: {exc}")
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
 

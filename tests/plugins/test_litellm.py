@@ -2,6 +2,9 @@
 the embedded model), directly and through a proxy that injects 429s, 500s and garbage."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -101,8 +104,30 @@ def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tm
         proxy.close()
     rows = list(store.answer_rows(run_id))
     assert len(rows) == 16 and all(r["invalid"] == 1.0 for r in rows)
+    assert all(r["error"].startswith("InternalServerError after 2 retries: ") and "injected 500" in r["error"] for r in rows)
+    assert store.answer_errors(run_id)[0] == 16
     assert json.loads(store.run(run_id)["simulator_stats"])["failed"] == 16
     assert store.db["llm_cache"].count == 0, "failures are not cached: a rerun asks again"
+
+
+def test_a_key_echoed_by_the_server_is_masked_in_the_run_log_and_on_screen(server, tmp_path):
+    proxy = FaultProxy(server, ["401echo"])
+    db = tmp_path / "k.db"
+    args = ["run", str(EXAMPLE / "towns.yaml"), "--db", str(db), "--plugins-dir", str(EXAMPLE), "--quiet",
+            "--set", "simulator.use=litellm", "--set", "simulator.with.model=openai/smollm2", "--set", f"simulator.with.base_url={proxy.url}",
+            "--set", "simulator.with.api_key_env=SIMRUN_TEST_KEY", "--set", "sampler.with.per_town=2"]
+    try:
+        result = subprocess.run([sys.executable, "-m", "simrun", *args], capture_output=True, text=True,
+                                env={**os.environ, "SIMRUN_TEST_KEY": SECRET})
+    finally:
+        proxy.close()
+    assert proxy.faults and result.returncode == 1
+    assert "AuthenticationError" in result.stderr and "***" in result.stderr and "Traceback" not in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    [run] = Store(db, read_only=True).runs()
+    assert run["status"] == "failed" and "***" in run["error"] and SECRET not in run["error"]
+    for path in tmp_path.glob("k.db*"):
+        assert SECRET.encode() not in path.read_bytes()
 
 
 def test_missing_api_key_is_a_clear_error(server, monkeypatch):
