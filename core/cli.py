@@ -149,7 +149,9 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
         fail(exc.render())
     except KeyboardInterrupt:
         fail(f"interrupted; continue with: simrun run --resume {engine.run_id} --db {db_path}", 130)
-    except (StoreError, OSError):
+    except StoreError as exc:
+        fail(f"{exc}" + (f"; then continue with: simrun run --resume {engine.run_id} --db {db_path}" if engine.run_id else ""))
+    except OSError:
         raise
     except Exception as exc:
         failed(exc, engine.run_id, db_path)
@@ -319,9 +321,14 @@ def runs(as_json: bool, db_path: str, registry: Registry) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("id", "name", "status", "seed", "sweep / variant", "created", "finished")
+    table = Table(caption="simrun show ID for one run; --json for every field (seed, sweep, finished)")
+    table.add_column("id", no_wrap=True)  # never cut: it is what show, export and --resume take
+    table.add_column("name / variant", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
     for r in rows:
-        table.add_row(r["id"], r["name"], r["status"], str(r["seed"]), f"{r['sweep_id']} / {r['variant']}" if r["sweep_id"] else "", r["created_at"], r["finished_at"] or "")
+        name = f"{r['name']} / {r['variant']}" if r["variant"] else r["name"]
+        table.add_row(r["id"], name, r["status"], r["created_at"][:16].replace("T", " "))
     console.print(table)
 
 

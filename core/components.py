@@ -8,7 +8,7 @@ batch-first: every method takes and returns lists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,25 @@ class StrictConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Problem(NamedTuple):
+    """What a component's config gets wrong about its scenario: ``field`` (dotted, in its block; "" for the block) and why."""
+
+    field: str
+    message: str
+
+
+class CheckContext(BaseModel):
+    """What a component's ``check`` may read: the whole scenario, and the strata the sampler will produce."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    scenario: Any  # simrun.scenario.Scenario, its questions including those metrics bring
+    strata: frozenset[str] | None = None  # None: the sampler cannot say before sampling
+
+    def question(self, question_id: str) -> Question | None:
+        return next((q for q in self.scenario.questions if q.id == question_id), None)
+
+
 class Component:
     kind: ClassVar[str]
     name: ClassVar[str]
@@ -29,6 +48,12 @@ class Component:
 
     def __init__(self, config: BaseModel | None = None):
         self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def check(cls, config: BaseModel, context: CheckContext) -> list[Problem]:
+        """Problems that only the whole scenario shows (a question or option that does not exist, a file
+        that shares no stratum with the sampler), found by ``validate`` and before a run asks anything."""
+        return []
 
 
 def batched(personas: Iterable[Persona], batch_size: int) -> Iterator[list[Persona]]:
@@ -51,6 +76,11 @@ class Sampler(Component):
     def provides(self) -> set[str]:
         """Attributes every persona from this sampler has."""
         return set()
+
+    @classmethod
+    def planned_strata(cls, config: BaseModel) -> frozenset[str] | None:
+        """The strata this config will sample (for other components' checks); None if only sampling tells."""
+        return None
 
     def total(self) -> int:
         """How many personas ``sample`` will yield (for progress and planning)."""

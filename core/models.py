@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from pydantic import BaseModel, Field, computed_field, model_validator
+from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
 from .redaction import redact
 
@@ -91,14 +91,15 @@ class Question(BaseModel):
         None, description="A real answer distribution over the options (shares or counts), for metrics such as wasserstein."
     )
 
-    @model_validator(mode="after")
-    def _distinct_options(self) -> Question:
+    @field_validator("options")
+    @classmethod
+    def _distinct_options(cls, options: list[str]) -> list[str]:
         seen: set[str] = set()
-        for option in self.options:
+        for option in options:
             if option.strip().casefold() in seen:
                 raise ValueError(f"option '{option}' appears twice: each option must be a different answer")
             seen.add(option.strip().casefold())
-        return self
+        return options
 
     @model_validator(mode="after")
     def _truth_fits_options(self) -> Question:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .components import CheckContext, Problem
 from .models import Question
 from .registry import Registry, UnknownComponent
 from .prompts import PromptSpec
@@ -341,6 +342,7 @@ def validate_data(
     ]
     if scenario.ablation is not None:
         components.append(("ablation", ("ablation",), scenario.ablation))
+    configured: list[tuple[type, PathKey, BaseModel]] = []
     for kind, loc, spec in components:
         try:
             info = registry.get(kind, spec.use)
@@ -354,13 +356,33 @@ def validate_data(
         except ValidationError as exc:
             issues.extend(_pydantic_issues(exc, config_loc, info.cls.Config, lines, overridden))
             continue
+        configured.append((info.cls, config_loc, config))
         if kind == "metric":
             issues.extend(_add_questions(scenario, info.cls(config).questions(), config_loc, lines, overridden))
     if not issues and not scenario.questions:
         issues.append(_issue_for(("questions",), "no questions: list them under questions:, or use a metric that brings its own (e.g. opinion)", lines, overridden))
+    if not issues:
+        issues.extend(_component_problems(scenario, configured, lines, overridden))
     if issues:
         raise ScenarioError(source, issues)
     return LoadedScenario(scenario=scenario, data=data, text=text, source=source)
+
+
+def _component_problems(scenario: Scenario, configured: list[tuple[type, PathKey, BaseModel]], lines: dict,
+                        overridden: list[str]) -> list[ScenarioIssue]:
+    """Every component's own ``check`` against the whole scenario, each problem placed at its field's line."""
+    sampler_cls, _, sampler_config = configured[0]
+    context = CheckContext(scenario=scenario, strata=sampler_cls.planned_strata(sampler_config))
+    issues = []
+    for cls, loc, config in configured:
+        try:
+            problems = cls.check(config, context)
+        except ValueError as exc:  # a file the check reads is bad; its message names file and line
+            problems = [Problem("", str(exc))]
+        for problem in problems:
+            field = tuple(int(p) if p.isdigit() else p for p in problem.field.split(".")) if problem.field else ()
+            issues.append(_issue_for(loc + field, problem.message, lines, overridden))
+    return issues
 
 
 def _add_questions(scenario: Scenario, extra: list[Question], loc: PathKey, lines: dict, overridden: list[str]) -> list[ScenarioIssue]:

@@ -273,7 +273,7 @@ class Store:
         if "not a database" in text or "malformed" in text:
             return f"{self.path} is not a usable simrun run log ({text}): move it aside to start a new one, or restore it from a copy"
         if "disk is full" in text:
-            return f"the disk holding {self.path} is full: free some space, then continue with simrun run --resume RUN_ID"
+            return f"the disk holding {self.path} is full: free some space"
         if "readonly" in text or ("unable to open" in text and not os.access(folder, os.W_OK)):
             return f"cannot write the run log {self.path}: it or its folder {folder} is read-only; give --db a writable path"
         return f"run log {self.path}: {text}"

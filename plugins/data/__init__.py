@@ -26,13 +26,18 @@ def states() -> dict[str, dict[str, str]]:
 
 
 def table_rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) of a user's CSV table, after checking it has ``columns``."""
-    with file.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(columns) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{file}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}")
-        yield from enumerate(reader, start=2)
+    """(line number, row) of a user's CSV table, after checking it has ``columns``; an unreadable file is a ValueError."""
+    try:
+        with file.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = set(columns) - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f"{file}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}")
+            yield from enumerate(reader, start=2)
+    except OSError as exc:
+        raise ValueError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{file}: not a UTF-8 CSV table ({exc})") from None
 
 
 def non_negative(text: str, where: str) -> float:

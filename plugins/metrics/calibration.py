@@ -18,7 +18,7 @@ from collections import defaultdict
 from pydantic import Field
 
 from simrun import hookimpl
-from simrun.components import Metric, MetricValue, StrictConfig
+from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
 from simrun.distributions import tvd
 from simrun.plugins import data
 from simrun.plugins.enrichers.calibrate import group_of
@@ -35,6 +35,11 @@ class CalibrationMetric(Metric):
         attributes: list[str] = Field(["industry"], min_length=1)
         targets: str | None = Field(None, description="Same file as the calibrate enricher's; default: ACS 2023 industry by state.")
         by: str = Field("stratum", description="As the calibrate enricher's.")
+
+    @classmethod
+    def check(cls, config: Config, context: CheckContext) -> list[Problem]:
+        data.targets(config.targets, config.attributes)  # a bad file is named here, line by line
+        return []
 
     def compute(self, run) -> list[MetricValue]:
         attributes = self.config.attributes

@@ -13,7 +13,6 @@ NE-2 and Trump's in ME-2 cancel.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from simrun import hookimpl
-from simrun.components import Metric, MetricValue, StrictConfig
+from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
 from simrun.engine import ALL_STRATA
 from simrun.plugins import data
 
@@ -29,17 +28,15 @@ TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
 
 
 def read_truth(path: Path) -> dict[str, dict[str, float]]:
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = TRUTH_COLUMNS - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected {sorted(TRUTH_COLUMNS)}")
-        truth = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                truth[row["state"]] = {k: float(row[k]) for k in TRUTH_COLUMNS - {"state"}}
-            except ValueError:
-                raise ValueError(f"{path}:{line}: expected numbers in {sorted(TRUTH_COLUMNS - {'state'})}, got {row}") from None
+    """Votes and electoral votes by state, every line checked: numbers >= 0 and some votes."""
+    truth = {}
+    for line, row in data.table_rows(path, sorted(TRUTH_COLUMNS)):
+        where = f"{path}:{line}: state {row['state']}"
+        truth[row["state"]] = {k: data.non_negative(row[k], f"{where}: {k}") for k in sorted(TRUTH_COLUMNS - {"state"})}
+        if truth[row["state"]]["dem_votes"] + truth[row["state"]]["rep_votes"] <= 0:
+            raise ValueError(f"{where}: no votes for either party")
+    if not truth:
+        raise ValueError(f"{path}: no states in the file")
     return truth
 
 
@@ -61,6 +58,23 @@ class ElectionMetric(Metric):
             if value is not None:
                 read_truth(Path(value))
             return value
+
+    @classmethod
+    def check(cls, config: Config, context: CheckContext) -> list[Problem]:
+        question = context.question(config.question)
+        if question is None:
+            return [Problem("question", f"no question '{config.question}' in the scenario (it has {', '.join(q.id for q in context.scenario.questions)})")]
+        chosen = {"dem_option": config.dem_option, "rep_option": config.rep_option, "abstain_option": config.abstain_option}
+        problems = [Problem(field, f"'{label}' is not an option label of {question.id}; its labels are "
+                                   + ", ".join(f"{lab} ({text})" for lab, text in zip(question.labels, question.options)))
+                    for field, label in chosen.items() if label is not None and label not in question.labels]
+        if config.dem_option == config.rep_option:
+            problems.append(Problem("rep_option", f"the same option as dem_option ('{config.dem_option}')"))
+        truth = read_truth(Path(config.truth) if config.truth else data.path("president_2024.csv"))
+        if context.strata is not None and not context.strata & truth.keys():
+            problems.append(Problem("truth", f"no state in common with the sampler's strata ({', '.join(sorted(context.strata)[:8])}...): "
+                                             "every score would be empty"))
+        return problems
 
     def compute(self, run) -> list[MetricValue]:
         from scipy.stats import wasserstein_distance  # 1.5 s to import: only when scoring

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from simrun import hookimpl
-from simrun.components import Metric, MetricValue, StrictConfig
+from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
 from simrun.distributions import tvd
 from simrun.plugins.samplers.census import control_category, load_controls
 
@@ -46,6 +46,13 @@ class FidelityMetric(Metric):
     class Config(StrictConfig):
         population: Literal["adults", "citizen_voting_age"] = Field("adults", description="As the census sampler's.")
         controls: str | None = Field(None, description="As the census sampler's: your own control table.")
+
+    @classmethod
+    def check(cls, config: Config, context: CheckContext) -> list[Problem]:
+        controls = load_controls(config.population, config.controls)  # a bad file is named here, line by line
+        if context.strata is not None and not context.strata & controls.keys():
+            return [Problem("controls" if config.controls else "", "no state with census controls among the sampler's strata")]
+        return []
 
     def compute(self, run) -> list[MetricValue]:
         controls = load_controls(self.config.population, self.config.controls)

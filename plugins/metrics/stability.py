@@ -18,13 +18,19 @@ from collections import defaultdict
 import numpy as np
 
 from simrun import hookimpl
-from simrun.components import Metric, MetricValue
+from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
 
 
 class StabilityMetric(Metric):
     """Run-to-run variance of answers (scenario repeats) against variance across personas."""
 
     name = "stability"
+
+    @classmethod
+    def check(cls, config: StrictConfig, context: CheckContext) -> list[Problem]:
+        if context.scenario.repeats < 2:
+            return [Problem("", "every answer would be asked once: set repeats: 2 or more in the scenario")]
+        return []
 
     def compute(self, run) -> list[MetricValue]:
         answers: dict[str, dict[int, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))

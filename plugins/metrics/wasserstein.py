@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from simrun import hookimpl
-from simrun.components import Metric, MetricValue, StrictConfig
+from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
 from simrun.engine import ALL_STRATA
 
 
@@ -24,6 +24,20 @@ class WassersteinMetric(Metric):
 
     class Config(StrictConfig):
         questions: list[str] | None = Field(None, description="Only these question ids; default: every question with truth.")
+
+    @classmethod
+    def check(cls, config: Config, context: CheckContext) -> list[Problem]:
+        if config.questions is None:
+            if any(q.truth is not None for q in context.scenario.questions):
+                return []
+            return [Problem("", "no question has truth: give one a truth distribution, or drop this metric")]
+        problems = []
+        for i, qid in enumerate(config.questions):
+            question = context.question(qid)
+            if question is None or question.truth is None:
+                problems.append(Problem(f"questions.{i}", f"no question '{qid}' in the scenario" if question is None
+                                        else f"question '{qid}' has no truth to compare with"))
+        return problems
 
     def compute(self, run) -> list[MetricValue]:
         from scipy.stats import wasserstein_distance

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from simrun import hookimpl
-from simrun.components import Sampler, StrictConfig, batched
+from simrun.components import CheckContext, Problem, Sampler, StrictConfig, batched
 from simrun.models import Persona
 from simrun.plugins import data
 
@@ -526,6 +526,8 @@ class CensusSampler(Sampler):
         def _known_states(cls, value: Literal["all"] | list[str]) -> Literal["all"] | list[str]:
             if value == "all":
                 return value
+            if not value:
+                raise ValueError("no states: list postal codes, e.g. [CA, TX], or use 'all'")
             known = data.states()
             unknown = [s for s in value if s.upper() not in known]
             if unknown:
@@ -537,6 +539,26 @@ class CensusSampler(Sampler):
             if self.total is None and self.per_state is None:
                 raise ValueError("set per_state or total")
             return self
+
+        @field_validator("controls")
+        @classmethod
+        def _readable(cls, value: str | None) -> str | None:
+            if value is not None:  # read (and checked line by line) now, not after the run has started
+                load_controls(file=value)
+            return value
+
+    @classmethod
+    def planned_strata(cls, config: Config) -> frozenset[str]:
+        return frozenset(data.states() if config.states == "all" else config.states)
+
+    @classmethod
+    def check(cls, config: Config, context: CheckContext) -> list[Problem]:
+        if config.controls is None:
+            return []
+        missing = sorted(cls.planned_strata(config) - load_controls(file=config.controls).keys())
+        if missing:
+            return [Problem("controls", f"{config.controls} has no rows for state(s) {', '.join(missing)}: list only the states it covers in states:")]
+        return []
 
     def provides(self) -> set[str]:
         return {"age", "age_band", "sex", "race_ethnicity", "race", "hispanic_origin", "education", "marital_status", "employment_status", "citizenship",

@@ -10,7 +10,7 @@ import signal
 import time
 
 from simrun import hookimpl
-from simrun.components import Ablation, Enricher, Metric, MetricValue, Sampler, Simulator, StrictConfig
+from simrun.components import Ablation, Enricher, Metric, MetricValue, Problem, Sampler, Simulator, StrictConfig
 from simrun.models import ModelAnswer, Persona
 
 
@@ -25,6 +25,10 @@ class Towns(Sampler):
 
     def provides(self):
         return {"town", "age"}
+
+    @classmethod
+    def planned_strata(cls, config):
+        return frozenset(config.towns)
 
     def total(self):
         return self.config.per_town * len(self.config.towns)
@@ -109,6 +113,16 @@ class MeanShare(Metric):
     class Config(StrictConfig):
         question: str
         option: str = "A"
+
+    @classmethod
+    def check(cls, config, context):
+        """A third-party metric gets the same checks as the built-ins: its question and option must exist."""
+        question = context.question(config.question)
+        if question is None:
+            return [Problem("question", f"no question '{config.question}' in the scenario")]
+        if config.option not in question.labels:
+            return [Problem("option", f"'{config.option}' is not an option label of {config.question} ({', '.join(question.labels)})")]
+        return []
 
     def compute(self, run):
         shares = run.shares(self.config.question)
