@@ -263,3 +263,10 @@ def test_brackets_in_names_paths_and_labels_are_text_everywhere(invoke, tmp_path
     assert invoke("report", run_id, "-o", str(folder / "r [x].html"), db=db).exit_code == 0
     missing = invoke("show", "[bold]nope[/]", db=db)
     assert missing.exit_code == 2 and "no run '[bold]nope[/]'" in missing.output
+    assert invoke("sample", str(path), "-o", str(folder / "p [1].csv"), db=db).exit_code == 0
+    swept = invoke("sweep", str(path), "--quiet", "--set", "ablation={use: grid, with: {fields: {seed: [1, 2]}}}", db=db)
+    assert swept.exit_code == 0, swept.output
+    compared = invoke("compare", swept.output.strip(), "--reps", "20", db=db)
+    assert compared.exit_code == 0 and "seed=1" in compared.output
+    bad = invoke("validate", str(path), "--set", "metrics.mean_share.option='[red]Q'", db=db)
+    assert bad.exit_code == 2 and "'[red]Q' is not an option label" in " ".join(bad.output.split())
