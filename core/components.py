@@ -127,6 +127,9 @@ class Simulator(Component):
     """A language-model backend."""
 
     kind = "simulator"
+    # Config fields that never change an answer (concurrency, timeouts, the name of a key's variable): left out of
+    # cache keys. Every other field is in them, so a new option can never serve a stale answer.
+    non_semantic: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def model(self) -> str:
@@ -134,12 +137,15 @@ class Simulator(Component):
         raise NotImplementedError
 
     def identity(self) -> dict[str, Any]:
-        """Everything that changes an answer: model, revision, decoding settings.
+        """Everything that changes an answer; part of every cache key, so changing any of it never reuses one.
 
-        It is part of every cache key, so changing any of it never reuses a
-        cached answer.
+        By default the simulator's name, its model and its whole validated
+        config but the ``non_semantic`` fields. Extend it with what the config
+        cannot show (``{**super().identity(), "weights": fingerprint}``); to
+        leave a field out, declare it in ``non_semantic`` instead.
         """
-        return {"model": self.model}
+        return {"simulator": self.name, "model": self.model,
+                "config": self.config.model_dump(mode="json", exclude=set(self.non_semantic))}
 
     def answer(self, prompts: list[Prompt]) -> list[ModelAnswer]:
         """Return one answer per prompt, in order, each a distribution over its labels."""

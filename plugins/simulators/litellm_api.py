@@ -109,6 +109,8 @@ class LiteLLMSimulator(Simulator):
 
     name = "litellm"
     chunk_size = 64
+    non_semantic = frozenset({"api_key_env", "max_concurrency", "max_retries", "backoff_s", "max_backoff_s", "timeout_s",
+                              "requests_per_minute", "tokens_per_minute"})
 
     class Config(StrictConfig):
         model: str = Field(description="litellm model name, e.g. openai/gpt-4o-mini or hosted_vllm/meta-llama/Llama-3.1-8B-Instruct.")
@@ -140,11 +142,6 @@ class LiteLLMSimulator(Simulator):
     @property
     def model(self) -> str:
         return self.config.model
-
-    def identity(self) -> dict[str, Any]:
-        c = self.config
-        decoding = {"top_logprobs": c.top_logprobs} if c.mode == "logprobs" else {"samples": c.samples, "temperature": c.temperature}
-        return {"model": c.model, "base_url": c.base_url, "mode": c.mode, **decoding, "extra": c.extra}
 
     @cached_property
     def litellm(self):

@@ -131,6 +131,8 @@ class VLLMSimulator(Simulator):
     name = "vllm"
     chunk_size = 512
     Config = VLLMConfig
+    non_semantic = frozenset({"tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "gpu_memory_utilization",
+                              "enable_prefix_caching", "enforce_eager"})
     too_long = 0  # generate() prompts that did not fit max_model_len
 
     @property
@@ -138,12 +140,8 @@ class VLLMSimulator(Simulator):
         return Path(self.config.model).name or self.config.model
 
     def identity(self) -> dict[str, Any]:
-        c = self.config
-        path = Path(c.model).expanduser()
-        decoding: dict[str, Any] = ({"scoring": c.scoring, **({"top_logprobs": c.top_logprobs} if c.scoring == "top_k" else {})}
-                                    if c.mode == "logprobs" else {"samples": c.samples, "temperature": c.temperature, "seed": c.seed})
-        return {"model": self.model, "revision": c.revision, "dtype": c.dtype,
-                "weights": model_fingerprint(path) if path.is_dir() else None, **decoding}
+        path = Path(self.config.model).expanduser()
+        return {**super().identity(), "weights": model_fingerprint(path) if path.is_dir() else None}
 
     @cached_property
     def llm(self):

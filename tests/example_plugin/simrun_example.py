@@ -63,6 +63,7 @@ class Instant(Simulator):
 
     name = "instant"
     calls = 0
+    non_semantic = frozenset({"delay_s", "call_log", "kill_at_call", "kill_flag"})  # they never change an answer
 
     class Config(StrictConfig):
         delay_s: float = 0.0
