@@ -1,21 +1,51 @@
 """Plugin discovery and the registry of named components.
 
-Every plugin, built-in or not, is found through the ``simrun`` entry-point
-group; ``--plugins-dir`` adds local ``.py`` files without packaging them.
+The built-ins are listed in ``DEFAULT_PLUGINS`` and registered in code, so they
+load from any checkout (as ``llm`` and ``datasette`` do); third-party plugins
+come through the ``simrun`` entry-point group (``SIMRUN_LOAD_PLUGINS=a,b``
+loads only those, empty none); ``--plugins-dir`` adds local ``.py`` files
+without packaging them. A third-party plugin that fails to import is named in
+one line and left out: commands that do not need it go on.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.metadata
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pluggy
 
-from . import hookspecs
+from . import __version__, hookspecs
 from .components import KINDS, Component
+
+DEFAULT_PLUGINS = (
+    "simrun.plugins.samplers.census",
+    "simrun.plugins.samplers.library",
+    "simrun.plugins.enrichers.region",
+    "simrun.plugins.enrichers.survey",
+    "simrun.plugins.enrichers.llm_tiers",
+    "simrun.plugins.enrichers.calibrate",
+    "simrun.plugins.simulators.embedded",
+    "simrun.plugins.simulators.litellm_api",
+    "simrun.plugins.simulators.vllm_offline",
+    "simrun.plugins.metrics.election",
+    "simrun.plugins.metrics.opinion",
+    "simrun.plugins.metrics.wasserstein",
+    "simrun.plugins.metrics.stability",
+    "simrun.plugins.metrics.fidelity",
+    "simrun.plugins.metrics.persona_text",
+    "simrun.plugins.metrics.calibration",
+    "simrun.plugins.ablations.attributes",
+    "simrun.plugins.ablations.swap",
+    "simrun.plugins.ablations.grid",
+)
+ENTRY_POINTS = "simrun"
 
 REGISTER_HOOKS = {
     "sampler": "register_samplers",
@@ -31,12 +61,13 @@ class PluginError(Exception):
 
 
 class UnknownComponent(LookupError):
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str], broken: dict[str, str] | None = None):
         self.kind, self.name, self.known = kind, name, known
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
+        failed = "".join(f"; plugin {plugin} failed to load ({error})" for plugin, error in (broken or {}).items())
         super().__init__(
-            f"no {kind} named '{name}'; {hint}installed: {', '.join(sorted(known)) or 'none'}"
+            f"no {kind} named '{name}'; {hint}installed: {', '.join(sorted(known)) or 'none'}{failed}"
         )
 
 
@@ -56,12 +87,13 @@ class Registry:
     components: dict[str, dict[str, ComponentInfo]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
+    broken: dict[str, str] = field(default_factory=dict)  # entry point -> why it failed to load
 
     def get(self, kind: str, name: str) -> ComponentInfo:
         try:
             return self.components[kind][name]
         except KeyError:
-            raise UnknownComponent(kind, name, list(self.components[kind])) from None
+            raise UnknownComponent(kind, name, list(self.components[kind]), self.broken) from None
 
     def all(self) -> list[ComponentInfo]:
         return [info for by_name in self.components.values() for info in by_name.values()]
@@ -82,24 +114,43 @@ def _load_dir(manager: pluggy.PluginManager, directory: Path) -> None:
         manager.register(module, name=str(path))
 
 
+def _load_entry_points(manager: pluggy.PluginManager, sources: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Third-party plugins (all, or those SIMRUN_LOAD_PLUGINS names); returns the ones that failed, with why."""
+    wanted = os.environ.get("SIMRUN_LOAD_PLUGINS")
+    chosen = None if wanted is None else {name.strip() for name in wanted.split(",") if name.strip()}
+    broken = {}
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        if entry.value in DEFAULT_PLUGINS or manager.has_plugin(entry.name):
+            continue  # a built-in (an install from before they were registered in code) or a name already taken
+        package = entry.dist.name if entry.dist else "?"
+        if chosen is not None and entry.name not in chosen and package not in chosen:
+            continue
+        try:
+            module = entry.load()
+        except Exception as exc:  # noqa: BLE001 - any error in a third party's import
+            broken[entry.name] = f"{type(exc).__name__}: {exc}"
+            print(f"simrun: plugin {entry.name} ({package}) failed to load and is left out: {broken[entry.name]}", file=sys.stderr)
+            continue
+        manager.register(module, name=entry.name)
+        sources[entry.name] = (package, entry.dist.version if entry.dist else "")
+    return broken
+
+
 def load_registry(plugins_dir: str | Path | None = None) -> Registry:
     manager = pluggy.PluginManager("simrun")
     manager.add_hookspecs(hookspecs)
-    try:
-        manager.load_setuptools_entrypoints("simrun")
-    except Exception as exc:
-        raise PluginError(f"an installed plugin (entry-point group 'simrun') failed to load: {type(exc).__name__}: {exc}") from exc
+    sources: dict[str, tuple[str, str]] = {}
+    for module_name in DEFAULT_PLUGINS:
+        manager.register(importlib.import_module(module_name), name=module_name.rsplit(".", 1)[-1])
+        sources[module_name.rsplit(".", 1)[-1]] = ("simrun", __version__)
+    broken = _load_entry_points(manager, sources)
     if plugins_dir is not None:
         directory = Path(plugins_dir)
         if not directory.is_dir():
             raise PluginError(f"--plugins-dir {directory}: not a directory")
         _load_dir(manager, directory)
 
-    sources = {
-        manager.get_name(plugin): (dist.project_name, dist.version)
-        for plugin, dist in manager.list_plugin_distinfo()
-    }
-    registry = Registry(manager)
+    registry = Registry(manager, broken=broken)
     for kind, hook_name in REGISTER_HOOKS.items():
         base = KINDS[kind]
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
