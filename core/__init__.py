@@ -1,7 +1,8 @@
 """simrun: simulate human populations with LLM personas.
 
-Plugins import ``hookimpl`` from here and the component base classes from
-``simrun.components``; nothing in this package imports a plugin.
+``import simrun`` is the whole plugin API: a plugin, built-in or not, imports
+from here and from nowhere else in simrun (docs/plugins.md documents each
+name). Nothing in this package imports a plugin.
 """
 
 import pluggy
@@ -10,4 +11,44 @@ __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("simrun")
 
-__all__ = ["__version__", "hookimpl"]
+from . import data  # noqa: E402 - the names below need hookimpl and __version__ defined first
+from .bundled import BUNDLED_MODEL, bundled_model  # noqa: E402
+from .census import (  # noqa: E402
+    AGE_BANDS, BANDS, CITIZENSHIP, DIMENSIONS, EDUCATION, EMPLOYMENT, HOUSEHOLD_INCOME, MARITAL, SEXES, Controls, age_band,
+    control_category, load_controls, read_controls, shipped_controls,
+)
+from .components import (  # noqa: E402
+    Ablation, CheckContext, Component, EnrichContext, Enricher, Metric, MetricValue, Problem, Sampler, Simulator, StrictConfig,
+    batched,
+)
+from .distributions import from_logprobs, from_samples, tvd  # noqa: E402
+from .models import (  # noqa: E402
+    ALL_STRATA, INVALID_THRESHOLD, OPTION_LABELS, Answer, InvalidOutput, ModelAnswer, Persona, Prompt, Question, RunInfo,
+    failed_answer,
+)
+from .raking import Coded, Dimension, Imputed, RakeResult, combination_key, encode, fit_state, rake  # noqa: E402
+from .redaction import redact, secret  # noqa: E402
+from .rules import Rule, load_rules, violations  # noqa: E402
+from .scenario import set_path  # noqa: E402
+from .schemas import bounded_integer, bounded_integers_as_enums, integer_bounds, schema_check  # noqa: E402
+
+__all__ = [
+    "__version__", "hookimpl",
+    # components: the base classes of the five kinds, and what they take and give
+    "Component", "Sampler", "Enricher", "Simulator", "Metric", "Ablation", "StrictConfig", "MetricValue", "EnrichContext",
+    "CheckContext", "Problem", "batched",
+    # models
+    "Persona", "Question", "Prompt", "ModelAnswer", "Answer", "RunInfo", "InvalidOutput", "failed_answer",
+    "ALL_STRATA", "OPTION_LABELS", "INVALID_THRESHOLD",
+    # answers as distributions
+    "from_logprobs", "from_samples", "tvd",
+    # census tables and raking
+    "Controls", "read_controls", "load_controls", "shipped_controls", "control_category", "age_band", "DIMENSIONS",
+    "AGE_BANDS", "BANDS", "SEXES", "MARITAL", "EMPLOYMENT", "CITIZENSHIP", "EDUCATION", "HOUSEHOLD_INCOME",
+    "rake", "fit_state", "encode", "combination_key", "Coded", "Dimension", "Imputed", "RakeResult",
+    # constrained decoding, secrets, shipped data and model
+    "schema_check", "bounded_integer", "integer_bounds", "bounded_integers_as_enums", "secret", "redact",
+    "data", "bundled_model", "BUNDLED_MODEL",
+    # consistency rules for LLM-written attributes, and scenario editing for ablations
+    "Rule", "load_rules", "violations", "set_path",
+]

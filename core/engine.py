@@ -23,14 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
-from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
+from .models import ALL_STRATA, Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .redaction import redact
 from .registry import Registry
 from .schemas import schema_check
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .store import RunView, Store, StoreError, dumps, now, sha256
 
-ALL_STRATA = "ALL"
 
 
 class PlanError(ScenarioError):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, computed_field, field_validator, model_va
 from .redaction import redact
 
 OPTION_LABELS = string.ascii_uppercase
+ALL_STRATA = "ALL"  # the stratum name of the whole population in aggregates and metrics
 INVALID_THRESHOLD = 0.10  # show, compare and report mark a step that wrote nothing usable for more personas than this
 
 
@@ -30,6 +31,10 @@ class Persona(BaseModel):
         """Set an attribute and record which data or model it came from."""
         self.attributes[name] = value
         self.provenance[name] = source
+
+    def group(self, by: str) -> str:
+        """The persona's group for ``by``: its stratum, or the value of the attribute so named."""
+        return self.stratum if by == "stratum" else str(self.attributes.get(by))
 
     def mark_invalid(self, step: str, reason: str, source: str, detail: str = "", reply: str = "") -> None:
         """Record that ``step`` (e.g. an enricher's tier) wrote nothing usable for this persona.

@@ -1,8 +1,8 @@
-"""Regenerate the compact tables in plugins/data/ from ../shared/data.
+"""Regenerate the compact tables in core/data/ from ../shared/data.
 
 Run from the repository root:  python scripts/derive_data.py [SHARED_DATA_DIR]
 Needs pandas (not a simrun dependency). Every output is described, with its
-sources, in plugins/data/SOURCES.md.
+sources, in core/data/SOURCES.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 SHARED = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
-OUT = Path("plugins/data")
+OUT = Path("core/data")
 
 # 2024 electoral votes by state (apportionment after the 2020 census; 538 in all).
 ELECTORAL_VOTES = {

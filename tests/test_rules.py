@@ -36,7 +36,7 @@ def test_a_rule_fires_only_when_it_applies_and_only_on_what_was_written():
 
 
 def test_shipped_rules_catch_the_papers_examples():
-    rules = load_rules(__import__("simrun.plugins.data", fromlist=["path"]).path("consistency_rules.yaml"))
+    rules = load_rules(__import__("simrun.data", fromlist=["path"]).path("consistency_rules.yaml"))
     young_dropout = {"age": 22, "sex": "male", "education": "less than high school"}
     broken = {r.id for r in violations(rules, young_dropout, {
         "occupation": "retired professor", "description": "I have been retired for 20 years since finishing my PhD."})}
@@ -55,7 +55,7 @@ def test_a_bad_rules_file_names_the_rule_and_field(tmp_path):
 
 def test_shipped_rules_catch_a_narrative_that_changes_the_persona_s_sex():
     # SmolLM2 wrote both of these in scenarios/tiers.yaml
-    rules = load_rules(__import__("simrun.plugins.data", fromlist=["path"]).path("consistency_rules.yaml"))
+    rules = load_rules(__import__("simrun.data", fromlist=["path"]).path("consistency_rules.yaml"))
     assert [r.id for r in violations(rules, {"age": 22, "sex": "male"}, {"description": "I'm Sarah Johnson, a 22-year-old woman from Alabama."})] == ["male_writes_as_woman"]
     assert [r.id for r in violations(rules, {"age": 66, "sex": "female"}, {"description": "Liam, a 66-year-old man, stands out."})] == ["female_writes_as_man"]
     assert violations(rules, {"age": 66, "sex": "female"}, {"description": "I am a 66-year-old woman from Alaska."}) == []

@@ -13,8 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import Ablation, StrictConfig
+from simrun import hookimpl, Ablation, StrictConfig
 
 
 class AttributeAblation(Ablation):

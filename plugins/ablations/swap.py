@@ -13,9 +13,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from simrun import hookimpl
-from simrun.components import Ablation, StrictConfig
-from simrun.scenario import set_path
+from simrun import hookimpl, Ablation, set_path, StrictConfig
 
 
 class SwapAblation(Ablation):

@@ -26,20 +26,13 @@ from functools import cached_property
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import EnrichContext, Enricher, StrictConfig
-from simrun.models import Persona
-from simrun.plugins import data
+from simrun import hookimpl, data, EnrichContext, Enricher, Persona, StrictConfig
 
 
 class CalibrateConfig(StrictConfig):
     attributes: list[str] = Field(["industry"], min_length=1, description="Categorical attributes to calibrate; each needs targets.")
     targets: str | None = Field(None, description="CSV with columns group, attribute, category, share[, source]; default: ACS 2023 industry by state.")
     by: str = Field("stratum", description="What picks a persona's targets (the file's group): its stratum (a state code for census personas) or an attribute.")
-
-
-def group_of(persona: Persona, by: str) -> str:
-    return persona.stratum if by == "stratum" else str(persona.attributes.get(by))
 
 
 def reassign(values: list[str], weights: np.ndarray, target: dict[str, float], rng: np.random.Generator) -> list[str]:
@@ -82,7 +75,7 @@ class Calibrate(Enricher):
         for attribute in self.config.attributes:
             groups: dict[str, list[Persona]] = defaultdict(list)
             for persona in batch:
-                stratum = group_of(persona, self.config.by)
+                stratum = persona.group(self.config.by)
                 if attribute in persona.attributes and stratum in self.targets.shares[attribute]:
                     groups[stratum].append(persona)
             for stratum, members in sorted(groups.items()):

@@ -23,11 +23,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import jsonschema
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import EnrichContext, Enricher, StrictConfig
-from simrun.models import Persona
-from simrun.plugins import data
-from simrun.rules import Rule, load_rules, violations
+from simrun import hookimpl, data, EnrichContext, Enricher, load_rules, Persona, Rule, StrictConfig, violations
 
 # The ACS DP03 industry groups (so the census can calibrate them), plus not working.
 INDUSTRIES = ["agriculture and mining", "construction", "manufacturing", "wholesale trade", "retail trade",

@@ -6,10 +6,7 @@ from data, not from a model.
 
 from __future__ import annotations
 
-from simrun import hookimpl
-from simrun.components import EnrichContext, Enricher
-from simrun.models import Persona
-from simrun.plugins import data
+from simrun import hookimpl, data, EnrichContext, Enricher, Persona
 
 SOURCE = "census:regions and divisions (Census Bureau population estimates, vintage 2021)"
 

@@ -18,11 +18,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import EnrichContext, Enricher, StrictConfig
-from simrun.models import Persona
-from simrun.plugins import data
-from simrun.plugins.samplers.census import age_band
+from simrun import hookimpl, age_band, data, EnrichContext, Enricher, Persona, StrictConfig
 
 SOURCE = "survey:GSS 2018-2024 (weighted hot-deck by age band, sex, race/ethnicity, education, region)"
 PARTY = {"strong democrat": "Democrat", "not very strong democrat": "Democrat", "strong republican": "Republican",

@@ -17,11 +17,7 @@ from collections import defaultdict
 
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
-from simrun.distributions import tvd
-from simrun.plugins import data
-from simrun.plugins.enrichers.calibrate import group_of
+from simrun import hookimpl, CheckContext, data, Metric, MetricValue, Problem, StrictConfig, tvd
 
 ALL = ""
 
@@ -53,7 +49,7 @@ class CalibrationMetric(Metric):
         counted: dict[str, int] = defaultdict(int)
         calibrated_any: dict[str, bool] = defaultdict(bool)
         for persona in run.personas():
-            stratum = group_of(persona, self.config.by)
+            stratum = persona.group(self.config.by)
             for a in attributes:
                 if a not in persona.attributes:
                     continue

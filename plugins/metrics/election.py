@@ -19,10 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import hookimpl
-from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
-from simrun.engine import ALL_STRATA
-from simrun.plugins import data
+from simrun import hookimpl, ALL_STRATA, CheckContext, data, Metric, MetricValue, Problem, StrictConfig
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
 

@@ -19,10 +19,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
-from simrun.distributions import tvd
-from simrun.plugins.samplers.census import control_category, load_controls
+from simrun import (
+    hookimpl, CheckContext, control_category, load_controls, Metric, MetricValue, Problem, StrictConfig, tvd,
+)
 
 # two-way control dimensions also yield their one-way marginals: dimension -> [(table name, collapse)]
 TABLES = {

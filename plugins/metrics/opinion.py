@@ -29,9 +29,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import hookimpl
-from simrun.components import Metric, MetricValue, StrictConfig
-from simrun.models import Question
+from simrun import hookimpl, Metric, MetricValue, Question, StrictConfig
 
 QUESTIONS = "opinionqa_questions.csv"
 COUNTS = "opinionqa_group_counts.csv.gz"

@@ -18,8 +18,7 @@ from collections import Counter
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import Metric, MetricValue, StrictConfig
+from simrun import hookimpl, Metric, MetricValue, StrictConfig
 
 
 def text_of(value: object) -> str:

@@ -17,8 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from simrun import hookimpl
-from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
+from simrun import hookimpl, CheckContext, Metric, MetricValue, Problem, StrictConfig
 
 
 class StabilityMetric(Metric):

@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import CheckContext, Metric, MetricValue, Problem, StrictConfig
-from simrun.engine import ALL_STRATA
+from simrun import hookimpl, ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig
 
 
 class WassersteinMetric(Metric):

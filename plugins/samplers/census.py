@@ -19,50 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache, cached_property
-from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from simrun import hookimpl
-from simrun.components import CheckContext, Problem, Sampler, StrictConfig, batched
-from simrun.models import Persona
-from simrun.plugins import data
+from simrun import (
+    hookimpl, age_band, batched, CheckContext, CITIZENSHIP, Coded, combination_key, control_category, Controls, data, DIMENSIONS, EDUCATION, EMPLOYMENT, encode, fit_state, HOUSEHOLD_INCOME, Imputed, load_controls, MARITAL, Persona, Problem, RakeResult, Sampler, shipped_controls, StrictConfig,
+)
 
-CONTROLS = {"adults": "acs2018_adult_controls.csv", "citizen_voting_age": "acs2018_cvap_controls.csv"}
 SEED = "gss_seed.csv"
 MARITAL_SHARES = "pums_marital_by_sex_age.csv"
 EMPLOYMENT_BY_EDUCATION = "s2301_employment_by_education.csv"
 FOREIGN_BORN_BY_RACE = "dp02_foreign_born_by_race.csv"
 INCOME_SPLIT = "gss_household_income.csv"
 SEED_PROVENANCE = "(raked GSS 2018-2024 seed)"
-AGE_BANDS = ((18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+"))
-SEXES = ("female", "male")
-MARITAL = ("never married", "married", "separated", "widowed", "divorced")
-EMPLOYMENT = ("employed", "unemployed", "not in labor force", "armed forces")
-CITIZENSHIP = ("born a citizen", "naturalized citizen", "not a citizen")
-EDUCATION = ("less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree")
-HOUSEHOLD_INCOME = (  # B19001's bands, in 2018 dollars
-    "under $10,000", "$10,000 to $14,999", "$15,000 to $19,999", "$20,000 to $24,999", "$25,000 to $29,999", "$30,000 to $34,999",
-    "$35,000 to $39,999", "$40,000 to $44,999", "$45,000 to $49,999", "$50,000 to $59,999", "$60,000 to $74,999",
-    "$75,000 to $99,999", "$100,000 to $124,999", "$125,000 to $149,999", "$150,000 to $199,999", "$200,000 or more")
-BANDS = tuple(b for _, _, b in AGE_BANDS)
-# control dimension -> its categories (what the seed can match) and the persona attributes it constrains
-DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    "sex_age": (frozenset(f"{s}|{b}" for s in SEXES for b in BANDS), ("sex", "age")),
-    "sex": (frozenset(SEXES), ("sex",)),
-    "age_band": (frozenset(BANDS), ("age",)),
-    "race_ethnicity": (frozenset({"white", "black", "hispanic", "asian", "other"}), ("race_ethnicity",)),
-    "education": (frozenset(EDUCATION) | {"under 25"}, ("education",)),
-    "education_18plus": (frozenset(EDUCATION), ("education",)),
-    "sex_marital": (frozenset(f"{s}|{m}" for s in SEXES for m in MARITAL), ("sex", "marital_status")),
-    "sex_age_employment": (frozenset(f"{s}|{b}|{e}" for s in SEXES for b in BANDS for e in EMPLOYMENT), ("sex", "age", "employment_status")),
-    "sex_citizenship": (frozenset(f"{s}|{c}" for s in SEXES for c in CITIZENSHIP), ("sex", "citizenship")),
-    "citizenship_age": (frozenset(f"{c}|{b}" for c in ("citizen", "not a citizen") for b in BANDS), ("citizenship", "age")),
-    "citizen_education": (frozenset({f"citizen|{e}" for e in EDUCATION} | {"not a citizen"}), ("citizenship", "education")),
-    "household_income": (frozenset(HOUSEHOLD_INCOME), ("household_income",)),
-}
 # attributes no seed here carries: imputed into it from census tables (see build_seed), then raked where controls exist
 IMPUTED_PROVENANCE = {
     "marital_status": "imputed into the seed by sex x age from ACS PUMS 2013-2017",
@@ -77,93 +48,20 @@ SEED_DETAIL = {
     "hispanic_origin": ("race_ethnicity", "Hispanic or Latino of any race, as race_ethnicity"),
 }
 ALL_FIELDS = set(Persona.model_fields)  # model_construct is faster told every field is set
-TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
 
 
-class Controls(dict):
-    """state -> dimension -> category -> people, read from a long table; ``tables`` names each dimension's source."""
-
-    def __init__(self, counts: dict[str, dict[str, dict[str, float]]], tables: dict[str, str], label: str):
-        super().__init__(counts)
-        self.tables, self.label = tables, label
-
-    def population(self, state: str) -> float:
-        """The people a state's controls describe (every dimension sums to it)."""
-        return sum(next(iter(self[state].values())).values())
-
-    def provenance(self) -> dict[str, str]:
-        by_attribute: dict[str, list[str]] = {}
-        for dimension, table in self.tables.items():
-            for attribute in DIMENSIONS[dimension][1]:
-                by_attribute.setdefault(attribute, []).append(table)
-        out = {a: f"census:{','.join(dict.fromkeys(t))} {self.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
-        for attribute, how in IMPUTED_PROVENANCE.items():
-            out[attribute] = f"{out[attribute]} ({how})" if attribute in out else f"census:{how}; not raked here"
-        for attribute, (raked, how) in SEED_DETAIL.items():
-            out[attribute] = f"{out[raked]} ({how})" if raked in out else f"survey:GSS 2018-2024 ({how}; not raked here)"
-        return {**out, "state": f"census:{self.label} state"}
-
-
-def read_controls(path: Path, label: str) -> Controls:
-    """A control table (columns state, table, dimension, category, count), checked line by line and state by state."""
-    counts: dict[str, dict[str, dict[str, float]]] = {}
-    tables: dict[str, str] = {}
-    for line, row in data.table_rows(path, ["state", "table", "dimension", "category", "count"]):
-        where = f"{path}:{line}: table {row['table']}, state {row['state']}, {row['dimension']}={row['category']}"
-        if row["dimension"] not in DIMENSIONS:
-            raise ValueError(f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}")
-        if row["category"] not in DIMENSIONS[row["dimension"]][0]:
-            raise ValueError(f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}")
-        cell = counts.setdefault(row["state"], {}).setdefault(row["dimension"], {})
-        cell[row["category"]] = cell.get(row["category"], 0.0) + data.non_negative(row["count"], f"{where}: count")
-        tables.setdefault(row["dimension"], row["table"])
-    for state, dimensions in counts.items():
-        if set(dimensions) != set(tables):
-            raise ValueError(f"{path}: state {state} lacks control table(s) for {', '.join(sorted(set(tables) - set(dimensions)))}")
-        totals = {d: sum(c.values()) for d, c in dimensions.items()}
-        low, high = min(totals.values()), max(totals.values())
-        if high > 0 and (high - low) / high > TOTALS_AGREE:
-            listed = ", ".join(f"{tables[d]} {d} {n:,.0f}" for d, n in sorted(totals.items()))
-            raise ValueError(f"{path}: totals for state {state} disagree by more than {TOTALS_AGREE:.1%}: {listed}")
-    return Controls(counts, tables, label)
-
-
-def load_controls(population: str = "adults", file: str | None = None) -> Controls:
-    """The shipped controls for a population (ACS 2018 1-year, plugins/data/SOURCES.md), or a user's file (read afresh)."""
-    if file is not None:
-        return read_controls(Path(file).expanduser(), f"file {Path(file).name}")
-    return shipped_controls(population)
-
-
-@cache
-def shipped_controls(population: str) -> Controls:
-    return read_controls(data.path(CONTROLS[population]), "ACS 2018 1-year")
-
-
-class Imputed(NamedTuple):
-    """An attribute the seed lacks, as probabilities per category for groups of respondents.
-
-    Respondents alike in these probabilities and in every control cell the
-    attribute enters form a group: raking moves their categories' weights
-    alike, so it keeps one weight per (group, category) pair. Pairs are sorted
-    by group; group g's are ``start[g]:start[g + 1]``.
-    """
-
-    categories: tuple[str, ...]
-    group: np.ndarray  # per respondent
-    pair_group: np.ndarray
-    category: np.ndarray
-    prior: np.ndarray
-    start: np.ndarray
-    cells: dict[str, np.ndarray]  # control dimension -> each pair's category in it
-
-
-class Coded(NamedTuple):
-    """A control dimension's categories and, for each respondent (or each pair of the imputed attribute it reads), its index into them."""
-
-    categories: np.ndarray
-    codes: np.ndarray
-    imputed: str | None = None
+def control_provenance(controls: Controls) -> dict[str, str]:
+    """Each attribute's provenance: the tables it is raked to, and how the seed or an imputation gives it."""
+    by_attribute: dict[str, list[str]] = {}
+    for dimension, table in controls.tables.items():
+        for attribute in DIMENSIONS[dimension][1]:
+            by_attribute.setdefault(attribute, []).append(table)
+    out = {a: f"census:{','.join(dict.fromkeys(t))} {controls.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
+    for attribute, how in IMPUTED_PROVENANCE.items():
+        out[attribute] = f"{out[attribute]} ({how})" if attribute in out else f"census:{how}; not raked here"
+    for attribute, (raked, how) in SEED_DETAIL.items():
+        out[attribute] = f"{out[raked]} ({how})" if raked in out else f"survey:GSS 2018-2024 ({how}; not raked here)"
+    return {**out, "state": f"census:{controls.label} state"}
 
 
 class Seed:
@@ -275,7 +173,7 @@ def household_income_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
 
 
 def marital_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
-    """P(marital status | sex, age capped at 85) among adults, ACS PUMS 2013-2017 (plugins/data/SOURCES.md).
+    """P(marital status | sex, age capped at 85) among adults, ACS PUMS 2013-2017 (core/data/SOURCES.md).
 
     A respondent who lives alone (GSS household size 1) has no spouse at home,
     so is not married; raking then gives the married share to the others.
@@ -327,186 +225,6 @@ def citizenship_prior(records: list[dict]) -> np.ndarray:
         tilt = np.array([(1 - share) / (1 - overall), share / overall, share / overall])
         prior.append(np.array([national[f"{r['sex']}|{c}"] for c in CITIZENSHIP]) * tilt)
     return normalised(np.array(prior))
-
-
-def control_category(dimension: str, attributes: dict) -> str | None:
-    """A persona's cell in a control dimension, or None when it lacks the attributes."""
-    try:
-        if dimension == "sex_age":
-            return f"{attributes['sex']}|{age_band(int(attributes['age']))}"
-        if dimension == "education":
-            return "under 25" if int(attributes["age"]) < 25 else str(attributes["education"])
-        if dimension == "age_band":
-            return age_band(int(attributes["age"]))
-        if dimension == "education_18plus":
-            return str(attributes["education"])
-        if dimension == "sex_marital":
-            return f"{attributes['sex']}|{attributes['marital_status']}"
-        if dimension == "sex_age_employment":
-            return f"{attributes['sex']}|{age_band(int(attributes['age']))}|{attributes['employment_status']}"
-        if dimension == "sex_citizenship":
-            return f"{attributes['sex']}|{attributes['citizenship']}"
-        if dimension == "citizenship_age":
-            citizen = "not a citizen" if attributes["citizenship"] == "not a citizen" else "citizen"
-            return f"{citizen}|{age_band(int(attributes['age']))}"
-        if dimension == "citizen_education":
-            return "not a citizen" if attributes["citizenship"] == "not a citizen" else f"citizen|{attributes['education']}"
-        return str(attributes[dimension])
-    except KeyError:
-        return None
-
-
-def age_band(age: int) -> str:
-    return next(label for lo, hi, label in AGE_BANDS if lo <= age <= hi)
-
-
-class Dimension(NamedTuple):
-    """One set of control totals for ``rake``: each respondent's (or imputed pair's) category, and the target per category."""
-
-    codes: np.ndarray
-    targets: np.ndarray
-    imputed: str | None = None
-
-
-class RakeResult:
-    """Raked weights in product form: a weight per respondent times, per imputed attribute, a weight per (group, category) pair.
-
-    A respondent stands for ``base`` x its group's summed pair weights of each
-    imputed attribute (``weights``); a persona drawn from it takes each imputed
-    category in proportion to its pair weight (``draw``).
-    """
-
-    def __init__(self, base: np.ndarray, imputed: dict[str, Imputed]):
-        self.base, self.imputed = base, imputed
-        self.pair = {a: pairs.prior.astype(float) for a, pairs in imputed.items()}
-        self.mass: dict[str, np.ndarray] = {}
-        self.factor: dict[str, np.ndarray] = {}  # per respondent: its group's mass
-        for attribute in imputed:
-            self.update_mass(attribute)
-        self.iterations, self.max_error, self.empty_cells = 0, 0.0, []
-
-    def update_mass(self, attribute: str) -> None:
-        pairs = self.imputed[attribute]
-        self.mass[attribute] = np.bincount(pairs.pair_group, weights=self.pair[attribute], minlength=len(pairs.start) - 1)
-        self.factor[attribute] = self.mass[attribute][pairs.group]
-
-    def weights_without(self, attribute: str | None) -> np.ndarray:
-        """Each respondent's weight, leaving out one imputed attribute's factor (None: the whole weight)."""
-        weights = self.base.copy()
-        for a, factor in self.factor.items():
-            if a != attribute:
-                weights *= factor
-        return weights
-
-    @property
-    def weights(self) -> np.ndarray:
-        return self.weights_without(None)
-
-    def sums(self, codes: np.ndarray, imputed: str | None, size: int) -> np.ndarray:
-        """People per category of a dimension whose codes are per respondent, or per pair of ``imputed``."""
-        if imputed is None:
-            return np.bincount(codes, weights=self.weights, minlength=size)
-        pairs = self.imputed[imputed]
-        groups = np.bincount(pairs.group, weights=self.weights_without(imputed), minlength=len(pairs.start) - 1)
-        return np.bincount(codes, weights=groups[pairs.pair_group] * self.pair[imputed], minlength=size)
-
-    def scale(self, dimension: Dimension, factors: np.ndarray) -> None:
-        if dimension.imputed is None:
-            self.base *= factors[dimension.codes]
-        else:
-            self.pair[dimension.imputed] *= factors[dimension.codes]
-            self.update_mass(dimension.imputed)
-
-    def exclude(self, attribute: str, category: str) -> None:
-        """Nobody in ``category`` of an imputed attribute (e.g. keep citizens only)."""
-        pairs = self.imputed[attribute]
-        self.pair[attribute][pairs.category == pairs.categories.index(category)] = 0.0
-        self.update_mass(attribute)
-
-    def draw(self, attribute: str, respondents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A category code of an imputed attribute for each drawn respondent, in proportion to its group's pair weights."""
-        pairs, pair = self.imputed[attribute], self.pair[attribute]
-        mass = self.mass[attribute][pairs.pair_group]
-        cumulative = np.cumsum(np.divide(pair, mass, out=np.zeros_like(pair), where=mass > 0))  # each group's pairs add 1
-        groups = pairs.group[respondents]
-        first, last = pairs.start[groups], pairs.start[groups + 1] - 1
-        before = np.where(first > 0, cumulative[first - 1], 0.0)
-        point = before + rng.random(len(respondents)) * (cumulative[last] - before)
-        return pairs.category[np.clip(np.searchsorted(cumulative, point, side="right"), first, last)]
-
-
-def rake(seed_weights: np.ndarray, dimensions: list[Dimension], imputed: dict[str, Imputed] | None = None,
-         tolerance: float = 1e-6, max_iterations: int = 200) -> RakeResult:
-    """Iterative proportional fitting of seed weights (and imputed attributes' pair weights) to several sets of totals.
-
-    A category with a positive target that no seed respondent (or possible
-    imputed category) reaches cannot be matched; it is reported in
-    ``empty_cells`` (dimension, category index) rather than silently ignored.
-    """
-    result = RakeResult(seed_weights.astype(float), imputed or {})
-    present = seed_weights > 0
-    for d, (codes, targets, attribute) in enumerate(dimensions):
-        if attribute is None:
-            reached = codes[present]
-        else:
-            pairs = result.imputed[attribute]
-            reached = codes[(np.bincount(pairs.group, weights=present, minlength=len(pairs.start) - 1) > 0)[pairs.pair_group]]
-        counts = np.bincount(reached, minlength=len(targets))
-        result.empty_cells += [(d, int(c)) for c in np.flatnonzero((counts == 0) & (targets > 0))]
-
-    def misfit(dimension: Dimension, sums: np.ndarray) -> float:
-        return float(np.max(np.abs(sums - dimension.targets) / np.maximum(dimension.targets, 1)))
-
-    for iteration in range(1, max_iterations + 1):
-        worst = 0.0  # measured on the sums each pass computes anyway: converged once no dimension needs adjusting
-        for dimension in dimensions:
-            sums = result.sums(dimension.codes, dimension.imputed, len(dimension.targets))
-            worst = max(worst, misfit(dimension, sums))
-            result.scale(dimension, np.divide(dimension.targets, sums, out=np.zeros_like(sums), where=sums > 0))
-        result.iterations = iteration
-        if worst < tolerance:
-            break
-    result.max_error = max(misfit(d, result.sums(d.codes, d.imputed, len(d.targets))) for d in dimensions)
-    return result
-
-
-def encode(values: np.ndarray) -> Coded:
-    """A dimension's distinct values, and each row's index into them: what ``fit_state`` takes per dimension."""
-    categories, codes = np.unique(values, return_inverse=True)
-    return Coded(categories, codes)
-
-
-def combination_key(columns: list[tuple[np.ndarray, int]]) -> np.ndarray:
-    """One integer per row for its combination of codes, given each column's codes and how many values they take."""
-    key = np.zeros(len(columns[0][0]), dtype=np.int64)
-    for codes, size in columns:
-        key = key * size + codes
-    return key
-
-
-def fit_state(state: str, controls: Controls, coded: dict[str, Coded], weights: np.ndarray, imputed: dict[str, Imputed] | None = None) -> RakeResult:
-    """Rake ``weights`` (one per seed row) so the rows' categories per control dimension (``coded``) match the state's controls.
-
-    A positive control cell no row falls in, or a fit that does not converge,
-    stops with the state, table and cell named.
-    """
-    dimensions, names = [], []
-    for dimension, (seen, codes, attribute) in coded.items():
-        targets = controls[state][dimension]
-        categories = sorted(set(targets) | set(seen.tolist()))
-        index = {c: i for i, c in enumerate(categories)}
-        remap = np.array([index[c] for c in seen.tolist()], dtype=np.intp)
-        dimensions.append(Dimension(remap[codes], np.array([targets.get(c, 0.0) for c in categories]), attribute))
-        names.append((dimension, categories))
-    result = rake(weights, dimensions, imputed)
-    if result.empty_cells:
-        listed = "; ".join(f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d].targets[c]:,.0f} people)"
-                           for d, c in result.empty_cells)
-        raise RuntimeError(f"state {state}: no seed respondent falls in {listed}; merge the cell into a neighbour or drop it")
-    if result.max_error > 1e-3:
-        raise RuntimeError(f"raking for state {state} did not converge (max relative error {result.max_error:.2e}"
-                           f" after {result.iterations} iterations); check that the control tables describe one population")
-    return result
 
 
 class CensusSampler(Sampler):
@@ -589,7 +307,7 @@ class CensusSampler(Sampler):
 
     @cached_property
     def provenance(self) -> dict[str, str]:
-        provenance = self.controls.provenance()
+        provenance = control_provenance(self.controls)
         if self.citizens_only:
             provenance = {a: f"{p}, citizens kept" for a, p in provenance.items()}
         return provenance

@@ -28,10 +28,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import hookimpl
-from simrun.components import Sampler, StrictConfig, batched
-from simrun.models import Persona
-from simrun.plugins.samplers.census import DIMENSIONS, control_category, encode, fit_state, load_controls
+from simrun import (
+    hookimpl, batched, control_category, DIMENSIONS, encode, fit_state, load_controls, Persona, Sampler, StrictConfig,
+)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

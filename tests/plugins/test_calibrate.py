@@ -7,7 +7,7 @@ from simrun.components import EnrichContext
 from simrun.distributions import tvd
 from simrun.engine import PlanError, order_enrichers
 from simrun.models import Persona
-from simrun.plugins import data
+from simrun import data
 from simrun.plugins.enrichers.calibrate import Calibrate, reassign
 from simrun.plugins.enrichers.llm_tiers import ObjectiveTabular, SubjectiveTabular
 from simrun.plugins.metrics.calibration import CalibrationMetric

@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simrun.plugins.samplers.census import CensusSampler, Dimension, Imputed, encode, rake
-from simrun.plugins import data
+from simrun import Dimension, Imputed, encode, rake
+from simrun.plugins.samplers.census import CensusSampler
+from simrun import data
 
 
 def test_rake_matches_every_control_on_a_hand_case():

@@ -57,7 +57,7 @@ def test_truth_can_be_swapped_from_the_command_line(invoke, tmp_path):
     import json
 
     from conftest import EXAMPLE
-    from simrun.plugins import data
+    from simrun import data
 
     other = tmp_path / "flipped.csv"
     lines = data.path("president_2024.csv").read_text().splitlines()

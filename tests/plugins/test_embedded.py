@@ -8,7 +8,8 @@ import pytest
 
 from bounded_schema import BOUNDED_SCHEMA, TEMPTING_PROMPTS
 from simrun.models import Prompt
-from simrun.plugins.simulators.embedded import EmbeddedSimulator, bundled_model, integer_spellings, json_grammar
+from simrun import bundled_model
+from simrun.plugins.simulators.embedded import EmbeddedSimulator, integer_spellings, json_grammar
 
 pytestmark = pytest.mark.model
 

@@ -6,7 +6,8 @@ from conftest import PersonasView
 from simrun.models import Persona
 from simrun.distributions import tvd
 from simrun.plugins.metrics.fidelity import FidelityMetric
-from simrun.plugins.samplers.census import CensusSampler, load_controls
+from simrun import load_controls
+from simrun.plugins.samplers.census import CensusSampler
 
 
 def test_tvd_by_hand():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from simrun.plugins.samplers.census import load_controls
+from simrun import load_controls
 from simrun.plugins.samplers.library import LibrarySampler
 
 META = ROOT.parent / "shared" / "data" / "personas" / "li2025_census_meta_personas_50states.csv.gz"

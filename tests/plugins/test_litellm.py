@@ -13,7 +13,8 @@ from conftest import EXAMPLE
 from servers import FaultProxy, start_llama_server
 from simrun.engine import Engine
 from simrun.models import Prompt
-from simrun.plugins.simulators.embedded import EmbeddedSimulator, bundled_model
+from simrun import bundled_model
+from simrun.plugins.simulators.embedded import EmbeddedSimulator
 from simrun.plugins.simulators.litellm_api import LiteLLMSimulator, RateLimiter
 from simrun.scenario import load_scenario
 from simrun.store import Store

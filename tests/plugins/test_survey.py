@@ -2,7 +2,7 @@ import numpy as np
 
 from simrun.components import EnrichContext
 from simrun.models import Persona
-from simrun.plugins import data
+from simrun import data
 from simrun.plugins.enrichers.survey import IDEOLOGY, PARTY, SurveyEnricher
 
 

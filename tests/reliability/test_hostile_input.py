@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE
-from simrun.plugins import data
+from simrun import data
 
 TOWNS = (EXAMPLE / "towns.yaml").read_text()
 CENSUS = """name: census check
