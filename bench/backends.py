@@ -20,12 +20,19 @@ ATTRIBUTES = ["state", "age", "sex", "race ethnicity", "education", "household i
 
 
 def persona(i: int) -> str:
-    return "You are role-playing as the person described below.\n\n" + "\n".join(f"{a}: value {i}-{j}" for j, a in enumerate(ATTRIBUTES))
+    return "You are role-playing as the person described below.\n\n" + "\n".join(
+        f"{a}: value {i}-{j}" for j, a in enumerate(ATTRIBUTES)
+    )
 
 
 def prompt(i: int, q: int) -> Prompt:
-    return Prompt(persona_id=i, question_id=f"q{q}", system=persona(i), labels=["A", "B", "C", "D"],
-                  user=f"Survey question number {q}: how much do you agree with statement {q}?\n\nA. Strongly agree\nB. Agree\nC. Disagree\nD. Strongly disagree\n\nAnswer with the letter of one option only.")
+    return Prompt(
+        persona_id=i,
+        question_id=f"q{q}",
+        system=persona(i),
+        labels=["A", "B", "C", "D"],
+        user=f"Survey question number {q}: how much do you agree with statement {q}?\n\nA. Strongly agree\nB. Agree\nC. Disagree\nD. Strongly disagree\n\nAnswer with the letter of one option only.",
+    )
 
 
 def main() -> None:
@@ -43,13 +50,17 @@ def main() -> None:
     started = time.perf_counter()
     sim.answer(grouped)
     grouped_rate = len(grouped) / (time.perf_counter() - started)
-    print(json.dumps({
-        "embedded_cold_scorings_per_s": round(cold_rate, 2),
-        "embedded_prefix_reuse_scorings_per_s": round(grouped_rate, 2),
-        "prompt_tokens": round(sum(a.tokens for a in answers) / len(answers)),
-        "questions_per_persona": args.questions,
-        "model": sim.model,
-    }))
+    print(
+        json.dumps(
+            {
+                "embedded_cold_scorings_per_s": round(cold_rate, 2),
+                "embedded_prefix_reuse_scorings_per_s": round(grouped_rate, 2),
+                "prompt_tokens": round(sum(a.tokens for a in answers) / len(answers)),
+                "questions_per_persona": args.questions,
+                "model": sim.model,
+            }
+        )
+    )
     sim.close()
 
 

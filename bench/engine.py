@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=5)
     args = parser.parse_args()
     registry = load_registry(EXAMPLE)
-    questions = [{"id": f"q{i}", "text": f"Question number {i}?", "options": ["Yes", "No"]} for i in range(args.questions)]
+    questions = [
+        {"id": f"q{i}", "text": f"Question number {i}?", "options": ["Yes", "No"]} for i in range(args.questions)
+    ]
     overrides = [f"sampler.with.per_town={args.personas // 2}", "batch_size=256", f"questions={json.dumps(questions)}"]
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,12 +45,16 @@ def main() -> None:
         engine.run(loaded)  # every answer now comes from the cache
         cached = time.perf_counter() - started
         answers = store.counts(run_id)["answers"]
-    print(json.dumps({
-        "overhead_ms_per_answer": round(fresh / answers * 1000, 4),
-        "cached_rerun_ms_per_answer": round(cached / answers * 1000, 4),
-        "answers": answers,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "overhead_ms_per_answer": round(fresh / answers * 1000, 4),
+                "cached_rerun_ms_per_answer": round(cached / answers * 1000, 4),
+                "answers": answers,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,11 +52,19 @@ def main() -> None:
     peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # of the streamed million
     at_100k = CensusSampler(CensusSampler.Config(states=["CA", "WY", "DC"], per_state=100_000))
     tvd_max = next(v.value for v in FidelityMetric().compute(Sampled(at_100k)) if v.name == "tvd_max" and not v.stratum)
-    print(json.dumps({
-        "personas": count, "strata": len(sampler.allocation), "seconds": round(seconds, 2),
-        "personas_per_s": round(count / seconds), "peak_rss_mb": peak_rss_mb,
-        "max_control_relative_error": worst, "tvd_max_at_100k_per_state": round(tvd_max, 4),
-    }))
+    print(
+        json.dumps(
+            {
+                "personas": count,
+                "strata": len(sampler.allocation),
+                "seconds": round(seconds, 2),
+                "personas_per_s": round(count / seconds),
+                "peak_rss_mb": peak_rss_mb,
+                "max_control_relative_error": worst,
+                "tvd_max_at_100k_per_state": round(tvd_max, 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.2)
     args = parser.parse_args()
     registry = load_registry(EXAMPLE)
-    overrides = ["sampler={use: census, with: {total: %d}}" % args.personas, "enrichers=[]", "batch_size=256",
-                 f"simulator.with.delay_s={args.delay_ms / 1000}", "ablation.with.attributes=[age, sex, education]"]
+    overrides = [
+        f"sampler={{use: census, with: {{total: {args.personas}}}}}",
+        "enrichers=[]",
+        "batch_size=256",
+        f"simulator.with.delay_s={args.delay_ms / 1000}",
+        "ablation.with.attributes=[age, sex, education]",
+    ]
     loaded = load_scenario(EXAMPLE / "towns_sweep.yaml", registry, overrides)
     variants = plan_sweep(loaded, registry)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,14 +53,18 @@ def main() -> None:
             Engine(registry, own, show_progress=False).run(variant)
             independent_s += time.perf_counter() - started
     prompts = args.personas * len(variants)
-    print(json.dumps({
-        "sweep_to_independent_ratio": round(sweep_s / independent_s, 3),
-        "variants": len(variants),
-        "sweep_s": round(sweep_s, 2),
-        "independent_s": round(independent_s, 2),
-        "model_delay_s": round(prompts * args.delay_ms / 1000, 2),
-        "personas_per_variant": args.personas,
-    }))
+    print(
+        json.dumps(
+            {
+                "sweep_to_independent_ratio": round(sweep_s / independent_s, 3),
+                "variants": len(variants),
+                "sweep_s": round(sweep_s, 2),
+                "independent_s": round(independent_s, 2),
+                "model_delay_s": round(prompts * args.delay_ms / 1000, 2),
+                "personas_per_variant": args.personas,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,23 +26,40 @@ from simrun.plugins.simulators.vllm_offline import VLLMSimulator, export_bundled
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="an HF model folder; default: the bundled SmolLM2 exported to a temporary folder")
+    parser.add_argument(
+        "--model", help="an HF model folder; default: the bundled SmolLM2 exported to a temporary folder"
+    )
     parser.add_argument("--personas", type=int, default=32)
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dtype", default="float32", help="float32 on CPUs (bfloat16 is emulated and slow there); bfloat16 on GPUs")
+    parser.add_argument(
+        "--dtype", default="float32", help="float32 on CPUs (bfloat16 is emulated and slow there); bfloat16 on GPUs"
+    )
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     args = parser.parse_args()
     from vllm import SamplingParams
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(export_bundled_model(Path(tmp) / "smollm2-hf"))
-        sim = VLLMSimulator(VLLMSimulator.Config(model=model, dtype=args.dtype, enforce_eager=True,
-                                                 gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=2048))
+        sim = VLLMSimulator(
+            VLLMSimulator.Config(
+                model=model,
+                dtype=args.dtype,
+                enforce_eager=True,
+                gpu_memory_utilization=args.gpu_memory_utilization,
+                max_model_len=2048,
+            )
+        )
         prompts = [prompt(i, q) for i in range(args.personas) for q in range(args.questions)]
         sim.answer(prompts[: args.questions])  # start the engine and warm it up outside the timings
-        texts = [sim.tokenizer.apply_chat_template([{"role": "system", "content": p.system}, {"role": "user", "content": p.user}],
-                                                   tokenize=False, add_generation_prompt=True) for p in prompts]
+        texts = [
+            sim.tokenizer.apply_chat_template(
+                [{"role": "system", "content": p.system}, {"role": "user", "content": p.user}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for p in prompts
+        ]
         bare_params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(sim.labels))
         ours, bare = [], []
         for _ in range(args.rounds):
@@ -55,12 +72,19 @@ def main() -> None:
             sim.llm.generate(texts, bare_params, use_tqdm=False)
             bare.append(len(prompts) / (time.perf_counter() - started))
         sim.close()
-    print(json.dumps({
-        "simrun_scorings_per_s": round(statistics.median(ours), 2),
-        "bare_generate_scorings_per_s": round(statistics.median(bare), 2),
-        "ratio": round(statistics.median(ours) / statistics.median(bare), 3),
-        "prompts": len(prompts), "rounds": args.rounds, "model": Path(model).name, "dtype": args.dtype,
-    }))
+    print(
+        json.dumps(
+            {
+                "simrun_scorings_per_s": round(statistics.median(ours), 2),
+                "bare_generate_scorings_per_s": round(statistics.median(bare), 2),
+                "ratio": round(statistics.median(ours) / statistics.median(bare), 3),
+                "prompts": len(prompts),
+                "rounds": args.rounds,
+                "model": Path(model).name,
+                "dtype": args.dtype,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,23 @@ EMPLOYMENT = ("employed", "unemployed", "not in labor force", "armed forces")
 CITIZENSHIP = ("born a citizen", "naturalized citizen", "not a citizen")
 EDUCATION = ("less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree")
 HOUSEHOLD_INCOME = (  # B19001's bands, in 2018 dollars
-    "under $10,000", "$10,000 to $14,999", "$15,000 to $19,999", "$20,000 to $24,999", "$25,000 to $29,999", "$30,000 to $34,999",
-    "$35,000 to $39,999", "$40,000 to $44,999", "$45,000 to $49,999", "$50,000 to $59,999", "$60,000 to $74,999",
-    "$75,000 to $99,999", "$100,000 to $124,999", "$125,000 to $149,999", "$150,000 to $199,999", "$200,000 or more")
+    "under $10,000",
+    "$10,000 to $14,999",
+    "$15,000 to $19,999",
+    "$20,000 to $24,999",
+    "$25,000 to $29,999",
+    "$30,000 to $34,999",
+    "$35,000 to $39,999",
+    "$40,000 to $44,999",
+    "$45,000 to $49,999",
+    "$50,000 to $59,999",
+    "$60,000 to $74,999",
+    "$75,000 to $99,999",
+    "$100,000 to $124,999",
+    "$125,000 to $149,999",
+    "$150,000 to $199,999",
+    "$200,000 or more",
+)
 BANDS = tuple(b for _, _, b in AGE_BANDS)
 # control dimension -> its categories (what the seed can match) and the persona attributes it constrains
 DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
@@ -36,10 +50,19 @@ DIMENSIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "education": (frozenset(EDUCATION) | {"under 25"}, ("education",)),
     "education_18plus": (frozenset(EDUCATION), ("education",)),
     "sex_marital": (frozenset(f"{s}|{m}" for s in SEXES for m in MARITAL), ("sex", "marital_status")),
-    "sex_age_employment": (frozenset(f"{s}|{b}|{e}" for s in SEXES for b in BANDS for e in EMPLOYMENT), ("sex", "age", "employment_status")),
+    "sex_age_employment": (
+        frozenset(f"{s}|{b}|{e}" for s in SEXES for b in BANDS for e in EMPLOYMENT),
+        ("sex", "age", "employment_status"),
+    ),
     "sex_citizenship": (frozenset(f"{s}|{c}" for s in SEXES for c in CITIZENSHIP), ("sex", "citizenship")),
-    "citizenship_age": (frozenset(f"{c}|{b}" for c in ("citizen", "not a citizen") for b in BANDS), ("citizenship", "age")),
-    "citizen_education": (frozenset({f"citizen|{e}" for e in EDUCATION} | {"not a citizen"}), ("citizenship", "education")),
+    "citizenship_age": (
+        frozenset(f"{c}|{b}" for c in ("citizen", "not a citizen") for b in BANDS),
+        ("citizenship", "age"),
+    ),
+    "citizen_education": (
+        frozenset({f"citizen|{e}" for e in EDUCATION} | {"not a citizen"}),
+        ("citizenship", "education"),
+    ),
     "household_income": (frozenset(HOUSEHOLD_INCOME), ("household_income",)),
 }
 TOTALS_AGREE = 0.005  # relative: dimensions of one state must describe the same population
@@ -64,15 +87,21 @@ def read_controls(path: Path, label: str) -> Controls:
     for line, row in data.table_rows(path, ["state", "table", "dimension", "category", "count"]):
         where = f"{path}:{line}: table {row['table']}, state {row['state']}, {row['dimension']}={row['category']}"
         if row["dimension"] not in DIMENSIONS:
-            raise ValueError(f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}")
+            raise ValueError(
+                f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}"
+            )
         if row["category"] not in DIMENSIONS[row["dimension"]][0]:
-            raise ValueError(f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}")
+            raise ValueError(
+                f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}"
+            )
         cell = counts.setdefault(row["state"], {}).setdefault(row["dimension"], {})
         cell[row["category"]] = cell.get(row["category"], 0.0) + data.non_negative(row["count"], f"{where}: count")
         tables.setdefault(row["dimension"], row["table"])
     for state, dimensions in counts.items():
         if set(dimensions) != set(tables):
-            raise ValueError(f"{path}: state {state} lacks control table(s) for {', '.join(sorted(set(tables) - set(dimensions)))}")
+            raise ValueError(
+                f"{path}: state {state} lacks control table(s) for {', '.join(sorted(set(tables) - set(dimensions)))}"
+            )
         totals = {d: sum(c.values()) for d, c in dimensions.items()}
         low, high = min(totals.values()), max(totals.values())
         if high > 0 and (high - low) / high > TOTALS_AGREE:
@@ -114,7 +143,11 @@ def control_category(dimension: str, attributes: dict) -> str | None:
             citizen = "not a citizen" if attributes["citizenship"] == "not a citizen" else "citizen"
             return f"{citizen}|{age_band(int(attributes['age']))}"
         if dimension == "citizen_education":
-            return "not a citizen" if attributes["citizenship"] == "not a citizen" else f"citizen|{attributes['education']}"
+            return (
+                "not a citizen"
+                if attributes["citizenship"] == "not a citizen"
+                else f"citizen|{attributes['education']}"
+            )
         return str(attributes[dimension])
     except KeyError:
         return None

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -20,10 +21,10 @@ from .compare import compare
 from .engine import ALL_STRATA, Engine, PlanError, build_pipeline, progress_bar
 from .models import INVALID_THRESHOLD
 from .redaction import redact
-from .sweep import plan_sweep, run_sweep
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
 from .store import Store, StoreError
+from .sweep import plan_sweep, run_sweep
 from .writers import FORMATS, RowWriter, format_for
 
 # No console markup: names, paths, labels and errors come from users, files and models, and "[...]" in them is text.
@@ -48,8 +49,19 @@ def failed(exc: Exception, run_id: str | None, db_path: str) -> NoReturn:
 def common(fn: Callable) -> Callable:
     """--db and --plugins-dir, on every command."""
 
-    @click.option("--db", "db_path", default="simrun.db", show_default=True, type=click.Path(dir_okay=False), help="The SQLite run log.")
-    @click.option("--plugins-dir", type=click.Path(file_okay=False), help="Load every .py file in this folder as a plugin, without packaging it.")
+    @click.option(
+        "--db",
+        "db_path",
+        default="simrun.db",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="The SQLite run log.",
+    )
+    @click.option(
+        "--plugins-dir",
+        type=click.Path(file_okay=False),
+        help="Load every .py file in this folder as a plugin, without packaging it.",
+    )
     @functools.wraps(fn)
     def wrapper(*args: Any, plugins_dir: str | None, **kwargs: Any) -> Any:
         try:
@@ -67,12 +79,18 @@ def common(fn: Callable) -> Callable:
 
 
 overrides_option = click.option(
-    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
     help="Override a scenario field, e.g. --set sampler.with.per_state=5 (repeatable; VALUE is YAML).",
 )
 
 invalid_threshold_option = click.option(
-    "--invalid-threshold", default=INVALID_THRESHOLD, show_default=True, type=click.FloatRange(0, 1),
+    "--invalid-threshold",
+    default=INVALID_THRESHOLD,
+    show_default=True,
+    type=click.FloatRange(0, 1),
     help="Mark an enrichment step (e.g. an LLM tier) whose output was invalid for more than this share of personas.",
 )
 
@@ -121,7 +139,15 @@ def cli() -> None:
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result tables.")
 @common
-def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None, no_cache: bool, quiet: bool, db_path: str, registry: Registry) -> None:
+def run(
+    scenario: str | None,
+    overrides: tuple[str, ...],
+    resume_id: str | None,
+    no_cache: bool,
+    quiet: bool,
+    db_path: str,
+    registry: Registry,
+) -> None:
     """Run SCENARIO: sample personas, ask the model, score the answers.
 
     With --resume RUN_ID the scenario is read back from the run log, and only
@@ -135,7 +161,9 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
         except KeyError:
             fail(f"no run '{resume_id}' in {db_path}; `simrun runs` lists them")
         try:
-            loaded = validate_data(json.loads(record["scenario_json"]), record["scenario_yaml"], f"run {resume_id}", registry)
+            loaded = validate_data(
+                json.loads(record["scenario_json"]), record["scenario_yaml"], f"run {resume_id}", registry
+            )
         except ScenarioError as exc:
             fail("the stored scenario no longer validates\n" + exc.render())
     elif scenario is None:
@@ -150,7 +178,10 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
     except KeyboardInterrupt:
         fail(f"interrupted; continue with: simrun run --resume {engine.run_id} --db {db_path}", 130)
     except StoreError as exc:
-        fail(f"{exc}" + (f"; then continue with: simrun run --resume {engine.run_id} --db {db_path}" if engine.run_id else ""))
+        fail(
+            f"{exc}"
+            + (f"; then continue with: simrun run --resume {engine.run_id} --db {db_path}" if engine.run_id else "")
+        )
     except OSError:
         raise
     except Exception as exc:
@@ -167,7 +198,9 @@ def run(scenario: str | None, overrides: tuple[str, ...], resume_id: str | None,
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result table.")
 @common
-def sweep(scenario: str, overrides: tuple[str, ...], no_cache: bool, quiet: bool, db_path: str, registry: Registry) -> None:
+def sweep(
+    scenario: str, overrides: tuple[str, ...], no_cache: bool, quiet: bool, db_path: str, registry: Registry
+) -> None:
     """Run every variant of SCENARIO's ablation block, each as a child run of one sweep.
 
     \b
@@ -209,37 +242,69 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
     fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
     ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
-    label = lambda v: Text.assemble(v["label"], *((f" (! {o['step']} {o['share']:.0%} invalid)", "red")  # noqa: E731
-                                                  for o in v["invalid_outputs"] if o["mostly_failed"]))
+
+    def label(v: dict[str, Any]) -> Text:
+        """The variant's name, and each enrichment step of it that mostly failed."""
+        marks = [
+            (f" (! {o['step']} {o['share']:.0%} invalid)", "red") for o in v["invalid_outputs"] if o["mostly_failed"]
+        ]
+        return Text.assemble(v["label"], *marks)
+
     for name in names:
         table = Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
-        rows = sorted(result["variants"], key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)))
+        rows = sorted(
+            result["variants"],
+            key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)),
+        )
         for v in rows:
             m = v["metrics"].get(name)
             if m is None:
                 continue
-            table.add_row(label(v), fmt(m["value"]), ci(m["ci"]), "" if v["label"] == baseline else fmt(m["diff"]), "" if v["label"] == baseline else ci(m["diff_ci"]))
+            table.add_row(
+                label(v),
+                fmt(m["value"]),
+                ci(m["ci"]),
+                "" if v["label"] == baseline else fmt(m["diff"]),
+                "" if v["label"] == baseline else ci(m["diff_ci"]),
+            )
         console.print(table)
-    console.print(f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference.")
+    console.print(
+        f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference."
+    )
     if result["smallest_stratum"] < 2:
-        console.print("a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum",
-                      style="yellow")
+        console.print(
+            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum",
+            style="yellow",
+        )
     if result["no_interval"]:
-        console.print(f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares")
+        console.print(
+            f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares"
+        )
     for v in result["variants"]:
         for output in v["invalid_outputs"]:
             if output["mostly_failed"]:
-                console.print(f"{v['label']}: {invalid_summary(output)}. Over {result['invalid_threshold']:.0%}: "
-                              "its differences measure the failure, not the step.", style="red")
+                console.print(
+                    f"{v['label']}: {invalid_summary(output)}. Over {result['invalid_threshold']:.0%}: "
+                    "its differences measure the failure, not the step.",
+                    style="red",
+                )
 
 
 def invalid_summary(output: dict[str, Any]) -> str:
-    return (f"{output['step']} wrote nothing usable for {output['invalid']} of {output['personas']} personas "
-            f"({output['share']:.0%}), most often {output['reason']} ({output['reason_count']})")
+    return (
+        f"{output['step']} wrote nothing usable for {output['invalid']} of {output['personas']} personas "
+        f"({output['share']:.0%}), most often {output['reason']} ({output['reason_count']})"
+    )
 
 
-def comparison(store: Store, registry: Registry, sweep_id: str, reps: int, not_found: str,
-               invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
+def comparison(
+    store: Store,
+    registry: Registry,
+    sweep_id: str,
+    reps: int,
+    not_found: str,
+    invalid_threshold: float = INVALID_THRESHOLD,
+) -> dict[str, Any]:
     """compare(), with its errors said to the user."""
     try:
         return compare(store, registry, sweep_id, reps=reps, invalid_threshold=invalid_threshold)
@@ -251,13 +316,22 @@ def comparison(store: Store, registry: Registry, sweep_id: str, reps: int, not_f
 
 @cli.command(name="compare")
 @click.argument("sweep_id")
-@click.option("--metric", "wanted", multiple=True, help="Only this metric (e.g. election or election.mae_points); repeatable.")
+@click.option(
+    "--metric", "wanted", multiple=True, help="Only this metric (e.g. election or election.mae_points); repeatable."
+)
 @click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @invalid_threshold_option
 @common
-def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: bool, invalid_threshold: float, db_path: str,
-                    registry: Registry) -> None:
+def compare_command(
+    sweep_id: str,
+    wanted: tuple[str, ...],
+    reps: int,
+    as_json: bool,
+    invalid_threshold: float,
+    db_path: str,
+    registry: Registry,
+) -> None:
     """Compare a sweep's variants: each metric with a bootstrap interval and its difference from the baseline.
 
     A variant whose enrichment step (e.g. an LLM tier) wrote nothing usable for
@@ -265,7 +339,14 @@ def compare_command(sweep_id: str, wanted: tuple[str, ...], reps: int, as_json: 
     the most common reason: its difference from the baseline measures the
     failure, not the step.
     """
-    result = comparison(Store(db_path, read_only=True), registry, sweep_id, reps, f"no sweep '{sweep_id}' in {db_path}", invalid_threshold)
+    result = comparison(
+        Store(db_path, read_only=True),
+        registry,
+        sweep_id,
+        reps,
+        f"no sweep '{sweep_id}' in {db_path}",
+        invalid_threshold,
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -281,8 +362,9 @@ def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: 
     loaded = open_scenario(scenario, registry, overrides)
     s = loaded.scenario
     console.print(
-        Text("ok", "green"), f"{scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
-        f"simulator {s.simulator.use}, {len(s.questions)} question(s), metrics: {', '.join(s.metrics) or 'none'}"
+        Text("ok", "green"),
+        f"{scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
+        f"simulator {s.simulator.use}, {len(s.questions)} question(s), metrics: {', '.join(s.metrics) or 'none'}",
     )
 
 
@@ -292,7 +374,14 @@ def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: 
 def plugins(as_json: bool, db_path: str, registry: Registry) -> None:
     """List every installed component: kind, name, source package and version."""
     rows = [
-        {"kind": c.kind, "name": c.name, "package": c.package, "version": c.version, "plugin": c.plugin, "doc": (c.cls.__doc__ or "").strip().splitlines()[0] if c.cls.__doc__ else ""}
+        {
+            "kind": c.kind,
+            "name": c.name,
+            "package": c.package,
+            "version": c.version,
+            "plugin": c.plugin,
+            "doc": (c.cls.__doc__ or "").strip().splitlines()[0] if c.cls.__doc__ else "",
+        }
         for c in sorted(registry.all(), key=lambda c: (c.kind, c.name))
     ]
     if as_json:
@@ -317,7 +406,10 @@ def schema(db_path: str, registry: Registry) -> None:
 def runs(as_json: bool, db_path: str, registry: Registry) -> None:
     """List the runs in the run log, newest first."""
     store = Store(db_path, read_only=True)
-    rows = [{k: r[k] for k in ("id", "name", "status", "seed", "sweep_id", "variant", "created_at", "finished_at")} for r in store.runs()]
+    rows = [
+        {k: r[k] for k in ("id", "name", "status", "seed", "sweep_id", "variant", "created_at", "finished_at")}
+        for r in store.runs()
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -343,16 +435,29 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
             per_stratum[m["stratum"]][key] = m["value"]
         else:
             overall[key] = m["value"]
-    question_ids = [r["question_id"] for r in store.db.query("select distinct question_id from aggregates where run_id = ? order by question_id", [run_id])]
+    question_ids = [
+        r["question_id"]
+        for r in store.db.query(
+            "select distinct question_id from aggregates where run_id = ? order by question_id", [run_id]
+        )
+    ]
     questions = {qid: store.aggregates(run_id, qid) for qid in question_ids}
     return {
-        "id": record["id"], "name": record["name"], "status": record["status"], "error": record["error"],
-        "seed": record["seed"], "created_at": record["created_at"], "finished_at": record["finished_at"],
-        "timings": json.loads(record["timings"] or "{}"), "components": json.loads(record["components"]),
+        "id": record["id"],
+        "name": record["name"],
+        "status": record["status"],
+        "error": record["error"],
+        "seed": record["seed"],
+        "created_at": record["created_at"],
+        "finished_at": record["finished_at"],
+        "timings": json.loads(record["timings"] or "{}"),
+        "components": json.loads(record["components"]),
         "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
-        "counts": store.counts(run_id), "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
+        "counts": store.counts(run_id),
+        "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
         "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
-        "metrics": overall, "metrics_by_stratum": dict(per_stratum),
+        "metrics": overall,
+        "metrics_by_stratum": dict(per_stratum),
         "shares": questions,
     }
 
@@ -374,10 +479,17 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
         console.print(f"simulator: {summary['simulator_stats']}")
     failures = summary["failed_answers"]
     if failures["count"]:
-        console.print(f"{failures['count']} answer(s) failed (all their mass counted invalid); most often: "
-                      + "; ".join(f"{error} ({n})" for error, n in failures["most_common"]), style="yellow")
+        console.print(
+            f"{failures['count']} answer(s) failed (all their mass counted invalid); most often: "
+            + "; ".join(f"{error} ({n})" for error, n in failures["most_common"]),
+            style="yellow",
+        )
     for output in summary["invalid_outputs"]:
-        style, note = ("red", f" (over {invalid_threshold:.0%}: this step's effect is not measured)") if output["mostly_failed"] else ("yellow", "")
+        style, note = (
+            ("red", f" (over {invalid_threshold:.0%}: this step's effect is not measured)")
+            if output["mostly_failed"]
+            else ("yellow", "")
+        )
         console.print(invalid_summary(output) + note, style=style)
     strata = summary["metrics_by_stratum"]
     if strata:
@@ -391,7 +503,7 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
             labels = sorted({label for s in shares.values() for label in s})
             table = Table("stratum", *labels, title=f"answer shares: {qid}")
             for stratum in sorted(shares, key=lambda s: (s == ALL_STRATA, s)):
-                table.add_row(stratum, *(f"{shares[stratum].get(l, 0):.3f}" for l in labels))
+                table.add_row(stratum, *(f"{shares[stratum].get(option, 0):.3f}" for option in labels))
             console.print(table)
     if summary["metrics"]:
         table = Table("metric", "value", title="metrics")
@@ -421,7 +533,12 @@ def show(run_id: str, as_json: bool, invalid_threshold: float, db_path: str, reg
 @cli.command()
 @click.argument("run_id")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the file name, else csv.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: standard output; parquet needs a file).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="File to write (default: standard output; parquet needs a file).",
+)
 @common
 def export(run_id: str, fmt: str | None, output: str | None, db_path: str, registry: Registry) -> None:
     """Export a run's answers, one row per persona x question, with persona attributes and option probabilities."""
@@ -436,12 +553,23 @@ def export(run_id: str, fmt: str | None, output: str | None, db_path: str, regis
             batch: list[dict] = []
             for row in store.answer_rows(run_id):
                 persona = personas[row["persona_id"]]
-                batch.append({
-                    "run_id": run_id, "persona_id": row["persona_id"], "stratum": row["stratum"], "weight": row["weight"],
-                    **{f"attr_{k}": v for k, v in persona.attributes.items()},
-                    "question_id": row["question_id"], "repeat": row["repeat"], **{f"p_{k}": v for k, v in json.loads(row["distribution"]).items()},
-                    "invalid": row["invalid"], "model": row["model"], "raw": row["raw"], "error": row["error"], "prompt": row["prompt"],
-                })
+                batch.append(
+                    {
+                        "run_id": run_id,
+                        "persona_id": row["persona_id"],
+                        "stratum": row["stratum"],
+                        "weight": row["weight"],
+                        **{f"attr_{k}": v for k, v in persona.attributes.items()},
+                        "question_id": row["question_id"],
+                        "repeat": row["repeat"],
+                        **{f"p_{k}": v for k, v in json.loads(row["distribution"]).items()},
+                        "invalid": row["invalid"],
+                        "model": row["model"],
+                        "raw": row["raw"],
+                        "error": row["error"],
+                        "prompt": row["prompt"],
+                    }
+                )
                 if len(batch) == 1000:
                     writer.write(batch)
                     batch = []
@@ -453,10 +581,14 @@ def export(run_id: str, fmt: str | None, output: str | None, db_path: str, regis
 @cli.command(name="sample")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @overrides_option
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write: .csv, .jsonl or .parquet.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write: .csv, .jsonl or .parquet."
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the file name.")
 @common
-def sample_command(scenario: str, overrides: tuple[str, ...], output: str, fmt: str | None, db_path: str, registry: Registry) -> None:
+def sample_command(
+    scenario: str, overrides: tuple[str, ...], output: str, fmt: str | None, db_path: str, registry: Registry
+) -> None:
     """Write SCENARIO's personas (sampled and enriched) to a file, without asking any question.
 
     One row per persona: id, stratum, weight, every attribute, and each
@@ -465,14 +597,26 @@ def sample_command(scenario: str, overrides: tuple[str, ...], output: str, fmt: 
     """
     loaded = open_scenario(scenario, registry, overrides)
     pipeline = build_pipeline(loaded, registry)
-    engine = Engine(registry, Store(db_path), show_progress=errors.is_terminal)  # generated text is cached for later runs
+    engine = Engine(
+        registry, Store(db_path), show_progress=errors.is_terminal
+    )  # generated text is cached for later runs
     try:
         with RowWriter(output, format_for(output, fmt)) as writer, progress_bar(engine.show_progress) as bar:
             task = bar.add_task("sampling personas", total=pipeline.sampler.total())
             for index, batch, _ in engine.batches(loaded, pipeline, None):
                 batch = engine.enrich(batch, index, loaded, pipeline)
-                writer.write([{"id": p.id, "stratum": p.stratum, "weight": p.weight, **p.attributes,
-                               "provenance": json.dumps(p.provenance)} for p in batch])
+                writer.write(
+                    [
+                        {
+                            "id": p.id,
+                            "stratum": p.stratum,
+                            "weight": p.weight,
+                            **p.attributes,
+                            "provenance": json.dumps(p.provenance),
+                        }
+                        for p in batch
+                    ]
+                )
                 bar.advance(task, len(batch))
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
@@ -484,10 +628,14 @@ def sample_command(scenario: str, overrides: tuple[str, ...], output: str, fmt: 
 @cli.command()
 @click.argument("run_or_sweep_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The HTML file to write.")
-@click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples (sweeps).")
+@click.option(
+    "--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples (sweeps)."
+)
 @invalid_threshold_option
 @common
-def report(run_or_sweep_id: str, output: str, reps: int, invalid_threshold: float, db_path: str, registry: Registry) -> None:
+def report(
+    run_or_sweep_id: str, output: str, reps: int, invalid_threshold: float, db_path: str, registry: Registry
+) -> None:
     """Write one self-contained HTML page for a run (or a sweep) with its plots and tables.
 
     A run with the election metric gets simulated vs real share by state and
@@ -502,7 +650,14 @@ def report(run_or_sweep_id: str, output: str, reps: int, invalid_threshold: floa
     try:
         page = run_report(store, run_summary(store, run_or_sweep_id, invalid_threshold))
     except KeyError:
-        result = comparison(store, registry, run_or_sweep_id, reps, f"no run or sweep '{run_or_sweep_id}' in {db_path}", invalid_threshold)
+        result = comparison(
+            store,
+            registry,
+            run_or_sweep_id,
+            reps,
+            f"no run or sweep '{run_or_sweep_id}' in {db_path}",
+            invalid_threshold,
+        )
         per_state = {v["label"]: run_summary(store, v["run_id"])["metrics_by_stratum"] for v in result["variants"]}
         page = sweep_report(result, per_state)
     Path(output).write_text(page)

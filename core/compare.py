@@ -24,7 +24,9 @@ from .store import Store
 class SharesView:
     """What a metric sees of one bootstrap resample: the questions and the answer shares."""
 
-    def __init__(self, questions: dict, shares: dict[str, dict[str, dict[str, float]]], invalid: dict[str, dict[str, float]]):
+    def __init__(
+        self, questions: dict, shares: dict[str, dict[str, dict[str, float]]], invalid: dict[str, dict[str, float]]
+    ):
         self.questions, self._shares, self._invalid = questions, shares, invalid
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]:
@@ -41,7 +43,9 @@ class Answers:
         personas: list[tuple[str, int]] = []
         index: dict[int, int] = {}
         weights: list[float] = []
-        by_question: dict[str, tuple[list[int], list[dict[str, float]], list[float]]] = defaultdict(lambda: ([], [], []))
+        by_question: dict[str, tuple[list[int], list[dict[str, float]], list[float]]] = defaultdict(
+            lambda: ([], [], [])
+        )
         for row in store.answer_rows(run_id):
             pid = row["persona_id"]
             if pid not in index:
@@ -70,7 +74,9 @@ class Answers:
             counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=reps)
         return counts
 
-    def resample(self, counts: np.ndarray) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+    def resample(
+        self, counts: np.ndarray
+    ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
         """Option shares and invalid mass per question and stratum, personas weighted by ``counts``."""
         shares: dict[str, dict[str, dict[str, float]]] = {}
         invalid: dict[str, dict[str, float]] = {}
@@ -93,8 +99,14 @@ def overall(store: Store, run_id: str) -> dict[str, float]:
     return {f"{m['metric']}.{m['name']}": m["value"] for m in store.metrics(run_id) if not m["stratum"]}
 
 
-def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, seed: int = 0,
-            invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
+def compare(
+    store: Store,
+    registry: Registry,
+    sweep_id: str,
+    reps: int = 200,
+    seed: int = 0,
+    invalid_threshold: float = INVALID_THRESHOLD,
+) -> dict[str, Any]:
     """Every variant's metrics with intervals and differences, and the enrichment steps that wrote nothing usable.
 
     A variant with a step whose output was invalid for more than
@@ -158,13 +170,33 @@ def compare(store: Store, registry: Registry, sweep_id: str, reps: int = 200, se
         metrics_out = {}
         for name, value in point.items():
             reps_v, reps_b = values[label].get(name, []), values[baseline].get(name, [])
-            diff_ci = interval(np.array(reps_v) - np.array(reps_b)) if paired and len(reps_v) == len(reps_b) == reps else None
+            diff_ci = (
+                interval(np.array(reps_v) - np.array(reps_b)) if paired and len(reps_v) == len(reps_b) == reps else None
+            )
             base = base_point.get(name)
-            diff = value - base if value is not None and base is not None else None  # None: no data (NaN is stored as NULL)
+            diff = (
+                value - base if value is not None and base is not None else None
+            )  # None: no data (NaN is stored as NULL)
             metrics_out[name] = {"value": value, "ci": interval(reps_v), "diff": diff, "diff_ci": diff_ci}
         invalid = [o.model_dump() for o in store.invalid_outputs(runs[label]["id"], invalid_threshold)]
-        variants.append({"label": label, "run_id": runs[label]["id"], "paired": paired, "metrics": metrics_out, "invalid_outputs": invalid,
-                         "mostly_failed": [o["step"] for o in invalid if o["mostly_failed"]]})
-    return {"sweep": sweep_id, "name": sweep["name"], "ablation": json.loads(sweep["ablation"]), "baseline": baseline,
-            "reps": reps, "variants": variants, "no_interval": sorted(no_interval), "smallest_stratum": smallest,
-            "invalid_threshold": invalid_threshold}
+        variants.append(
+            {
+                "label": label,
+                "run_id": runs[label]["id"],
+                "paired": paired,
+                "metrics": metrics_out,
+                "invalid_outputs": invalid,
+                "mostly_failed": [o["step"] for o in invalid if o["mostly_failed"]],
+            }
+        )
+    return {
+        "sweep": sweep_id,
+        "name": sweep["name"],
+        "ablation": json.loads(sweep["ablation"]),
+        "baseline": baseline,
+        "reps": reps,
+        "variants": variants,
+        "no_interval": sorted(no_interval),
+        "smallest_stratum": smallest,
+        "invalid_threshold": invalid_threshold,
+    }

@@ -92,8 +92,13 @@ class Sampler(Component):
 
 
 class Generate(Protocol):
-    def __call__(self, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
-                 json_schema: dict[str, Any] | None = None) -> list[str]: ...
+    def __call__(
+        self,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+    ) -> list[str]: ...
 
 
 class EnrichContext(BaseModel):
@@ -144,8 +149,11 @@ class Simulator(Component):
         cannot show (``{**super().identity(), "weights": fingerprint}``); to
         leave a field out, declare it in ``non_semantic`` instead.
         """
-        return {"simulator": self.name, "model": self.model,
-                "config": self.config.model_dump(mode="json", exclude=set(self.non_semantic))}
+        return {
+            "simulator": self.name,
+            "model": self.model,
+            "config": self.config.model_dump(mode="json", exclude=set(self.non_semantic)),
+        }
 
     def answer(self, prompts: list[Prompt]) -> list[ModelAnswer]:
         """Return one answer per prompt, in order, each a distribution over its labels."""
@@ -199,6 +207,4 @@ class Ablation(Component):
         raise NotImplementedError
 
 
-KINDS: dict[str, type[Component]] = {
-    cls.kind: cls for cls in (Sampler, Enricher, Simulator, Metric, Ablation)
-}
+KINDS: dict[str, type[Component]] = {cls.kind: cls for cls in (Sampler, Enricher, Simulator, Metric, Ablation)}

@@ -20,16 +20,23 @@ from typing import Any
 import networkx as nx
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from .components import Enricher, EnrichContext, Metric, Sampler, Simulator
+from .components import EnrichContext, Enricher, Metric, Sampler, Simulator
 from .models import ALL_STRATA, Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .redaction import redact
 from .registry import Registry
-from .schemas import schema_check
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
+from .schemas import schema_check
 from .store import RunView, Store, StoreError, dumps, now, sha256
-
 
 
 class PlanError(ScenarioError):
@@ -58,8 +65,15 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
         for attribute in sorted(enricher.needs):
             if attribute in provided:
                 continue
-            if not [j for j in providers[attribute] if j != i]:  # an enricher that rewrites an attribute still needs it from another
-                issues.append(ScenarioIssue(("enrichers", i), f"enricher '{enricher.name}' needs attribute '{attribute}', which neither the sampler nor any enricher provides"))
+            if not [
+                j for j in providers[attribute] if j != i
+            ]:  # an enricher that rewrites an attribute still needs it from another
+                issues.append(
+                    ScenarioIssue(
+                        ("enrichers", i),
+                        f"enricher '{enricher.name}' needs attribute '{attribute}', which neither the sampler nor any enricher provides",
+                    )
+                )
             for j in providers[attribute]:
                 if j != i:
                     graph.add_edge(j, i, attribute=attribute)
@@ -83,7 +97,16 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
 
     def make(kind: str, use: str, config: dict, label: str):
         info = registry.get(kind, use)
-        components.append({"kind": kind, "name": use, "as": label, "package": info.package, "version": info.version, "plugin": info.plugin})
+        components.append(
+            {
+                "kind": kind,
+                "name": use,
+                "as": label,
+                "package": info.package,
+                "version": info.version,
+                "plugin": info.plugin,
+            }
+        )
         return info.cls(info.cls.Config.model_validate(config))
 
     sampler = make("sampler", s.sampler.use, s.sampler.with_, "sampler")
@@ -107,22 +130,33 @@ def combine_orders(question: Question, replies: list[tuple[list[int], ModelAnswe
     errors = [r.error for _, r in replies if r.error]
     raw = " | ".join(r.raw for _, r in replies)
     return ModelAnswer(
-        distribution=distribution, invalid=sum(r.invalid for _, r in usable) / len(usable),
+        distribution=distribution,
+        invalid=sum(r.invalid for _, r in usable) / len(usable),
         raw=raw + (f" | {len(errors)} order(s) failed: {errors[0]}" if errors else ""),
-        tokens=sum(r.tokens for _, r in replies), latency_ms=sum(r.latency_ms for _, r in replies),
+        tokens=sum(r.tokens for _, r in replies),
+        latency_ms=sum(r.latency_ms for _, r in replies),
     )
 
 
 def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
-    return sha256(dumps({"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}))
+    return sha256(
+        dumps(
+            {"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}
+        )
+    )
 
 
 @contextmanager
 def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Progress]:
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console or Console(stderr=True), disable=not enabled, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        disable=not enabled,
+        transient=False,
     )
     with progress:
         yield progress
@@ -157,7 +191,9 @@ class Engine:
         s = loaded.scenario
         if resume is None:
             sweep_id, variant = sweep or (None, None)
-            run_id = self.store.create_run(s.name, loaded.text, loaded.data, s.seed, pipeline.components, sweep_id, variant)
+            run_id = self.store.create_run(
+                s.name, loaded.text, loaded.data, s.seed, pipeline.components, sweep_id, variant
+            )
         else:
             run_id = resume
             self.store.claim_run(run_id)
@@ -194,7 +230,9 @@ class Engine:
         self.hook.run_finished(run=info, metrics=values)
         return run_id
 
-    def batches(self, loaded: LoadedScenario, pipeline: Pipeline, personas_from: str | None) -> Iterator[tuple[int, list[Persona], bool]]:
+    def batches(
+        self, loaded: LoadedScenario, pipeline: Pipeline, personas_from: str | None
+    ) -> Iterator[tuple[int, list[Persona], bool]]:
         """(batch index, personas, whether they still need enriching)."""
         if personas_from is not None:
             for index, batch in self.store.persona_batches(personas_from):
@@ -207,12 +245,21 @@ class Engine:
     def enrich(self, batch: list[Persona], index: int, loaded: LoadedScenario, pipeline: Pipeline) -> list[Persona]:
         """Run the ordered enrichers on a batch, with a seed of its own (so resumes agree)."""
         seed = int(np.random.SeedSequence([loaded.scenario.seed, index]).generate_state(1)[0])
-        context = EnrichContext(seed=seed, simulator=pipeline.simulator, generate=functools.partial(self.generate, pipeline.simulator))
+        context = EnrichContext(
+            seed=seed, simulator=pipeline.simulator, generate=functools.partial(self.generate, pipeline.simulator)
+        )
         for enricher in pipeline.enrichers:
             batch = enricher.enrich(batch, context)
         return batch
 
-    def _simulate(self, loaded: LoadedScenario, pipeline: Pipeline, info: RunInfo, personas_from: str | None, progress: tuple[Progress, TaskID]) -> None:
+    def _simulate(
+        self,
+        loaded: LoadedScenario,
+        pipeline: Pipeline,
+        info: RunInfo,
+        personas_from: str | None,
+        progress: tuple[Progress, TaskID],
+    ) -> None:
         bar, task = progress
         done = self.store.done_batches(info.id)
         for index, batch, fresh in self.batches(loaded, pipeline, personas_from):
@@ -247,16 +294,30 @@ class Engine:
         for question, asked in groups:
             first = calls[asked[0][1]]
             combined = combine_orders(question, [(order, replies[i]) for order, i in asked])
-            answers.append(Answer(
-                **combined.model_dump(), persona_id=first.persona_id, question_id=first.question_id, repeat=first.repeat,
-                prompt="\n\n".join(calls[i].text for _, i in asked), model=simulator.model,
-                cache_key=",".join(keys[i] for _, i in asked), cached=all(keys[i] in cached for _, i in asked),
-            ))
+            answers.append(
+                Answer(
+                    **combined.model_dump(),
+                    persona_id=first.persona_id,
+                    question_id=first.question_id,
+                    repeat=first.repeat,
+                    prompt="\n\n".join(calls[i].text for _, i in asked),
+                    model=simulator.model,
+                    cache_key=",".join(keys[i] for _, i in asked),
+                    cached=all(keys[i] in cached for _, i in asked),
+                )
+            )
         return answers
 
     def through_cache(
-        self, keys: list[str], requests: list, call: Callable[[list], list], chunk: int, model: str,
-        encode: Callable[[Any], str], decode: Callable[[str], Any], keep: Callable[[Any], bool],
+        self,
+        keys: list[str],
+        requests: list,
+        call: Callable[[list], list],
+        chunk: int,
+        model: str,
+        encode: Callable[[Any], str],
+        decode: Callable[[str], Any],
+        keep: Callable[[Any], bool],
     ) -> tuple[list, set[str]]:
         """Replies for requests, from the cache where possible, each distinct key asked once.
 
@@ -284,20 +345,35 @@ class Engine:
             replies.update(new)
         return [replies[k] for k in keys], cached
 
-    def generate(self, simulator: Simulator, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0,
-                 json_schema: dict | None = None) -> list[str]:
+    def generate(
+        self,
+        simulator: Simulator,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        json_schema: dict | None = None,
+    ) -> list[str]:
         """The simulator's text generation through the cache.
 
         A reply that is empty (the backend gave up) or breaks ``json_schema`` is
         returned for the enricher to judge but never cached: whatever a
         backend's constrained decoding cannot enforce is checked here.
         """
-        request = {"model": simulator.identity(), "max_tokens": max_tokens, "temperature": temperature, "schema": json_schema}
+        request = {
+            "model": simulator.identity(),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "schema": json_schema,
+        }
         keys = [sha256(dumps({**request, "generate": p})) for p in prompts]
         texts, _ = self.through_cache(
-            keys, prompts, lambda ps: simulator.generate(ps, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema),
-            getattr(simulator, "chunk_size", 32), simulator.model,
-            encode=lambda t: json.dumps({"text": t}), decode=lambda raw: json.loads(raw)["text"],
+            keys,
+            prompts,
+            lambda ps: simulator.generate(ps, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema),
+            getattr(simulator, "chunk_size", 32),
+            simulator.model,
+            encode=lambda t: json.dumps({"text": t}),
+            decode=lambda raw: json.loads(raw)["text"],
             keep=bool if json_schema is None else schema_check(json_schema),
         )
         return texts
@@ -307,8 +383,14 @@ class Engine:
         identity = simulator.identity()
         keys = [cache_key(identity, p, p.repeat) for p in prompts]
         answers, cached = self.through_cache(
-            keys, prompts, simulator.answer, getattr(simulator, "chunk_size", 32), simulator.model,
-            encode=lambda a: a.model_dump_json(), decode=ModelAnswer.model_validate_json, keep=lambda a: a.error is None,
+            keys,
+            prompts,
+            simulator.answer,
+            getattr(simulator, "chunk_size", 32),
+            simulator.model,
+            encode=lambda a: a.model_dump_json(),
+            decode=ModelAnswer.model_validate_json,
+            keep=lambda a: a.error is None,
         )
         return answers, keys, cached
 
@@ -327,9 +409,15 @@ class Engine:
                 for label, p in distribution.items():
                     sums[key][label] += w * p
         rows = [
-            {"run_id": run_id, "question_id": q, "stratum": stratum, "option": label,
-             "share": total / weights[(q, stratum)], "weight": weights[(q, stratum)],
-             "invalid": invalid[(q, stratum)] / weights[(q, stratum)]}
+            {
+                "run_id": run_id,
+                "question_id": q,
+                "stratum": stratum,
+                "option": label,
+                "share": total / weights[(q, stratum)],
+                "weight": weights[(q, stratum)],
+                "invalid": invalid[(q, stratum)] / weights[(q, stratum)],
+            }
             for (q, stratum), by_label in sums.items()
             for label, total in by_label.items()
         ]

@@ -76,8 +76,10 @@ class InvalidOutput(BaseModel):
         return self.share > self.threshold
 
     def summary(self) -> str:
-        return (f"{self.step} wrote nothing usable for {self.invalid} of {self.personas} personas ({self.share:.0%}); "
-                f"most often {self.reason} ({self.reason_count})")
+        return (
+            f"{self.step} wrote nothing usable for {self.invalid} of {self.personas} personas ({self.share:.0%}); "
+            f"most often {self.reason} ({self.reason_count})"
+        )
 
 
 class Question(BaseModel):
@@ -93,7 +95,8 @@ class Question(BaseModel):
     )
 
     truth: list[float] | None = Field(
-        None, description="A real answer distribution over the options (shares or counts), for metrics such as wasserstein."
+        None,
+        description="A real answer distribution over the options (shares or counts), for metrics such as wasserstein.",
     )
 
     @field_validator("options")
@@ -144,7 +147,7 @@ class Prompt(BaseModel):
         return f"[system]\n{self.system}\n[user]\n{self.user}"
 
 
-def failed_answer(labels: list[str], error: str, raw: str = "") -> "ModelAnswer":
+def failed_answer(labels: list[str], error: str, raw: str = "") -> ModelAnswer:
     """An answer that carries no information: all mass invalid, with the reason (secrets masked, at most 500 characters)."""
     return ModelAnswer(distribution=dict.fromkeys(labels, 0.0), invalid=1.0, raw=raw, error=redact(error)[:500])
 

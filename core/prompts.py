@@ -32,9 +32,7 @@ class PromptSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     style: Literal["table", "first_person"] = "table"
-    include: list[str] | None = Field(
-        default=None, description="Attributes to show, in order; default: all of them."
-    )
+    include: list[str] | None = Field(default=None, description="Attributes to show, in order; default: all of them.")
     exclude: list[str] = Field(default_factory=list, description="Attributes never shown.")
     system: str = DEFAULT_SYSTEM
     question: str = DEFAULT_QUESTION
@@ -51,9 +49,7 @@ class PromptSpec(BaseModel):
         used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
         unknown = used - allowed
         if unknown:
-            raise ValueError(
-                f"unknown placeholder(s) {sorted(unknown)}; this template may use {sorted(allowed)}"
-            )
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; this template may use {sorted(allowed)}")
         return template
 
     def shown(self, persona: Persona) -> list[tuple[str, object]]:
@@ -82,7 +78,9 @@ class PromptSpec(BaseModel):
             return [original, original[::-1]]
         return [original[k:] + original[:k] for k in range(n)]
 
-    def render(self, persona: Persona, question: Question, persona_text: str | None = None, order: list[int] | None = None) -> Prompt:
+    def render(
+        self, persona: Persona, question: Question, persona_text: str | None = None, order: list[int] | None = None
+    ) -> Prompt:
         """``persona_text`` lets callers render a persona once for all its questions;
         ``order`` shows the options in another order (labels stay A, B, ... by position)."""
         persona_text = persona_text if persona_text is not None else self.render_persona(persona)

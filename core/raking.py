@@ -68,7 +68,9 @@ class RakeResult:
 
     def update_mass(self, attribute: str) -> None:
         pairs = self.imputed[attribute]
-        self.mass[attribute] = np.bincount(pairs.pair_group, weights=self.pair[attribute], minlength=len(pairs.start) - 1)
+        self.mass[attribute] = np.bincount(
+            pairs.pair_group, weights=self.pair[attribute], minlength=len(pairs.start) - 1
+        )
         self.factor[attribute] = self.mass[attribute][pairs.group]
 
     def weights_without(self, attribute: str | None) -> np.ndarray:
@@ -108,7 +110,9 @@ class RakeResult:
         """A category code of an imputed attribute for each drawn respondent, in proportion to its group's pair weights."""
         pairs, pair = self.imputed[attribute], self.pair[attribute]
         mass = self.mass[attribute][pairs.pair_group]
-        cumulative = np.cumsum(np.divide(pair, mass, out=np.zeros_like(pair), where=mass > 0))  # each group's pairs add 1
+        cumulative = np.cumsum(
+            np.divide(pair, mass, out=np.zeros_like(pair), where=mass > 0)
+        )  # each group's pairs add 1
         groups = pairs.group[respondents]
         first, last = pairs.start[groups], pairs.start[groups + 1] - 1
         before = np.where(first > 0, cumulative[first - 1], 0.0)
@@ -116,8 +120,13 @@ class RakeResult:
         return pairs.category[np.clip(np.searchsorted(cumulative, point, side="right"), first, last)]
 
 
-def rake(seed_weights: np.ndarray, dimensions: list[Dimension], imputed: dict[str, Imputed] | None = None,
-         tolerance: float = 1e-6, max_iterations: int = 200) -> RakeResult:
+def rake(
+    seed_weights: np.ndarray,
+    dimensions: list[Dimension],
+    imputed: dict[str, Imputed] | None = None,
+    tolerance: float = 1e-6,
+    max_iterations: int = 200,
+) -> RakeResult:
     """Iterative proportional fitting of seed weights (and imputed attributes' pair weights) to several sets of totals.
 
     A category with a positive target that no seed respondent (or possible
@@ -131,7 +140,9 @@ def rake(seed_weights: np.ndarray, dimensions: list[Dimension], imputed: dict[st
             reached = codes[present]
         else:
             pairs = result.imputed[attribute]
-            reached = codes[(np.bincount(pairs.group, weights=present, minlength=len(pairs.start) - 1) > 0)[pairs.pair_group]]
+            reached = codes[
+                (np.bincount(pairs.group, weights=present, minlength=len(pairs.start) - 1) > 0)[pairs.pair_group]
+            ]
         counts = np.bincount(reached, minlength=len(targets))
         result.empty_cells += [(d, int(c)) for c in np.flatnonzero((counts == 0) & (targets > 0))]
 
@@ -165,7 +176,13 @@ def combination_key(columns: list[tuple[np.ndarray, int]]) -> np.ndarray:
     return key
 
 
-def fit_state(state: str, controls: Controls, coded: dict[str, Coded], weights: np.ndarray, imputed: dict[str, Imputed] | None = None) -> RakeResult:
+def fit_state(
+    state: str,
+    controls: Controls,
+    coded: dict[str, Coded],
+    weights: np.ndarray,
+    imputed: dict[str, Imputed] | None = None,
+) -> RakeResult:
     """Rake ``weights`` (one per seed row) so the rows' categories per control dimension (``coded``) match the state's controls.
 
     A positive control cell no row falls in, or a fit that does not converge,
@@ -181,10 +198,16 @@ def fit_state(state: str, controls: Controls, coded: dict[str, Coded], weights: 
         names.append((dimension, categories))
     result = rake(weights, dimensions, imputed)
     if result.empty_cells:
-        listed = "; ".join(f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d].targets[c]:,.0f} people)"
-                           for d, c in result.empty_cells)
-        raise RuntimeError(f"state {state}: no seed respondent falls in {listed}; merge the cell into a neighbour or drop it")
+        listed = "; ".join(
+            f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d].targets[c]:,.0f} people)"
+            for d, c in result.empty_cells
+        )
+        raise RuntimeError(
+            f"state {state}: no seed respondent falls in {listed}; merge the cell into a neighbour or drop it"
+        )
     if result.max_error > 1e-3:
-        raise RuntimeError(f"raking for state {state} did not converge (max relative error {result.max_error:.2e}"
-                           f" after {result.iterations} iterations); check that the control tables describe one population")
+        raise RuntimeError(
+            f"raking for state {state} did not converge (max relative error {result.max_error:.2e}"
+            f" after {result.iterations} iterations); check that the control tables describe one population"
+        )
     return result

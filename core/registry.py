@@ -11,6 +11,7 @@ one line and left out: commands that do not need it go on.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -66,9 +67,7 @@ class UnknownComponent(LookupError):
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
         failed = "".join(f"; plugin {plugin} failed to load ({error})" for plugin, error in (broken or {}).items())
-        super().__init__(
-            f"no {kind} named '{name}'; {hint}installed: {', '.join(sorted(known)) or 'none'}{failed}"
-        )
+        super().__init__(f"no {kind} named '{name}'; {hint}installed: {', '.join(sorted(known)) or 'none'}{failed}")
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,7 @@ class ComponentInfo:
 @dataclass
 class Registry:
     manager: pluggy.PluginManager
-    components: dict[str, dict[str, ComponentInfo]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS}
-    )
+    components: dict[str, dict[str, ComponentInfo]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
     broken: dict[str, str] = field(default_factory=dict)  # entry point -> why it failed to load
 
     def get(self, kind: str, name: str) -> ComponentInfo:
@@ -94,6 +91,24 @@ class Registry:
             return self.components[kind][name]
         except KeyError:
             raise UnknownComponent(kind, name, list(self.components[kind]), self.broken) from None
+
+    def add(self, kind: str, plugin: str, package: str, version: str, cls: type) -> None:
+        """What a plugin's ``register`` callback does: check the class, then file it under its kind and name."""
+        base = KINDS[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"plugin {plugin} registered {cls!r} as a {kind}: not a {base.__name__} subclass")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin}: {cls.__name__} has no name")
+        unknown = set(getattr(cls, "non_semantic", ())) - set(cls.Config.model_fields)
+        if unknown:
+            listed = ", ".join(sorted(unknown))
+            raise PluginError(f"plugin {plugin}: {cls.__name__}.non_semantic names no Config field: {listed}")
+        if name in self.components[kind]:
+            raise PluginError(
+                f"{kind} '{name}' registered twice: by {self.components[kind][name].plugin} and by {plugin}"
+            )
+        self.components[kind][name] = ComponentInfo(kind, name, cls, plugin, package, version)
 
     def all(self) -> list[ComponentInfo]:
         return [info for by_name in self.components.values() for info in by_name.values()]
@@ -129,7 +144,10 @@ def _load_entry_points(manager: pluggy.PluginManager, sources: dict[str, tuple[s
             module = entry.load()
         except Exception as exc:  # noqa: BLE001 - any error in a third party's import
             broken[entry.name] = f"{type(exc).__name__}: {exc}"
-            print(f"simrun: plugin {entry.name} ({package}) failed to load and is left out: {broken[entry.name]}", file=sys.stderr)
+            print(
+                f"simrun: plugin {entry.name} ({package}) failed to load and is left out: {broken[entry.name]}",
+                file=sys.stderr,
+            )
             continue
         manager.register(module, name=entry.name)
         sources[entry.name] = (package, entry.dist.version if entry.dist else "")
@@ -152,25 +170,7 @@ def load_registry(plugins_dir: str | Path | None = None) -> Registry:
 
     registry = Registry(manager, broken=broken)
     for kind, hook_name in REGISTER_HOOKS.items():
-        base = KINDS[kind]
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             package, version = sources.get(impl.plugin_name, ("local", ""))
-
-            def register(cls: type, _plugin: str = impl.plugin_name) -> None:
-                if not (isinstance(cls, type) and issubclass(cls, base)):
-                    raise PluginError(f"plugin {_plugin} registered {cls!r} as a {kind}: not a {base.__name__} subclass")
-                name = getattr(cls, "name", None)
-                if not isinstance(name, str) or not name:
-                    raise PluginError(f"plugin {_plugin}: {cls.__name__} has no name")
-                unknown = set(getattr(cls, "non_semantic", ())) - set(cls.Config.model_fields)
-                if unknown:
-                    raise PluginError(f"plugin {_plugin}: {cls.__name__}.non_semantic names no Config field: {', '.join(sorted(unknown))}")
-                if name in registry.components[kind]:
-                    other = registry.components[kind][name].plugin
-                    raise PluginError(f"{kind} '{name}' registered twice: by {other} and by {_plugin}")
-                registry.components[kind][name] = ComponentInfo(
-                    kind, name, cls, _plugin, package, version
-                )
-
-            impl.function(register=register)
+            impl.function(register=functools.partial(registry.add, kind, impl.plugin_name, package, version))
     return registry

@@ -58,8 +58,10 @@ def _img(src: str, alt: str) -> str:
 
 def election_plots(per_state: dict[str, dict[str, float]]) -> list[str]:
     """Simulated vs real Democratic share by state, and each state's error, most Democratic first."""
-    states = sorted((s for s, v in per_state.items() if "election.dem_share" in v and "election.true_dem_share" in v),
-                    key=lambda s: -per_state[s]["election.true_dem_share"])
+    states = sorted(
+        (s for s, v in per_state.items() if "election.dem_share" in v and "election.true_dem_share" in v),
+        key=lambda s: -per_state[s]["election.true_dem_share"],
+    )
     if not states:
         return []
     plt = _pyplot()
@@ -71,15 +73,22 @@ def election_plots(per_state: dict[str, dict[str, float]]) -> list[str]:
     ax.plot([low, high], [low, high], color="#888", linestyle="--", linewidth=1, label="simulated = real")
     for s, x, y in zip(states, true, sim):
         ax.annotate(s, (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
-    ax.set(xlabel="real Democratic two-party share (%)", ylabel="simulated Democratic two-party share (%)",
-           title="Simulated vs real vote by state", xlim=(low, high), ylim=(low, high))
+    ax.set(
+        xlabel="real Democratic two-party share (%)",
+        ylabel="simulated Democratic two-party share (%)",
+        title="Simulated vs real vote by state",
+        xlim=(low, high),
+        ylim=(low, high),
+    )
     ax.legend(loc="upper left")
     scatter = _png(fig)
     fig, ax = plt.subplots(figsize=(11, 4))
     errors = [a - b for a, b in zip(sim, true)]
     ax.bar(states, errors, color=["#3465a4" if e > 0 else "#cc0000" for e in errors])
     ax.axhline(0, color="#444", linewidth=0.8)
-    ax.set(ylabel="simulated - real (points)", title="Error by state, most Democratic (left) to most Republican (right)")
+    ax.set(
+        ylabel="simulated - real (points)", title="Error by state, most Democratic (left) to most Republican (right)"
+    )
     ax.tick_params(axis="x", labelsize=7, rotation=90)
     return [_img(scatter, "simulated vs real Democratic share by state"), _img(_png(fig), "error by state")]
 
@@ -91,8 +100,20 @@ def group_plot(per_stratum: dict[str, dict[str, float]]) -> list[str]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(groups))))
     y = range(len(groups))
-    ax.barh([i + 0.2 for i in y], [per_stratum[g]["opinion.representativeness"] for g in groups], height=0.4, label="simulated", color="#3465a4")
-    ax.barh([i - 0.2 for i in y], [per_stratum[g].get("opinion.human_baseline", float("nan")) for g in groups], height=0.4, label="human baseline", color="#aaa")
+    ax.barh(
+        [i + 0.2 for i in y],
+        [per_stratum[g]["opinion.representativeness"] for g in groups],
+        height=0.4,
+        label="simulated",
+        color="#3465a4",
+    )
+    ax.barh(
+        [i - 0.2 for i in y],
+        [per_stratum[g].get("opinion.human_baseline", float("nan")) for g in groups],
+        height=0.4,
+        label="human baseline",
+        color="#aaa",
+    )
     ax.set_yticks(list(y), groups, fontsize=7)
     ax.set(xlabel="representativeness (1 - W / span)", title="OpinionQA representativeness by group")
     ax.legend()
@@ -101,32 +122,49 @@ def group_plot(per_stratum: dict[str, dict[str, float]]) -> list[str]:
 
 def invalid_notes(label: str, outputs: list[dict[str, Any]]) -> list[str]:
     """One paragraph per enrichment step that wrote nothing usable for some personas; a warning when it is over the threshold."""
-    return [f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>{html.escape(label)}{html.escape(o['step'])} wrote nothing usable for "
-            f"{o['invalid']} of {o['personas']} personas ({o['share']:.0%}), most often {html.escape(o['reason'])} ({o['reason_count']})"
-            f"{'; over the threshold: this step&#39;s effect is not measured' if o['mostly_failed'] else ''}.</p>" for o in outputs]
+    return [
+        f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>{html.escape(label)}{html.escape(o['step'])} wrote nothing usable for "
+        f"{o['invalid']} of {o['personas']} personas ({o['share']:.0%}), most often {html.escape(o['reason'])} ({o['reason_count']})"
+        f"{'; over the threshold: this step&#39;s effect is not measured' if o['mostly_failed'] else ''}.</p>"
+        for o in outputs
+    ]
 
 
 def marked(variant: dict[str, Any]) -> str:
     """A variant's label, with each step that mostly failed."""
-    return variant["label"] + "".join(f" (! {o['step']} {o['share']:.0%} invalid)" for o in variant["invalid_outputs"] if o["mostly_failed"])
+    return variant["label"] + "".join(
+        f" (! {o['step']} {o['share']:.0%} invalid)" for o in variant["invalid_outputs"] if o["mostly_failed"]
+    )
 
 
 def run_report(store: Store, summary: dict[str, Any]) -> str:
     per_stratum = summary["metrics_by_stratum"]
-    parts = [f"<h1>simrun run {html.escape(summary['id'])}: {html.escape(summary['name'])}</h1>",
-             f"<p class='meta'>status {summary['status']} · created {summary['created_at']} · finished {summary['finished_at'] or '-'} · "
-             f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · seed {summary['seed']}</p>",
-             *invalid_notes("", summary["invalid_outputs"])]
+    parts = [
+        f"<h1>simrun run {html.escape(summary['id'])}: {html.escape(summary['name'])}</h1>",
+        f"<p class='meta'>status {summary['status']} · created {summary['created_at']} · finished {summary['finished_at'] or '-'} · "
+        f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · seed {summary['seed']}</p>",
+        *invalid_notes("", summary["invalid_outputs"]),
+    ]
     parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [[k, v] for k, v in summary["metrics"].items()])]
     plots = election_plots(per_stratum) + group_plot(per_stratum)
     if plots:
         parts += ["<h2>Plots</h2>", *plots]
     if per_stratum:
         columns = sorted({k for v in per_stratum.values() for k in v})
-        parts += ["<h2>By stratum</h2>", _table(["stratum", *columns], [[s, *(per_stratum[s].get(c, "") for c in columns)] for s in sorted(per_stratum)])]
-    parts += ["<h2>Run details</h2>",
-              _table(["component", "name", "package", "version"], [[c["as"], c["name"], c["package"], c["version"]] for c in summary["components"]]),
-              f"<p class='meta'>timings {html.escape(json.dumps(summary['timings']))} · simulator {html.escape(json.dumps(summary['simulator_stats']))}</p>"]
+        parts += [
+            "<h2>By stratum</h2>",
+            _table(
+                ["stratum", *columns], [[s, *(per_stratum[s].get(c, "") for c in columns)] for s in sorted(per_stratum)]
+            ),
+        ]
+    parts += [
+        "<h2>Run details</h2>",
+        _table(
+            ["component", "name", "package", "version"],
+            [[c["as"], c["name"], c["package"], c["version"]] for c in summary["components"]],
+        ),
+        f"<p class='meta'>timings {html.escape(json.dumps(summary['timings']))} · simulator {html.escape(json.dumps(summary['simulator_stats']))}</p>",
+    ]
     return page(f"simrun run {summary['id']}", parts)
 
 
@@ -135,30 +173,58 @@ def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[st
     variants = result["variants"]
     labels = [v["label"] for v in variants]
     names = list(dict.fromkeys(n for v in variants for n in v["metrics"]))
-    parts = [f"<h1>simrun sweep {html.escape(result['sweep'])}: {html.escape(result['name'])}</h1>",
-             f"<p class='meta'>{len(variants)} variants · baseline {html.escape(result['baseline'])} · "
-             f"{result['reps']} bootstrap resamples · ablation {html.escape(json.dumps(result['ablation']))}</p>"]
-    parts += [note for v in variants for note in invalid_notes(f"{v['label']}: ", [o for o in v["invalid_outputs"] if o["mostly_failed"]])]
+    parts = [
+        f"<h1>simrun sweep {html.escape(result['sweep'])}: {html.escape(result['name'])}</h1>",
+        f"<p class='meta'>{len(variants)} variants · baseline {html.escape(result['baseline'])} · "
+        f"{result['reps']} bootstrap resamples · ablation {html.escape(json.dumps(result['ablation']))}</p>",
+    ]
+    parts += [
+        note
+        for v in variants
+        for note in invalid_notes(f"{v['label']}: ", [o for o in v["invalid_outputs"] if o["mostly_failed"]])
+    ]
     for name in names:
         points = [(marked(v), v["metrics"][name]) for v in variants if name in v["metrics"]]
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * len(points))))
         for i, (_, m) in enumerate(points):
-            if m["ci"]:  # a percentile interval need not contain the estimate: drawn as it is, not as error bars around it
+            if m[
+                "ci"
+            ]:  # a percentile interval need not contain the estimate: drawn as it is, not as error bars around it
                 ax.plot(m["ci"], [i, i], "|-", color="#3465a4", markersize=8)
             ax.plot(m["value"], i, "o", color="#3465a4")
         ax.set_yticks(range(len(points)), [label for label, _ in points])
         ax.invert_yaxis()
         ax.set(xlabel=name, title=f"{name} by variant (95% bootstrap interval)")
-        rows = [[label, m["value"], f"[{m['ci'][0]:.4g}, {m['ci'][1]:.4g}]" if m["ci"] else "", m["diff"] if m["diff"] is not None else "",
-                 f"[{m['diff_ci'][0]:.4g}, {m['diff_ci'][1]:.4g}]" if m["diff_ci"] else ""] for label, m in points]
-        parts += [f"<h2>{html.escape(name)}</h2>", _img(_png(fig), f"{name} by variant"),
-                  _table(["variant", "value", "95% interval", f"difference from {result['baseline']}", "95% interval"], rows)]
-    states = sorted({s for per in per_state_by_variant.values() for s, v in per.items() if "election.error_points" in v})
+        rows = [
+            [
+                label,
+                m["value"],
+                f"[{m['ci'][0]:.4g}, {m['ci'][1]:.4g}]" if m["ci"] else "",
+                m["diff"] if m["diff"] is not None else "",
+                f"[{m['diff_ci'][0]:.4g}, {m['diff_ci'][1]:.4g}]" if m["diff_ci"] else "",
+            ]
+            for label, m in points
+        ]
+        parts += [
+            f"<h2>{html.escape(name)}</h2>",
+            _img(_png(fig), f"{name} by variant"),
+            _table(["variant", "value", "95% interval", f"difference from {result['baseline']}", "95% interval"], rows),
+        ]
+    states = sorted(
+        {s for per in per_state_by_variant.values() for s, v in per.items() if "election.error_points" in v}
+    )
     if states:
         fig, ax = plt.subplots(figsize=(11, 4))
         for label in labels:
             per = per_state_by_variant.get(label, {})
-            ax.plot(states, [per.get(s, {}).get("election.error_points", float("nan")) for s in states], marker="o", markersize=3, linewidth=1, label=label)
+            ax.plot(
+                states,
+                [per.get(s, {}).get("election.error_points", float("nan")) for s in states],
+                marker="o",
+                markersize=3,
+                linewidth=1,
+                label=label,
+            )
         ax.axhline(0, color="#444", linewidth=0.8)
         ax.tick_params(axis="x", labelsize=7, rotation=90)
         ax.set(ylabel="simulated - real (points)", title="Per-state error by variant")

@@ -45,7 +45,9 @@ class Check(BaseModel):
     def one_operator(self) -> Check:
         given = [name for name, value in self if value is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of equals, in, not_in, lt, le, gt, ge, matches (given: {', '.join(given) or 'none'})")
+            raise ValueError(
+                f"give exactly one of equals, in, not_in, lt, le, gt, ge, matches (given: {', '.join(given) or 'none'})"
+            )
         return self
 
     @field_validator("matches")
@@ -77,8 +79,16 @@ class Check(BaseModel):
             number = float(value)
         except (TypeError, ValueError):
             return False
-        bound, compare = next((b, c) for b, c in ((self.lt, float.__lt__), (self.le, float.__le__), (self.gt, float.__gt__),
-                                                   (self.ge, float.__ge__)) if b is not None)
+        bound, compare = next(
+            (b, c)
+            for b, c in (
+                (self.lt, float.__lt__),
+                (self.le, float.__le__),
+                (self.gt, float.__gt__),
+                (self.ge, float.__ge__),
+            )
+            if b is not None
+        )
         return compare(number, bound)
 
 
@@ -87,14 +97,20 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     why: str = ""
-    when: dict[str, Check] = Field(default_factory=dict, description="Conditions on the persona's existing attributes; all must hold.")
-    forbid: dict[str, Check] = Field(min_length=1, description="Tests on newly written attributes; any that holds is a violation.")
+    when: dict[str, Check] = Field(
+        default_factory=dict, description="Conditions on the persona's existing attributes; all must hold."
+    )
+    forbid: dict[str, Check] = Field(
+        min_length=1, description="Tests on newly written attributes; any that holds is a violation."
+    )
 
     def applies(self, attributes: dict[str, Any]) -> bool:
         return all(name in attributes and test.holds(attributes[name]) for name, test in self.when.items())
 
     def violated_by(self, attributes: dict[str, Any], written: dict[str, Any]) -> bool:
-        return self.applies(attributes) and any(name in written and test.holds(written[name]) for name, test in self.forbid.items())
+        return self.applies(attributes) and any(
+            name in written and test.holds(written[name]) for name, test in self.forbid.items()
+        )
 
 
 def violations(rules: Iterable[Rule], attributes: dict[str, Any], written: dict[str, Any]) -> list[Rule]:

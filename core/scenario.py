@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .components import CheckContext, Problem
 from .models import Question
-from .registry import Registry, UnknownComponent
 from .prompts import PromptSpec
+from .registry import Registry, UnknownComponent
 
 PathKey = tuple[str | int, ...]
 
@@ -37,8 +37,11 @@ class ScenarioLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}' (first on line {seen[key]}): the second would silently replace the first",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first on line {seen[key]}): the second would silently replace the first",
+                    key_node.start_mark,
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -65,11 +68,16 @@ def check_yaml_size(node: yaml.Node | None) -> None:
         if depth > MAX_YAML_DEPTH:
             raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep")
         if id(n) not in sizes:
-            children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else (
-                n.value if isinstance(n, yaml.SequenceNode) else [])
+            children = (
+                [c for pair in n.value for c in pair]
+                if isinstance(n, yaml.MappingNode)
+                else (n.value if isinstance(n, yaml.SequenceNode) else [])
+            )
             sizes[id(n)] = 1 + sum(size(c, depth + 1) for c in children)
             if sizes[id(n)] > MAX_YAML_NODES:
-                raise yaml.YAMLError(f"more than {MAX_YAML_NODES} values once its aliases are expanded (an alias bomb?)")
+                raise yaml.YAMLError(
+                    f"more than {MAX_YAML_NODES} values once its aliases are expanded (an alias bomb?)"
+                )
         return sizes[id(n)]
 
     if node is not None:
@@ -97,12 +105,16 @@ class Scenario(BaseModel):
     description: str = ""
     seed: int = Field(0, ge=0, lt=2**63, description="Seeds sampling and enrichment: the same seed gives the same run.")
     batch_size: int = Field(default=64, ge=1)
-    repeats: int = Field(default=1, ge=1, description="Ask every persona each question this many times (for the stability metric).")
+    repeats: int = Field(
+        default=1, ge=1, description="Ask every persona each question this many times (for the stability metric)."
+    )
     sampler: ComponentSpec
     enrichers: list[ComponentSpec] = Field(default_factory=list)
     simulator: ComponentSpec
     prompt: PromptSpec = Field(default_factory=PromptSpec)
-    questions: list[Question] = Field(default_factory=list, description="Asked of every persona; metrics such as opinion add their own.")
+    questions: list[Question] = Field(
+        default_factory=list, description="Asked of every persona; metrics such as opinion add their own."
+    )
     metrics: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict,
         description="metric name -> its config; a 'use' key picks the plugin when the name differs",
@@ -186,17 +198,24 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
     for item in overrides:
         dotted, sep, raw = item.partition("=")
         if not sep or not dotted:
-            raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: expected PATH=VALUE, e.g. sampler.with.per_state=5")])
+            raise ScenarioError(
+                source, [ScenarioIssue((), f"--set {item!r}: expected PATH=VALUE, e.g. sampler.with.per_state=5")]
+            )
         raw = raw.strip()
         try:
             value = load_yaml(raw) if raw else ""
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: the value is not valid YAML ({problem}); quote it if it is text")]) from None
+            raise ScenarioError(
+                source,
+                [ScenarioIssue((), f"--set {item!r}: the value is not valid YAML ({problem}); quote it if it is text")],
+            ) from None
         try:
             set_path(data, dotted.strip(), value)
         except (IndexError, KeyError, TypeError, AttributeError):
-            raise ScenarioError(source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]) from None
+            raise ScenarioError(
+                source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]
+            ) from None
         paths.append(dotted.strip())
     return paths
 
@@ -272,9 +291,7 @@ def _model_at(model: type[BaseModel], loc: PathKey) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def load_scenario(
-    path: str | Path, registry: Registry, overrides: list[str] | None = None
-) -> LoadedScenario:
+def load_scenario(path: str | Path, registry: Registry, overrides: list[str] | None = None) -> LoadedScenario:
     source = str(path)
     file = Path(path)
     try:
@@ -286,26 +303,32 @@ def load_scenario(
     except OSError as exc:
         raise ScenarioError(source, [ScenarioIssue((), f"cannot read scenario: {exc.strerror}")]) from None
     if len(raw) > MAX_SCENARIO_BYTES:
-        raise ScenarioError(source, [ScenarioIssue((), f"larger than {MAX_SCENARIO_BYTES >> 10} KiB: not a scenario file")])
+        raise ScenarioError(
+            source, [ScenarioIssue((), f"larger than {MAX_SCENARIO_BYTES >> 10} KiB: not a scenario file")]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ScenarioError(source, [ScenarioIssue((), f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8", line)]) from None
+        raise ScenarioError(
+            source, [ScenarioIssue((), f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8", line)]
+        ) from None
     if "\x00" in text:
-        raise ScenarioError(source, [ScenarioIssue((), "a binary file, not YAML text", text[: text.index("\x00")].count("\n") + 1)])
+        raise ScenarioError(
+            source, [ScenarioIssue((), "a binary file, not YAML text", text[: text.index("\x00")].count("\n") + 1)]
+        )
     return parse_scenario(text, source, registry, overrides)
 
 
-def parse_scenario(
-    text: str, source: str, registry: Registry, overrides: list[str] | None = None
-) -> LoadedScenario:
+def parse_scenario(text: str, source: str, registry: Registry, overrides: list[str] | None = None) -> LoadedScenario:
     try:
         node = yaml.compose(text, Loader=ScenarioLoader)
         check_yaml_size(node)
         data = load_yaml(text)
     except RecursionError:
-        raise ScenarioError(source, [ScenarioIssue((), f"YAML nested too deeply (more than {MAX_YAML_DEPTH} levels)")]) from None
+        raise ScenarioError(
+            source, [ScenarioIssue((), f"YAML nested too deeply (more than {MAX_YAML_DEPTH} levels)")]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -313,7 +336,9 @@ def parse_scenario(
         message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
         raise ScenarioError(source, [ScenarioIssue((), message, mark.line + 1 if mark else None)]) from None
     if not isinstance(data, dict):
-        raise ScenarioError(source, [ScenarioIssue((), "expected a mapping of fields (name, sampler, simulator, questions, ...)", 1)])
+        raise ScenarioError(
+            source, [ScenarioIssue((), "expected a mapping of fields (name, sampler, simulator, questions, ...)", 1)]
+        )
     lines = _line_index(node) if node is not None else {}
     overridden = apply_overrides(data, overrides or [], source)
     return validate_data(data, text, source, registry, lines, overridden)
@@ -360,7 +385,14 @@ def validate_data(
         if kind == "metric":
             issues.extend(_add_questions(scenario, info.cls(config).questions(), config_loc, lines, overridden))
     if not issues and not scenario.questions:
-        issues.append(_issue_for(("questions",), "no questions: list them under questions:, or use a metric that brings its own (e.g. opinion)", lines, overridden))
+        issues.append(
+            _issue_for(
+                ("questions",),
+                "no questions: list them under questions:, or use a metric that brings its own (e.g. opinion)",
+                lines,
+                overridden,
+            )
+        )
     if not issues:
         issues.extend(_component_problems(scenario, configured, lines, overridden))
     if issues:
@@ -368,8 +400,9 @@ def validate_data(
     return LoadedScenario(scenario=scenario, data=data, text=text, source=source)
 
 
-def _component_problems(scenario: Scenario, configured: list[tuple[type, PathKey, BaseModel]], lines: dict,
-                        overridden: list[str]) -> list[ScenarioIssue]:
+def _component_problems(
+    scenario: Scenario, configured: list[tuple[type, PathKey, BaseModel]], lines: dict, overridden: list[str]
+) -> list[ScenarioIssue]:
     """Every component's own ``check`` against the whole scenario, each problem placed at its field's line."""
     sampler_cls, _, sampler_config = configured[0]
     context = CheckContext(scenario=scenario, strata=sampler_cls.planned_strata(sampler_config))
@@ -385,7 +418,9 @@ def _component_problems(scenario: Scenario, configured: list[tuple[type, PathKey
     return issues
 
 
-def _add_questions(scenario: Scenario, extra: list[Question], loc: PathKey, lines: dict, overridden: list[str]) -> list[ScenarioIssue]:
+def _add_questions(
+    scenario: Scenario, extra: list[Question], loc: PathKey, lines: dict, overridden: list[str]
+) -> list[ScenarioIssue]:
     """Append a metric's questions; the same id twice must be the same question."""
     known = {q.id: q for q in scenario.questions}
     issues = []
@@ -394,7 +429,14 @@ def _add_questions(scenario: Scenario, extra: list[Question], loc: PathKey, line
             scenario.questions.append(question)
             known[question.id] = question
         elif known[question.id] != question:
-            issues.append(_issue_for(loc, f"brings question '{question.id}', which the scenario already has with other text or options", lines, overridden))
+            issues.append(
+                _issue_for(
+                    loc,
+                    f"brings question '{question.id}', which the scenario already has with other text or options",
+                    lines,
+                    overridden,
+                )
+            )
     return issues
 
 

@@ -21,11 +21,16 @@ NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples"})  # keys whose 
 
 def bounded_integer(schema: dict[str, Any]) -> bool:
     """An integer schema with bounds and no enum or const of its own."""
-    return schema.get("type") == "integer" and bool(INTEGER_BOUNDS & schema.keys()) and not {"enum", "const"} & schema.keys()
+    return (
+        schema.get("type") == "integer"
+        and bool(INTEGER_BOUNDS & schema.keys())
+        and not {"enum", "const"} & schema.keys()
+    )
 
 
 def integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
     """The smallest and largest integer a schema's bounds allow (None: no bound on that side)."""
+
     def bound(key: str) -> float | None:
         value = schema.get(key)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -36,7 +41,9 @@ def integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
     highs += [math.ceil(v) - 1 for v in [bound("exclusiveMaximum")] if v is not None]
     low, high = max(lows, default=None), min(highs, default=None)
     if low is not None and high is not None and low > high:
-        raise ValueError(f"no integer satisfies the bounds {({k: schema[k] for k in sorted(INTEGER_BOUNDS & schema.keys())})}")
+        raise ValueError(
+            f"no integer satisfies the bounds { ({k: schema[k] for k in sorted(INTEGER_BOUNDS & schema.keys())}) }"
+        )
     return low, high
 
 

@@ -108,9 +108,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         {"run_id": str, "metric": str, "name": str, "stratum": str, "value": float},
         pk=("run_id", "metric", "name", "stratum"),
     )
-    db["llm_cache"].create(
-        {"key": str, "model": str, "response": str, "created_at": str}, pk="key"
-    )
+    db["llm_cache"].create({"key": str, "model": str, "response": str, "created_at": str}, pk="key")
     db["progress"].create(
         {"run_id": str, "batch": int, "personas": int, "done_at": str},
         pk=("run_id", "batch"),
@@ -125,8 +123,17 @@ def m002_simulator_stats(db: sqlite_utils.Database) -> None:
 @migration
 def m003_sweeps(db: sqlite_utils.Database) -> None:
     db["sweeps"].create(
-        {"id": str, "name": str, "scenario_yaml": str, "scenario_hash": str, "ablation": str,
-         "variants": str, "status": str, "created_at": str, "finished_at": str},
+        {
+            "id": str,
+            "name": str,
+            "scenario_yaml": str,
+            "scenario_hash": str,
+            "ablation": str,
+            "variants": str,
+            "status": str,
+            "created_at": str,
+            "finished_at": str,
+        },
         pk="id",
     )
     db["runs"].add_column("sweep_id", str)
@@ -145,7 +152,7 @@ def m006_answer_errors(db: sqlite_utils.Database) -> None:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @migration
@@ -156,7 +163,7 @@ def m004_answer_repeats(db: sqlite_utils.Database) -> None:
 
 def new_id() -> str:
     """Sortable and readable: UTC time, then randomness."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def sha256(text: str) -> str:
@@ -202,6 +209,7 @@ def alive(owner: dict[str, Any]) -> bool:
 
 def writes(method: Callable[..., T]) -> Callable[..., T]:
     """A Store method that writes: run whole in one write transaction (see ``Store.transact``)."""
+
     @functools.wraps(method)
     def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
         return self.transact(lambda: method(self, *args, **kwargs))
@@ -261,11 +269,15 @@ class Store:
 
     def check_integrity(self) -> None:
         """``PRAGMA quick_check``: a damaged or foreign file is named before anything reads or writes it."""
-        with closing(sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)) as conn:
+        with closing(
+            sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        ) as conn:
             problems = [row[0] for row in conn.execute("pragma quick_check(3)")]
         if problems != ["ok"]:
-            raise StoreError(f"{self.path} is damaged ({'; '.join(problems)}): move it aside to start a new run log, "
-                             "or restore it from a copy (sqlite3's .recover can save what is left)")
+            raise StoreError(
+                f"{self.path} is damaged ({'; '.join(problems)}): move it aside to start a new run log, "
+                "or restore it from a copy (sqlite3's .recover can save what is left)"
+            )
 
     def explain(self, exc: sqlite3.DatabaseError) -> str:
         """What a storage error means for this run log, and what to do, in one line."""
@@ -288,7 +300,9 @@ class Store:
     def pending_migrations(self) -> list[str]:
         with sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S) as conn:
             tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-            applied = {row[0] for row in conn.execute("select name from _migrations")} if "_migrations" in tables else set()
+            applied = (
+                {row[0] for row in conn.execute("select name from _migrations")} if "_migrations" in tables else set()
+            )
         return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in applied]
 
     @contextmanager
@@ -312,6 +326,7 @@ class Store:
 
         A storage fault (disk full, read-only file, damaged file) is a ``StoreError`` that says what to do.
         """
+
         def attempt() -> T:
             with self.writing():
                 return work()
@@ -323,6 +338,7 @@ class Store:
 
     def migrate(self) -> None:
         """Apply the migrations this file lacks, in order; a process that loses the race finds them applied."""
+
         def apply() -> None:
             table = self.db["_migrations"]
             table.create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
@@ -338,8 +354,14 @@ class Store:
     # runs -------------------------------------------------------------
     @writes
     def create_run(
-        self, name: str, scenario_yaml: str, scenario: dict, seed: int, components: list[dict],
-        sweep_id: str | None = None, variant: str | None = None,
+        self,
+        name: str,
+        scenario_yaml: str,
+        scenario: dict,
+        seed: int,
+        components: list[dict],
+        sweep_id: str | None = None,
+        variant: str | None = None,
     ) -> str:
         run_id = new_id()
         self.db["runs"].insert(
@@ -367,17 +389,31 @@ class Store:
     @writes
     def create_sweep(self, name: str, scenario_yaml: str, scenario: dict, ablation: dict, variants: list[str]) -> str:
         sweep_id = new_id()
-        self.db["sweeps"].insert({
-            "id": sweep_id, "name": name, "scenario_yaml": scenario_yaml, "scenario_hash": sha256(dumps(scenario)),
-            "ablation": dumps(ablation), "variants": dumps(variants), "status": "running", "created_at": now(),
-            "finished_at": None,
-        })
+        self.db["sweeps"].insert(
+            {
+                "id": sweep_id,
+                "name": name,
+                "scenario_yaml": scenario_yaml,
+                "scenario_hash": sha256(dumps(scenario)),
+                "ablation": dumps(ablation),
+                "variants": dumps(variants),
+                "status": "running",
+                "created_at": now(),
+                "finished_at": None,
+            }
+        )
         return sweep_id
 
     def unfinished_sweep(self, scenario: dict) -> str | None:
         """The newest unfinished sweep of exactly this scenario: running it again resumes it."""
-        rows = list(self.db["sweeps"].rows_where(
-            "scenario_hash = ? and status != 'finished'", [sha256(dumps(scenario))], order_by="created_at desc, id desc", limit=1))
+        rows = list(
+            self.db["sweeps"].rows_where(
+                "scenario_hash = ? and status != 'finished'",
+                [sha256(dumps(scenario))],
+                order_by="created_at desc, id desc",
+                limit=1,
+            )
+        )
         return rows[0]["id"] if rows else None
 
     def sweep(self, sweep_id: str) -> dict:
@@ -415,8 +451,10 @@ class Store:
             raise StoreError(f"run {run_id} has already finished")
         owner = json.loads(record.get("owner") or "null")
         if owner and owner != this_process() and alive(owner):
-            raise StoreError(f"run {run_id} is being executed by process {owner['pid']} on {owner['host']}: "
-                             f"wait for it to end (simrun show {run_id}), or stop that process and resume")
+            raise StoreError(
+                f"run {run_id} is being executed by process {owner['pid']} on {owner['host']}: "
+                f"wait for it to end (simrun show {run_id}), or stop that process and resume"
+            )
         self.db["runs"].update(run_id, {"owner": dumps(this_process()), "status": "running", "error": None})
 
     @writes
@@ -432,9 +470,7 @@ class Store:
         return {r["batch"] for r in self.db["progress"].rows_where("run_id = ?", [run_id])}
 
     @writes
-    def write_batch(
-        self, run_id: str, batch: int, personas: list[Persona], answers: list[Answer]
-    ) -> None:
+    def write_batch(self, run_id: str, batch: int, personas: list[Persona], answers: list[Answer]) -> None:
         """Commit a batch's personas, answers and progress marker together."""
         self.db["personas"].upsert_all(
             (
@@ -498,7 +534,8 @@ class Store:
         created = now()
         self.db["llm_cache"].upsert_all(
             ({"key": k, "model": model, "response": v, "created_at": created} for k, v in entries.items()),
-            pk="key", batch_size=WRITE_BATCH,
+            pk="key",
+            batch_size=WRITE_BATCH,
         )
 
     # reads for aggregation, metrics and export --------------------------
@@ -515,7 +552,9 @@ class Store:
 
     def persona_batches(self, run_id: str) -> Iterator[tuple[int, list[Persona]]]:
         """A finished run's personas, batch by batch, for another run to reuse."""
-        batches = [r["batch"] for r in self.db.query("select batch from progress where run_id = ? order by batch", [run_id])]
+        batches = [
+            r["batch"] for r in self.db.query("select batch from progress where run_id = ? order by batch", [run_id])
+        ]
         for batch in batches:  # no cursor stays open while the caller writes
             yield batch, list(self.personas(run_id, batch))
 
@@ -543,49 +582,69 @@ class Store:
 
     def invalid(self, run_id: str, question_id: str) -> dict[str, float]:
         """Weighted share of answer mass outside the options, per stratum, for one question."""
-        return {row["stratum"]: row["invalid"] for row in self.db.query(
-            "select distinct stratum, invalid from aggregates where run_id = ? and question_id = ?", [run_id, question_id])}
+        return {
+            row["stratum"]: row["invalid"]
+            for row in self.db.query(
+                "select distinct stratum, invalid from aggregates where run_id = ? and question_id = ?",
+                [run_id, question_id],
+            )
+        }
 
     @writes
     def write_metrics(self, run_id: str, metric: str, values: list[dict]) -> None:
         self.db["metrics"].delete_where("run_id = ? and metric = ?", [run_id, metric])
-        self.db["metrics"].insert_all(
-            {"run_id": run_id, "metric": metric, **v} for v in values
-        )
+        self.db["metrics"].insert_all({"run_id": run_id, "metric": metric, **v} for v in values)
 
     def metrics(self, run_id: str) -> list[dict]:
-        return list(
-            self.db["metrics"].rows_where("run_id = ?", [run_id], order_by="metric, name, stratum")
-        )
+        return list(self.db["metrics"].rows_where("run_id = ?", [run_id], order_by="metric, name, stratum"))
 
     def invalid_outputs(self, run_id: str, threshold: float = INVALID_THRESHOLD) -> list[InvalidOutput]:
         """Per enrichment step, the personas it wrote nothing usable for (``Persona.mark_invalid``), most first."""
         rows = self.db.query(
             "select j.key, j.type, j.value, count(*) as n from personas p, json_each(p.attributes) j"
-            " where p.run_id = ? and j.key like ? escape '\\' group by j.key, j.value", [run_id, "\\__%\\_invalid"])
+            " where p.run_id = ? and j.key like ? escape '\\' group by j.key, j.value",
+            [run_id, "\\__%\\_invalid"],
+        )
         reasons: dict[str, dict[str, int]] = {}
         for row in rows:
             step = row["key"].removeprefix(INVALID_PREFIX).removesuffix(INVALID_SUFFIX)
             # runs logged before reasons were recorded apart keep "error: reply" as one string
-            reason = json.loads(row["value"]).get("reason", "") if row["type"] == "object" else str(row["value"]).split(": {")[0][:120]
+            reason = (
+                json.loads(row["value"]).get("reason", "")
+                if row["type"] == "object"
+                else str(row["value"]).split(": {")[0][:120]
+            )
             by_reason = reasons.setdefault(step, {})
             by_reason[reason] = by_reason.get(reason, 0) + row["n"]
         personas = self.db["personas"].count_where("run_id = ?", [run_id]) if reasons else 0
-        outputs = [InvalidOutput(step=step, invalid=sum(counts.values()), personas=personas, reason=reason, reason_count=count,
-                                 threshold=threshold)
-                   for step, counts in reasons.items() for reason, count in [max(counts.items(), key=lambda rc: (rc[1], rc[0]))]]
+        outputs = [
+            InvalidOutput(
+                step=step,
+                invalid=sum(counts.values()),
+                personas=personas,
+                reason=reason,
+                reason_count=count,
+                threshold=threshold,
+            )
+            for step, counts in reasons.items()
+            for reason, count in [max(counts.items(), key=lambda rc: (rc[1], rc[0]))]
+        ]
         return sorted(outputs, key=lambda o: (-o.invalid, o.step))
 
     def answer_errors(self, run_id: str, most: int = 3) -> tuple[int, list[tuple[str, int]]]:
         """How many answers failed, and their most common errors with counts."""
-        rows = list(self.db.query("select error, count(*) as n from answers where run_id = ? and error is not null"
-                                  " group by error order by n desc, error", [run_id]))
+        rows = list(
+            self.db.query(
+                "select error, count(*) as n from answers where run_id = ? and error is not null"
+                " group by error order by n desc, error",
+                [run_id],
+            )
+        )
         return sum(r["n"] for r in rows), [(r["error"], r["n"]) for r in rows[:most]]
 
     def counts(self, run_id: str) -> dict[str, int]:
         return {
-            table: self.db[table].count_where("run_id = ?", [run_id])
-            for table in ("personas", "answers", "metrics")
+            table: self.db[table].count_where("run_id = ?", [run_id]) for table in ("personas", "answers", "metrics")
         }
 
 

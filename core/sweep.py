@@ -21,19 +21,32 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
     """Every variant, validated (and its enrichers planned) before any work; the first is the baseline."""
     spec = loaded.scenario.ablation
     if spec is None:
-        raise ScenarioError(loaded.source, [ScenarioIssue(("ablation",), "a sweep needs an ablation block, e.g. ablation: {use: attributes, with: {attributes: [age, sex]}}")])
+        raise ScenarioError(
+            loaded.source,
+            [
+                ScenarioIssue(
+                    ("ablation",),
+                    "a sweep needs an ablation block, e.g. ablation: {use: attributes, with: {attributes: [age, sex]}}",
+                )
+            ],
+        )
     info = registry.get("ablation", spec.use)
     ablation = info.cls(info.cls.Config.model_validate(spec.with_))
     base = {k: v for k, v in copy.deepcopy(loaded.data).items() if k != "ablation"}
     variants: list[tuple[str, LoadedScenario]] = []
     for label, data in ablation.variants(base):
         if any(label == seen for seen, _ in variants):
-            raise ScenarioError(loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced the variant label '{label}' twice")])
+            raise ScenarioError(
+                loaded.source,
+                [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced the variant label '{label}' twice")],
+            )
         variant = validate_data(data, loaded.text, f"{loaded.source} [variant '{label}']", registry)
         build_pipeline(variant, registry)
         variants.append((label, variant))
     if not variants:
-        raise ScenarioError(loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced no variants")])
+        raise ScenarioError(
+            loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced no variants")]
+        )
     return variants
 
 
@@ -59,8 +72,13 @@ def run_sweep(loaded: LoadedScenario, registry: Registry, store: Store, engine: 
                 run_id = record["id"]
             else:
                 reuse = baseline_run if label != baseline_label and shares_personas(baseline, variant) else None
-                run_id = engine.run(variant, resume=record["id"] if record else None, personas_from=reuse,
-                                    sweep=(sweep_id, label), progress=(bar, task))
+                run_id = engine.run(
+                    variant,
+                    resume=record["id"] if record else None,
+                    personas_from=reuse,
+                    sweep=(sweep_id, label),
+                    progress=(bar, task),
+                )
             if label == baseline_label:
                 baseline_run = run_id
     store.finish_sweep(sweep_id)

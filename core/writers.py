@@ -50,7 +50,9 @@ class RowWriter:
             self.columns = list(dict.fromkeys(k for r in rows for k in r))
         extra = {k for r in rows for k in r} - set(self.columns)
         if extra and self.fmt != "jsonl":
-            raise ValueError(f"rows gained column(s) {sorted(extra)} after the first batch; {self.fmt} needs one set of columns (use jsonl)")
+            raise ValueError(
+                f"rows gained column(s) {sorted(extra)} after the first batch; {self.fmt} needs one set of columns (use jsonl)"
+            )
         self.rows += len(rows)
         if self.fmt == "jsonl":
             assert self.stream is not None
@@ -70,7 +72,9 @@ class RowWriter:
                 self.parquet = pq.ParquetWriter(self.path, table.schema)
             self.parquet.write_table(table.cast(self.parquet.schema))
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         if self.parquet is not None:
             self.parquet.close()
         if self.stream is not None and self.stream is not sys.stdout:

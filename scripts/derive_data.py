@@ -20,17 +20,69 @@ OUT = Path("core/data")
 
 # 2024 electoral votes by state (apportionment after the 2020 census; 538 in all).
 ELECTORAL_VOTES = {
-    "AL": 9, "AK": 3, "AZ": 11, "AR": 6, "CA": 54, "CO": 10, "CT": 7, "DE": 3, "DC": 3, "FL": 30,
-    "GA": 16, "HI": 4, "ID": 4, "IL": 19, "IN": 11, "IA": 6, "KS": 6, "KY": 8, "LA": 8, "ME": 4,
-    "MD": 10, "MA": 11, "MI": 15, "MN": 10, "MS": 6, "MO": 10, "MT": 4, "NE": 5, "NV": 6, "NH": 4,
-    "NJ": 14, "NM": 5, "NY": 28, "NC": 16, "ND": 3, "OH": 17, "OK": 7, "OR": 8, "PA": 19, "RI": 4,
-    "SC": 9, "SD": 3, "TN": 11, "TX": 40, "UT": 6, "VT": 3, "VA": 13, "WA": 12, "WV": 4, "WI": 10,
+    "AL": 9,
+    "AK": 3,
+    "AZ": 11,
+    "AR": 6,
+    "CA": 54,
+    "CO": 10,
+    "CT": 7,
+    "DE": 3,
+    "DC": 3,
+    "FL": 30,
+    "GA": 16,
+    "HI": 4,
+    "ID": 4,
+    "IL": 19,
+    "IN": 11,
+    "IA": 6,
+    "KS": 6,
+    "KY": 8,
+    "LA": 8,
+    "ME": 4,
+    "MD": 10,
+    "MA": 11,
+    "MI": 15,
+    "MN": 10,
+    "MS": 6,
+    "MO": 10,
+    "MT": 4,
+    "NE": 5,
+    "NV": 6,
+    "NH": 4,
+    "NJ": 14,
+    "NM": 5,
+    "NY": 28,
+    "NC": 16,
+    "ND": 3,
+    "OH": 17,
+    "OK": 7,
+    "OR": 8,
+    "PA": 19,
+    "RI": 4,
+    "SC": 9,
+    "SD": 3,
+    "TN": 11,
+    "TX": 40,
+    "UT": 6,
+    "VT": 3,
+    "VA": 13,
+    "WA": 12,
+    "WV": 4,
+    "WI": 10,
     "WY": 3,
 }
 REGIONS = {1: "Northeast", 2: "Midwest", 3: "South", 4: "West"}
 DIVISIONS = {
-    1: "New England", 2: "Middle Atlantic", 3: "East North Central", 4: "West North Central",
-    5: "South Atlantic", 6: "East South Central", 7: "West South Central", 8: "Mountain", 9: "Pacific",
+    1: "New England",
+    2: "Middle Atlantic",
+    3: "East North Central",
+    4: "West North Central",
+    5: "South Atlantic",
+    6: "East South Central",
+    7: "West South Central",
+    8: "Mountain",
+    9: "Pacific",
 }
 AGE_BANDS = [(18, 29, "18-29"), (30, 44, "30-44"), (45, 64, "45-64"), (65, 200, "65+")]
 EDUCATION = ["less than high school", "high school", "associate degree", "bachelor's degree", "graduate degree"]
@@ -41,10 +93,13 @@ def states() -> pd.DataFrame:
     pep = pd.read_csv(SHARED / "census/pep_sc-est2021-agesex-civ.csv.gz")
     pep = pep[(pep.SUMLEV == 40) & (pep.SEX == 0) & (pep.AGE == 999)]
     geo = pep.set_index("STATE")[["REGION", "DIVISION"]]
-    out = pd.DataFrame({
-        "state_fips": e.state_fips.astype(int), "state": e.state_po,
-        "name": e.state.str.title().str.replace(" Of ", " of "),
-    })
+    out = pd.DataFrame(
+        {
+            "state_fips": e.state_fips.astype(int),
+            "state": e.state_po,
+            "name": e.state.str.title().str.replace(" Of ", " of "),
+        }
+    )
     out["region"] = out.state_fips.map(geo.REGION).map(REGIONS)
     out["division"] = out.state_fips.map(geo.DIVISION).map(DIVISIONS)
     assert out.region.notna().all() and len(out) == 51
@@ -53,7 +108,9 @@ def states() -> pd.DataFrame:
 
 def president(st: pd.DataFrame) -> None:
     e = pd.read_csv(SHARED / "elections/us_president_by_state_2024.csv")
-    out = e[["state_po", "dem_votes", "rep_votes", "total_votes", "dem_two_party_share"]].rename(columns={"state_po": "state"})
+    out = e[["state_po", "dem_votes", "rep_votes", "total_votes", "dem_two_party_share"]].rename(
+        columns={"state_po": "state"}
+    )
     out["electoral_votes"] = out.state.map(ELECTORAL_VOTES)
     assert out.electoral_votes.sum() == 538
     out.sort_values("state").to_csv(OUT / "president_2024.csv", index=False)
@@ -96,6 +153,7 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
         sex_age, total = adults(fips, "B01001")
         for (sex, age_band), n in sorted(sex_age.items()):
             rows.append((s.state, "B01001", "sex_age", f"{sex}|{age_band}", n))
+
         # Race/ethnicity of adults: B01001I (Hispanic), B01001H (White alone, not Hispanic),
         # B01001B / B01001D (Black / Asian alone, any origin) scaled to their non-Hispanic
         # share from B03002 (all ages); everyone else is "other". Where the 1-year file
@@ -104,7 +162,11 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
         def group(table: str, b03002: str, hispanic_b03002: str | None = None) -> float:
             n = adults(fips, table)[1]
             if n == 0:
-                n = total * (cell(fips, b03002) + (cell(fips, hispanic_b03002) if hispanic_b03002 else 0)) / cell(fips, "B03002_001")
+                n = (
+                    total
+                    * (cell(fips, b03002) + (cell(fips, hispanic_b03002) if hispanic_b03002 else 0))
+                    / cell(fips, "B03002_001")
+                )
             if hispanic_b03002:
                 n *= cell(fips, b03002) / (cell(fips, b03002) + cell(fips, hispanic_b03002))
             return n
@@ -137,7 +199,8 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
                 key = "less than high school"
             education[key] += r.estimate
         under25 = sum(n for (sex, b), n in sex_age.items() if b == "18-29") - sum(
-            cell(fips, v) for v in ("B01001_011", "B01001_035"))  # 18-29 minus 25-29 = 18-24
+            cell(fips, v) for v in ("B01001_011", "B01001_035")
+        )  # 18-29 minus 25-29 = 18-24
         scale = (total - under25) / sum(education.values())
         for level, n in education.items():
             rows.append((s.state, "B15002", "education", level, n * scale))
@@ -146,7 +209,13 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
         m = d[(d.state_fips == fips) & (d.table == "B12001")].set_index("variable").estimate
         for sex, base, teens in (("male", 2, "B01001_006"), ("female", 11, "B01001_030")):
             v = lambda k: float(m[f"B12001_{base + k:03d}"])  # noqa: E731
-            marital = {"never married": v(1) - cell(fips, teens), "married": v(2) - v(5), "separated": v(5), "widowed": v(7), "divorced": v(8)}
+            marital = {
+                "never married": v(1) - cell(fips, teens),
+                "married": v(2) - v(5),
+                "separated": v(5),
+                "widowed": v(7),
+                "divorced": v(8),
+            }
             assert marital["never married"] > 0, s.state
             rows += [(s.state, "B12001", "sex_marital", f"{sex}|{k}", n) for k, n in marital.items()]
         state_rows = d[d.state_fips == fips]
@@ -154,7 +223,10 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
         rows += citizenship_controls(state_rows.set_index("variable").estimate, s.state, sex_age)
         households = households_by_income(state_rows)
         by_income = households * adults_per_household
-        rows += [(s.state, "B19001 x DP02/DP03/DP05", "household_income", band, n * total / by_income.sum()) for band, n in by_income.items()]
+        rows += [
+            (s.state, "B19001 x DP02/DP03/DP05", "household_income", band, n * total / by_income.sum())
+            for band, n in by_income.items()
+        ]
     out = pd.DataFrame(rows, columns=["state", "table", "dimension", "category", "count"])
     out["count"] = out["count"].round(1)
     out.to_csv(OUT / "acs2018_adult_controls.csv", index=False)
@@ -163,10 +235,22 @@ def census_controls(st: pd.DataFrame, d: pd.DataFrame, adults_per_household: pd.
 
 # B19001's household income bands (lower edge in 2018 dollars), as the household_income attribute names them
 INCOME_BANDS = {
-    0: "under $10,000", 10_000: "$10,000 to $14,999", 15_000: "$15,000 to $19,999", 20_000: "$20,000 to $24,999",
-    25_000: "$25,000 to $29,999", 30_000: "$30,000 to $34,999", 35_000: "$35,000 to $39,999", 40_000: "$40,000 to $44,999",
-    45_000: "$45,000 to $49,999", 50_000: "$50,000 to $59,999", 60_000: "$60,000 to $74,999", 75_000: "$75,000 to $99,999",
-    100_000: "$100,000 to $124,999", 125_000: "$125,000 to $149,999", 150_000: "$150,000 to $199,999", 200_000: "$200,000 or more",
+    0: "under $10,000",
+    10_000: "$10,000 to $14,999",
+    15_000: "$15,000 to $19,999",
+    20_000: "$20,000 to $24,999",
+    25_000: "$25,000 to $29,999",
+    30_000: "$30,000 to $34,999",
+    35_000: "$35,000 to $39,999",
+    40_000: "$40,000 to $44,999",
+    45_000: "$45,000 to $49,999",
+    50_000: "$50,000 to $59,999",
+    60_000: "$60,000 to $74,999",
+    75_000: "$75,000 to $99,999",
+    100_000: "$100,000 to $124,999",
+    125_000: "$125,000 to $149,999",
+    150_000: "$150,000 to $199,999",
+    200_000: "$200,000 or more",
 }
 INCOME_EDGES = [*INCOME_BANDS, np.inf]
 # CPI-U, U.S. city average, all items, annual average (BLS series CUUR0000SA0); the GSS asks for last year's income
@@ -220,9 +304,16 @@ def gss_household_income(seed: pd.DataFrame, national: pd.Series) -> None:
 
 # DP03's household income bands (2023 dollars): lower edge -> label
 DP03_INCOME = {
-    0: "Less than $10,000", 10_000: "$10,000 to $14,999", 15_000: "$15,000 to $24,999", 25_000: "$25,000 to $34,999",
-    35_000: "$35,000 to $49,999", 50_000: "$50,000 to $74,999", 75_000: "$75,000 to $99,999", 100_000: "$100,000 to $149,999",
-    150_000: "$150,000 to $199,999", 200_000: "$200,000 or more",
+    0: "Less than $10,000",
+    10_000: "$10,000 to $14,999",
+    15_000: "$15,000 to $24,999",
+    25_000: "$25,000 to $34,999",
+    35_000: "$35,000 to $49,999",
+    50_000: "$50,000 to $74,999",
+    75_000: "$75,000 to $99,999",
+    100_000: "$100,000 to $149,999",
+    150_000: "$150,000 to $199,999",
+    200_000: "$200,000 or more",
 }
 
 
@@ -244,17 +335,28 @@ def adults_per_household(p: pd.DataFrame) -> pd.Series:
     families = np.array([value[f"{income}Families!!{b}"] for b in DP03_INCOME.values()])
     nonfamily = households - families
     by_type = "Estimate!!HOUSEHOLDS BY TYPE!!Total households!!"
-    alone = sum(value[f"{by_type}{sex} householder, no spouse/partner present!!Householder living alone"] for sex in ("Male", "Female"))
+    alone = sum(
+        value[f"{by_type}{sex} householder, no spouse/partner present!!Householder living alone"]
+        for sex in ("Male", "Female")
+    )
     adults = value["Estimate!!SEX AND AGE!!Total population!!18 years and over"] * (
-        value["Estimate!!RELATIONSHIP!!Population in households"] / value["Estimate!!SEX AND AGE!!Total population"])
+        value["Estimate!!RELATIONSHIP!!Population in households"] / value["Estimate!!SEX AND AGE!!Total population"]
+    )
     nonfamily_adults = alone + 2 * (nonfamily.sum() - alone)
-    per_band = ((adults - nonfamily_adults) / families.sum() * families + nonfamily_adults / nonfamily.sum() * nonfamily) / households
+    per_band = (
+        (adults - nonfamily_adults) / families.sum() * families + nonfamily_adults / nonfamily.sum() * nonfamily
+    ) / households
     midpoints = [low if high == np.inf else (low + high) / 2 for low, high in pairwise(INCOME_EDGES)]
     dp03 = [np.searchsorted(list(DP03_INCOME), m * CPI_U[2023] / CPI_U[2018], side="right") - 1 for m in midpoints]
     return pd.Series(per_band[dp03], index=list(INCOME_BANDS.values()))
 
 
-EMPLOYMENT = {"In Armed Forces": "armed forces", "Employed": "employed", "Unemployed": "unemployed", "Not in labor force": "not in labor force"}
+EMPLOYMENT = {
+    "In Armed Forces": "armed forces",
+    "Employed": "employed",
+    "Unemployed": "unemployed",
+    "Not in labor force": "not in labor force",
+}
 
 
 def employment_controls(t: pd.DataFrame, state: str, sex_age: dict) -> list[tuple]:
@@ -275,7 +377,10 @@ def employment_controls(t: pd.DataFrame, state: str, sex_age: dict) -> list[tupl
     for (sex, age_band), n in sorted(sex_age.items()):
         statuses = {k: counts.get((sex, age_band, k), 0.0) for k in EMPLOYMENT.values()}
         total = sum(statuses.values())
-        rows += [(state, "B23001 x B01001", "sex_age_employment", f"{sex}|{age_band}|{k}", n * v / total) for k, v in statuses.items()]
+        rows += [
+            (state, "B23001 x B01001", "sex_age_employment", f"{sex}|{age_band}|{k}", n * v / total)
+            for k, v in statuses.items()
+        ]
     return rows
 
 
@@ -291,8 +396,10 @@ def citizenship_controls(t: pd.Series, state: str, sex_age: dict) -> list[tuple]
         adults = sum(n for (_, b), n in sex_age.items() if b == label)
         citizens = t[f"B29001_{i:03d}"]
         assert 0 < citizens <= adults, (state, label)
-        rows += [(state, "B29001", "citizenship_age", f"citizen|{label}", citizens),
-                 (state, "B29001 x B01001", "citizenship_age", f"not a citizen|{label}", adults - citizens)]
+        rows += [
+            (state, "B29001", "citizenship_age", f"citizen|{label}", citizens),
+            (state, "B29001 x B01001", "citizenship_age", f"not a citizen|{label}", adults - citizens),
+        ]
     return rows
 
 
@@ -300,8 +407,11 @@ def citizen_education(t: pd.Series) -> dict[str, float]:
     """Citizens 18+ by education (B29002): below 9th grade and 9th-12th without diploma are less than high school;
     some college without a degree is high school, as in the GSS degree coding."""
     return {
-        "less than high school": t["B29002_002"] + t["B29002_003"], "high school": t["B29002_004"] + t["B29002_005"],
-        "associate degree": t["B29002_006"], "bachelor's degree": t["B29002_007"], "graduate degree": t["B29002_008"],
+        "less than high school": t["B29002_002"] + t["B29002_003"],
+        "high school": t["B29002_004"] + t["B29002_005"],
+        "associate degree": t["B29002_006"],
+        "bachelor's degree": t["B29002_007"],
+        "graduate degree": t["B29002_008"],
     }
 
 
@@ -316,11 +426,18 @@ def cvap_controls(st: pd.DataFrame, d: pd.DataFrame) -> None:
     rows = []
     for _, s in st.iterrows():
         t = d[d.state_fips == s.state_fips].set_index("variable").estimate
-        sex = {"male|born a citizen": t["B05003_009"], "male|naturalized citizen": t["B05003_011"],
-               "female|born a citizen": t["B05003_020"], "female|naturalized citizen": t["B05003_022"]}
+        sex = {
+            "male|born a citizen": t["B05003_009"],
+            "male|naturalized citizen": t["B05003_011"],
+            "female|born a citizen": t["B05003_020"],
+            "female|naturalized citizen": t["B05003_022"],
+        }
         assert abs(sum(sex.values()) - t["B29001_001"]) < 1, s.state
         rows += [(s.state, "B05003", "sex_citizenship", k, v) for k, v in sex.items()]
-        rows += [(s.state, "B29001", "age_band", label, t[f"B29001_00{i}"]) for i, (_, _, label) in enumerate(AGE_BANDS, start=2)]
+        rows += [
+            (s.state, "B29001", "age_band", label, t[f"B29001_00{i}"])
+            for i, (_, _, label) in enumerate(AGE_BANDS, start=2)
+        ]
         education = citizen_education(t)
         assert abs(sum(education.values()) - t["B29001_001"]) < 1, s.state
         rows += [(s.state, "B29002", "education_18plus", k, v) for k, v in education.items()]
@@ -343,23 +460,48 @@ def pums_marital() -> None:
 
 def gss_seed() -> pd.DataFrame:
     g = pd.read_csv(SHARED / "surveys/gss_2018_2024_persona_frame.csv.gz")
-    race_ethnicity = g.racecen1.map({"white": "white", "black or african american": "black", "asian": "asian", "hispanic": "hispanic"}).fillna("other")
+    race_ethnicity = g.racecen1.map(
+        {"white": "white", "black or african american": "black", "asian": "asian", "hispanic": "hispanic"}
+    ).fillna("other")
     race_ethnicity = race_ethnicity.where(g.hispanic == "not hispanic", "hispanic")
     # the census's race categories; "hispanic" given as a race is what the Census Bureau codes as some other race
-    race = g.racecen1.replace({"black or african american": "black", "other pacific islander": "native hawaiian or other pacific islander",
-                               "hispanic": "some other race"})
-    education = g.degree.map({
-        "less than high school": "less than high school", "high school": "high school",
-        "associate/junior college": "associate degree", "bachelor's": "bachelor's degree", "graduate": "graduate degree",
-    })
-    out = pd.DataFrame({
-        "gss_year": g.year, "gss_id": g.id, "weight": g.wtssps, "age": g.age.astype(int),
-        "sex": g.sex, "race_ethnicity": race_ethnicity, "race": race,
-        "hispanic_origin": (race_ethnicity == "hispanic").map({True: "hispanic or latino", False: "not hispanic or latino"}), "education": education,
-        "family_income": g.income16, "lives_alone": np.select([g.hompop == 1, g.hompop > 1], ["yes", "no"], "unknown"),
-        "census_region": g.region.str.title(),
-        "partyid": g.partyid, "polviews": g.polviews, "relig": g.relig,
-    })
+    race = g.racecen1.replace(
+        {
+            "black or african american": "black",
+            "other pacific islander": "native hawaiian or other pacific islander",
+            "hispanic": "some other race",
+        }
+    )
+    education = g.degree.map(
+        {
+            "less than high school": "less than high school",
+            "high school": "high school",
+            "associate/junior college": "associate degree",
+            "bachelor's": "bachelor's degree",
+            "graduate": "graduate degree",
+        }
+    )
+    out = pd.DataFrame(
+        {
+            "gss_year": g.year,
+            "gss_id": g.id,
+            "weight": g.wtssps,
+            "age": g.age.astype(int),
+            "sex": g.sex,
+            "race_ethnicity": race_ethnicity,
+            "race": race,
+            "hispanic_origin": (race_ethnicity == "hispanic").map(
+                {True: "hispanic or latino", False: "not hispanic or latino"}
+            ),
+            "education": education,
+            "family_income": g.income16,
+            "lives_alone": np.select([g.hompop == 1, g.hompop > 1], ["yes", "no"], "unknown"),
+            "census_region": g.region.str.title(),
+            "partyid": g.partyid,
+            "polviews": g.polviews,
+            "relig": g.relig,
+        }
+    )
     assert out.notna().all().all()
     out.to_csv(OUT / "gss_seed.csv", index=False)
     return out
@@ -398,8 +540,16 @@ def industry_targets(p: pd.DataFrame) -> None:
         assert abs(sum(counts.values()) - employed) <= 5, (state, sum(counts.values()), employed)
         counts["public administration"] += armed  # the Armed Forces have no DP03 industry; they serve the public sector
         counts["not working"] = population - employed - armed
-        rows += [{"group": state, "attribute": "industry", "category": c, "share": n / population, "source": "census:DP03 ACS 2023 1-year"}
-                 for c, n in counts.items()]
+        rows += [
+            {
+                "group": state,
+                "attribute": "industry",
+                "category": c,
+                "share": n / population,
+                "source": "census:DP03 ACS 2023 1-year",
+            }
+            for c, n in counts.items()
+        ]
     pd.DataFrame(rows).to_csv(OUT / "acs2023_industry_targets.csv", index=False, float_format="%.6f")
 
 
@@ -415,9 +565,12 @@ def profiles() -> pd.DataFrame:
 
 
 S2301_EDUCATION = {
-    "all": "", "less than high school": "!!Less than high school graduate",
-    "high school": "!!High school graduate (includes equivalency)", "associate degree": "!!Some college or associate's degree",
-    "bachelor's degree": "!!Bachelor's degree or higher", "graduate degree": "!!Bachelor's degree or higher",
+    "all": "",
+    "less than high school": "!!Less than high school graduate",
+    "high school": "!!High school graduate (includes equivalency)",
+    "associate degree": "!!Some college or associate's degree",
+    "bachelor's degree": "!!Bachelor's degree or higher",
+    "graduate degree": "!!Bachelor's degree or higher",
 }
 
 
@@ -431,34 +584,68 @@ def employment_by_education(p: pd.DataFrame) -> None:
         participating = t.loc["Labor Force Participation Rate" + base] / 100 * people
         employed = t.loc["Employment/Population Ratio" + base] / 100 * people
         unemployed = t.loc["Unemployment rate" + base] / 100 * participating
-        shares = {"employed": employed.sum(), "unemployed": unemployed.sum(), "not in labor force": (people - participating).sum()}
+        shares = {
+            "employed": employed.sum(),
+            "unemployed": unemployed.sum(),
+            "not in labor force": (people - participating).sum(),
+        }
         total = sum(shares.values())
-        rows += [{"education": education, "employment_status": k, "share": v / total, "source": "census:S2301 ACS 2023 1-year, 50 states"}
-                 for k, v in shares.items()]
+        rows += [
+            {
+                "education": education,
+                "employment_status": k,
+                "share": v / total,
+                "source": "census:S2301 ACS 2023 1-year, 50 states",
+            }
+            for k, v in shares.items()
+        ]
     pd.DataFrame(rows).to_csv(OUT / "s2301_employment_by_education.csv", index=False, float_format="%.6f")
 
 
 # Foreign-born people by world region of birth (DP02) -> the race/ethnicity most of them report (DP05).
-BIRTH_REGIONS = {"Europe": "white", "Northern America": "white", "Asia": "asian", "Africa": "black", "Latin America": "hispanic", "Oceania": "other"}
+BIRTH_REGIONS = {
+    "Europe": "white",
+    "Northern America": "white",
+    "Asia": "asian",
+    "Africa": "black",
+    "Latin America": "hispanic",
+    "Oceania": "other",
+}
 DP05_RACE = {
-    "hispanic": "!!Hispanic or Latino (of any race)", "white": "!!Not Hispanic or Latino!!White alone",
-    "black": "!!Not Hispanic or Latino!!Black or African American alone", "asian": "!!Not Hispanic or Latino!!Asian alone",
+    "hispanic": "!!Hispanic or Latino (of any race)",
+    "white": "!!Not Hispanic or Latino!!White alone",
+    "black": "!!Not Hispanic or Latino!!Black or African American alone",
+    "asian": "!!Not Hispanic or Latino!!Asian alone",
 }
 
 
 def foreign_born_by_race(p: pd.DataFrame) -> None:
     """Share foreign-born per race/ethnicity, 50 states summed (DP02 world region of birth over DP05 race, ACS 2023)."""
     value = national_totals(p)
-    region = "Estimate!!WORLD REGION OF BIRTH OF FOREIGN-BORN!!Foreign-born population, excluding population born at sea!!"
+    region = (
+        "Estimate!!WORLD REGION OF BIRTH OF FOREIGN-BORN!!Foreign-born population, excluding population born at sea!!"
+    )
     race = "Estimate!!HISPANIC OR LATINO AND RACE!!Total population"
     people = {r: value[race + suffix] for r, suffix in DP05_RACE.items()}
     people["other"] = value[race] - sum(people.values())
     born_abroad = dict.fromkeys(people, 0.0)
     for name, r in BIRTH_REGIONS.items():
         born_abroad[r] += value[region + name]
-    rows = [{"race_ethnicity": r, "foreign_born_share": born_abroad[r] / people[r], "source": "census:DP02,DP05 ACS 2023 1-year, 50 states"}
-            for r in people]
-    rows.append({"race_ethnicity": "all", "foreign_born_share": sum(born_abroad.values()) / value[race], "source": rows[0]["source"]})
+    rows = [
+        {
+            "race_ethnicity": r,
+            "foreign_born_share": born_abroad[r] / people[r],
+            "source": "census:DP02,DP05 ACS 2023 1-year, 50 states",
+        }
+        for r in people
+    ]
+    rows.append(
+        {
+            "race_ethnicity": "all",
+            "foreign_born_share": sum(born_abroad.values()) / value[race],
+            "source": rows[0]["source"],
+        }
+    )
     pd.DataFrame(rows).to_csv(OUT / "dp02_foreign_born_by_race.csv", index=False, float_format="%.6f")
 
 

@@ -16,7 +16,11 @@ collect_ignore = [] if HAS_VLLM else ["vllm_backend"]
 
 
 def pytest_report_header(config):
-    return None if HAS_VLLM else "tests/vllm_backend not collected here: vLLM is not installed (they run in the vLLM venv, see README)"
+    return (
+        None
+        if HAS_VLLM
+        else "tests/vllm_backend not collected here: vLLM is not installed (they run in the vLLM venv, see README)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +34,9 @@ def invoke(tmp_path):
 
     def run(*args: str, db: Path | None = None):
         db = db or tmp_path / "simrun.db"
-        result = CliRunner().invoke(cli, [*args, "--db", str(db), "--plugins-dir", str(EXAMPLE)], catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli, [*args, "--db", str(db), "--plugins-dir", str(EXAMPLE)], catch_exceptions=False
+        )
         return result
 
     return run

@@ -1,6 +1,6 @@
 """Run llama-cpp-python's OpenAI-compatible server with the AMX-safe model settings.
 
-    python tests/llama_server.py --model FILE --host 127.0.0.1 --port PORT ...
+python tests/llama_server.py --model FILE --host 127.0.0.1 --port PORT ...
 """
 
 import runpy

@@ -23,9 +23,22 @@ def free_port() -> int:
 def start_llama_server(model: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("llama_server.py")), "--model", str(model),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            str(Path(__file__).with_name("llama_server.py")),
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--verbose",
+            "False",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 60
@@ -70,16 +83,30 @@ class FaultProxy:
                     if action != "ok":
                         proxy.faults.append(action)
                 if action in ("429", "500"):
-                    self.reply(int(action), json.dumps({"error": {"message": f"injected {action}", "type": "injected"}}).encode())
+                    self.reply(
+                        int(action),
+                        json.dumps({"error": {"message": f"injected {action}", "type": "injected"}}).encode(),
+                    )
                 elif action == "401echo":
                     message = f"invalid key {self.headers.get('Authorization')}"
-                    self.reply(401, json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode())
+                    self.reply(
+                        401, json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode()
+                    )
                 elif action == "garbage":
                     self.reply(200, b"<html>upstream hiccup</html>")
                 elif action == "empty":
-                    self.reply(200, json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}).encode())
+                    self.reply(
+                        200,
+                        json.dumps(
+                            {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": []}
+                        ).encode(),
+                    )
                 else:
-                    request = urllib.request.Request(proxy.upstream + self.path.removeprefix("/v1"), data=body, headers={"Content-Type": "application/json"})
+                    request = urllib.request.Request(
+                        proxy.upstream + self.path.removeprefix("/v1"),
+                        data=body,
+                        headers={"Content-Type": "application/json"},
+                    )
                     try:
                         with urllib.request.urlopen(request, timeout=120) as response:
                             self.reply(response.status, response.read())

@@ -20,8 +20,9 @@ def simrun_imports(path: Path) -> list[str]:
 
 
 def test_plugins_import_only_the_public_namespace():
-    offenders = {str(p.relative_to(PLUGINS)): [m for m in simrun_imports(p) if m != "simrun"]
-                 for p in PLUGINS.rglob("*.py")}
+    offenders = {
+        str(p.relative_to(PLUGINS)): [m for m in simrun_imports(p) if m != "simrun"] for p in PLUGINS.rglob("*.py")
+    }
     assert {p: m for p, m in offenders.items() if m} == {}
 
 

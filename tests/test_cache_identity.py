@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from conftest import EXAMPLE
 from pydantic import Field
 
-from conftest import EXAMPLE
 from simrun.components import Simulator, StrictConfig
 from simrun.models import ModelAnswer
 from simrun.registry import PluginError, load_registry
@@ -30,10 +30,14 @@ class Tuned(Simulator):
         return "tuned-1"
 
     def answer(self, prompts):
-        return [ModelAnswer(distribution={"A": self.config.bias, "B": 1 - self.config.bias}, invalid=0.0) for _ in prompts]
+        return [
+            ModelAnswer(distribution={"A": self.config.bias, "B": 1 - self.config.bias}, invalid=0.0) for _ in prompts
+        ]
 
 
-@pytest.mark.parametrize("field,value", [("bias", 0.9), ("style", "terse"), ("stop", ["\n"]), ("options", {"top_p": 0.5})])
+@pytest.mark.parametrize(
+    "field,value", [("bias", 0.9), ("style", "terse"), ("stop", ["\n"]), ("options", {"top_p": 0.5})]
+)
 def test_changing_any_semantic_field_changes_the_identity(field, value):
     base = Tuned().identity()
     assert Tuned(Tuned.Config(**{field: value})).identity() != base
@@ -49,13 +53,23 @@ def test_the_same_scenario_with_another_option_asks_again(invoke, tmp_path):
     db = tmp_path / "c.db"
     shares = []
     for bias in ("0.9", "0.1"):
-        result = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", "--set", f"simulator.with.first_option_bias={bias}", db=db)
+        result = invoke(
+            "run", str(EXAMPLE / "towns.yaml"), "--quiet", "--set", f"simulator.with.first_option_bias={bias}", db=db
+        )
         assert result.exit_code == 0, result.output
         summary = json.loads(invoke("show", result.output.strip(), "--json", db=db).output)
         shares.append(summary["metrics"]["mean_share.share"])
     assert shares == [pytest.approx(0.9), pytest.approx(0.1)]
-    again = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", "--set", "simulator.with.first_option_bias=0.1",
-                   "--set", "simulator.with.delay_s=0.0001", db=db)  # a non-semantic change: served from the cache
+    again = invoke(
+        "run",
+        str(EXAMPLE / "towns.yaml"),
+        "--quiet",
+        "--set",
+        "simulator.with.first_option_bias=0.1",
+        "--set",
+        "simulator.with.delay_s=0.0001",
+        db=db,
+    )  # a non-semantic change: served from the cache
     rows = list(Store(db, read_only=True).answer_rows(again.output.strip()))
     assert rows and all(r["cached"] and json.loads(r["distribution"])["A"] == pytest.approx(0.1) for r in rows)
 
@@ -65,6 +79,7 @@ def test_non_semantic_must_name_config_fields(tmp_path):
     plugin.write_text(
         "from simrun import hookimpl\nfrom simrun.components import Simulator\n"
         "class Bad(Simulator):\n    name = 'bad'\n    non_semantic = frozenset({'timeout'})\n"
-        "@hookimpl\ndef register_simulators(register):\n    register(Bad)\n")
+        "@hookimpl\ndef register_simulators(register):\n    register(Bad)\n"
+    )
     with pytest.raises(PluginError, match="Bad.non_semantic names no Config field: timeout"):
         load_registry(tmp_path)

@@ -3,10 +3,8 @@
 import csv
 import json
 
-import pytest
-
 import pyarrow.parquet as pq
-
+import pytest
 from conftest import EXAMPLE
 
 
@@ -17,9 +15,21 @@ def test_plugins_json_lists_every_kind_with_its_source(invoke):
     kinds = {r["kind"] for r in rows}
     assert kinds == {"sampler", "enricher", "simulator", "metric", "ablation"}
     builtins = {(r["kind"], r["name"]) for r in rows if r["package"] == "simrun"}
-    assert {("sampler", "census"), ("enricher", "region"), ("simulator", "embedded"), ("metric", "election"), ("ablation", "attributes")} <= builtins
+    assert {
+        ("sampler", "census"),
+        ("enricher", "region"),
+        ("simulator", "embedded"),
+        ("metric", "election"),
+        ("ablation", "attributes"),
+    } <= builtins
     local = {(r["kind"], r["name"]) for r in rows if r["package"] == "local"}
-    assert local == {("sampler", "towns"), ("enricher", "generation"), ("simulator", "instant"), ("metric", "mean_share"), ("ablation", "seeds")}
+    assert local == {
+        ("sampler", "towns"),
+        ("enricher", "generation"),
+        ("simulator", "instant"),
+        ("metric", "mean_share"),
+        ("ablation", "seeds"),
+    }
     assert all(r["plugin"].endswith("simrun_example.py") for r in rows if r["package"] == "local")
 
 
@@ -55,11 +65,17 @@ def test_unknown_run_id_is_a_clear_error(invoke, tmp_path):
     assert result.exit_code == 2 and "no run 'nope'" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("command", [["runs"], ["show", "x"], ["export", "x"], ["compare", "x"], ["report", "x", "-o", "r.html"]])
+@pytest.mark.parametrize(
+    "command", [["runs"], ["show", "x"], ["export", "x"], ["compare", "x"], ["report", "x", "-o", "r.html"]]
+)
 def test_reading_commands_never_create_a_database(invoke, tmp_path, command):
     typo = tmp_path / "typo.db"
     result = invoke(*command, db=typo)
-    assert result.exit_code == 2 and f"no run log at {typo}" in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert (
+        result.exit_code == 2
+        and f"no run log at {typo}" in " ".join(result.output.split())
+        and "Traceback" not in result.output
+    )
     assert not typo.exists()
 
 
@@ -94,7 +110,6 @@ def test_help_teaches(invoke):
 
 def test_sample_writes_personas_in_each_format(invoke, tmp_path):
     import pyarrow.parquet as pq
-
     from conftest import ROOT
 
     scenario = str(ROOT / "scenarios" / "election.yaml")
@@ -104,7 +119,9 @@ def test_sample_writes_personas_in_each_format(invoke, tmp_path):
         assert result.exit_code == 0, result.output
         assert "wrote 14 personas" in result.output
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
-    assert len(rows) == 14 and {"id", "stratum", "weight", "age", "education", "census_region", "provenance"} <= set(rows[0])
+    assert len(rows) == 14 and {"id", "stratum", "weight", "age", "education", "census_region", "provenance"} <= set(
+        rows[0]
+    )
     assert json.loads(rows[0]["provenance"])["census_region"].startswith("census:")
     lines = (tmp_path / "p.jsonl").read_text().splitlines()
     assert [json.loads(line)["stratum"] for line in lines].count("VT") == 7
@@ -113,8 +130,14 @@ def test_sample_writes_personas_in_each_format(invoke, tmp_path):
 
 def test_sample_caches_generated_text_for_later_runs(invoke, tmp_path):
     log, db = tmp_path / "calls.log", tmp_path / "g.db"
-    args = ["sample", str(EXAMPLE / "towns.yaml"), "--set", "enrichers=[{use: generation}, {use: descriptive}]",
-            "--set", f"simulator.with.call_log={log}"]
+    args = [
+        "sample",
+        str(EXAMPLE / "towns.yaml"),
+        "--set",
+        "enrichers=[{use: generation}, {use: descriptive}]",
+        "--set",
+        f"simulator.with.call_log={log}",
+    ]
     assert invoke(*args, "-o", str(tmp_path / "a.jsonl"), db=db).exit_code == 0
     asked = log.read_text().count("\x1e")
     assert asked > 0

@@ -24,6 +24,8 @@ def test_samples_are_counted_and_junk_is_invalid():
     assert answer.invalid == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("text,expected", [("B", "B"), (" C.", "C"), ("Answer: A", "A"), ("A or B", None), ("", None), ("Z", None)])
+@pytest.mark.parametrize(
+    "text,expected", [("B", "B"), (" C.", "C"), ("Answer: A", "A"), ("A or B", None), ("", None), ("Z", None)]
+)
 def test_parse_choice(text, expected):
     assert parse_choice(text, ["A", "B", "C"]) == expected

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 import sqlite_utils
-
 from conftest import EXAMPLE
-from simrun.engine import Engine, PlanError, order_enrichers
+
 from simrun.components import Enricher
+from simrun.engine import Engine, PlanError, order_enrichers
 from simrun.scenario import load_scenario
 from simrun.store import Store
 
@@ -23,7 +23,10 @@ def run_towns(registry, db_path, *overrides, use_cache=True):
 
 
 def answers(store, run_id):
-    return [(r["persona_id"], r["question_id"], r["distribution"], r["invalid"], r["prompt"]) for r in store.answer_rows(run_id)]
+    return [
+        (r["persona_id"], r["question_id"], r["distribution"], r["invalid"], r["prompt"])
+        for r in store.answer_rows(run_id)
+    ]
 
 
 def test_run_logs_everything(registry, tmp_path):
@@ -133,7 +136,9 @@ def test_an_old_database_is_upgraded(tmp_path):
 
 
 def simrun(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "simrun", *args, "--plugins-dir", str(EXAMPLE)], capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "simrun", *args, "--plugins-dir", str(EXAMPLE)], capture_output=True, text=True, **kwargs
+    )
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
@@ -141,7 +146,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     scenario.write_text((EXAMPLE / "towns.yaml").read_text().replace("per_town: 12", "per_town: 60"))
     killed_db, log, flag = tmp_path / "killed.db", tmp_path / "calls.log", tmp_path / "armed"
     flag.touch()
-    crash = ["--set", f"simulator.with.call_log={log}", "--set", "simulator.with.kill_at_call=9", "--set", f"simulator.with.kill_flag={flag}"]
+    crash = [
+        "--set",
+        f"simulator.with.call_log={log}",
+        "--set",
+        "simulator.with.kill_at_call=9",
+        "--set",
+        f"simulator.with.kill_flag={flag}",
+    ]
     killed = simrun("run", str(scenario), "--db", str(killed_db), "--quiet", *crash)
     assert killed.returncode == -signal.SIGKILL
     db = sqlite_utils.Database(killed_db)
@@ -153,7 +165,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     resumed = simrun("run", "--resume", run_id, "--db", str(killed_db), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     calls = log.read_text().split("\x1e")[:-1]
-    asked = {r["prompt"].replace("[system]\n", "").replace("\n[user]\n", "") for r in Store(killed_db).answer_rows(run_id)}
+    asked = {
+        r["prompt"].replace("[system]\n", "").replace("\n[user]\n", "") for r in Store(killed_db).answer_rows(run_id)
+    }
     assert len(calls) == len(set(calls)), "no completed model call is repeated across kill and resume"
     assert set(calls) == asked
 
@@ -196,14 +210,19 @@ def test_lifecycle_hooks_see_the_run(tmp_path):
     assert seen[-1] == ("finished", ["mean_share.share"])
 
 
-@pytest.mark.parametrize("order,expected_q1,calls_per_persona", [
-    ("original", {"A": 0.7, "B": 0.15, "C": 0.15}, 2),
-    ("reversed", {"A": 0.15, "B": 0.15, "C": 0.7}, 2),
-    ("both", {"A": 0.425, "B": 0.15, "C": 0.425}, 4),
-    ("cyclic", {"A": 1 / 3, "B": 1 / 3, "C": 1 / 3}, 5),
-])
+@pytest.mark.parametrize(
+    "order,expected_q1,calls_per_persona",
+    [
+        ("original", {"A": 0.7, "B": 0.15, "C": 0.15}, 2),
+        ("reversed", {"A": 0.15, "B": 0.15, "C": 0.7}, 2),
+        ("both", {"A": 0.425, "B": 0.15, "C": 0.425}, 4),
+        ("cyclic", {"A": 1 / 3, "B": 1 / 3, "C": 1 / 3}, 5),
+    ],
+)
 def test_option_orders_map_back_and_average(registry, tmp_path, order, expected_q1, calls_per_persona):
-    store, run_id = run_towns(registry, tmp_path / "o.db", "simulator.with.first_option_bias=0.7", f"prompt.option_order={order}")
+    store, run_id = run_towns(
+        registry, tmp_path / "o.db", "simulator.with.first_option_bias=0.7", f"prompt.option_order={order}"
+    )
     rows = [r for r in store.answer_rows(run_id)]
     q1 = [r for r in rows if r["question_id"] == "q1"]
     for r in q1:

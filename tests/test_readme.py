@@ -3,8 +3,8 @@
 import re
 
 import numpy as np
-
 from conftest import ROOT
+
 from simrun.registry import load_registry
 
 README = (ROOT / "README.md").read_text()

@@ -18,8 +18,12 @@ def fake_distribution(site, name: str, module: str, source: str) -> None:
 
 
 def simrun(site, *args, **env):
-    return subprocess.run([sys.executable, "-m", "simrun", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(site), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "simrun", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site), **env},
+    )
 
 
 GOOD = """

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import EXAMPLE
+
 from simrun.scenario import ScenarioError, load_scenario
 
 BASE = (EXAMPLE / "towns.yaml").read_text()
@@ -34,7 +34,9 @@ def test_valid_scenario_passes(invoke):
 def test_misspelled_plugin_names_line_and_suggests(tmp_path, invoke):
     path = write(tmp_path, BASE.replace("use: instant", "use: instnat"))
     line = BASE.splitlines().index("  use: instant") + 1
-    check_error(invoke, path, f"scenario.yaml:{line}", "simulator.use", "no simulator named 'instnat'", "did you mean 'instant'")
+    check_error(
+        invoke, path, f"scenario.yaml:{line}", "simulator.use", "no simulator named 'instnat'", "did you mean 'instant'"
+    )
 
 
 def test_wrong_type_names_field_and_given_value(tmp_path, invoke):
@@ -49,7 +51,7 @@ def test_missing_required_field(tmp_path, invoke):
 
 
 def test_missing_top_level_field(tmp_path, invoke):
-    text = "\n".join(l for l in BASE.splitlines() if not l.startswith("name:"))
+    text = "\n".join(line for line in BASE.splitlines() if not line.startswith("name:"))
     check_error(invoke, write(tmp_path, text), "scenario.yaml", "name: required field is missing")
 
 
@@ -80,7 +82,9 @@ def test_set_override_error_says_it_came_from_set(registry):
 
 
 def test_enricher_needing_unknown_attribute_is_reported_before_work(tmp_path, invoke):
-    text = BASE.replace("sampler:\n  use: towns", "sampler:\n  use: towns").replace("  - use: generation", "  - use: generation\n  - use: region")
+    text = BASE.replace("sampler:\n  use: towns", "sampler:\n  use: towns").replace(
+        "  - use: generation", "  - use: generation\n  - use: region"
+    )
     # region needs 'state', which the towns sampler does not provide
     out = check_error(invoke, write(tmp_path, text), "enricher 'region' needs attribute 'state'")
     assert "enrichers.1" in out
@@ -100,5 +104,7 @@ def test_schema_includes_component_configs(invoke):
 
 
 def test_set_value_that_is_not_yaml_is_a_clear_error(invoke):
-    result = invoke("validate", str(EXAMPLE / "towns.yaml"), "--set", "questions=[{id: q, text: Why?, options: [a, b]}]")
+    result = invoke(
+        "validate", str(EXAMPLE / "towns.yaml"), "--set", "questions=[{id: q, text: Why?, options: [a, b]}]"
+    )
     assert result.exit_code == 2 and "not valid YAML" in result.output and "Traceback" not in result.output

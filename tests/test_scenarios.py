@@ -1,7 +1,6 @@
 """Every scenario shipped in scenarios/ validates (components, configs, enricher plans)."""
 
 import pytest
-
 from conftest import ROOT
 
 SHARED_OPINIONQA = ROOT.parent / "shared" / "data" / "opinionqa"
@@ -17,5 +16,7 @@ def test_shipped_scenario_validates(path, invoke):
 def test_opinionqa_scenario_brings_the_scorable_disagreement_questions(registry):
     from simrun.scenario import load_scenario
 
-    loaded = load_scenario(ROOT / "scenarios" / "opinionqa.yaml", registry, [f"metrics.opinion.path={SHARED_OPINIONQA}"])
+    loaded = load_scenario(
+        ROOT / "scenarios" / "opinionqa.yaml", registry, [f"metrics.opinion.path={SHARED_OPINIONQA}"]
+    )
     assert len(loaded.scenario.questions) == 113

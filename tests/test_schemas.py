@@ -1,8 +1,10 @@
 """JSON Schema helpers for constrained decoding."""
 
-import pytest
+import json
 
+import pytest
 from bounded_schema import BOUNDED_SCHEMA
+
 from simrun.schemas import bounded_integers_as_enums, integer_bounds, schema_check
 
 
@@ -21,15 +23,26 @@ def test_small_bounded_integers_become_enums_with_the_same_valid_replies():
     assert props["household_size"] == {"enum": list(range(1, 13))}
     assert props["balance_change"] == {"enum": list(range(-50, -9))}
     assert props["year_moved_in"]["enum"][-1] == 2024
-    assert props["occupation"] == BOUNDED_SCHEMA["properties"]["occupation"] and rewritten["required"] == BOUNDED_SCHEMA["required"]
+    assert (
+        props["occupation"] == BOUNDED_SCHEMA["properties"]["occupation"]
+        and rewritten["required"] == BOUNDED_SCHEMA["required"]
+    )
     wide = {"type": "integer", "minimum": 0, "maximum": 10_000}
     assert bounded_integers_as_enums(wide) == wide  # too many values: left to the check after decoding
     data = {"const": {"type": "integer", "minimum": 1, "maximum": 2}}
     assert bounded_integers_as_enums(data) == data  # a const's value is data, not a schema
     original, rewritten_check = schema_check(BOUNDED_SCHEMA), schema_check(rewritten)
     for size in (0, 1, 12, 13):
-        reply = ('{"household_size": %d, "year_moved_in": 2000, "balance_change": -20, "occupation": "nurse", '
-                 '"urbanicity": "rural", "hobbies": ["chess"]}' % size)
+        reply = json.dumps(
+            {
+                "household_size": size,
+                "year_moved_in": 2000,
+                "balance_change": -20,
+                "occupation": "nurse",
+                "urbanicity": "rural",
+                "hobbies": ["chess"],
+            }
+        )
         assert original(reply) == rewritten_check(reply) == (1 <= size <= 12)
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import EXAMPLE
+
 from simrun.compare import compare
 from simrun.engine import Engine
 from simrun.plugins.ablations.grid import GridAblation
@@ -47,8 +47,13 @@ def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_pat
 
 def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_path):
     log = tmp_path / "calls.log"
-    store, sweep_id = sweep(registry, tmp_path / "s.db", f"simulator.with.call_log={log}",
-                           "ablation.use=grid", "ablation.with={fields: {metrics.mean_share.option: [B]}}")
+    store, sweep_id = sweep(
+        registry,
+        tmp_path / "s.db",
+        f"simulator.with.call_log={log}",
+        "ablation.use=grid",
+        "ablation.with={fields: {metrics.mean_share.option: [B]}}",
+    )
     calls = log.read_text().count("\x1e")
     runs = store.sweep_runs(sweep_id)
     assert calls == len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"])})
@@ -58,8 +63,24 @@ def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_pat
 def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
     db, log, flag = tmp_path / "k.db", tmp_path / "calls.log", tmp_path / "armed"
     flag.touch()
-    args = [sys.executable, "-m", "simrun", "sweep", str(SWEEP), "--db", str(db), "--quiet", "--plugins-dir", str(EXAMPLE),
-            "--set", f"simulator.with.call_log={log}", "--set", "simulator.with.kill_at_call=5", "--set", f"simulator.with.kill_flag={flag}"]
+    args = [
+        sys.executable,
+        "-m",
+        "simrun",
+        "sweep",
+        str(SWEEP),
+        "--db",
+        str(db),
+        "--quiet",
+        "--plugins-dir",
+        str(EXAMPLE),
+        "--set",
+        f"simulator.with.call_log={log}",
+        "--set",
+        "simulator.with.kill_at_call=5",
+        "--set",
+        f"simulator.with.kill_flag={flag}",
+    ]
     first = subprocess.run(args, capture_output=True, text=True)
     assert first.returncode == -signal.SIGKILL
     store = Store(db)
@@ -71,7 +92,10 @@ def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == sweep_row["id"], "the same sweep is resumed, not a new one started"
     after = store.sweep_runs(sweep_row["id"])
-    assert after["baseline"]["id"] == before["baseline"]["id"] and after["without age"]["id"] == before["without age"]["id"]
+    assert (
+        after["baseline"]["id"] == before["baseline"]["id"]
+        and after["without age"]["id"] == before["without age"]["id"]
+    )
     assert all(r["status"] == "finished" for r in after.values())
     calls = log.read_text().split("\x1e")[:-1]
     assert len(calls) == len(set(calls)), "no completed model call is repeated"
@@ -119,7 +143,11 @@ def test_a_variant_that_does_not_validate_names_the_variant(registry):
 
 
 def test_swap_puts_each_option_in_place_with_the_chosen_baseline():
-    swap = SwapAblation(SwapAblation.Config(field="simulator", options={"small": {"use": "embedded"}, "api": {"use": "litellm"}}, baseline="api"))
+    swap = SwapAblation(
+        SwapAblation.Config(
+            field="simulator", options={"small": {"use": "embedded"}, "api": {"use": "litellm"}}, baseline="api"
+        )
+    )
     variants = list(swap.variants({"name": "s", "simulator": {"use": "x"}}))
     assert [label for label, _ in variants] == ["api", "small"]
     assert variants[1][1]["simulator"] == {"use": "embedded"}
@@ -131,7 +159,11 @@ def test_grid_is_the_cartesian_product():
     grid = GridAblation(GridAblation.Config(fields={"seed": [1, 2], "prompt.style": ["table", "first_person"]}))
     variants = dict(grid.variants({"name": "s", "seed": 0}))
     assert len(variants) == 5 and variants["baseline"] == {"name": "s", "seed": 0}
-    assert variants["seed=2, prompt.style=first_person"] == {"name": "s", "seed": 2, "prompt": {"style": "first_person"}}
+    assert variants["seed=2, prompt.style=first_person"] == {
+        "name": "s",
+        "seed": 2,
+        "prompt": {"style": "first_person"},
+    }
 
 
 def test_compare_survives_metrics_without_data(registry, tmp_path):
@@ -146,8 +178,10 @@ def test_compare_survives_metrics_without_data(registry, tmp_path):
 def test_a_tier_that_wrote_nothing_is_marked_in_show_compare_and_report(invoke, tmp_path):
     """The instant simulator's text is not JSON: the objective tier fails for every persona, and every view says so."""
     db = tmp_path / "t.db"
-    tiers = ("ablation={use: swap, with: {field: enrichers, baseline: meta, options: "
-             "{meta: [{use: generation}], objective: [{use: generation}, {use: objective_tabular, with: {attempts: 1}}]}}}")
+    tiers = (
+        "ablation={use: swap, with: {field: enrichers, baseline: meta, options: "
+        "{meta: [{use: generation}], objective: [{use: generation}, {use: objective_tabular, with: {attempts: 1}}]}}}"
+    )
     result = invoke("sweep", str(SWEEP), "--quiet", "--set", tiers, db=db)
     assert result.exit_code == 0, result.output
     sweep_id = result.output.strip()
@@ -155,8 +189,16 @@ def test_a_tier_that_wrote_nothing_is_marked_in_show_compare_and_report(invoke, 
     by_label = {v["label"]: v for v in compared["variants"]}
     assert by_label["meta"]["invalid_outputs"] == [] and by_label["meta"]["mostly_failed"] == []
     [failed] = by_label["objective"]["invalid_outputs"]
-    assert failed == {"step": "objective", "invalid": 24, "personas": 24, "reason": "not JSON", "reason_count": 24,
-                      "threshold": 0.1, "share": 1.0, "mostly_failed": True}
+    assert failed == {
+        "step": "objective",
+        "invalid": 24,
+        "personas": 24,
+        "reason": "not JSON",
+        "reason_count": 24,
+        "threshold": 0.1,
+        "share": 1.0,
+        "mostly_failed": True,
+    }
     text = " ".join(invoke("compare", sweep_id, "--reps", "20", db=db).output.split())
     assert text.count("(!") == 1 and "100%" in text  # the variant's row is marked (the table wraps it)
     assert "objective: objective wrote nothing usable for 24 of 24 personas (100%), most often not JSON (24)" in text

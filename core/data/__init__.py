@@ -32,7 +32,9 @@ def table_rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, 
             reader = csv.DictReader(f)
             missing = set(columns) - set(reader.fieldnames or [])
             if missing:
-                raise ValueError(f"{file}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}")
+                raise ValueError(
+                    f"{file}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}"
+                )
             yield from enumerate(reader, start=2)
     except OSError as exc:
         raise ValueError(f"{file}: cannot read it ({exc.strerror or exc})") from None
@@ -71,7 +73,9 @@ def targets(file: str | Path | None, attributes: list[str]) -> Targets:
     shares: dict[str, dict[str, dict[str, float]]] = {}
     sources: dict[str, str] = {}
     for line, row in table_rows(source_path, ["group", "attribute", "category", "share"]):
-        share = non_negative(row["share"], f"{source_path}:{line}: share for {row['group']} {row['attribute']}={row['category']},")
+        share = non_negative(
+            row["share"], f"{source_path}:{line}: share for {row['group']} {row['attribute']}={row['category']},"
+        )
         cell = shares.setdefault(row["attribute"], {}).setdefault(row["group"], {})
         cell[row["category"]] = cell.get(row["category"], 0.0) + share
         sources[row["attribute"]] = row.get("source") or f"file:{source_path.name}"
@@ -83,5 +87,7 @@ def targets(file: str | Path | None, attributes: list[str]) -> Targets:
             strata[stratum] = {category: share / total for category, share in cell.items()}
     missing = [a for a in attributes if a not in shares]
     if missing:
-        raise ValueError(f"{source_path}: no targets for {', '.join(missing)} (it has {', '.join(sorted(shares)) or 'none'})")
+        raise ValueError(
+            f"{source_path}: no targets for {', '.join(missing)} (it has {', '.join(sorted(shares)) or 'none'})"
+        )
     return Targets(shares, sources)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from simrun import hookimpl, Ablation, StrictConfig
+from simrun import Ablation, StrictConfig, hookimpl
 
 
 class AttributeAblation(Ablation):

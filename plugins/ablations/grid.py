@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from simrun import hookimpl, Ablation, set_path, StrictConfig
+from simrun import Ablation, StrictConfig, hookimpl, set_path
 
 
 class GridAblation(Ablation):

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from simrun import hookimpl, Ablation, set_path, StrictConfig
+from simrun import Ablation, StrictConfig, hookimpl, set_path
 
 
 class SwapAblation(Ablation):
@@ -24,7 +24,9 @@ class SwapAblation(Ablation):
     class Config(StrictConfig):
         field: str = Field(description="Dotted path of the field to replace, e.g. enrichers or simulator.")
         options: dict[str, Any] = Field(min_length=1, description="Variant label -> the value put at field.")
-        baseline: str | None = Field(None, description="The option to compare the others with; default: the scenario as written.")
+        baseline: str | None = Field(
+            None, description="The option to compare the others with; default: the scenario as written."
+        )
 
         @model_validator(mode="after")
         def _baseline_is_an_option(self):

@@ -26,13 +26,21 @@ from functools import cached_property
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl, data, EnrichContext, Enricher, Persona, StrictConfig
+from simrun import EnrichContext, Enricher, Persona, StrictConfig, data, hookimpl
 
 
 class CalibrateConfig(StrictConfig):
-    attributes: list[str] = Field(["industry"], min_length=1, description="Categorical attributes to calibrate; each needs targets.")
-    targets: str | None = Field(None, description="CSV with columns group, attribute, category, share[, source]; default: ACS 2023 industry by state.")
-    by: str = Field("stratum", description="What picks a persona's targets (the file's group): its stratum (a state code for census personas) or an attribute.")
+    attributes: list[str] = Field(
+        ["industry"], min_length=1, description="Categorical attributes to calibrate; each needs targets."
+    )
+    targets: str | None = Field(
+        None,
+        description="CSV with columns group, attribute, category, share[, source]; default: ACS 2023 industry by state.",
+    )
+    by: str = Field(
+        "stratum",
+        description="What picks a persona's targets (the file's group): its stratum (a state code for census personas) or an attribute.",
+    )
 
 
 def reassign(values: list[str], weights: np.ndarray, target: dict[str, float], rng: np.random.Generator) -> list[str]:
@@ -81,7 +89,9 @@ class Calibrate(Enricher):
             for stratum, members in sorted(groups.items()):
                 written = [str(p.attributes[attribute]) for p in members]
                 weights = np.array([p.weight for p in members], dtype=float)
-                for persona, before, after in zip(members, written, reassign(written, weights, self.targets.shares[attribute][stratum], rng)):
+                for persona, before, after in zip(
+                    members, written, reassign(written, weights, self.targets.shares[attribute][stratum], rng)
+                ):
                     persona.set(f"_{attribute}_llm", before, persona.provenance.get(attribute, ""))
                     if after != before:
                         persona.set(attribute, after, f"calibrate:{self.targets.source[attribute]}")

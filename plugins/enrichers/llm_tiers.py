@@ -23,13 +23,25 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import jsonschema
 from pydantic import Field
 
-from simrun import hookimpl, data, EnrichContext, Enricher, load_rules, Persona, Rule, StrictConfig, violations
+from simrun import EnrichContext, Enricher, Persona, Rule, StrictConfig, data, hookimpl, load_rules, violations
 
 # The ACS DP03 industry groups (so the census can calibrate them), plus not working.
-INDUSTRIES = ["agriculture and mining", "construction", "manufacturing", "wholesale trade", "retail trade",
-              "transportation and utilities", "information", "finance and real estate", "professional and business services",
-              "education and health care", "arts, recreation and food services", "other services", "public administration",
-              "not working"]
+INDUSTRIES = [
+    "agriculture and mining",
+    "construction",
+    "manufacturing",
+    "wholesale trade",
+    "retail trade",
+    "transportation and utilities",
+    "information",
+    "finance and real estate",
+    "professional and business services",
+    "education and health care",
+    "arts, recreation and food services",
+    "other services",
+    "public administration",
+    "not working",
+]
 
 OBJECTIVE_SCHEMA = {
     "type": "object",
@@ -48,13 +60,27 @@ LEVEL = {"enum": ["low", "medium", "high"]}
 SUBJECTIVE_SCHEMA = {
     "type": "object",
     "properties": {
-        "openness": LEVEL, "conscientiousness": LEVEL, "extraversion": LEVEL, "agreeableness": LEVEL, "neuroticism": LEVEL,
+        "openness": LEVEL,
+        "conscientiousness": LEVEL,
+        "extraversion": LEVEL,
+        "agreeableness": LEVEL,
+        "neuroticism": LEVEL,
         "core_values": {"type": "array", "items": {"type": "string", "maxLength": 40}, "minItems": 1, "maxItems": 3},
         "hobbies": {"type": "array", "items": {"type": "string", "maxLength": 40}, "minItems": 1, "maxItems": 3},
         "life_outlook": {"enum": ["optimistic", "mixed", "pessimistic"]},
         "defining_quirk": {"type": "string", "maxLength": 100},
     },
-    "required": ["openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism", "core_values", "hobbies", "life_outlook", "defining_quirk"],
+    "required": [
+        "openness",
+        "conscientiousness",
+        "extraversion",
+        "agreeableness",
+        "neuroticism",
+        "core_values",
+        "hobbies",
+        "life_outlook",
+        "defining_quirk",
+    ],
     "additionalProperties": False,
 }
 
@@ -89,18 +115,29 @@ class Unusable(NamedTuple):
 
 
 def persona_table(persona: Persona) -> str:
-    return "\n".join(f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
-                     for k, v in persona.attributes.items() if not k.startswith("_"))
+    return "\n".join(
+        f"{k.replace('_', ' ')}: {', '.join(v) if isinstance(v, list) else v}"
+        for k, v in persona.attributes.items()
+        if not k.startswith("_")
+    )
 
 
 class TierConfig(StrictConfig):
-    prompt: str | None = Field(None, description="Template with {persona} (and {schema} for the tables); default: the tier's own.")
+    prompt: str | None = Field(
+        None, description="Template with {persona} (and {schema} for the tables); default: the tier's own."
+    )
     max_tokens: int = Field(256, ge=16)
     temperature: float = Field(0.0, ge=0)
-    attempts: int = Field(3, ge=1, description="Tries before the reply is recorded as invalid (or its rule violations flagged).")
-    rules: list[Rule] | None = Field(None, description="Consistency rules the reply must keep; default: the shipped consistency_rules.yaml.")
+    attempts: int = Field(
+        3, ge=1, description="Tries before the reply is recorded as invalid (or its rule violations flagged)."
+    )
+    rules: list[Rule] | None = Field(
+        None, description="Consistency rules the reply must keep; default: the shipped consistency_rules.yaml."
+    )
     on_violation: Literal["regenerate", "flag"] = Field(
-        "regenerate", description="regenerate: ask again (within attempts), then flag; flag: keep the reply and mark the broken rules.")
+        "regenerate",
+        description="regenerate: ask again (within attempts), then flag; flag: keep the reply and mark the broken rules.",
+    )
 
 
 class Tier(Enricher):
@@ -128,7 +165,9 @@ class Tier(Enricher):
         raise NotImplementedError
 
     def prompt(self, persona: Persona) -> str:
-        return (self.config.prompt or self.default_prompt).format(persona=persona_table(persona), schema=json.dumps(self.json_schema))
+        return (self.config.prompt or self.default_prompt).format(
+            persona=persona_table(persona), schema=json.dumps(self.json_schema)
+        )
 
     def enrich(self, batch: list[Persona], context: EnrichContext) -> list[Persona]:
         provenance = f"llm:{context.simulator.model}"
@@ -142,8 +181,12 @@ class Tier(Enricher):
             ids = list(pending)
             if not ids:
                 break
-            replies = context.generate([prompts[i] for i in ids], max_tokens=self.config.max_tokens,
-                                       temperature=self.config.temperature, json_schema=self.json_schema)
+            replies = context.generate(
+                [prompts[i] for i in ids],
+                max_tokens=self.config.max_tokens,
+                temperature=self.config.temperature,
+                json_schema=self.json_schema,
+            )
             for pid, text in zip(ids, replies):
                 written = self.parse(text)
                 if isinstance(written, Unusable):
@@ -157,7 +200,9 @@ class Tier(Enricher):
                     broken[pid] = (written, broken_rules)
                     regenerated.setdefault(pid, set()).update(rule.id for rule in broken_rules)
                     reason = "; ".join(f"{rule.why or rule.id}" for rule in broken_rules)
-                    prompts[pid] = base[pid] + RETRY_NOTE.format(error=f"it contradicts the person's facts: {reason}", form=self.reply_form)
+                    prompts[pid] = base[pid] + RETRY_NOTE.format(
+                        error=f"it contradicts the person's facts: {reason}", form=self.reply_form
+                    )
                     continue
                 broken.pop(pid, None)
                 self.accept(pending.pop(pid), written, broken_rules, provenance)

@@ -6,7 +6,7 @@ from data, not from a model.
 
 from __future__ import annotations
 
-from simrun import hookimpl, data, EnrichContext, Enricher, Persona
+from simrun import EnrichContext, Enricher, Persona, data, hookimpl
 
 SOURCE = "census:regions and divisions (Census Bureau population estimates, vintage 2021)"
 

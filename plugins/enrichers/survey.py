@@ -18,16 +18,28 @@ from functools import cached_property
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl, age_band, data, EnrichContext, Enricher, Persona, StrictConfig
+from simrun import EnrichContext, Enricher, Persona, StrictConfig, age_band, data, hookimpl
 
 SOURCE = "survey:GSS 2018-2024 (weighted hot-deck by age band, sex, race/ethnicity, education, region)"
-PARTY = {"strong democrat": "Democrat", "not very strong democrat": "Democrat", "strong republican": "Republican",
-         "not very strong republican": "Republican", "independent, close to democrat": "Independent",
-         "independent (neither, no response)": "Independent", "independent, close to republican": "Independent",
-         "other party": "Other"}
-IDEOLOGY = {"extremely liberal": "Very liberal", "liberal": "Liberal", "slightly liberal": "Liberal",
-            "moderate, middle of the road": "Moderate", "slightly conservative": "Conservative",
-            "conservative": "Conservative", "extremely conservative": "Very conservative"}
+PARTY = {
+    "strong democrat": "Democrat",
+    "not very strong democrat": "Democrat",
+    "strong republican": "Republican",
+    "not very strong republican": "Republican",
+    "independent, close to democrat": "Independent",
+    "independent (neither, no response)": "Independent",
+    "independent, close to republican": "Independent",
+    "other party": "Other",
+}
+IDEOLOGY = {
+    "extremely liberal": "Very liberal",
+    "liberal": "Liberal",
+    "slightly liberal": "Liberal",
+    "moderate, middle of the road": "Moderate",
+    "slightly conservative": "Conservative",
+    "conservative": "Conservative",
+    "extremely conservative": "Very conservative",
+}
 # The cell, most specific trait last: it is the first dropped when donors are few.
 TRAITS = ("race_ethnicity", "education", "age_band", "sex", "census_region")
 
@@ -45,7 +57,9 @@ class SurveyEnricher(Enricher):
     provides = frozenset({"party", "party_id", "ideology", "religion"})
 
     class Config(StrictConfig):
-        min_donors: int = Field(10, ge=1, description="Fewest respondents a cell needs before a trait is dropped from it.")
+        min_donors: int = Field(
+            10, ge=1, description="Fewest respondents a cell needs before a trait is dropped from it."
+        )
 
     @cached_property
     def donors(self) -> tuple[list[dict], np.ndarray, list[dict[tuple, np.ndarray]]]:

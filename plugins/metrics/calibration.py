@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from pydantic import Field
 
-from simrun import hookimpl, CheckContext, data, Metric, MetricValue, Problem, StrictConfig, tvd
+from simrun import CheckContext, Metric, MetricValue, Problem, StrictConfig, data, hookimpl, tvd
 
 ALL = ""
 
@@ -29,7 +29,9 @@ class CalibrationMetric(Metric):
 
     class Config(StrictConfig):
         attributes: list[str] = Field(["industry"], min_length=1)
-        targets: str | None = Field(None, description="Same file as the calibrate enricher's; default: ACS 2023 industry by state.")
+        targets: str | None = Field(
+            None, description="Same file as the calibrate enricher's; default: ACS 2023 industry by state."
+        )
         by: str = Field("stratum", description="As the calibrate enricher's.")
 
     @classmethod
@@ -42,7 +44,11 @@ class CalibrationMetric(Metric):
         targets = data.targets(self.config.targets, attributes)
         # attribute -> stratum -> {"llm"|"calibrated"|"target"} -> category -> weight
         tables: dict[str, dict[str, dict[str, dict[str, float]]]] = {
-            a: defaultdict(lambda: {"llm": defaultdict(float), "calibrated": defaultdict(float), "target": defaultdict(float)}) for a in attributes}
+            a: defaultdict(
+                lambda: {"llm": defaultdict(float), "calibrated": defaultdict(float), "target": defaultdict(float)}
+            )
+            for a in attributes
+        }
         weight: dict[str, dict[str, float]] = {a: defaultdict(float) for a in attributes}
         moved: dict[str, float] = defaultdict(float)
         uncalibrated: dict[str, int] = defaultdict(int)
@@ -70,18 +76,33 @@ class CalibrationMetric(Metric):
                 moved[a] += persona.weight * (llm != now)
         values: list[MetricValue] = []
         for a in attributes:
-            values += [MetricValue(name=f"personas_with[{a}]", value=float(counted[a])),
-                       MetricValue(name=f"uncalibrated[{a}]", value=float(uncalibrated[a]))]
+            values += [
+                MetricValue(name=f"personas_with[{a}]", value=float(counted[a])),
+                MetricValue(name=f"uncalibrated[{a}]", value=float(uncalibrated[a])),
+            ]
             if not weight[a][ALL]:  # a variant of a sweep without the tier that writes it
                 continue
             for stratum, table in sorted(tables[a].items()):
-                values.append(MetricValue(name=f"tvd_llm[{a}]", value=tvd(table["llm"], table["target"]), stratum=stratum))
+                values.append(
+                    MetricValue(name=f"tvd_llm[{a}]", value=tvd(table["llm"], table["target"]), stratum=stratum)
+                )
                 if calibrated_any[a]:
-                    values.append(MetricValue(name=f"tvd_calibrated[{a}]", value=tvd(table["calibrated"], table["target"]), stratum=stratum))
+                    values.append(
+                        MetricValue(
+                            name=f"tvd_calibrated[{a}]",
+                            value=tvd(table["calibrated"], table["target"]),
+                            stratum=stratum,
+                        )
+                    )
             overall = tables[a][ALL]
             total_llm, total_target = sum(overall["llm"].values()), sum(overall["target"].values())
-            values += [MetricValue(name=f"gap[{a}={c}]", value=overall["llm"].get(c, 0.0) / total_llm - overall["target"].get(c, 0.0) / total_target)
-                       for c in sorted(set(overall["llm"]) | set(overall["target"]))]
+            values += [
+                MetricValue(
+                    name=f"gap[{a}={c}]",
+                    value=overall["llm"].get(c, 0.0) / total_llm - overall["target"].get(c, 0.0) / total_target,
+                )
+                for c in sorted(set(overall["llm"]) | set(overall["target"]))
+            ]
             values.append(MetricValue(name=f"moved_share[{a}]", value=moved[a] / weight[a][ALL]))
         return values
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import hookimpl, ALL_STRATA, CheckContext, data, Metric, MetricValue, Problem, StrictConfig
+from simrun import ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig, data, hookimpl
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
 
@@ -46,8 +46,12 @@ class ElectionMetric(Metric):
         question: str = Field("vote2024", description="Id of the vote question.")
         dem_option: str = Field("A", description="Label of the Democratic candidate's option.")
         rep_option: str = Field("B", description="Label of the Republican candidate's option.")
-        abstain_option: str | None = Field(None, description="Label of a 'did not vote' option, if the question has one.")
-        truth: str | None = Field(None, description="CSV with state, dem_votes, rep_votes, electoral_votes; default: 2024 (MEDSL).")
+        abstain_option: str | None = Field(
+            None, description="Label of a 'did not vote' option, if the question has one."
+        )
+        truth: str | None = Field(
+            None, description="CSV with state, dem_votes, rep_votes, electoral_votes; default: 2024 (MEDSL)."
+        )
 
         @field_validator("truth")
         @classmethod
@@ -60,17 +64,37 @@ class ElectionMetric(Metric):
     def check(cls, config: Config, context: CheckContext) -> list[Problem]:
         question = context.question(config.question)
         if question is None:
-            return [Problem("question", f"no question '{config.question}' in the scenario (it has {', '.join(q.id for q in context.scenario.questions)})")]
-        chosen = {"dem_option": config.dem_option, "rep_option": config.rep_option, "abstain_option": config.abstain_option}
-        problems = [Problem(field, f"'{label}' is not an option label of {question.id}; its labels are "
-                                   + ", ".join(f"{lab} ({text})" for lab, text in zip(question.labels, question.options)))
-                    for field, label in chosen.items() if label is not None and label not in question.labels]
+            return [
+                Problem(
+                    "question",
+                    f"no question '{config.question}' in the scenario (it has {', '.join(q.id for q in context.scenario.questions)})",
+                )
+            ]
+        chosen = {
+            "dem_option": config.dem_option,
+            "rep_option": config.rep_option,
+            "abstain_option": config.abstain_option,
+        }
+        problems = [
+            Problem(
+                field,
+                f"'{label}' is not an option label of {question.id}; its labels are "
+                + ", ".join(f"{lab} ({text})" for lab, text in zip(question.labels, question.options)),
+            )
+            for field, label in chosen.items()
+            if label is not None and label not in question.labels
+        ]
         if config.dem_option == config.rep_option:
             problems.append(Problem("rep_option", f"the same option as dem_option ('{config.dem_option}')"))
         truth = read_truth(Path(config.truth) if config.truth else data.path("president_2024.csv"))
         if context.strata is not None and not context.strata & truth.keys():
-            problems.append(Problem("truth", f"no state in common with the sampler's strata ({', '.join(sorted(context.strata)[:8])}...): "
-                                             "every score would be empty"))
+            problems.append(
+                Problem(
+                    "truth",
+                    f"no state in common with the sampler's strata ({', '.join(sorted(context.strata)[:8])}...): "
+                    "every score would be empty",
+                )
+            )
         return problems
 
     def compute(self, run) -> list[MetricValue]:
@@ -78,13 +102,21 @@ class ElectionMetric(Metric):
 
         c = self.config
         if c.question not in run.questions:
-            raise ValueError(f"election metric: no question '{c.question}' in this scenario (have {sorted(run.questions)})")
+            raise ValueError(
+                f"election metric: no question '{c.question}' in this scenario (have {sorted(run.questions)})"
+            )
         truth = read_truth(Path(c.truth) if c.truth else data.path("president_2024.csv"))
         shares = run.shares(c.question)
         states = sorted(s for s in shares if s in truth)
         if not states:
             raise ValueError("election metric: no simulated stratum matches a state in the truth file")
-        sim = np.array([shares[s].get(c.dem_option, 0.0) / max(shares[s].get(c.dem_option, 0.0) + shares[s].get(c.rep_option, 0.0), 1e-12) for s in states])
+        sim = np.array(
+            [
+                shares[s].get(c.dem_option, 0.0)
+                / max(shares[s].get(c.dem_option, 0.0) + shares[s].get(c.rep_option, 0.0), 1e-12)
+                for s in states
+            ]
+        )
         true = np.array([truth[s]["dem_votes"] / (truth[s]["dem_votes"] + truth[s]["rep_votes"]) for s in states])
         votes = np.array([truth[s]["dem_votes"] + truth[s]["rep_votes"] for s in states])
         ev = np.array([truth[s]["electoral_votes"] for s in states])
@@ -108,7 +140,9 @@ class ElectionMetric(Metric):
             MetricValue(name="alignment_state_shares", value=float(1 - wasserstein_distance(sim, true))),
         ]
         if c.abstain_option is not None:
-            values.append(MetricValue(name="abstain_rate", value=float(shares.get(ALL_STRATA, {}).get(c.abstain_option, 0.0))))
+            values.append(
+                MetricValue(name="abstain_rate", value=float(shares.get(ALL_STRATA, {}).get(c.abstain_option, 0.0)))
+            )
         for s, p, t in zip(states, sim, true):
             values += [
                 MetricValue(name="dem_share", value=float(p), stratum=s),

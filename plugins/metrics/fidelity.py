@@ -20,14 +20,29 @@ import numpy as np
 from pydantic import Field
 
 from simrun import (
-    hookimpl, CheckContext, control_category, load_controls, Metric, MetricValue, Problem, StrictConfig, tvd,
+    CheckContext,
+    Metric,
+    MetricValue,
+    Problem,
+    StrictConfig,
+    control_category,
+    hookimpl,
+    load_controls,
+    tvd,
 )
 
 # two-way control dimensions also yield their one-way marginals: dimension -> [(table name, collapse)]
 TABLES = {
-    "sex_age": [("sex_x_age", lambda cell: cell), ("sex", lambda cell: cell.split("|")[0]), ("age_band", lambda cell: cell.split("|")[1])],
+    "sex_age": [
+        ("sex_x_age", lambda cell: cell),
+        ("sex", lambda cell: cell.split("|")[0]),
+        ("age_band", lambda cell: cell.split("|")[1]),
+    ],
     "sex_marital": [("sex_x_marital_status", lambda cell: cell), ("marital_status", lambda cell: cell.split("|")[1])],
-    "sex_age_employment": [("sex_x_age_x_employment_status", lambda cell: cell), ("employment_status", lambda cell: cell.split("|")[2])],
+    "sex_age_employment": [
+        ("sex_x_age_x_employment_status", lambda cell: cell),
+        ("employment_status", lambda cell: cell.split("|")[2]),
+    ],
     "sex_citizenship": [("sex_x_citizenship", lambda cell: cell), ("citizenship", lambda cell: cell.split("|")[1])],
     "citizenship_age": [("citizen_x_age_band", lambda cell: cell)],
 }
@@ -50,7 +65,11 @@ class FidelityMetric(Metric):
     def check(cls, config: Config, context: CheckContext) -> list[Problem]:
         controls = load_controls(config.population, config.controls)  # a bad file is named here, line by line
         if context.strata is not None and not context.strata & controls.keys():
-            return [Problem("controls" if config.controls else "", "no state with census controls among the sampler's strata")]
+            return [
+                Problem(
+                    "controls" if config.controls else "", "no state with census controls among the sampler's strata"
+                )
+            ]
         return []
 
     def compute(self, run) -> list[MetricValue]:
@@ -81,8 +100,15 @@ class FidelityMetric(Metric):
                 values.append(MetricValue(name=f"tvd[{table}]", value=distances[table], stratum=state))
             maxima.append(max(distances.values()))
             means.append(float(np.mean(list(distances.values()))))
-            values += [MetricValue(name="tvd_max", value=maxima[-1], stratum=state), MetricValue(name="tvd_mean", value=means[-1], stratum=state)]
-        return [MetricValue(name="tvd_max", value=max(maxima)), MetricValue(name="tvd_mean", value=float(np.mean(means))), *values]
+            values += [
+                MetricValue(name="tvd_max", value=maxima[-1], stratum=state),
+                MetricValue(name="tvd_mean", value=means[-1], stratum=state),
+            ]
+        return [
+            MetricValue(name="tvd_max", value=max(maxima)),
+            MetricValue(name="tvd_mean", value=float(np.mean(means))),
+            *values,
+        ]
 
 
 @hookimpl

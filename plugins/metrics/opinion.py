@@ -29,15 +29,17 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import hookimpl, Metric, MetricValue, Question, StrictConfig
+from simrun import Metric, MetricValue, Question, StrictConfig, hookimpl
 
 QUESTIONS = "opinionqa_questions.csv"
 COUNTS = "opinionqa_group_counts.csv.gz"
 DISAGREEMENT = "raw/Pew_American_Trends_Panel_disagreement_500/info.csv"
 REFUSED = "Refused"
 # Groups simrun's education cannot tell apart are merged on the human side too.
-MERGED = {("EDUCATION", "High school graduate"): "High school or some college",
-          ("EDUCATION", "Some college, no degree"): "High school or some college"}
+MERGED = {
+    ("EDUCATION", "High school graduate"): "High school or some college",
+    ("EDUCATION", "Some college, no degree"): "High school or some college",
+}
 
 
 def representativeness(model: np.ndarray, human: np.ndarray, ordinal: np.ndarray) -> float:
@@ -72,7 +74,12 @@ def income_group(label: str) -> str | None:
     dollars = _dollars(str(label))
     if dollars is None:
         return None
-    for limit, group in ((30000, "Less than $30,000"), (50000, "$30,000-$50,000"), (75000, "$50,000-$75,000"), (100000, "$75,000-$100,000")):
+    for limit, group in (
+        (30000, "Less than $30,000"),
+        (50000, "$30,000-$50,000"),
+        (75000, "$50,000-$75,000"),
+        (100000, "$75,000-$100,000"),
+    ):
         if dollars < limit:
             return group
     return "$100,000 or more"
@@ -88,9 +95,13 @@ def pew_label(*labels: str) -> Callable[[object], str | None]:
     return lambda value: by_lower.get(str(value).strip().lower())
 
 
-EDUCATION = {"less than high school": "Less than high school", "high school": "High school or some college",
-             "associate degree": "Associate's degree", "bachelor's degree": "College graduate/some postgrad",
-             "graduate degree": "Postgraduate"}
+EDUCATION = {
+    "less than high school": "Less than high school",
+    "high school": "High school or some college",
+    "associate degree": "Associate's degree",
+    "bachelor's degree": "College graduate/some postgrad",
+    "graduate degree": "Postgraduate",
+}
 
 # Pew attribute -> (persona attribute, how its value becomes a Pew group).
 GROUPS: dict[str, tuple[str, Callable[[object], str | None]]] = {
@@ -114,7 +125,9 @@ def read_questions(path: Path) -> dict[str, dict]:
 @cache
 def read_counts(path: Path) -> dict[str, dict[tuple[str, str], dict[str, float]]]:
     """key -> (attribute, group) -> option -> count; ('ALL', 'ALL') is everyone (the SEX rows summed)."""
-    counts: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    counts: dict[str, dict[tuple[str, str], dict[str, float]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(float))
+    )
     with gzip.open(path / COUNTS, "rt", newline="") as f:
         for r in csv.DictReader(f):
             if r["attribute"] not in GROUPS:
@@ -138,10 +151,18 @@ class OpinionMetric(Metric):
     name = "opinion"
 
     class Config(StrictConfig):
-        path: str = Field(description="Folder with opinionqa_questions.csv and opinionqa_group_counts.csv.gz (as in shared/data/opinionqa).")
-        subset: Literal["disagreement_500", "all"] = Field("disagreement_500", description="The paper's 500 high-disagreement questions, or all.")
-        keys: list[str] | None = Field(None, description="Exactly these question keys (e.g. WORRYB_W26) instead of a subset.")
-        limit: int | None = Field(None, ge=1, description="At most this many questions, drawn at random (seeded) from the subset.")
+        path: str = Field(
+            description="Folder with opinionqa_questions.csv and opinionqa_group_counts.csv.gz (as in shared/data/opinionqa)."
+        )
+        subset: Literal["disagreement_500", "all"] = Field(
+            "disagreement_500", description="The paper's 500 high-disagreement questions, or all."
+        )
+        keys: list[str] | None = Field(
+            None, description="Exactly these question keys (e.g. WORRYB_W26) instead of a subset."
+        )
+        limit: int | None = Field(
+            None, ge=1, description="At most this many questions, drawn at random (seeded) from the subset."
+        )
         seed: int = 0
 
         @field_validator("path")
@@ -181,8 +202,10 @@ class OpinionMetric(Metric):
         questions = [q for q in self.questions() if q.id in run.questions and scorable(q)]
         # model distributions: everyone and per group, weighted by persona weight
         personas = {p.id: p for p in run.personas()}
-        membership = {pid: {attr: fn(p.attributes[key]) for attr, (key, fn) in GROUPS.items() if key in p.attributes}
-                      for pid, p in personas.items()}
+        membership = {
+            pid: {attr: fn(p.attributes[key]) for attr, (key, fn) in GROUPS.items() if key in p.attributes}
+            for pid, p in personas.items()
+        }
         sums: dict[str, dict[tuple[str, str], np.ndarray]] = defaultdict(dict)
         wanted = {q.id: q for q in questions}
         for row in run.answers():
@@ -197,7 +220,9 @@ class OpinionMetric(Metric):
         baseline: dict[tuple[str, str], list[float]] = defaultdict(list)
         for q in questions:
             ordinal = np.array(q.ordinal)
-            human = {key: np.array([by_option.get(o, 0.0) for o in q.options]) for key, by_option in counts[q.id].items()}
+            human = {
+                key: np.array([by_option.get(o, 0.0) for o in q.options]) for key, by_option in counts[q.id].items()
+            }
             everyone = human[("ALL", "ALL")]
             for key, model in sums[q.id].items():
                 truth = human.get(key)
@@ -208,14 +233,18 @@ class OpinionMetric(Metric):
                 if key != ("ALL", "ALL"):
                     baseline[key].append(representativeness(truth, everyone, ordinal))
         overall = scores.get(("ALL", "ALL"), [])
-        values = [MetricValue(name="representativeness", value=float(np.mean(overall)) if overall else float("nan")),
-                  MetricValue(name="questions", value=float(len(overall)))]
+        values = [
+            MetricValue(name="representativeness", value=float(np.mean(overall)) if overall else float("nan")),
+            MetricValue(name="questions", value=float(len(overall))),
+        ]
         for (attr, group), xs in sorted(scores.items()):
             if attr == "ALL":
                 continue
             stratum = f"{attr}={group}"
             values.append(MetricValue(name="representativeness", value=float(np.mean(xs)), stratum=stratum))
-            values.append(MetricValue(name="human_baseline", value=float(np.mean(baseline[(attr, group)])), stratum=stratum))
+            values.append(
+                MetricValue(name="human_baseline", value=float(np.mean(baseline[(attr, group)])), stratum=stratum)
+            )
         return values
 
 

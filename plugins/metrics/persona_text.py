@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl, Metric, MetricValue, StrictConfig
+from simrun import Metric, MetricValue, StrictConfig, hookimpl
 
 
 def text_of(value: object) -> str:
@@ -31,7 +31,9 @@ class PersonaTextMetric(Metric):
     name = "persona_text"
 
     class Config(StrictConfig):
-        top_terms: int = Field(5, ge=0, description="How many of the most frequent positive and negative terms to report.")
+        top_terms: int = Field(
+            5, ge=0, description="How many of the most frequent positive and negative terms to report."
+        )
 
     def compute(self, run) -> list[MetricValue]:
         from textblob import TextBlob
@@ -45,7 +47,11 @@ class PersonaTextMetric(Metric):
         for persona in run.personas():
             personas += 1
             shown = {k: v for k, v in persona.attributes.items() if not k.startswith("_")}
-            invalid.update(k[1:].removesuffix("_invalid") for k in persona.attributes if k.startswith("_") and k.endswith("_invalid"))
+            invalid.update(
+                k[1:].removesuffix("_invalid")
+                for k in persona.attributes
+                if k.startswith("_") and k.endswith("_invalid")
+            )
             flagged = False
             for key, value in persona.attributes.items():
                 if key.startswith("_") and key.endswith("_regenerated"):
@@ -76,10 +82,17 @@ class PersonaTextMetric(Metric):
             MetricValue(name="subjectivity", value=float(np.mean(subjectivity)) if subjectivity else float("nan")),
             *(MetricValue(name=f"invalid[{tier}]", value=float(n)) for tier, n in sorted(invalid.items())),
             MetricValue(name="flagged_share", value=any_flag / personas),
-            *(MetricValue(name=f"{kind}[{key}]", value=float(n)) for kind, counter in consistency.items() for key, n in sorted(counter.items())),
+            *(
+                MetricValue(name=f"{kind}[{key}]", value=float(n))
+                for kind, counter in consistency.items()
+                for key, n in sorted(counter.items())
+            ),
         ]
         for sign, counter in terms.items():
-            values += [MetricValue(name=f"{sign}_term[{term}]", value=float(n)) for term, n in counter.most_common(self.config.top_terms)]
+            values += [
+                MetricValue(name=f"{sign}_term[{term}]", value=float(n))
+                for term, n in counter.most_common(self.config.top_terms)
+            ]
         return values
 
 

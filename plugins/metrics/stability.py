@@ -17,7 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from simrun import hookimpl, CheckContext, Metric, MetricValue, Problem, StrictConfig
+from simrun import CheckContext, Metric, MetricValue, Problem, StrictConfig, hookimpl
 
 
 class StabilityMetric(Metric):
@@ -47,13 +47,24 @@ class StabilityMetric(Metric):
         for qid, by_persona in sorted(answers.items()):
             draws = [np.array(r) for r in by_persona.values()]  # each (repeats, options)
             within = float(np.mean([d.var(axis=0, ddof=1).sum() for d in draws if len(d) > 1]))
-            between = float(np.array([d.mean(axis=0) for d in draws]).var(axis=0, ddof=1).sum()) if len(draws) > 1 else float("nan")
+            between = (
+                float(np.array([d.mean(axis=0) for d in draws]).var(axis=0, ddof=1).sum())
+                if len(draws) > 1
+                else float("nan")
+            )
             within_all.append(within)
             between_all.append(between)
-            values += [MetricValue(name=f"run_to_run_variance[{qid}]", value=within), MetricValue(name=f"between_persona_variance[{qid}]", value=between)]
+            values += [
+                MetricValue(name=f"run_to_run_variance[{qid}]", value=within),
+                MetricValue(name=f"between_persona_variance[{qid}]", value=between),
+            ]
         within, between = float(np.mean(within_all)), float(np.nanmean(between_all))
-        return [MetricValue(name="run_to_run_variance", value=within), MetricValue(name="between_persona_variance", value=between),
-                MetricValue(name="ratio", value=within / between if between > 0 else float("inf")), *values]
+        return [
+            MetricValue(name="run_to_run_variance", value=within),
+            MetricValue(name="between_persona_variance", value=between),
+            MetricValue(name="ratio", value=within / between if between > 0 else float("inf")),
+            *values,
+        ]
 
 
 @hookimpl

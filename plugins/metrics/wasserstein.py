@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from simrun import hookimpl, ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig
+from simrun import ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig, hookimpl
 
 
 class WassersteinMetric(Metric):
@@ -21,7 +21,9 @@ class WassersteinMetric(Metric):
     name = "wasserstein"
 
     class Config(StrictConfig):
-        questions: list[str] | None = Field(None, description="Only these question ids; default: every question with truth.")
+        questions: list[str] | None = Field(
+            None, description="Only these question ids; default: every question with truth."
+        )
 
     @classmethod
     def check(cls, config: Config, context: CheckContext) -> list[Problem]:
@@ -33,8 +35,14 @@ class WassersteinMetric(Metric):
         for i, qid in enumerate(config.questions):
             question = context.question(qid)
             if question is None or question.truth is None:
-                problems.append(Problem(f"questions.{i}", f"no question '{qid}' in the scenario" if question is None
-                                        else f"question '{qid}' has no truth to compare with"))
+                problems.append(
+                    Problem(
+                        f"questions.{i}",
+                        f"no question '{qid}' in the scenario"
+                        if question is None
+                        else f"question '{qid}' has no truth to compare with",
+                    )
+                )
         return problems
 
     def compute(self, run) -> list[MetricValue]:
@@ -60,11 +68,19 @@ class WassersteinMetric(Metric):
             tvd = 0.5 * float(np.abs(model - truth).sum())
             alignments.append(alignment)
             distances.append(tvd)
-            values += [MetricValue(name=f"alignment[{qid}]", value=float(alignment)), MetricValue(name=f"tvd[{qid}]", value=tvd)]
+            values += [
+                MetricValue(name=f"alignment[{qid}]", value=float(alignment)),
+                MetricValue(name=f"tvd[{qid}]", value=tvd),
+            ]
         if not alignments:
-            raise ValueError("wasserstein metric: no question has a truth distribution (add truth: [...] to a question)")
-        return [MetricValue(name="alignment", value=float(np.mean(alignments))),
-                MetricValue(name="tvd", value=float(np.mean(distances))), *values]
+            raise ValueError(
+                "wasserstein metric: no question has a truth distribution (add truth: [...] to a question)"
+            )
+        return [
+            MetricValue(name="alignment", value=float(np.mean(alignments))),
+            MetricValue(name="tvd", value=float(np.mean(distances))),
+            *values,
+        ]
 
 
 @hookimpl

@@ -25,7 +25,31 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from simrun import (
-    hookimpl, age_band, batched, CheckContext, CITIZENSHIP, Coded, combination_key, control_category, Controls, data, DIMENSIONS, EDUCATION, EMPLOYMENT, encode, fit_state, HOUSEHOLD_INCOME, Imputed, load_controls, MARITAL, Persona, Problem, RakeResult, Sampler, shipped_controls, StrictConfig,
+    CITIZENSHIP,
+    DIMENSIONS,
+    EDUCATION,
+    EMPLOYMENT,
+    HOUSEHOLD_INCOME,
+    MARITAL,
+    CheckContext,
+    Coded,
+    Controls,
+    Imputed,
+    Persona,
+    Problem,
+    RakeResult,
+    Sampler,
+    StrictConfig,
+    age_band,
+    batched,
+    combination_key,
+    control_category,
+    data,
+    encode,
+    fit_state,
+    hookimpl,
+    load_controls,
+    shipped_controls,
 )
 
 SEED = "gss_seed.csv"
@@ -44,7 +68,10 @@ IMPUTED_PROVENANCE = {
 # attributes that follow a raked one: the raked attribute, and how they follow it
 SEED_DETAIL = {
     "age_band": ("age", "the band of age: 18-29, 30-44, 45-64, 65+"),
-    "race": ("race_ethnicity", "race itself from the GSS respondent's racecen1; a Hispanic race answer counts as some other race"),
+    "race": (
+        "race_ethnicity",
+        "race itself from the GSS respondent's racecen1; a Hispanic race answer counts as some other race",
+    ),
     "hispanic_origin": ("race_ethnicity", "Hispanic or Latino of any race, as race_ethnicity"),
 }
 ALL_FIELDS = set(Persona.model_fields)  # model_construct is faster told every field is set
@@ -56,7 +83,9 @@ def control_provenance(controls: Controls) -> dict[str, str]:
     for dimension, table in controls.tables.items():
         for attribute in DIMENSIONS[dimension][1]:
             by_attribute.setdefault(attribute, []).append(table)
-    out = {a: f"census:{','.join(dict.fromkeys(t))} {controls.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()}
+    out = {
+        a: f"census:{','.join(dict.fromkeys(t))} {controls.label} {SEED_PROVENANCE}" for a, t in by_attribute.items()
+    }
     for attribute, how in IMPUTED_PROVENANCE.items():
         out[attribute] = f"{out[attribute]} ({how})" if attribute in out else f"census:{how}; not raked here"
     for attribute, (raked, how) in SEED_DETAIL.items():
@@ -74,9 +103,16 @@ class Seed:
     categories (~1,000,000 weighted rows).
     """
 
-    def __init__(self, records: list[dict[str, object]], weight: np.ndarray, priors: dict[str, tuple[tuple[str, ...], np.ndarray]]):
+    def __init__(
+        self,
+        records: list[dict[str, object]],
+        weight: np.ndarray,
+        priors: dict[str, tuple[tuple[str, ...], np.ndarray]],
+    ):
         self.records, self.weight = records, weight
-        self.imputed = {a: self.impute(a, categories, probabilities) for a, (categories, probabilities) in priors.items()}
+        self.imputed = {
+            a: self.impute(a, categories, probabilities) for a, (categories, probabilities) in priors.items()
+        }
         self.coded = {d: self.code(d) for d in DIMENSIONS}
 
     def impute(self, attribute: str, categories: tuple[str, ...], probabilities: np.ndarray) -> Imputed:
@@ -88,15 +124,27 @@ class Seed:
         for r, (record, row) in enumerate(zip(self.records, probabilities.tolist())):
             alike = (*record.values(), *row)
             if alike not in known:
-                known[alike] = groups.setdefault(tuple(
-                    (c, p, *(control_category(d, {**record, attribute: categories[c]}) for d in dimensions)) for c, p in enumerate(row) if p > 0
-                ), len(groups))
+                known[alike] = groups.setdefault(
+                    tuple(
+                        (c, p, *(control_category(d, {**record, attribute: categories[c]}) for d in dimensions))
+                        for c, p in enumerate(row)
+                        if p > 0
+                    ),
+                    len(groups),
+                )
             group[r] = known[alike]
         pairs = [(g, *pair) for key, g in groups.items() for pair in key]  # in group order: groups were numbered as met
         columns = list(zip(*pairs))
         pair_group = np.array(columns[0], dtype=np.intp)
-        return Imputed(categories, group, pair_group, np.array(columns[1], dtype=np.intp), np.array(columns[2]),
-                       np.searchsorted(pair_group, np.arange(len(groups) + 1)), {d: np.array(columns[3 + k]) for k, d in enumerate(dimensions)})
+        return Imputed(
+            categories,
+            group,
+            pair_group,
+            np.array(columns[1], dtype=np.intp),
+            np.array(columns[2]),
+            np.searchsorted(pair_group, np.arange(len(groups) + 1)),
+            {d: np.array(columns[3 + k]) for k, d in enumerate(dimensions)},
+        )
 
     def code(self, dimension: str) -> Coded:
         """Each respondent's (or imputed pair's) category in a control dimension."""
@@ -120,7 +168,9 @@ class Seed:
         """The distinct combinations of drawn imputed categories (one shared dict each), and each draw's index into them."""
         key = combination_key([(drawn[a], len(pairs.categories)) for a, pairs in self.imputed.items()])
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return [{a: pairs.categories[drawn[a][i]] for a, pairs in self.imputed.items()} for i in first.tolist()], inverse
+        return [
+            {a: pairs.categories[drawn[a][i]] for a, pairs in self.imputed.items()} for i in first.tolist()
+        ], inverse
 
 
 @cache
@@ -132,9 +182,16 @@ def citizen_raking_controls() -> Controls:
     citizens a realistic mix, which scaling the adults' mix would not.
     """
     adults, citizens = shipped_controls("adults"), shipped_controls("citizen_voting_age")
-    counts = {state: {**dimensions, "citizen_education": {
-        **{f"citizen|{e}": n for e, n in citizens[state]["education_18plus"].items()},
-        "not a citizen": adults.population(state) - citizens.population(state)}} for state, dimensions in adults.items()}
+    counts = {
+        state: {
+            **dimensions,
+            "citizen_education": {
+                **{f"citizen|{e}": n for e, n in citizens[state]["education_18plus"].items()},
+                "not a citizen": adults.population(state) - citizens.population(state),
+            },
+        }
+        for state, dimensions in adults.items()
+    }
     return Controls(counts, {**adults.tables, "citizen_education": citizens.tables["education_18plus"]}, adults.label)
 
 
@@ -155,11 +212,23 @@ def build_seed() -> Seed:
     from the seed, as a seed's associations should.
     """
     rows = data.rows(SEED)
-    records = [{"age": int(r["age"]), "age_band": age_band(int(r["age"])), "sex": r["sex"], "race_ethnicity": r["race_ethnicity"], "race": r["race"],
-                "hispanic_origin": r["hispanic_origin"], "education": r["education"]} for r in rows]
+    records = [
+        {
+            "age": int(r["age"]),
+            "age_band": age_band(int(r["age"])),
+            "sex": r["sex"],
+            "race_ethnicity": r["race_ethnicity"],
+            "race": r["race"],
+            "hispanic_origin": r["hispanic_origin"],
+            "education": r["education"],
+        }
+        for r in rows
+    ]
     priors = {
-        "marital_status": (MARITAL, marital_prior(rows)), "employment_status": (EMPLOYMENT, employment_prior(records)),
-        "citizenship": (CITIZENSHIP, citizenship_prior(records)), "household_income": (HOUSEHOLD_INCOME, household_income_prior(rows)),
+        "marital_status": (MARITAL, marital_prior(rows)),
+        "employment_status": (EMPLOYMENT, employment_prior(records)),
+        "citizenship": (CITIZENSHIP, citizenship_prior(records)),
+        "household_income": (HOUSEHOLD_INCOME, household_income_prior(rows)),
     }
     return Seed(records, np.array([float(r["weight"]) for r in rows]), priors)
 
@@ -168,7 +237,9 @@ def household_income_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
     """P(B19001 band in 2018 dollars | GSS year, family income label), derived by scripts/derive_data.py (CPI-U, Pareto top)."""
     shares: dict[tuple[str, str], np.ndarray] = {}
     for r in data.rows(INCOME_SPLIT):
-        shares.setdefault((r["gss_year"], r["family_income"]), np.zeros(len(HOUSEHOLD_INCOME)))[HOUSEHOLD_INCOME.index(r["household_income"])] = float(r["share"])
+        shares.setdefault((r["gss_year"], r["family_income"]), np.zeros(len(HOUSEHOLD_INCOME)))[
+            HOUSEHOLD_INCOME.index(r["household_income"])
+        ] = float(r["share"])
     return np.array([shares[(r["gss_year"], r["family_income"])] for r in rows])
 
 
@@ -180,7 +251,9 @@ def marital_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
     """
     shares: dict[tuple[str, int], np.ndarray] = {}
     for r in data.rows(MARITAL_SHARES):
-        shares.setdefault((r["sex"], int(r["age"])), np.zeros(len(MARITAL)))[MARITAL.index(r["marital_status"])] = float(r["share"])
+        shares.setdefault((r["sex"], int(r["age"])), np.zeros(len(MARITAL)))[MARITAL.index(r["marital_status"])] = (
+            float(r["share"])
+        )
     prior = np.array([shares[(r["sex"], min(int(r["age"]), 85))] for r in rows])
     prior[[r["lives_alone"] == "yes" for r in rows], MARITAL.index("married")] = 0.0
     return normalised(prior)
@@ -205,7 +278,10 @@ def employment_prior(records: list[dict]) -> np.ndarray:
     by_education: dict[str, dict[str, float]] = {}
     for r in data.rows(EMPLOYMENT_BY_EDUCATION):
         by_education.setdefault(r["education"], {})[r["employment_status"]] = float(r["share"])
-    odds = {e: np.array([by_education[e].get(k, 1.0) / by_education["all"].get(k, 1.0) for k in EMPLOYMENT]) for e in EDUCATION}
+    odds = {
+        e: np.array([by_education[e].get(k, 1.0) / by_education["all"].get(k, 1.0) for k in EMPLOYMENT])
+        for e in EDUCATION
+    }
     prior = []
     for r in records:
         band = age_band(int(r["age"]))
@@ -233,11 +309,18 @@ class CensusSampler(Sampler):
     name = "census"
 
     class Config(StrictConfig):
-        states: Literal["all"] | list[str] = Field("all", description="'all' (50 states and DC) or postal codes, e.g. [CA, TX]")
+        states: Literal["all"] | list[str] = Field(
+            "all", description="'all' (50 states and DC) or postal codes, e.g. [CA, TX]"
+        )
         per_state: int | None = Field(20, ge=1, description="Personas per state (ignored when total is set).")
         total: int | None = Field(None, ge=1, description="Personas in all, allocated in proportion to the population.")
-        population: Literal["adults", "citizen_voting_age"] = Field("adults", description="Whom the personas represent: all adults 18+, or citizens 18+.")
-        controls: str | None = Field(None, description="Your own control table (state, table, dimension, category, count); overrides population's.")
+        population: Literal["adults", "citizen_voting_age"] = Field(
+            "adults", description="Whom the personas represent: all adults 18+, or citizens 18+."
+        )
+        controls: str | None = Field(
+            None,
+            description="Your own control table (state, table, dimension, category, count); overrides population's.",
+        )
 
         @field_validator("states")
         @classmethod
@@ -275,19 +358,38 @@ class CensusSampler(Sampler):
             return []
         missing = sorted(cls.planned_strata(config) - load_controls(file=config.controls).keys())
         if missing:
-            return [Problem("controls", f"{config.controls} has no rows for state(s) {', '.join(missing)}: list only the states it covers in states:")]
+            return [
+                Problem(
+                    "controls",
+                    f"{config.controls} has no rows for state(s) {', '.join(missing)}: list only the states it covers in states:",
+                )
+            ]
         return []
 
     def provides(self) -> set[str]:
-        return {"age", "age_band", "sex", "race_ethnicity", "race", "hispanic_origin", "education", "marital_status", "employment_status", "citizenship",
-                "household_income", "state"}
+        return {
+            "age",
+            "age_band",
+            "sex",
+            "race_ethnicity",
+            "race",
+            "hispanic_origin",
+            "education",
+            "marital_status",
+            "employment_status",
+            "citizenship",
+            "household_income",
+            "state",
+        }
 
     @cached_property
     def state_codes(self) -> list[str]:
         codes = sorted(data.states()) if self.config.states == "all" else list(self.config.states)
         missing = [s for s in codes if s not in self.controls]
         if missing:
-            raise ValueError(f"census sampler: the control table ({self.controls.label}) has no rows for state(s) {', '.join(missing)}")
+            raise ValueError(
+                f"census sampler: the control table ({self.controls.label}) has no rows for state(s) {', '.join(missing)}"
+            )
         return codes
 
     @cached_property
@@ -336,7 +438,13 @@ class CensusSampler(Sampler):
     def fit(self, state: str) -> RakeResult:
         """The seed raked to the state's controls (``seed.totals(fit, dimension)`` reads it)."""
         try:
-            result = fit_state(state, self.controls, {d: self.seed.coded[d] for d in self.controls[state]}, self.seed.weight, self.seed.imputed)
+            result = fit_state(
+                state,
+                self.controls,
+                {d: self.seed.coded[d] for d in self.controls[state]},
+                self.seed.weight,
+                self.seed.imputed,
+            )
         except RuntimeError as exc:
             raise RuntimeError(f"census sampler: {exc}") from None
         if self.citizens_only:
@@ -360,7 +468,14 @@ class CensusSampler(Sampler):
             for respondent, drawn in zip(picks.tolist(), combination.tolist()):
                 attributes = {"state": name, **seed.records[respondent], **combinations[drawn]}
                 # trusted values from the package's own tables: skip re-validation (1M personas in seconds)
-                yield Persona.model_construct(ALL_FIELDS, id=next_id, stratum=state, weight=weight, attributes=attributes, provenance=dict(self.provenance))
+                yield Persona.model_construct(
+                    ALL_FIELDS,
+                    id=next_id,
+                    stratum=state,
+                    weight=weight,
+                    attributes=attributes,
+                    provenance=dict(self.provenance),
+                )
                 next_id += 1
 
 

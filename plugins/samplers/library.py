@@ -29,7 +29,16 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from simrun import (
-    hookimpl, batched, control_category, DIMENSIONS, encode, fit_state, load_controls, Persona, Sampler, StrictConfig,
+    DIMENSIONS,
+    Persona,
+    Sampler,
+    StrictConfig,
+    batched,
+    control_category,
+    encode,
+    fit_state,
+    hookimpl,
+    load_controls,
 )
 
 
@@ -53,14 +62,33 @@ class LibrarySampler(Sampler):
 
     class Config(StrictConfig):
         path: str = Field(description="A .csv, .jsonl or .parquet file (.gz for the text formats).")
-        columns: dict[str, str] | None = Field(None, description="attribute -> column; default: every column, named as in the file.")
-        recode: dict[str, dict[str, Any]] = Field(default_factory=dict, description="attribute -> {value in file: value to use}.")
-        stratum: str | None = Field(None, description="Column holding the stratum (e.g. STATE_ABBR); default: one stratum, ALL.")
-        weight: str | None = Field(None, description="Column holding each row's weight; default: census adults per persona when strata are states, else 1.")
-        per_stratum: int | None = Field(None, ge=1, description="Draw this many rows per stratum (without replacement when there are enough); default: all rows.")
-        rake: list[Literal["sex_age", "sex", "age_band", "race_ethnicity", "education", "education_18plus", "sex_marital"]] = Field(
-            default_factory=list, description="Census control dimensions to rake each state's rows to; needs state strata and census-coded attributes.")
-        population: Literal["adults", "citizen_voting_age"] = Field("adults", description="Whose controls to rake to (as the census sampler's).")
+        columns: dict[str, str] | None = Field(
+            None, description="attribute -> column; default: every column, named as in the file."
+        )
+        recode: dict[str, dict[str, Any]] = Field(
+            default_factory=dict, description="attribute -> {value in file: value to use}."
+        )
+        stratum: str | None = Field(
+            None, description="Column holding the stratum (e.g. STATE_ABBR); default: one stratum, ALL."
+        )
+        weight: str | None = Field(
+            None,
+            description="Column holding each row's weight; default: census adults per persona when strata are states, else 1.",
+        )
+        per_stratum: int | None = Field(
+            None,
+            ge=1,
+            description="Draw this many rows per stratum (without replacement when there are enough); default: all rows.",
+        )
+        rake: list[
+            Literal["sex_age", "sex", "age_band", "race_ethnicity", "education", "education_18plus", "sex_marital"]
+        ] = Field(
+            default_factory=list,
+            description="Census control dimensions to rake each state's rows to; needs state strata and census-coded attributes.",
+        )
+        population: Literal["adults", "citizen_voting_age"] = Field(
+            "adults", description="Whose controls to rake to (as the census sampler's)."
+        )
         controls: str | None = Field(None, description="Your own control table instead (as the census sampler's).")
 
         @field_validator("path")
@@ -78,7 +106,9 @@ class LibrarySampler(Sampler):
         needed = [c for c in [*(self.config.columns or {}).values(), self.config.stratum, self.config.weight] if c]
         missing = sorted(set(needed) - set(rows[0]))
         if missing:
-            raise ValueError(f"library sampler: {self.config.path} has no column(s) {missing}; it has {sorted(rows[0])}")
+            raise ValueError(
+                f"library sampler: {self.config.path} has no column(s) {missing}; it has {sorted(rows[0])}"
+            )
         return rows
 
     @cached_property
@@ -110,7 +140,9 @@ class LibrarySampler(Sampler):
         try:
             return float(row[self.config.weight]) if self.config.weight else 1.0
         except (TypeError, ValueError):
-            raise ValueError(f"library sampler: weight column {self.config.weight!r} has {row[self.config.weight]!r}, not a number") from None
+            raise ValueError(
+                f"library sampler: weight column {self.config.weight!r} has {row[self.config.weight]!r}, not a number"
+            ) from None
 
     def weight_of(self, stratum: str, drawn: int, row: dict[str, Any]) -> float:
         if self.config.weight:
@@ -122,12 +154,16 @@ class LibrarySampler(Sampler):
     def raked(self, stratum: str, indexes: list[int]) -> np.ndarray:
         """The stratum's rows' weights raked to its census controls on the chosen dimensions."""
         if stratum not in self.controls:
-            raise ValueError(f"library sampler: rake needs strata that are states in the controls ({self.controls.label}); got {stratum!r}")
+            raise ValueError(
+                f"library sampler: rake needs strata that are states in the controls ({self.controls.label}); got {stratum!r}"
+            )
         cells: dict[str, list[str]] = {}
         recoded = [self.attributes(self.rows[i]) for i in indexes]
         for dimension in self.config.rake:
             if dimension not in self.controls[stratum]:
-                raise ValueError(f"library sampler: the controls ({self.controls.label}) have no {dimension}; they have {', '.join(self.controls[stratum])}")
+                raise ValueError(
+                    f"library sampler: the controls ({self.controls.label}) have no {dimension}; they have {', '.join(self.controls[stratum])}"
+                )
             known = DIMENSIONS[dimension][0]
             values = []
             for i, row in zip(indexes, recoded):
@@ -137,13 +173,17 @@ class LibrarySampler(Sampler):
                     cell = None
                 if cell not in known:
                     shown = {a: row[a] for a in dict.fromkeys((*DIMENSIONS[dimension][1], "age")) if a in row}
-                    raise ValueError(f"library sampler: row {i + 1} ({stratum}) has {shown}, not a census {dimension} cell "
-                                     f"({', '.join(sorted(known))}; age as a whole number); recode it")
+                    raise ValueError(
+                        f"library sampler: row {i + 1} ({stratum}) has {shown}, not a census {dimension} cell "
+                        f"({', '.join(sorted(known))}; age as a whole number); recode it"
+                    )
                 values.append(cell)
             cells[dimension] = values
         weights = np.array([self.row_weight(self.rows[i]) for i in indexes])
         try:
-            return fit_state(stratum, self.controls, {d: encode(np.array(v)) for d, v in cells.items()}, weights).weights
+            return fit_state(
+                stratum, self.controls, {d: encode(np.array(v)) for d, v in cells.items()}, weights
+            ).weights
         except RuntimeError as exc:
             raise RuntimeError(f"library sampler: {exc}") from None
 

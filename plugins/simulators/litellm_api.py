@@ -39,7 +39,16 @@ from typing import Any, Literal
 from pydantic import Field
 
 from simrun import (
-    hookimpl, bounded_integers_as_enums, failed_answer, from_logprobs, from_samples, ModelAnswer, Prompt, secret, Simulator, StrictConfig,
+    ModelAnswer,
+    Prompt,
+    Simulator,
+    StrictConfig,
+    bounded_integers_as_enums,
+    failed_answer,
+    from_logprobs,
+    from_samples,
+    hookimpl,
+    secret,
 )
 
 
@@ -52,7 +61,11 @@ class RateLimiter:
 
     def __init__(self, rpm: int | None, tpm: int | None, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
-        self.buckets = {name: [float(limit), float(limit), limit / 60.0] for name, limit in (("requests", rpm), ("tokens", tpm)) if limit}
+        self.buckets = {
+            name: [float(limit), float(limit), limit / 60.0]
+            for name, limit in (("requests", rpm), ("tokens", tpm))
+            if limit
+        }
         self.updated = clock()
 
     def delay(self, tokens: int) -> float:
@@ -106,17 +119,33 @@ class LiteLLMSimulator(Simulator):
 
     name = "litellm"
     chunk_size = 64
-    non_semantic = frozenset({"api_key_env", "max_concurrency", "max_retries", "backoff_s", "max_backoff_s", "timeout_s",
-                              "requests_per_minute", "tokens_per_minute"})
+    non_semantic = frozenset(
+        {
+            "api_key_env",
+            "max_concurrency",
+            "max_retries",
+            "backoff_s",
+            "max_backoff_s",
+            "timeout_s",
+            "requests_per_minute",
+            "tokens_per_minute",
+        }
+    )
 
     class Config(StrictConfig):
-        model: str = Field(description="litellm model name, e.g. openai/gpt-4o-mini or hosted_vllm/meta-llama/Llama-3.1-8B-Instruct.")
+        model: str = Field(
+            description="litellm model name, e.g. openai/gpt-4o-mini or hosted_vllm/meta-llama/Llama-3.1-8B-Instruct."
+        )
         base_url: str | None = Field(None, description="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
-        api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key (the key itself is never stored).")
+        api_key_env: str | None = Field(
+            None, description="Name of the environment variable holding the API key (the key itself is never stored)."
+        )
         mode: Literal["logprobs", "samples"] = "logprobs"
         top_logprobs: int = Field(20, ge=1, le=20)
         samples: int = Field(10, ge=1, description="Answers sampled per prompt in samples mode.")
-        temperature: float = Field(1.0, ge=0, description="Sampling temperature in samples mode (logprobs mode uses 0).")
+        temperature: float = Field(
+            1.0, ge=0, description="Sampling temperature in samples mode (logprobs mode uses 0)."
+        )
         max_concurrency: int = Field(8, ge=1)
         max_retries: int = Field(5, ge=0)
         backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each retry (with jitter).")
@@ -152,8 +181,18 @@ class LiteLLMSimulator(Simulator):
     @cached_property
     def retryable(self) -> tuple[type[BaseException], ...]:
         e = self.litellm.exceptions
-        return (e.RateLimitError, e.Timeout, e.APIConnectionError, e.InternalServerError, e.ServiceUnavailableError,
-                e.BadGatewayError, e.APIResponseValidationError, e.APIError, MalformedReply, json.JSONDecodeError)
+        return (
+            e.RateLimitError,
+            e.Timeout,
+            e.APIConnectionError,
+            e.InternalServerError,
+            e.ServiceUnavailableError,
+            e.BadGatewayError,
+            e.APIResponseValidationError,
+            e.APIError,
+            MalformedReply,
+            json.JSONDecodeError,
+        )
 
     def api_key(self) -> str | None:
         name = self.config.api_key_env
@@ -172,8 +211,15 @@ class LiteLLMSimulator(Simulator):
             await self.limiter.acquire(tokens)
             try:
                 response = await self.litellm.acompletion(
-                    model=c.model, messages=messages, api_base=c.base_url, api_key=self.api_key(),
-                    timeout=c.timeout_s, num_retries=0, drop_params=True, **params, **c.extra,
+                    model=c.model,
+                    messages=messages,
+                    api_base=c.base_url,
+                    api_key=self.api_key(),
+                    timeout=c.timeout_s,
+                    num_retries=0,
+                    drop_params=True,
+                    **params,
+                    **c.extra,
                 )
                 self.counts["requests"] += 1
                 return read(response)
@@ -193,14 +239,28 @@ class LiteLLMSimulator(Simulator):
         async with gate:
             try:
                 if c.mode == "logprobs":
-                    logprobs, text = await self.call(messages, lambda r: (top_logprobs(r), message_text(r)),
-                                                     max_tokens=1, temperature=0, logprobs=True, top_logprobs=c.top_logprobs)
+                    logprobs, text = await self.call(
+                        messages,
+                        lambda r: (top_logprobs(r), message_text(r)),
+                        max_tokens=1,
+                        temperature=0,
+                        logprobs=True,
+                        top_logprobs=c.top_logprobs,
+                    )
                     answer = from_logprobs(logprobs, prompt.labels, raw=text)
                 else:
-                    texts = await asyncio.gather(*(
-                        self.call(messages, message_text, max_tokens=8, temperature=c.temperature, seed=prompt.repeat * c.samples + i)
-                        for i in range(c.samples)
-                    ))
+                    texts = await asyncio.gather(
+                        *(
+                            self.call(
+                                messages,
+                                message_text,
+                                max_tokens=8,
+                                temperature=c.temperature,
+                                seed=prompt.repeat * c.samples + i,
+                            )
+                            for i in range(c.samples)
+                        )
+                    )
                     answer = from_samples(list(texts), prompt.labels)
             except self.retryable as exc:
                 self.counts["failed"] += 1
@@ -218,7 +278,13 @@ class LiteLLMSimulator(Simulator):
 
         return asyncio.run(run())
 
-    def generate(self, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0, json_schema: dict[str, Any] | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+    ) -> list[str]:
         """Text per prompt; with ``json_schema``, structured output where the provider has it,
         and the reply validated against the schema, asked again up to ``max_retries`` times."""
         import jsonschema
@@ -226,7 +292,10 @@ class LiteLLMSimulator(Simulator):
         params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
         structured = self.config.structured_output if json_schema is not None else "none"
         if structured == "json_schema":
-            params["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema}}
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": json_schema},
+            }
         elif structured == "json_object":
             params["response_format"] = {"type": "json_object", "schema": bounded_integers_as_enums(json_schema)}
 

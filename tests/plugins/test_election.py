@@ -20,7 +20,12 @@ def test_three_state_toy_by_hand(tmp_path):
     truth = tmp_path / "truth.csv"
     truth.write_text("state,dem_votes,rep_votes,electoral_votes\nAA,60,40,10\nBB,30,70,5\nCC,45,55,3\n")
     # simulated two-party shares: AA 0.5 (A 0.4 / B 0.4), BB 0.4, CC 0.55
-    shares = {"AA": {"A": 0.4, "B": 0.4, "C": 0.2}, "BB": {"A": 0.4, "B": 0.6}, "CC": {"A": 0.55, "B": 0.45}, "ALL": {"A": 0.5, "B": 0.5}}
+    shares = {
+        "AA": {"A": 0.4, "B": 0.4, "C": 0.2},
+        "BB": {"A": 0.4, "B": 0.6},
+        "CC": {"A": 0.55, "B": 0.45},
+        "ALL": {"A": 0.5, "B": 0.5},
+    }
     metric = ElectionMetric(ElectionMetric.Config(question="vote", truth=str(truth), abstain_option="C"))
     v = {(m.name, m.stratum): m.value for m in metric.compute(ToyRun(shares))}
     errors = [0.5 - 0.6, 0.4 - 0.3, 0.55 - 0.45]
@@ -42,7 +47,10 @@ def test_three_state_toy_by_hand(tmp_path):
 
 def test_default_truth_is_the_2024_result():
     shares = {"CA": {"A": 1.0, "B": 0.0}}
-    v = {(m.name, m.stratum): m.value for m in ElectionMetric(ElectionMetric.Config(question="vote")).compute(ToyRun(shares))}
+    v = {
+        (m.name, m.stratum): m.value
+        for m in ElectionMetric(ElectionMetric.Config(question="vote")).compute(ToyRun(shares))
+    }
     assert v[("true_dem_share", "CA")] == pytest.approx(9276179 / (9276179 + 6081697))  # MEDSL 2024
 
 
@@ -57,6 +65,7 @@ def test_truth_can_be_swapped_from_the_command_line(invoke, tmp_path):
     import json
 
     from conftest import EXAMPLE
+
     from simrun import data
 
     other = tmp_path / "flipped.csv"
@@ -69,8 +78,17 @@ def test_truth_can_be_swapped_from_the_command_line(invoke, tmp_path):
         cells[d], cells[r] = cells[r], cells[d]
         flipped.append(",".join(cells))
     other.write_text("\n".join(flipped) + "\n")
-    base = ["--set", "sampler={use: census, with: {states: [CA, WY], per_state: 3}}", "--set", "enrichers=[]",
-            "--set", "questions=[{id: vote2024, text: 'Who?', options: [Harris, Trump]}]", "--set", "metrics={election: {}}", "--quiet"]
+    base = [
+        "--set",
+        "sampler={use: census, with: {states: [CA, WY], per_state: 3}}",
+        "--set",
+        "enrichers=[]",
+        "--set",
+        "questions=[{id: vote2024, text: 'Who?', options: [Harris, Trump]}]",
+        "--set",
+        "metrics={election: {}}",
+        "--quiet",
+    ]
     for truth in (None, other):
         extra = ["--set", f"metrics.election.truth={truth}"] if truth else []
         assert invoke("run", str(EXAMPLE / "towns.yaml"), *base, *extra).exit_code == 0

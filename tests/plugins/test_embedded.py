@@ -5,10 +5,10 @@ import re
 
 import jsonschema
 import pytest
-
 from bounded_schema import BOUNDED_SCHEMA, TEMPTING_PROMPTS
-from simrun.models import Prompt
+
 from simrun import bundled_model
+from simrun.models import Prompt
 from simrun.plugins.simulators.embedded import EmbeddedSimulator, integer_spellings, json_grammar
 
 pytestmark = pytest.mark.model
@@ -22,8 +22,13 @@ def simulator():
 
 
 def prompt(persona: str, question: str, pid: int = 0) -> Prompt:
-    return Prompt(persona_id=pid, question_id="q", system=f"You are this person:\n{persona}",
-                  user=f"{question}\n\nA. Yes\nB. No\nC. Not sure\n\nAnswer with the letter of one option only.", labels=["A", "B", "C"])
+    return Prompt(
+        persona_id=pid,
+        question_id="q",
+        system=f"You are this person:\n{persona}",
+        user=f"{question}\n\nA. Yes\nB. No\nC. Not sure\n\nAnswer with the letter of one option only.",
+        labels=["A", "B", "C"],
+    )
 
 
 def test_bundled_model_is_found_without_importing_llm():
@@ -67,8 +72,24 @@ def as_regex(spellings):
     return re.compile("|".join("".join(re.escape(a) if a == b else f"[{a}-{b}]" for a, b in s) for s in spellings))
 
 
-@pytest.mark.parametrize("low,high", [(1, 12), (0, 0), (10, 99), (-5, 5), (-120, -7), (3, 1000), (99, 101), (123, 4567),
-                                      (-1, 0), (None, 3), (-3, None), (1, None), (1950, 2024)])
+@pytest.mark.parametrize(
+    "low,high",
+    [
+        (1, 12),
+        (0, 0),
+        (10, 99),
+        (-5, 5),
+        (-120, -7),
+        (3, 1000),
+        (99, 101),
+        (123, 4567),
+        (-1, 0),
+        (None, 3),
+        (-3, None),
+        (1, None),
+        (1950, 2024),
+    ],
+)
 def test_integer_spellings_are_exactly_the_range(low, high):
     pattern = as_regex(integer_spellings(low, high))
     for n in range(-1500, 5000):
@@ -79,16 +100,25 @@ def test_integer_spellings_are_exactly_the_range(low, high):
 def test_the_grammar_of_a_bounded_schema_compiles_with_every_bound_as_a_rule():
     from llama_cpp import LlamaGrammar
 
-    nested = {"type": "object", "properties": {"rows": {"type": "array", "items": {"$ref": "#/$defs/row"}, "maxItems": 2},
-                                               "integer": {"type": "integer", "minimum": 0}},
-              "$defs": {"row": {"type": "object", "properties": {"n": {"type": "integer", "exclusiveMinimum": 2, "maximum": 4}}}}}
+    nested = {
+        "type": "object",
+        "properties": {
+            "rows": {"type": "array", "items": {"$ref": "#/$defs/row"}, "maxItems": 2},
+            "integer": {"type": "integer", "minimum": 0},
+        },
+        "$defs": {
+            "row": {"type": "object", "properties": {"n": {"type": "integer", "exclusiveMinimum": 2, "maximum": 4}}}
+        },
+    }
     for schema in (BOUNDED_SCHEMA, nested):
         LlamaGrammar.from_string(json_grammar(schema), verbose=False)
     grammar = json_grammar(BOUNDED_SCHEMA)
     assert '([1-9] | "1" [0-2]) space' in grammar  # household_size 1..12
     assert '"-" [1-4] [0-9] | "-" "5" "0"' in grammar  # balance_change -50..-10
     assert '"2" "0" "2" [0-4]' in grammar  # year_moved_in below 2025
-    assert 'integer- ::= ([0-9] | [1-9] [0-9] |' in json_grammar(nested) and 'row-n ::= ([3-4]) space' in json_grammar(nested)
+    assert "integer- ::= ([0-9] | [1-9] [0-9] |" in json_grammar(nested) and "row-n ::= ([3-4]) space" in json_grammar(
+        nested
+    )
 
 
 def test_generate_keeps_every_bound_whatever_the_prompt_asks(simulator):
@@ -108,12 +138,24 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
 
 def test_election_scenario_runs_for_real(tmp_path):
     from click.testing import CliRunner
-
-    from simrun.cli import cli
     from conftest import ROOT
 
+    from simrun.cli import cli
+
     db = tmp_path / "e.db"
-    result = CliRunner().invoke(cli, [str(ROOT / "scenarios/election.yaml"), "--db", str(db), "--set", "sampler.with.states=[VT, WY]", "--set", "sampler.with.per_state=2"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            str(ROOT / "scenarios/election.yaml"),
+            "--db",
+            str(db),
+            "--set",
+            "sampler.with.states=[VT, WY]",
+            "--set",
+            "sampler.with.per_state=2",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "election.mae_points" in result.output and "VT" in result.output
 

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
-
 from bounded_schema import BOUNDED_SCHEMA, TEMPTING_PROMPTS
 from conftest import EXAMPLE
 from servers import FaultProxy, start_llama_server
+
+from simrun import bundled_model
 from simrun.engine import Engine
 from simrun.models import Prompt
-from simrun import bundled_model
 from simrun.plugins.simulators.embedded import EmbeddedSimulator
 from simrun.plugins.simulators.litellm_api import LiteLLMSimulator, RateLimiter
 from simrun.scenario import load_scenario
@@ -31,12 +31,21 @@ def server():
 
 
 def prompt(question: str) -> Prompt:
-    return Prompt(persona_id=0, question_id="q", system="You are a 40-year-old nurse from Ohio.",
-                  user=f"{question}\n\nA. Yes\nB. No\n\nAnswer with the letter of one option only.", labels=["A", "B"])
+    return Prompt(
+        persona_id=0,
+        question_id="q",
+        system="You are a 40-year-old nurse from Ohio.",
+        user=f"{question}\n\nA. Yes\nB. No\n\nAnswer with the letter of one option only.",
+        labels=["A", "B"],
+    )
 
 
 def simulator(base: str, **config) -> LiteLLMSimulator:
-    return LiteLLMSimulator(LiteLLMSimulator.Config(model="openai/smollm2", base_url=base, api_key_env="SIMRUN_TEST_KEY", backoff_s=0.01, **config))
+    return LiteLLMSimulator(
+        LiteLLMSimulator.Config(
+            model="openai/smollm2", base_url=base, api_key_env="SIMRUN_TEST_KEY", backoff_s=0.01, **config
+        )
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -65,8 +74,14 @@ def test_samples_mode_counts_k_answers(server):
 
 
 def run_towns_on(base: str, db, **config):
-    registry_overrides = ["simulator.use=litellm", "simulator.with.model=openai/smollm2", f"simulator.with.base_url={base}",
-                          "simulator.with.api_key_env=SIMRUN_TEST_KEY", "simulator.with.backoff_s=0.01", "sampler.with.per_town=4"]
+    registry_overrides = [
+        "simulator.use=litellm",
+        "simulator.with.model=openai/smollm2",
+        f"simulator.with.base_url={base}",
+        "simulator.with.api_key_env=SIMRUN_TEST_KEY",
+        "simulator.with.backoff_s=0.01",
+        "sampler.with.per_town=4",
+    ]
     registry_overrides += [f"simulator.with.{k}={v}" for k, v in config.items()]
     from simrun.registry import load_registry
 
@@ -105,7 +120,9 @@ def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tm
         proxy.close()
     rows = list(store.answer_rows(run_id))
     assert len(rows) == 16 and all(r["invalid"] == 1.0 for r in rows)
-    assert all(r["error"].startswith("InternalServerError after 2 retries: ") and "injected 500" in r["error"] for r in rows)
+    assert all(
+        r["error"].startswith("InternalServerError after 2 retries: ") and "injected 500" in r["error"] for r in rows
+    )
     assert store.answer_errors(run_id)[0] == 16
     assert json.loads(store.run(run_id)["simulator_stats"])["failed"] == 16
     assert store.db["llm_cache"].count == 0, "failures are not cached: a rerun asks again"
@@ -114,12 +131,32 @@ def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tm
 def test_a_key_echoed_by_the_server_is_masked_in_the_run_log_and_on_screen(server, tmp_path):
     proxy = FaultProxy(server, ["401echo"])
     db = tmp_path / "k.db"
-    args = ["run", str(EXAMPLE / "towns.yaml"), "--db", str(db), "--plugins-dir", str(EXAMPLE), "--quiet",
-            "--set", "simulator.use=litellm", "--set", "simulator.with.model=openai/smollm2", "--set", f"simulator.with.base_url={proxy.url}",
-            "--set", "simulator.with.api_key_env=SIMRUN_TEST_KEY", "--set", "sampler.with.per_town=2"]
+    args = [
+        "run",
+        str(EXAMPLE / "towns.yaml"),
+        "--db",
+        str(db),
+        "--plugins-dir",
+        str(EXAMPLE),
+        "--quiet",
+        "--set",
+        "simulator.use=litellm",
+        "--set",
+        "simulator.with.model=openai/smollm2",
+        "--set",
+        f"simulator.with.base_url={proxy.url}",
+        "--set",
+        "simulator.with.api_key_env=SIMRUN_TEST_KEY",
+        "--set",
+        "sampler.with.per_town=2",
+    ]
     try:
-        result = subprocess.run([sys.executable, "-m", "simrun", *args], capture_output=True, text=True,
-                                env={**os.environ, "SIMRUN_TEST_KEY": SECRET})
+        result = subprocess.run(
+            [sys.executable, "-m", "simrun", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SIMRUN_TEST_KEY": SECRET},
+        )
     finally:
         proxy.close()
     assert proxy.faults and result.returncode == 1

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from conftest import PersonasView
 
 from simrun.components import EnrichContext
@@ -9,8 +8,14 @@ from simrun.models import Persona
 from simrun.plugins.enrichers.llm_tiers import Descriptive, ObjectiveTabular, SubjectiveTabular
 from simrun.plugins.metrics.persona_text import PersonaTextMetric
 
-GOOD = {"occupation": "nurse", "industry": "education and health care", "household_size": 3, "health_insurance": "employer",
-        "urbanicity": "suburban", "housing": "owns"}
+GOOD = {
+    "occupation": "nurse",
+    "industry": "education and health care",
+    "household_size": 3,
+    "health_insurance": "employer",
+    "urbanicity": "suburban",
+    "housing": "owns",
+}
 
 
 class Script:
@@ -28,8 +33,16 @@ class Script:
 
 
 def personas(n=2):
-    return [Persona(id=i, stratum="OH", weight=1.0, attributes={"age": 30 + i, "sex": "female"},
-                    provenance={"age": "census:x", "sex": "census:x"}) for i in range(n)]
+    return [
+        Persona(
+            id=i,
+            stratum="OH",
+            weight=1.0,
+            attributes={"age": 30 + i, "sex": "female"},
+            provenance={"age": "census:x", "sex": "census:x"},
+        )
+        for i in range(n)
+    ]
 
 
 def context(script):
@@ -49,12 +62,23 @@ def test_a_malformed_reply_is_asked_again_with_the_reason():
     assert len(script.prompts) == 2 and "not usable (not JSON" in script.prompts[1][0]
 
 
-@pytest.mark.parametrize("reply,reason,detail", [
-    (json.dumps({**GOOD, "industry": "space piracy"}), "out of schema at industry: enum", "'space piracy' is not one of"),
-    (json.dumps({**GOOD, "household_size": 30}), "out of schema at household_size: maximum", "30 is greater than the maximum of 12"),
-    ("I'm sorry, I can't help with describing real people.", "not JSON", "Expecting value"),
-    ("", "empty reply", ""),
-])
+@pytest.mark.parametrize(
+    "reply,reason,detail",
+    [
+        (
+            json.dumps({**GOOD, "industry": "space piracy"}),
+            "out of schema at industry: enum",
+            "'space piracy' is not one of",
+        ),
+        (
+            json.dumps({**GOOD, "household_size": 30}),
+            "out of schema at household_size: maximum",
+            "30 is greater than the maximum of 12",
+        ),
+        ("I'm sorry, I can't help with describing real people.", "not JSON", "Expecting value"),
+        ("", "empty reply", ""),
+    ],
+)
 def test_replies_that_never_fit_are_recorded_not_dropped(reply, reason, detail):
     batch = ObjectiveTabular(ObjectiveTabular.Config(attempts=2)).enrich(personas(2), context(Script(reply)))
     recorded = batch[0].attributes["_objective_invalid"]
@@ -63,8 +87,17 @@ def test_replies_that_never_fit_are_recorded_not_dropped(reply, reason, detail):
 
 
 def test_subjective_and_descriptive_tiers():
-    subjective = {"openness": "high", "conscientiousness": "medium", "extraversion": "low", "agreeableness": "high", "neuroticism": "low",
-                  "core_values": ["family"], "hobbies": ["gardening", "chess"], "life_outlook": "optimistic", "defining_quirk": "hums"}
+    subjective = {
+        "openness": "high",
+        "conscientiousness": "medium",
+        "extraversion": "low",
+        "agreeableness": "high",
+        "neuroticism": "low",
+        "core_values": ["family"],
+        "hobbies": ["gardening", "chess"],
+        "life_outlook": "optimistic",
+        "defining_quirk": "hums",
+    }
     [p] = SubjectiveTabular().enrich(personas(1), context(Script(json.dumps(subjective))))
     assert p.attributes["hobbies"] == ["gardening", "chess"]
     [p] = Descriptive().enrich([p], context(Script("I am a cheerful nurse from Ohio who loves my garden.")))
@@ -77,8 +110,13 @@ def test_persona_text_metric_by_hand():
     from textblob import TextBlob
 
     census_only = personas(1)[0]
-    written = Persona(id=1, stratum="OH", weight=1.0, attributes={"age": 40, "sex": "male", "description": "a wonderful happy life", "_objective_invalid": "x"},
-                      provenance={"age": "census:x", "sex": "census:x", "description": "llm:m", "_objective_invalid": "llm:m"})
+    written = Persona(
+        id=1,
+        stratum="OH",
+        weight=1.0,
+        attributes={"age": 40, "sex": "male", "description": "a wonderful happy life", "_objective_invalid": "x"},
+        provenance={"age": "census:x", "sex": "census:x", "description": "llm:m", "_objective_invalid": "llm:m"},
+    )
     values = {v.name: v.value for v in PersonaTextMetric().compute(PersonasView([census_only, written]))}
     assert values["llm_share_attributes"] == pytest.approx((0 + 1 / 3) / 2)
     chars = len("a wonderful happy life")
@@ -134,7 +172,9 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
     engine = Engine(registry, store, show_progress=False)
     unbounded = Sizes(30)  # a backend whose decoding ignored the bounds
     assert engine.generate(unbounded, ["p"], json_schema=schema) == ['{"household_size": 30}']
-    assert engine.generate(unbounded, ["p"], json_schema=schema) and unbounded.calls == 2  # asked again, not served from the cache
+    assert (
+        engine.generate(unbounded, ["p"], json_schema=schema) and unbounded.calls == 2
+    )  # asked again, not served from the cache
     bounded = Sizes(4)
     assert engine.generate(bounded, ["p"], json_schema=schema) == ['{"household_size": 4}']
     assert engine.generate(bounded, ["p"], json_schema=schema) and bounded.calls == 1
@@ -148,7 +188,15 @@ YOUNG_DROPOUT = {"age": 22, "sex": "male", "education": "less than high school"}
 
 
 def young_dropout():
-    return [Persona(id=0, stratum="OH", weight=1.0, attributes=dict(YOUNG_DROPOUT), provenance={k: "census:x" for k in YOUNG_DROPOUT})]
+    return [
+        Persona(
+            id=0,
+            stratum="OH",
+            weight=1.0,
+            attributes=dict(YOUNG_DROPOUT),
+            provenance={k: "census:x" for k in YOUNG_DROPOUT},
+        )
+    ]
 
 
 def test_a_reply_that_contradicts_the_census_is_regenerated_with_the_reason():
@@ -167,22 +215,43 @@ def test_a_violation_that_persists_is_kept_and_flagged():
 
 
 def test_flag_mode_and_scenario_rules():
-    config = ObjectiveTabular.Config.model_validate({"on_violation": "flag", "rules": [
-        {"id": "no_rural_ohio", "when": {"age": {"lt": 30}}, "forbid": {"urbanicity": {"in": ["rural"]}}}]})
+    config = ObjectiveTabular.Config.model_validate(
+        {
+            "on_violation": "flag",
+            "rules": [
+                {"id": "no_rural_ohio", "when": {"age": {"lt": 30}}, "forbid": {"urbanicity": {"in": ["rural"]}}}
+            ],
+        }
+    )
     script = Script(json.dumps({**GOOD, "urbanicity": "rural", "occupation": "retired surgeon"}))
     [p] = ObjectiveTabular(config).enrich(young_dropout(), context(script))
-    assert len(script.prompts) == 1 and p.attributes["_objective_violations"] == ["no_rural_ohio"]  # only the scenario's rules
+    assert len(script.prompts) == 1 and p.attributes["_objective_violations"] == [
+        "no_rural_ohio"
+    ]  # only the scenario's rules
 
 
 def test_a_narrative_in_the_wrong_voice_is_regenerated():
-    script = Script("As a woman and a mother of three, I love my small town.", "As a young man, I work nights and love fishing.")
+    script = Script(
+        "As a woman and a mother of three, I love my small town.", "As a young man, I work nights and love fishing."
+    )
     [p] = Descriptive().enrich(young_dropout(), context(script))
-    assert p.attributes["description"].startswith("As a young man") and p.attributes["_descriptive_regenerated"] == ["male_writes_as_woman"]
+    assert p.attributes["description"].startswith("As a young man") and p.attributes["_descriptive_regenerated"] == [
+        "male_writes_as_woman"
+    ]
 
 
 def test_persona_text_counts_consistency_per_tier_and_rule():
-    flagged = Persona(id=0, stratum="OH", weight=1.0, attributes={"age": 22, "_objective_violations": ["retired_too_young"],
-                      "_descriptive_regenerated": ["male_writes_as_woman"]}, provenance={"age": "census:x"})
+    flagged = Persona(
+        id=0,
+        stratum="OH",
+        weight=1.0,
+        attributes={
+            "age": 22,
+            "_objective_violations": ["retired_too_young"],
+            "_descriptive_regenerated": ["male_writes_as_woman"],
+        },
+        provenance={"age": "census:x"},
+    )
     clean = Persona(id=1, stratum="OH", weight=1.0, attributes={"age": 50}, provenance={"age": "census:x"})
     values = {v.name: v.value for v in PersonaTextMetric().compute(PersonasView([flagged, clean]))}
     assert values["flagged[objective]"] == 1 and values["regenerated[descriptive]"] == 1

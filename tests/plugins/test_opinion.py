@@ -18,12 +18,22 @@ def test_formula_by_hand_on_non_uniform_ordinals():
 
 def test_options_without_a_scale_position_are_left_out():
     # a 'Not sure' third option: renormalise over the first two, W = |0.75 - 0.5| on a span of 1
-    assert representativeness(np.array([0.3, 0.1, 0.6]), np.array([0.4, 0.4, 0.2]), np.array([1.0, 2.0])) == pytest.approx(0.75)
+    assert representativeness(
+        np.array([0.3, 0.1, 0.6]), np.array([0.4, 0.4, 0.2]), np.array([1.0, 2.0])
+    ) == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize("label,group", [("$25,000 to $29,999", "Less than $30,000"), ("$30,000 to $34,999", "$30,000-$50,000"),
-                                         ("$45,000 to $49,999", "$30,000-$50,000"), ("$75,000 to $99,999", "$75,000-$100,000"),
-                                         ("$200,000 or more", "$100,000 or more"), ("under $10,000", "Less than $30,000")])
+@pytest.mark.parametrize(
+    "label,group",
+    [
+        ("$25,000 to $29,999", "Less than $30,000"),
+        ("$30,000 to $34,999", "$30,000-$50,000"),
+        ("$45,000 to $49,999", "$30,000-$50,000"),
+        ("$75,000 to $99,999", "$75,000-$100,000"),
+        ("$200,000 or more", "$100,000 or more"),
+        ("under $10,000", "Less than $30,000"),
+    ],
+)
 def test_income_bands(label, group):
     assert income_group(label) == group
 
@@ -32,10 +42,38 @@ def test_income_bands(label, group):
 def opinionqa(tmp_path):
     with (tmp_path / "opinionqa_questions.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["wave", "key", "question", "options", "option_codes", "option_ordinal", "n_options", "topic_fine", "topic_coarse"])
-        w.writerow(["W1", "Q_W1", "Is it good?", json.dumps(["Good", "So-so", "Bad", "Refused"]), "{}", "[1.0, 1.5, 3.0]", 4, "", ""])
-    rows = [("SEX", "Male", {"Good": 30, "So-so": 10, "Bad": 60, "Refused": 5}), ("SEX", "Female", {"Good": 50, "So-so": 30, "Bad": 20}),
-            ("EDUCATION", "High school graduate", {"Good": 10, "Bad": 10}), ("EDUCATION", "Some college, no degree", {"Good": 30, "So-so": 0, "Bad": 10})]
+        w.writerow(
+            [
+                "wave",
+                "key",
+                "question",
+                "options",
+                "option_codes",
+                "option_ordinal",
+                "n_options",
+                "topic_fine",
+                "topic_coarse",
+            ]
+        )
+        w.writerow(
+            [
+                "W1",
+                "Q_W1",
+                "Is it good?",
+                json.dumps(["Good", "So-so", "Bad", "Refused"]),
+                "{}",
+                "[1.0, 1.5, 3.0]",
+                4,
+                "",
+                "",
+            ]
+        )
+    rows = [
+        ("SEX", "Male", {"Good": 30, "So-so": 10, "Bad": 60, "Refused": 5}),
+        ("SEX", "Female", {"Good": 50, "So-so": 30, "Bad": 20}),
+        ("EDUCATION", "High school graduate", {"Good": 10, "Bad": 10}),
+        ("EDUCATION", "Some college, no degree", {"Good": 30, "So-so": 0, "Bad": 10}),
+    ]
     with gzip.open(tmp_path / "opinionqa_group_counts.csv.gz", "wt", newline="") as f:
         w = csv.writer(f)
         w.writerow(["wave", "key", "attribute", "group", "option", "count"])
@@ -63,22 +101,43 @@ def test_metric_overall_per_group_and_human_baseline(opinionqa):
     metric = OpinionMetric(OpinionMetric.Config(path=str(opinionqa)))
     [q] = metric.questions()
     assert q.options == ["Good", "So-so", "Bad"] and q.ordinal == [1.0, 1.5, 3.0]
-    personas = [Persona(id=0, stratum="X", weight=1.0, attributes={"sex": "male", "education": "high school"}),
-                Persona(id=1, stratum="X", weight=3.0, attributes={"sex": "female", "education": "graduate degree"})]
-    answers = [{"persona_id": 0, "question_id": "Q_W1", "weight": 1.0, "distribution": json.dumps({"A": 0.0, "B": 0.0, "C": 1.0})},
-               {"persona_id": 1, "question_id": "Q_W1", "weight": 3.0, "distribution": json.dumps({"A": 1.0, "B": 0.0, "C": 0.0})}]
+    personas = [
+        Persona(id=0, stratum="X", weight=1.0, attributes={"sex": "male", "education": "high school"}),
+        Persona(id=1, stratum="X", weight=3.0, attributes={"sex": "female", "education": "graduate degree"}),
+    ]
+    answers = [
+        {
+            "persona_id": 0,
+            "question_id": "Q_W1",
+            "weight": 1.0,
+            "distribution": json.dumps({"A": 0.0, "B": 0.0, "C": 1.0}),
+        },
+        {
+            "persona_id": 1,
+            "question_id": "Q_W1",
+            "weight": 3.0,
+            "distribution": json.dumps({"A": 1.0, "B": 0.0, "C": 0.0}),
+        },
+    ]
     values = {(v.name, v.stratum): v.value for v in metric.compute(ToyRun([q], personas, answers))}
     ordinal = np.array([1.0, 1.5, 3.0])
     everyone_model = np.array([0.75, 0, 0.25])
     everyone_human = np.array([80, 40, 80]) / 200  # Male + Female, refusals left out
-    assert values[("representativeness", "")] == pytest.approx(representativeness(everyone_model, everyone_human, ordinal))
+    assert values[("representativeness", "")] == pytest.approx(
+        representativeness(everyone_model, everyone_human, ordinal)
+    )
     assert values[("questions", "")] == 1
     male_human = np.array([30, 10, 60]) / 100
-    assert values[("representativeness", "SEX=Male")] == pytest.approx(representativeness(np.array([0, 0, 1.0]), male_human, ordinal))
-    assert values[("human_baseline", "SEX=Male")] == pytest.approx(representativeness(male_human, everyone_human, ordinal))
+    assert values[("representativeness", "SEX=Male")] == pytest.approx(
+        representativeness(np.array([0, 0, 1.0]), male_human, ordinal)
+    )
+    assert values[("human_baseline", "SEX=Male")] == pytest.approx(
+        representativeness(male_human, everyone_human, ordinal)
+    )
     merged = np.array([40, 0, 20]) / 60  # high school graduate + some college
     assert values[("representativeness", "EDUCATION=High school or some college")] == pytest.approx(
-        representativeness(np.array([0, 0, 1.0]), merged, ordinal))
+        representativeness(np.array([0, 0, 1.0]), merged, ordinal)
+    )
     assert ("representativeness", "EDUCATION=Postgraduate") not in values  # no human counts for it here
 
 

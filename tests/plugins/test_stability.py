@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import EXAMPLE
+
 from simrun.engine import Engine
 from simrun.models import Question
 from simrun.plugins.metrics.stability import StabilityMetric
@@ -17,7 +17,10 @@ class ToyRun:
         self.rows = rows
 
     def answers(self):
-        return iter({"persona_id": pid, "question_id": "q", "distribution": json.dumps({"A": a, "B": 1 - a})} for pid, a in self.rows)
+        return iter(
+            {"persona_id": pid, "question_id": "q", "distribution": json.dumps({"A": a, "B": 1 - a})}
+            for pid, a in self.rows
+        )
 
 
 def test_by_hand():
@@ -35,7 +38,9 @@ def test_single_answers_are_a_clear_error():
 
 
 def run(registry, db, *overrides):
-    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, ["metrics={stability: {}, mean_share: {question: q1}}", *overrides])
+    loaded = load_scenario(
+        EXAMPLE / "towns.yaml", registry, ["metrics={stability: {}, mean_share: {question: q1}}", *overrides]
+    )
     store = Store(db)
     return store, Engine(registry, store, show_progress=False).run(loaded)
 

@@ -1,8 +1,8 @@
 import numpy as np
 
+from simrun import data
 from simrun.components import EnrichContext
 from simrun.models import Persona
-from simrun import data
 from simrun.plugins.enrichers.survey import IDEOLOGY, PARTY, SurveyEnricher
 
 
@@ -23,15 +23,24 @@ def test_values_are_on_pews_scales_with_provenance_and_repeatable():
 
 def test_imputed_party_follows_the_donor_cell():
     """Black respondents are far more often Democrats than white ones in the GSS; imputation keeps that."""
+
     def share(race):
         rows = [r for r in data.rows("gss_seed.csv") if r["race_ethnicity"] == race]
         weights = np.array([float(r["weight"]) for r in rows])
         return float(weights[[PARTY[r["partyid"]] == "Democrat" for r in rows]].sum() / weights.sum())
 
     enricher = SurveyEnricher(SurveyEnricher.Config(min_donors=1))
-    drawn = {race: np.mean([p.attributes["party"] == "Democrat" for p in
-                            enricher.enrich(personas(3000, race_ethnicity=race, education="bachelor's degree"), EnrichContext(seed=1))])
-             for race in ("black", "white")}
+    drawn = {
+        race: np.mean(
+            [
+                p.attributes["party"] == "Democrat"
+                for p in enricher.enrich(
+                    personas(3000, race_ethnicity=race, education="bachelor's degree"), EnrichContext(seed=1)
+                )
+            ]
+        )
+        for race in ("black", "white")
+    }
     assert drawn["black"] > drawn["white"] + 0.25
     assert share("black") > share("white") + 0.25
 
@@ -56,8 +65,11 @@ def test_opinion_groups_by_the_imputed_party():
 
 def test_survey_runs_after_the_region_it_uses(registry):
     from conftest import ROOT
+
     from simrun.engine import build_pipeline
     from simrun.scenario import load_scenario
 
     loaded = load_scenario(ROOT / "scenarios" / "election.yaml", registry, ["enrichers=[{use: survey}, {use: region}]"])
-    assert [e.name for e in build_pipeline(loaded, registry).enrichers] == ["region", "survey"], "survey uses census_region"
+    assert [e.name for e in build_pipeline(loaded, registry).enrichers] == ["region", "survey"], (
+        "survey uses census_region"
+    )

@@ -17,7 +17,11 @@ def test_by_hand_on_an_ordinal_and_a_positional_question():
     ordinal = Question(id="o", text="?", options=["a", "b", "c", "d"], ordinal=[1, 1.5, 2, 3], truth=[10, 20, 30, 40])
     positional = Question(id="p", text="?", options=["x", "y"], truth=[0.5, 0.5])
     plain = Question(id="n", text="?", options=["x", "y"])
-    shares = {"o": {"ALL": {"A": 0.4, "B": 0.1, "C": 0.2, "D": 0.3}}, "p": {"ALL": {"A": 0.8, "B": 0.2}}, "n": {"ALL": {"A": 1.0, "B": 0.0}}}
+    shares = {
+        "o": {"ALL": {"A": 0.4, "B": 0.1, "C": 0.2, "D": 0.3}},
+        "p": {"ALL": {"A": 0.8, "B": 0.2}},
+        "n": {"ALL": {"A": 1.0, "B": 0.0}},
+    }
     values = {v.name: v.value for v in WassersteinMetric().compute(ToyRun([ordinal, positional, plain], shares))}
     assert values["alignment[o]"] == pytest.approx(1 - 0.35 / 2)  # the OpinionQA hand case
     assert values["tvd[o]"] == pytest.approx(0.5 * (0.3 + 0.1 + 0.1 + 0.1))

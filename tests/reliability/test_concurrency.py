@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import EXAMPLE
+
 from simrun.store import Store, StoreError
 
 TOWNS = str(EXAMPLE / "towns.yaml")
@@ -15,8 +15,12 @@ SLOW = ["--set", "sampler.with.per_town=40", "--set", "simulator.with.delay_s=0.
 
 
 def simrun(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "simrun", *args, "--plugins-dir", str(EXAMPLE)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "simrun", *args, "--plugins-dir", str(EXAMPLE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
@@ -25,8 +29,10 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def answers(store: Store, run_id: str) -> list[tuple]:
-    return [(r["persona_id"], r["question_id"], r["repeat"], r["distribution"], r["invalid"], r["prompt"])
-            for r in store.answer_rows(run_id)]
+    return [
+        (r["persona_id"], r["question_id"], r["repeat"], r["distribution"], r["invalid"], r["prompt"])
+        for r in store.answer_rows(run_id)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +59,11 @@ def test_readers_in_a_loop_never_disturb_a_writer(tmp_path, solo):
             store.counts(run["id"])
             reads += 1
         if len(cli_reads) < 3:
-            cli_reads.append(subprocess.run([sys.executable, "-m", "simrun", "runs", "--db", str(db), "--json"],
-                                            capture_output=True, text=True))
+            cli_reads.append(
+                subprocess.run(
+                    [sys.executable, "-m", "simrun", "runs", "--db", str(db), "--json"], capture_output=True, text=True
+                )
+            )
     code, out, err = finish(writer)
     assert code == 0, err
     assert reads > 0 and cli_reads and all(r.returncode == 0 for r in cli_reads), [r.stderr for r in cli_reads]
@@ -79,8 +88,20 @@ def test_runs_started_together_on_a_new_database_all_finish_complete(tmp_path, s
 def test_a_live_run_is_resumed_once_and_a_dead_owners_run_is_taken_over(tmp_path, solo):
     db, flag = tmp_path / "resume.db", tmp_path / "armed"
     flag.touch()
-    code, _, _ = finish(simrun("run", TOWNS, "--db", str(db), "--quiet", *SLOW, "--set", "simulator.with.kill_at_call=3",
-                              "--set", f"simulator.with.kill_flag={flag}"))
+    code, _, _ = finish(
+        simrun(
+            "run",
+            TOWNS,
+            "--db",
+            str(db),
+            "--quiet",
+            *SLOW,
+            "--set",
+            "simulator.with.kill_at_call=3",
+            "--set",
+            f"simulator.with.kill_flag={flag}",
+        )
+    )
     assert code == -signal.SIGKILL
     [run] = Store(db, read_only=True).runs()
     assert run["status"] == "running" and json.loads(run["owner"])["pid"]  # owned by a process that is gone

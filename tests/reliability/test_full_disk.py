@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from conftest import EXAMPLE
+
 from simrun.store import Store
 
 SCRIPT = """
@@ -31,17 +32,39 @@ def test_a_full_disk_fails_the_run_with_its_reason_and_it_resumes_once_space_is_
     result = subprocess.run(["unshare", "-m", "bash", "-c", script], capture_output=True, text=True, timeout=600)
     messages = result.stderr.splitlines()
     assert "exit 2" in messages and messages[-1] == "exit 0", result.stderr
-    assert f"the disk holding {mnt}/r.db is full: free some space; then continue with: simrun run --resume" in result.stderr
+    assert (
+        f"the disk holding {mnt}/r.db is full: free some space; then continue with: simrun run --resume"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     run_id, status, error = (out / "first.txt").read_text().strip().split("|")
     assert status == "failed" and "is full" in error
 
     solo = tmp_path / "solo.db"
-    subprocess.run([sys.executable, "-m", "simrun", "run", str(EXAMPLE / "towns.yaml"), "--set", "sampler.with.per_town=1500",
-                    "--db", str(solo), "--plugins-dir", str(EXAMPLE), "--quiet"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simrun",
+            "run",
+            str(EXAMPLE / "towns.yaml"),
+            "--set",
+            "sampler.with.per_town=1500",
+            "--db",
+            str(solo),
+            "--plugins-dir",
+            str(EXAMPLE),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
     resumed, alone = Store(out / "r.db", read_only=True), Store(solo, read_only=True)
     [solo_id] = [r["id"] for r in alone.runs()]
     assert resumed.run(run_id)["status"] == "finished"
-    rows = lambda store, rid: [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in store.answer_rows(rid)]  # noqa: E731
+
+    def rows(store: Store, rid: str) -> list[tuple]:
+        return [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in store.answer_rows(rid)]
+
     assert rows(resumed, run_id) == rows(alone, solo_id) and len(rows(alone, solo_id)) == 6000
     assert sqlite3.connect(out / "r.db").execute("pragma integrity_check").fetchone() == ("ok",)

@@ -26,8 +26,13 @@ def test_a_scenario_runs_end_to_end_on_vllm(smollm2_hf, tmp_path):
     scenario = tmp_path / "vllm.yaml"
     scenario.write_text(SCENARIO.format(model=smollm2_hf))
     db = tmp_path / "simrun.db"
-    result = subprocess.run([sys.executable, "-m", "simrun", "run", str(scenario), "--db", str(db)],
-                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "simrun", "run", str(scenario), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with sqlite3.connect(db) as conn:
         rows = conn.execute("select model, invalid from answers").fetchall()

@@ -4,26 +4,39 @@ import json
 
 import jsonschema
 import pytest
-
 from bounded_schema import BOUNDED_SCHEMA, TEMPTING_PROMPTS
 
 from simrun.models import Prompt
 from simrun.plugins.simulators.embedded import EmbeddedSimulator
 from simrun.plugins.simulators.vllm_offline import VLLMSimulator
 
-PERSONAS = ["age: 23\nsex: male\nstate: Texas", "age: 71\nsex: female\nstate: Vermont", "age: 45\nsex: female\nstate: Ohio"]
+PERSONAS = [
+    "age: 23\nsex: male\nstate: Texas",
+    "age: 71\nsex: female\nstate: Vermont",
+    "age: 45\nsex: female\nstate: Ohio",
+]
 
 
 def prompts():
-    return [Prompt(persona_id=i, question_id="car", system=f"You are this person:\n{persona}",
-                   user="Do you own a car?\n\nA. Yes\nB. No\nC. Not sure\n\nAnswer with the letter of one option only.", labels=["A", "B", "C"])
-            for i, persona in enumerate(PERSONAS)]
+    return [
+        Prompt(
+            persona_id=i,
+            question_id="car",
+            system=f"You are this person:\n{persona}",
+            user="Do you own a car?\n\nA. Yes\nB. No\nC. Not sure\n\nAnswer with the letter of one option only.",
+            labels=["A", "B", "C"],
+        )
+        for i, persona in enumerate(PERSONAS)
+    ]
 
 
 @pytest.fixture(scope="module")
 def vllm_sim(smollm2_hf):
-    sim = VLLMSimulator(VLLMSimulator.Config(model=str(smollm2_hf), dtype="float32", enforce_eager=True,
-                                             gpu_memory_utilization=0.3, max_model_len=2048))
+    sim = VLLMSimulator(
+        VLLMSimulator.Config(
+            model=str(smollm2_hf), dtype="float32", enforce_eager=True, gpu_memory_utilization=0.3, max_model_len=2048
+        )
+    )
     yield sim
     sim.close()
 
@@ -43,10 +56,18 @@ def test_distributions_agree_with_the_embedded_backend(vllm_sim):
 
 
 def test_structured_generation_returns_schema_valid_json(vllm_sim):
-    schema = {"type": "object", "properties": {"occupation": {"type": "string", "maxLength": 30},
-                                               "urbanicity": {"enum": ["urban", "suburban", "rural"]}},
-              "required": ["occupation", "urbanicity"], "additionalProperties": False}
-    replies = vllm_sim.generate([f"Describe this person as JSON:\n{p}" for p in PERSONAS], max_tokens=64, json_schema=schema)
+    schema = {
+        "type": "object",
+        "properties": {
+            "occupation": {"type": "string", "maxLength": 30},
+            "urbanicity": {"enum": ["urban", "suburban", "rural"]},
+        },
+        "required": ["occupation", "urbanicity"],
+        "additionalProperties": False,
+    }
+    replies = vllm_sim.generate(
+        [f"Describe this person as JSON:\n{p}" for p in PERSONAS], max_tokens=64, json_schema=schema
+    )
     for reply in replies:
         jsonschema.validate(json.loads(reply), schema)
 
