@@ -31,7 +31,9 @@ def prompt(i: int, q: int) -> Prompt:
         question_id=f"q{q}",
         system=persona(i),
         labels=["A", "B", "C", "D"],
-        user=f"Survey question number {q}: how much do you agree with statement {q}?\n\nA. Strongly agree\nB. Agree\nC. Disagree\nD. Strongly disagree\n\nAnswer with the letter of one option only.",
+        user=f"Survey question number {q}: how much do you agree with statement {q}?\n\n"
+        "A. Strongly agree\nB. Agree\nC. Disagree\nD. Strongly disagree\n\n"
+        "Answer with the letter of one option only.",
     )
 
 

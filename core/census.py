@@ -88,11 +88,13 @@ def read_controls(path: Path, label: str) -> Controls:
         where = f"{path}:{line}: table {row['table']}, state {row['state']}, {row['dimension']}={row['category']}"
         if row["dimension"] not in DIMENSIONS:
             raise ValueError(
-                f"{where}: unknown dimension {row['dimension']!r}; the census sampler can rake {', '.join(sorted(DIMENSIONS))}"
+                f"{where}: unknown dimension {row['dimension']!r}; "
+                f"the census sampler can rake {', '.join(sorted(DIMENSIONS))}"
             )
         if row["category"] not in DIMENSIONS[row["dimension"]][0]:
             raise ValueError(
-                f"{where}: unknown category; {row['dimension']} has {', '.join(sorted(DIMENSIONS[row['dimension']][0]))}"
+                f"{where}: unknown category; {row['dimension']} has "
+                f"{', '.join(sorted(DIMENSIONS[row['dimension']][0]))}"
             )
         cell = counts.setdefault(row["state"], {}).setdefault(row["dimension"], {})
         cell[row["category"]] = cell.get(row["category"], 0.0) + data.non_negative(row["count"], f"{where}: count")

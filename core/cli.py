@@ -38,7 +38,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def failed(exc: Exception, run_id: str | None, db_path: str) -> NoReturn:
-    """A run that stopped on an error from a plugin or a backend: one line, and how to go on (SIMRUN_DEBUG=1: the traceback)."""
+    """A run that stopped on an error from a plugin or a backend: one line, and how to go on
+    (SIMRUN_DEBUG=1: the traceback).
+    """
     if os.environ.get("SIMRUN_DEBUG"):
         raise exc
     where = f"run {run_id} failed" if run_id else "failed"
@@ -269,11 +271,13 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
             )
         console.print(table)
     console.print(
-        f"{result['reps']} bootstrap resamples of personas within strata; variants are ranked by the size of their difference."
+        f"{result['reps']} bootstrap resamples of personas within strata; "
+        "variants are ranked by the size of their difference."
     )
     if result["smallest_stratum"] < 2:
         console.print(
-            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; sample more per stratum",
+            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; "
+            "sample more per stratum",
             style="yellow",
         )
     if result["no_interval"]:

@@ -23,7 +23,9 @@ class StrictConfig(BaseModel):
 
 
 class Problem(NamedTuple):
-    """What a component's config gets wrong about its scenario: ``field`` (dotted, in its block; "" for the block) and why."""
+    """What a component's config gets wrong about its scenario: ``field`` (dotted, in its block; "" for the block) and
+    why.
+    """
 
     field: str
     message: str

@@ -71,7 +71,8 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
                 issues.append(
                     ScenarioIssue(
                         ("enrichers", i),
-                        f"enricher '{enricher.name}' needs attribute '{attribute}', which neither the sampler nor any enricher provides",
+                        f"enricher '{enricher.name}' needs attribute '{attribute}', "
+                        "which neither the sampler nor any enricher provides",
                     )
                 )
             for j in providers[attribute]:

@@ -26,7 +26,8 @@ def register_samplers(register: Register) -> None:
     """Add sampler classes: they draw personas per stratum.
 
     A sampler subclasses ``simrun.components.Sampler`` and implements
-    ``sample(rng) -> Iterator[list[Persona]]``.
+    ``sample(rng, batch_size) -> Iterator[list[Persona]]``
+    (docs/plugins.md documents every hook and base-class method).
     """
 
 

@@ -122,7 +122,8 @@ class Question(BaseModel):
     def _ordinal_fits_options(self) -> Question:
         if self.ordinal is not None and not 1 <= len(self.ordinal) <= len(self.options):
             raise ValueError(
-                f"ordinal has {len(self.ordinal)} values; expected 1 to {len(self.options)} (one per option, leading options first)"
+                f"ordinal has {len(self.ordinal)} values; expected 1 to {len(self.options)} "
+                "(one per option, leading options first)"
             )
         return self
 
@@ -148,7 +149,9 @@ class Prompt(BaseModel):
 
 
 def failed_answer(labels: list[str], error: str, raw: str = "") -> ModelAnswer:
-    """An answer that carries no information: all mass invalid, with the reason (secrets masked, at most 500 characters)."""
+    """An answer that carries no information: all mass invalid, with the reason (secrets masked, at most 500
+    characters).
+    """
     return ModelAnswer(distribution=dict.fromkeys(labels, 0.0), invalid=1.0, raw=raw, error=redact(error)[:500])
 
 

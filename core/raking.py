@@ -34,7 +34,9 @@ class Imputed(NamedTuple):
 
 
 class Coded(NamedTuple):
-    """A control dimension's categories and, for each respondent (or each pair of the imputed attribute it reads), its index into them."""
+    """A control dimension's categories and, for each respondent (or each pair of the imputed attribute it reads), its
+    index into them.
+    """
 
     categories: np.ndarray
     codes: np.ndarray
@@ -42,7 +44,9 @@ class Coded(NamedTuple):
 
 
 class Dimension(NamedTuple):
-    """One set of control totals for ``rake``: each respondent's (or imputed pair's) category, and the target per category."""
+    """One set of control totals for ``rake``: each respondent's (or imputed pair's) category, and the target per
+    category.
+    """
 
     codes: np.ndarray
     targets: np.ndarray
@@ -50,7 +54,8 @@ class Dimension(NamedTuple):
 
 
 class RakeResult:
-    """Raked weights in product form: a weight per respondent times, per imputed attribute, a weight per (group, category) pair.
+    """Raked weights in product form: a weight per respondent times, per imputed attribute, a weight per
+    (group, category) pair.
 
     A respondent stands for ``base`` x its group's summed pair weights of each
     imputed attribute (``weights``); a persona drawn from it takes each imputed
@@ -107,7 +112,9 @@ class RakeResult:
         self.update_mass(attribute)
 
     def draw(self, attribute: str, respondents: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A category code of an imputed attribute for each drawn respondent, in proportion to its group's pair weights."""
+        """A category code of an imputed attribute for each drawn respondent, in proportion to its group's pair
+        weights.
+        """
         pairs, pair = self.imputed[attribute], self.pair[attribute]
         mass = self.mass[attribute][pairs.pair_group]
         cumulative = np.cumsum(
@@ -183,7 +190,8 @@ def fit_state(
     weights: np.ndarray,
     imputed: dict[str, Imputed] | None = None,
 ) -> RakeResult:
-    """Rake ``weights`` (one per seed row) so the rows' categories per control dimension (``coded``) match the state's controls.
+    """Rake ``weights`` (one per seed row) so the rows' categories per control dimension (``coded``) match the state's
+    controls.
 
     A positive control cell no row falls in, or a fit that does not converge,
     stops with the state, table and cell named.
@@ -199,7 +207,8 @@ def fit_state(
     result = rake(weights, dimensions, imputed)
     if result.empty_cells:
         listed = "; ".join(
-            f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} ({dimensions[d].targets[c]:,.0f} people)"
+            f"table {controls.tables[names[d][0]]}, {names[d][0]}={names[d][1][c]} "
+            f"({dimensions[d].targets[c]:,.0f} people)"
             for d, c in result.empty_cells
         )
         raise RuntimeError(

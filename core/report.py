@@ -17,8 +17,10 @@ from .store import Store
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;display:block;margin:1em 0}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}\
+td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+img{max-width:100%;display:block;margin:1em 0}
 .meta{color:#555}.warn{color:#a40000;font-weight:600}
 """
 
@@ -121,10 +123,13 @@ def group_plot(per_stratum: dict[str, dict[str, float]]) -> list[str]:
 
 
 def invalid_notes(label: str, outputs: list[dict[str, Any]]) -> list[str]:
-    """One paragraph per enrichment step that wrote nothing usable for some personas; a warning when it is over the threshold."""
+    """One paragraph per enrichment step that wrote nothing usable for some personas; a warning when it is over the
+    threshold.
+    """
     return [
-        f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>{html.escape(label)}{html.escape(o['step'])} wrote nothing usable for "
-        f"{o['invalid']} of {o['personas']} personas ({o['share']:.0%}), most often {html.escape(o['reason'])} ({o['reason_count']})"
+        f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>{html.escape(label)}{html.escape(o['step'])} "
+        f"wrote nothing usable for {o['invalid']} of {o['personas']} personas ({o['share']:.0%}), "
+        f"most often {html.escape(o['reason'])} ({o['reason_count']})"
         f"{'; over the threshold: this step&#39;s effect is not measured' if o['mostly_failed'] else ''}.</p>"
         for o in outputs
     ]
@@ -141,8 +146,10 @@ def run_report(store: Store, summary: dict[str, Any]) -> str:
     per_stratum = summary["metrics_by_stratum"]
     parts = [
         f"<h1>simrun run {html.escape(summary['id'])}: {html.escape(summary['name'])}</h1>",
-        f"<p class='meta'>status {summary['status']} · created {summary['created_at']} · finished {summary['finished_at'] or '-'} · "
-        f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · seed {summary['seed']}</p>",
+        f"<p class='meta'>status {summary['status']} · created {summary['created_at']} · "
+        f"finished {summary['finished_at'] or '-'} · "
+        f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · "
+        f"seed {summary['seed']}</p>",
         *invalid_notes("", summary["invalid_outputs"]),
     ]
     parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [[k, v] for k, v in summary["metrics"].items()])]
@@ -163,7 +170,8 @@ def run_report(store: Store, summary: dict[str, Any]) -> str:
             ["component", "name", "package", "version"],
             [[c["as"], c["name"], c["package"], c["version"]] for c in summary["components"]],
         ),
-        f"<p class='meta'>timings {html.escape(json.dumps(summary['timings']))} · simulator {html.escape(json.dumps(summary['simulator_stats']))}</p>",
+        f"<p class='meta'>timings {html.escape(json.dumps(summary['timings']))} · "
+        f"simulator {html.escape(json.dumps(summary['simulator_stats']))}</p>",
     ]
     return page(f"simrun run {summary['id']}", parts)
 
@@ -235,4 +243,7 @@ def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[st
 
 def page(title: str, parts: list[str]) -> str:
     body = "\n".join(parts)
-    return f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )

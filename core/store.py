@@ -283,11 +283,17 @@ class Store:
         """What a storage error means for this run log, and what to do, in one line."""
         text, folder = str(exc), Path(self.path).resolve().parent
         if "not a database" in text or "malformed" in text:
-            return f"{self.path} is not a usable simrun run log ({text}): move it aside to start a new one, or restore it from a copy"
+            return (
+                f"{self.path} is not a usable simrun run log ({text}): "
+                "move it aside to start a new one, or restore it from a copy"
+            )
         if "disk is full" in text:
             return f"the disk holding {self.path} is full: free some space"
         if "readonly" in text or ("unable to open" in text and not os.access(folder, os.W_OK)):
-            return f"cannot write the run log {self.path}: it or its folder {folder} is read-only; give --db a writable path"
+            return (
+                f"cannot write the run log {self.path}: it or its folder {folder} is read-only; "
+                "give --db a writable path"
+            )
         return f"run log {self.path}: {text}"
 
     def connect(self) -> sqlite3.Connection:

@@ -51,7 +51,8 @@ class RowWriter:
         extra = {k for r in rows for k in r} - set(self.columns)
         if extra and self.fmt != "jsonl":
             raise ValueError(
-                f"rows gained column(s) {sorted(extra)} after the first batch; {self.fmt} needs one set of columns (use jsonl)"
+                f"rows gained column(s) {sorted(extra)} after the first batch; "
+                f"{self.fmt} needs one set of columns (use jsonl)"
             )
         self.rows += len(rows)
         if self.fmt == "jsonl":

@@ -385,7 +385,9 @@ def employment_controls(t: pd.DataFrame, state: str, sex_age: dict) -> list[tupl
 
 
 def citizenship_controls(t: pd.Series, state: str, sex_age: dict) -> list[tuple]:
-    """Adults by sex x citizenship (B05003) and by citizenship x age band (citizens from B29001, the rest of B01001's adults)."""
+    """Adults by sex x citizenship (B05003) and by citizenship x age band (citizens from B29001, the rest of B01001's
+    adults).
+    """
     rows = []
     for sex, base in (("male", 8), ("female", 19)):
         adults = sum(n for (s, _), n in sex_age.items() if s == sex)
@@ -517,7 +519,9 @@ INDUSTRY_ROWS = {
     "Transportation and warehousing, and utilities": "transportation and utilities",
     "Information": "information",
     "Finance and insurance, and real estate and rental and leasing": "finance and real estate",
-    "Professional, scientific, and management, and administrative and waste management services": "professional and business services",
+    "Professional, scientific, and management, and administrative and waste management services": (
+        "professional and business services"
+    ),
     "Educational services, and health care and social assistance": "education and health care",
     "Arts, entertainment, and recreation, and accommodation and food services": "arts, recreation and food services",
     "Other services, except public administration": "other services",
@@ -554,7 +558,9 @@ def industry_targets(p: pd.DataFrame) -> None:
 
 
 def national_totals(p: pd.DataFrame) -> pd.Series:
-    """Each profile estimate summed over the 50 states (DP05 repeats a few rows, such as 18 years and over: counted once)."""
+    """Each profile estimate summed over the 50 states (DP05 repeats a few rows, such as 18 years and over: counted
+    once).
+    """
     return p.drop_duplicates(["state_abbr", "label"]).groupby("label").value.sum()
 
 
@@ -575,7 +581,9 @@ S2301_EDUCATION = {
 
 
 def employment_by_education(p: pd.DataFrame) -> None:
-    """Employment status of people 25-64 by education, 50 states summed (S2301, ACS 2023): the seed's education association."""
+    """Employment status of people 25-64 by education, 50 states summed (S2301, ACS 2023): the seed's education
+    association.
+    """
     t = p[p.table == "S2301"].pivot_table(index="label", columns="state_abbr", values="value")
     rows = []
     for education, suffix in S2301_EDUCATION.items():

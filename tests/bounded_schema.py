@@ -1,4 +1,6 @@
-"""A schema and prompts that test whether a backend's constrained generation keeps integer bounds, lengths, enums and sizes."""
+"""A schema and prompts that test whether a backend's constrained generation keeps integer bounds, lengths, enums and
+sizes.
+"""
 
 # Every backend's constrained generation must keep all of this, whatever the prompt says (issue: the objective tier).
 BOUNDED_SCHEMA = {
@@ -18,7 +20,9 @@ BOUNDED_SCHEMA = {
 TEMPTING_PROMPTS = [
     "The Garcia household has 35 people. They moved in in 1890 and their balance grew by 900 dollars. "
     "Describe the household as JSON: household_size, year_moved_in, balance_change, occupation, urbanicity, hobbies.",
-    "A commune of 65 members in a big city, founded in 2031, with an occupation of 'professional competitive underwater basket weaver'. "
+    "A commune of 65 members in a big city, founded in 2031, "
+    "with an occupation of 'professional competitive underwater basket weaver'. "
     "Give household_size, year_moved_in, balance_change, occupation, urbanicity and five hobbies as JSON.",
-    "Write JSON for a family: household_size 45, year_moved_in 1776, balance_change 0, occupation 'x', urbanicity 'downtown', hobbies [].",
+    "Write JSON for a family: household_size 45, year_moved_in 1776, balance_change 0, occupation 'x', "
+    "urbanicity 'downtown', hobbies [].",
 ]

@@ -1,4 +1,6 @@
-"""``import simrun`` is the whole plugin API: every plugin, built-in ones included, imports from it and nothing else in simrun."""
+"""``import simrun`` is the whole plugin API: every plugin, built-in ones included, imports from it and nothing else in
+simrun.
+"""
 
 import ast
 from pathlib import Path

@@ -1,4 +1,6 @@
-"""Plugin loading: built-ins registered in code, third parties through entry points, a broken one left out in one line."""
+"""Plugin loading: built-ins registered in code, third parties through entry points, a broken one left out in one
+line.
+"""
 
 import json
 import os

@@ -26,7 +26,9 @@ def states() -> dict[str, dict[str, str]]:
 
 
 def table_rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) of a user's CSV table, after checking it has ``columns``; an unreadable file is a ValueError."""
+    """(line number, row) of a user's CSV table, after checking it has ``columns``; an unreadable file is a
+    ValueError.
+    """
     try:
         with file.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)

@@ -35,11 +35,13 @@ class CalibrateConfig(StrictConfig):
     )
     targets: str | None = Field(
         None,
-        description="CSV with columns group, attribute, category, share[, source]; default: ACS 2023 industry by state.",
+        description="CSV with columns group, attribute, category, share[, source]; "
+        "default: ACS 2023 industry by state.",
     )
     by: str = Field(
         "stratum",
-        description="What picks a persona's targets (the file's group): its stratum (a state code for census personas) or an attribute.",
+        description="What picks a persona's targets (the file's group): its stratum "
+        "(a state code for census personas) or an attribute.",
     )
 
 

@@ -136,12 +136,14 @@ class TierConfig(StrictConfig):
     )
     on_violation: Literal["regenerate", "flag"] = Field(
         "regenerate",
-        description="regenerate: ask again (within attempts), then flag; flag: keep the reply and mark the broken rules.",
+        description="regenerate: ask again (within attempts), then flag; "
+        "flag: keep the reply and mark the broken rules.",
     )
 
 
 class Tier(Enricher):
-    """An LLM tier: prompts built from the persona so far, replies parsed, checked against rules, retried with the reason.
+    """An LLM tier: prompts built from the persona so far, replies parsed, checked against rules, retried with the
+    reason.
 
     A reply that cannot be parsed after ``attempts`` is kept as ``_<tier>_invalid``.
     One that parses but breaks a consistency rule is asked again (``regenerate``)

@@ -67,7 +67,8 @@ class ElectionMetric(Metric):
             return [
                 Problem(
                     "question",
-                    f"no question '{config.question}' in the scenario (it has {', '.join(q.id for q in context.scenario.questions)})",
+                    f"no question '{config.question}' in the scenario "
+                    f"(it has {', '.join(q.id for q in context.scenario.questions)})",
                 )
             ]
         chosen = {

@@ -152,7 +152,8 @@ class OpinionMetric(Metric):
 
     class Config(StrictConfig):
         path: str = Field(
-            description="Folder with opinionqa_questions.csv and opinionqa_group_counts.csv.gz (as in shared/data/opinionqa)."
+            description="Folder with opinionqa_questions.csv and opinionqa_group_counts.csv.gz "
+            "(as in shared/data/opinionqa)."
         )
         subset: Literal["disagreement_500", "all"] = Field(
             "disagreement_500", description="The paper's 500 high-disagreement questions, or all."

@@ -61,9 +61,13 @@ SEED_PROVENANCE = "(raked GSS 2018-2024 seed)"
 # attributes no seed here carries: imputed into it from census tables (see build_seed), then raked where controls exist
 IMPUTED_PROVENANCE = {
     "marital_status": "imputed into the seed by sex x age from ACS PUMS 2013-2017",
-    "employment_status": "imputed into the seed by sex x age band (B23001 ACS 2018) with education odds from S2301 ACS 2023",
+    "employment_status": (
+        "imputed into the seed by sex x age band (B23001 ACS 2018) with education odds from S2301 ACS 2023"
+    ),
     "citizenship": "imputed into the seed by sex (B05003 ACS 2018) with race/ethnicity odds from DP02/DP05 ACS 2023",
-    "household_income": "the GSS respondent's family income (income16) restated in 2018 dollars by CPI-U, over B19001's bands",
+    "household_income": (
+        "the GSS respondent's family income (income16) restated in 2018 dollars by CPI-U, over B19001's bands"
+    ),
 }
 # attributes that follow a raked one: the raked attribute, and how they follow it
 SEED_DETAIL = {
@@ -165,7 +169,9 @@ class Seed:
         return dict(zip(categories.tolist(), fit.sums(codes, imputed, len(categories)).tolist()))
 
     def combinations(self, drawn: dict[str, np.ndarray]) -> tuple[list[dict[str, str]], np.ndarray]:
-        """The distinct combinations of drawn imputed categories (one shared dict each), and each draw's index into them."""
+        """The distinct combinations of drawn imputed categories (one shared dict each), and each draw's index into
+        them.
+        """
         key = combination_key([(drawn[a], len(pairs.categories)) for a, pairs in self.imputed.items()])
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         return [
@@ -234,7 +240,9 @@ def build_seed() -> Seed:
 
 
 def household_income_prior(rows: tuple[dict[str, str], ...]) -> np.ndarray:
-    """P(B19001 band in 2018 dollars | GSS year, family income label), derived by scripts/derive_data.py (CPI-U, Pareto top)."""
+    """P(B19001 band in 2018 dollars | GSS year, family income label), derived by scripts/derive_data.py
+    (CPI-U, Pareto top).
+    """
     shares: dict[tuple[str, str], np.ndarray] = {}
     for r in data.rows(INCOME_SPLIT):
         shares.setdefault((r["gss_year"], r["family_income"]), np.zeros(len(HOUSEHOLD_INCOME)))[
@@ -291,7 +299,9 @@ def employment_prior(records: list[dict]) -> np.ndarray:
 
 
 def citizenship_prior(records: list[dict]) -> np.ndarray:
-    """P(citizenship | sex) in the nation (B05003), tilted by the foreign-born share of the respondent's race/ethnicity."""
+    """P(citizenship | sex) in the nation (B05003), tilted by the foreign-born share of the respondent's
+    race/ethnicity.
+    """
     national = national_shares("sex_citizenship")
     foreign_born = {r["race_ethnicity"]: float(r["foreign_born_share"]) for r in data.rows(FOREIGN_BORN_BY_RACE)}
     overall = foreign_born["all"]
@@ -361,7 +371,8 @@ class CensusSampler(Sampler):
             return [
                 Problem(
                     "controls",
-                    f"{config.controls} has no rows for state(s) {', '.join(missing)}: list only the states it covers in states:",
+                    f"{config.controls} has no rows for state(s) {', '.join(missing)}: "
+                    "list only the states it covers in states:",
                 )
             ]
         return []
@@ -388,18 +399,23 @@ class CensusSampler(Sampler):
         missing = [s for s in codes if s not in self.controls]
         if missing:
             raise ValueError(
-                f"census sampler: the control table ({self.controls.label}) has no rows for state(s) {', '.join(missing)}"
+                f"census sampler: the control table ({self.controls.label}) "
+                f"has no rows for state(s) {', '.join(missing)}"
             )
         return codes
 
     @cached_property
     def citizens_only(self) -> bool:
-        """Citizens of voting age are drawn from the raked adults (not raked on their own): no race target exists for them."""
+        """Citizens of voting age are drawn from the raked adults (not raked on their own): no race target exists for
+        them.
+        """
         return self.config.population == "citizen_voting_age" and self.config.controls is None
 
     @cached_property
     def controls(self) -> Controls:
-        """What the seed is raked to: the user's table, the adults', or for citizens the adults' and the citizens' education."""
+        """What the seed is raked to: the user's table, the adults', or for citizens the adults' and the citizens'
+        education.
+        """
         return citizen_raking_controls() if self.citizens_only else self.represented
 
     @cached_property

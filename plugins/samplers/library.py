@@ -73,18 +73,21 @@ class LibrarySampler(Sampler):
         )
         weight: str | None = Field(
             None,
-            description="Column holding each row's weight; default: census adults per persona when strata are states, else 1.",
+            description="Column holding each row's weight; "
+            "default: census adults per persona when strata are states, else 1.",
         )
         per_stratum: int | None = Field(
             None,
             ge=1,
-            description="Draw this many rows per stratum (without replacement when there are enough); default: all rows.",
+            description="Draw this many rows per stratum (without replacement when there are enough); "
+            "default: all rows.",
         )
         rake: list[
             Literal["sex_age", "sex", "age_band", "race_ethnicity", "education", "education_18plus", "sex_marital"]
         ] = Field(
             default_factory=list,
-            description="Census control dimensions to rake each state's rows to; needs state strata and census-coded attributes.",
+            description="Census control dimensions to rake each state's rows to; "
+            "needs state strata and census-coded attributes.",
         )
         population: Literal["adults", "citizen_voting_age"] = Field(
             "adults", description="Whose controls to rake to (as the census sampler's)."
@@ -155,14 +158,16 @@ class LibrarySampler(Sampler):
         """The stratum's rows' weights raked to its census controls on the chosen dimensions."""
         if stratum not in self.controls:
             raise ValueError(
-                f"library sampler: rake needs strata that are states in the controls ({self.controls.label}); got {stratum!r}"
+                f"library sampler: rake needs strata that are states in the controls ({self.controls.label}); "
+                f"got {stratum!r}"
             )
         cells: dict[str, list[str]] = {}
         recoded = [self.attributes(self.rows[i]) for i in indexes]
         for dimension in self.config.rake:
             if dimension not in self.controls[stratum]:
                 raise ValueError(
-                    f"library sampler: the controls ({self.controls.label}) have no {dimension}; they have {', '.join(self.controls[stratum])}"
+                    f"library sampler: the controls ({self.controls.label}) have no {dimension}; "
+                    f"they have {', '.join(self.controls[stratum])}"
                 )
             known = DIMENSIONS[dimension][0]
             values = []
@@ -193,7 +198,10 @@ class LibrarySampler(Sampler):
     def personas(self, rng: np.random.Generator) -> Iterator[Persona]:
         source = f"library:{Path(self.config.path).name}"
         if self.config.rake:
-            source += f" raked to census:{','.join(self.controls.tables.get(d, d) for d in self.config.rake)} {self.controls.label}"
+            source += (
+                f" raked to census:{','.join(self.controls.tables.get(d, d) for d in self.config.rake)} "
+                f"{self.controls.label}"
+            )
         next_id = 0
         for stratum, indexes in self.strata.items():
             n = self.config.per_stratum

@@ -19,7 +19,8 @@ def test_rake_matches_every_control_on_a_hand_case():
 
 
 def test_raking_an_imputed_attribute_in_product_form_equals_raking_every_split_row():
-    # three respondents; an imputed attribute with two categories; respondents 0 and 1 share their probabilities and cells
+    # three respondents; an imputed attribute with two categories;
+    # respondents 0 and 1 share their probabilities and cells
     weights, prior = np.array([1.0, 2.0, 3.0]), np.array([[0.3, 0.7], [0.3, 0.7], [0.6, 0.4]])
     pairs = Imputed(
         ("yes", "no"),
@@ -169,7 +170,8 @@ def test_a_users_control_table_is_raked_to():
         (GOOD_ROWS[:-1] + ["VT,T2,age_band,65+,many"], r"controls.csv:7: .*count 'many' is not a number"),
         (
             GOOD_ROWS + ["VT,T3,shoe_size,42,7"],
-            r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; the census sampler can rake age_band, citizen_education, citizenship_age",
+            r"controls.csv:8: table T3, state VT, shoe_size=42: unknown dimension 'shoe_size'; "
+            r"the census sampler can rake age_band, citizen_education, citizenship_age",
         ),
         (GOOD_ROWS + ["VT,T1,sex,other,7"], r"controls.csv:8: .*sex=other: unknown category; sex has female, male"),
         (

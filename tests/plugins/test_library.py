@@ -151,7 +151,8 @@ def test_rows_that_are_not_census_cells_are_named(tmp_path):
     )
     with pytest.raises(
         ValueError,
-        match=r"row 1 \(WV\) has \{'education': 'Graduate or professional degree', 'age': 30\}, not a census education cell .*; recode it",
+        match=r"row 1 \(WV\) has \{'education': 'Graduate or professional degree', 'age': 30\}, "
+        r"not a census education cell .*; recode it",
     ):
         next(sampler.sample(np.random.default_rng(0), 4))
     unrecoded_age = LibrarySampler(

@@ -17,7 +17,8 @@ set -u
 mount -t tmpfs -o size=400k tmpfs {mnt}
 run() {{ "{python}" -m simrun "$@" --db {mnt}/r.db --plugins-dir {plugins} --quiet; echo "exit $?" >&2; }}
 run run {towns} --set sampler.with.per_town=1500
-"{python}" -c "import sqlite3; print(*sqlite3.connect('{mnt}/r.db').execute('select id, status, error from runs').fetchone(), sep='|')" > {out}/first.txt
+"{python}" -c "import sqlite3; print(*sqlite3.connect('{mnt}/r.db')\
+.execute('select id, status, error from runs').fetchone(), sep='|')" > {out}/first.txt
 mount -o remount,size=50m {mnt}
 run run --resume "$(cut -d'|' -f1 {out}/first.txt)"
 cp {mnt}/r.db* {out}/

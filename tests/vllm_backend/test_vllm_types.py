@@ -30,7 +30,9 @@ def request(outputs, prompt_ids=(1, 2, 3)):
 
 
 class RecordingLLM:
-    """Stands in for vllm.LLM: the real tokenizer, real SamplingParams in, real RequestOutputs out; records each call."""
+    """Stands in for vllm.LLM: the real tokenizer, real SamplingParams in, real RequestOutputs out; records each
+    call.
+    """
 
     def __init__(self, tokenizer, reply):
         self.tokenizer, self.reply, self.calls = tokenizer, reply, []

@@ -1,0 +1,63 @@
+"""docs/plugins.md is the plugin contract: a hook, base-class method or public name left out of it fails here."""
+
+import inspect
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLE, ROOT
+
+import simrun
+from simrun import hookspecs
+from simrun.cli import cli
+from simrun.components import KINDS, Component
+
+DOC = (ROOT / "docs" / "plugins.md").read_text()
+HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "simrun_spec")]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_section(hook):
+    assert f"### `{hook}`" in DOC
+
+
+@pytest.mark.parametrize("name", simrun.__all__)
+def test_every_public_name_is_documented(name):
+    assert f"`{name}`" in DOC
+
+
+@pytest.mark.parametrize("cls", [Component, *KINDS.values()], ids=lambda c: c.__name__)
+def test_every_base_class_member_is_documented(cls):
+    assert f"### `{cls.__name__}`" in DOC
+    own = [name for name in vars(cls) if not name.startswith("_") and name not in ("kind", "Config")]
+    assert [name for name in own if f"`{name}" not in DOC] == []
+
+
+def test_the_simulator_example_runs_and_caches_by_its_option(tmp_path):
+    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "class Echo(Simulator)" in block)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "echo.py").write_text(example)
+    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())  # towns and mean_share
+    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
+    shares = []
+    for first in ("0.8", "0.3"):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                str(EXAMPLE / "towns.yaml"),
+                "--quiet",
+                "--set",
+                "simulator.use=echo",
+                "--set",
+                f"simulator.with.first={first}",
+                *common,
+            ],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
+        shares.append(json.loads(shown.output)["metrics"]["mean_share.share"])
+    assert shares == [pytest.approx(0.8), pytest.approx(0.3)]  # the second run is not served the first one's answers
