@@ -144,14 +144,10 @@ def compare(
         for b in range(reps):
             view = SharesView(questions, *answers.resample(counts[b]))
             for name, metric in metrics:
-                if name in no_interval:
-                    continue
-                try:
-                    results = metric.compute(view)
-                except AttributeError:  # the metric reads more than answer shares
+                if not metric.resamplable:
                     no_interval.add(name)
                     continue
-                for r in results:
+                for r in metric.compute(view):
                     if not r.stratum:
                         per_rep[f"{name}.{r.name}"].append(r.value)
         values[label] = per_rep

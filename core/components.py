@@ -51,6 +51,19 @@ class Component:
     def __init__(self, config: BaseModel | None = None):
         self.config = config if config is not None else self.Config()
 
+    def declared(self, what: str) -> frozenset[str]:
+        """``provides``, ``needs`` or ``uses`` as a set of attribute names, declared either way: a (frozen)set
+        attribute or a method returning one. Anything else is a TypeError that names the component."""
+        value = getattr(self, what, frozenset())
+        if callable(value):
+            value = value()
+        if isinstance(value, (set, frozenset, list, tuple)) and all(isinstance(v, str) for v in value):
+            return frozenset(value)
+        raise TypeError(
+            f"{self.kind} '{self.name}': {what} must be a set of attribute names (or a method returning one), "
+            f"not {type(value).__name__}"
+        )
+
     @classmethod
     def check(cls, config: BaseModel, context: CheckContext) -> list[Problem]:
         """Problems that only the whole scenario shows (a question or option that does not exist, a file
@@ -134,6 +147,7 @@ class Simulator(Component):
     """A language-model backend."""
 
     kind = "simulator"
+    chunk_size: ClassVar[int] = 32  # prompts per call; each call's answers are cached as soon as it returns
     # Config fields that never change an answer (concurrency, timeouts, the name of a key's variable): left out of
     # cache keys. Every other field is in them, so a new option can never serve a stale answer.
     non_semantic: ClassVar[frozenset[str]] = frozenset()
@@ -189,6 +203,9 @@ class Metric(Component):
     """Scores a finished run by reading the store (never engine memory)."""
 
     kind = "metric"
+    # True when compute() reads only run.questions, run.shares and run.invalid: compare then recomputes it on
+    # bootstrap resamples of the personas for intervals. A metric that reads personas or answers leaves it False.
+    resamplable: ClassVar[bool] = False
 
     def questions(self) -> list[Question]:
         """Questions this metric brings to the run (a benchmark's own), asked like the scenario's."""

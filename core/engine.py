@@ -57,12 +57,13 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
     graph = nx.DiGraph()
     graph.add_nodes_from(range(len(enrichers)))
     providers: dict[str, list[int]] = defaultdict(list)
+    declared = [{what: enricher.declared(what) for what in ("provides", "needs", "uses")} for enricher in enrichers]
     for i, enricher in enumerate(enrichers):
-        for attribute in enricher.provides:
+        for attribute in declared[i]["provides"]:
             providers[attribute].append(i)
     issues = []
     for i, enricher in enumerate(enrichers):
-        for attribute in sorted(enricher.needs):
+        for attribute in sorted(declared[i]["needs"]):
             if attribute in provided:
                 continue
             if not [
@@ -78,7 +79,7 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
             for j in providers[attribute]:
                 if j != i:
                     graph.add_edge(j, i, attribute=attribute)
-        for attribute in sorted(enricher.uses - enricher.needs):
+        for attribute in sorted(declared[i]["uses"] - declared[i]["needs"]):
             for j in providers[attribute]:
                 if j != i:
                     graph.add_edge(j, i, attribute=attribute)
@@ -114,7 +115,10 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
     enrichers = [make("enricher", e.use, e.with_, f"enrichers.{i}") for i, e in enumerate(s.enrichers)]
     simulator = make("simulator", s.simulator.use, s.simulator.with_, "simulator")
     metrics = [(name, make("metric", spec.use, spec.with_, f"metrics.{name}")) for name, spec in s.metric_specs()]
-    ordered = order_enrichers(sampler.provides(), enrichers, loaded.source)
+    try:
+        ordered = order_enrichers(sampler.declared("provides"), enrichers, loaded.source)
+    except TypeError as exc:  # a plugin that declares what it provides or needs in a way simrun cannot read
+        raise PlanError(loaded.source, [ScenarioIssue((), str(exc))]) from None
     return Pipeline(sampler, ordered, simulator, metrics, components)
 
 
@@ -371,7 +375,7 @@ class Engine:
             keys,
             prompts,
             lambda ps: simulator.generate(ps, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema),
-            getattr(simulator, "chunk_size", 32),
+            simulator.chunk_size,
             simulator.model,
             encode=lambda t: json.dumps({"text": t}),
             decode=lambda raw: json.loads(raw)["text"],
@@ -387,7 +391,7 @@ class Engine:
             keys,
             prompts,
             simulator.answer,
-            getattr(simulator, "chunk_size", 32),
+            simulator.chunk_size,
             simulator.model,
             encode=lambda a: a.model_dump_json(),
             decode=ModelAnswer.model_validate_json,

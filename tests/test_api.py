@@ -5,7 +5,11 @@ simrun.
 import ast
 from pathlib import Path
 
+from click.testing import CliRunner
+from conftest import EXAMPLE
+
 import simrun
+from simrun.cli import cli
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
@@ -31,3 +35,54 @@ def test_plugins_import_only_the_public_namespace():
 def test_every_public_name_exists_and_is_listed_once():
     assert len(simrun.__all__) == len(set(simrun.__all__))
     assert [name for name in simrun.__all__ if not hasattr(simrun, name)] == []
+
+
+SAMPLER = """
+from simrun import Persona, Sampler, hookimpl
+
+
+class DeclaredTowns(Sampler):
+    name = "declared_towns"
+    provides = {provides}
+
+    def total(self):
+        return 1
+
+    def sample(self, rng, batch_size):
+        persona = Persona(id=0, stratum="Ashford", weight=1.0)
+        persona.set("town", "Ashford", "test")
+        persona.set("age", 40, "test")
+        yield [persona]
+
+
+@hookimpl
+def register_samplers(register):
+    register(DeclaredTowns)
+"""
+
+
+def validate_with(tmp_path, provides: str):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())
+    (plugins / "declared.py").write_text(SAMPLER.format(provides=provides))
+    args = [
+        "validate",
+        str(EXAMPLE / "towns.yaml"),
+        "--set",
+        "sampler={use: declared_towns}",
+        "--plugins-dir",
+        str(plugins),
+    ]
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_a_sampler_may_declare_provides_as_a_set_like_an_enricher(tmp_path):
+    result = validate_with(tmp_path, 'frozenset({"town", "age"})')
+    assert result.exit_code == 0, result.output
+
+
+def test_provides_of_another_type_is_refused_with_the_component_named(tmp_path):
+    result = validate_with(tmp_path, '"age"')
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "sampler 'declared_towns': provides must be a set of attribute names" in " ".join(result.output.split())

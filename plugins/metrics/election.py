@@ -41,6 +41,7 @@ class ElectionMetric(Metric):
     """Per-state Democratic two-party share vs real results: error, bias, calls, electoral votes."""
 
     name = "election"
+    resamplable = True  # reads answer shares only: bootstrap intervals in compare
 
     class Config(StrictConfig):
         question: str = Field("vote2024", description="Id of the vote question.")

@@ -126,6 +126,7 @@ class MeanShare(Metric):
     """Population share of one option."""
 
     name = "mean_share"
+    resamplable = True
 
     class Config(StrictConfig):
         question: str
