@@ -58,8 +58,8 @@ def order_enrichers(provided: set[str], enrichers: list[Enricher], source: str) 
     graph.add_nodes_from(range(len(enrichers)))
     providers: dict[str, list[int]] = defaultdict(list)
     declared = [{what: enricher.declared(what) for what in ("provides", "needs", "uses")} for enricher in enrichers]
-    for i, enricher in enumerate(enrichers):
-        for attribute in declared[i]["provides"]:
+    for i, declaration in enumerate(declared):
+        for attribute in declaration["provides"]:
             providers[attribute].append(i)
     issues = []
     for i, enricher in enumerate(enrichers):
