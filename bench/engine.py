@@ -33,7 +33,12 @@ def main() -> None:
     questions = [
         {"id": f"q{i}", "text": f"Question number {i}?", "options": ["Yes", "No"]} for i in range(args.questions)
     ]
-    overrides = [f"sampler.with.per_town={args.personas // 2}", "batch_size=256", f"questions={json.dumps(questions)}"]
+    overrides = [
+        f"sampler.with.per_town={args.personas // 2}",
+        "batch_size=256",
+        f"questions={json.dumps(questions)}",
+        "metrics.mean_share.question=q0",
+    ]  # q0 exists whatever --questions is
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")

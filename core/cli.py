@@ -48,17 +48,9 @@ def failed(exc: Exception, run_id: str | None, db_path: str) -> NoReturn:
     fail(f"{where}: {type(exc).__name__}: {exc}{resume} (SIMRUN_DEBUG=1 shows the traceback)", 1)
 
 
-def common(fn: Callable) -> Callable:
-    """--db and --plugins-dir, on every command."""
+def with_plugins(fn: Callable) -> Callable:
+    """--plugins-dir and the registry, and one line (no traceback) for a storage fault or an unwritable output."""
 
-    @click.option(
-        "--db",
-        "db_path",
-        default="simrun.db",
-        show_default=True,
-        type=click.Path(dir_okay=False),
-        help="The SQLite run log.",
-    )
     @click.option(
         "--plugins-dir",
         type=click.Path(file_okay=False),
@@ -78,6 +70,18 @@ def common(fn: Callable) -> Callable:
             fail(f"{exc.filename or 'writing'}: {exc.strerror or exc}")
 
     return wrapper
+
+
+def common(fn: Callable) -> Callable:
+    """--db and --plugins-dir: every command that reads or writes the run log."""
+    return click.option(
+        "--db",
+        "db_path",
+        default="simrun.db",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="The SQLite run log.",
+    )(with_plugins(fn))
 
 
 overrides_option = click.option(
@@ -360,8 +364,8 @@ def compare_command(
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @overrides_option
-@common
-def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: Registry) -> None:
+@with_plugins
+def validate(scenario: str, overrides: tuple[str, ...], registry: Registry) -> None:
     """Check SCENARIO (fields, plugin names, their configs, enricher order) without running it."""
     loaded = open_scenario(scenario, registry, overrides)
     s = loaded.scenario
@@ -374,8 +378,8 @@ def validate(scenario: str, overrides: tuple[str, ...], db_path: str, registry: 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@common
-def plugins(as_json: bool, db_path: str, registry: Registry) -> None:
+@with_plugins
+def plugins(as_json: bool, registry: Registry) -> None:
     """List every installed component: kind, name, source package and version."""
     rows = [
         {
@@ -398,8 +402,8 @@ def plugins(as_json: bool, db_path: str, registry: Registry) -> None:
 
 
 @cli.command()
-@common
-def schema(db_path: str, registry: Registry) -> None:
+@with_plugins
+def schema(registry: Registry) -> None:
     """Print the JSON Schema of scenario files, with every installed component's Config."""
     click.echo(json.dumps(scenario_schema(registry), indent=2))
 

@@ -26,6 +26,14 @@ def _label(attribute: str) -> str:
     return attribute.replace("_", " ")
 
 
+def _text(value: object, last: str = ", ") -> str:
+    """A value as prose: a list's items joined (never Python's repr of the list)."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+        return ", ".join(items[:-1]) + last + items[-1] if len(items) > 1 else "".join(items)
+    return str(value)
+
+
 class PromptSpec(BaseModel):
     """The ``prompt:`` block of a scenario."""
 
@@ -64,8 +72,11 @@ class PromptSpec(BaseModel):
     def render_persona(self, persona: Persona) -> str:
         shown = self.shown(persona)
         if self.style == "table":
-            return "\n".join(f"{_label(name)}: {value}" for name, value in shown)
-        return " ".join(f"My {_label(name)} is {value}." for name, value in shown)
+            return "\n".join(f"{_label(name)}: {_text(value)}" for name, value in shown)
+        return " ".join(
+            f"My {_label(name)} {'are' if isinstance(value, (list, tuple)) and len(value) > 1 else 'is'} {_text(value, ' and ')}."
+            for name, value in shown
+        )
 
     def orders(self, n: int) -> list[list[int]]:
         """The option orders to ask in: each a list of original option indexes, by position."""

@@ -9,6 +9,7 @@ from simrun.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "example_plugin"
+NO_DATABASE = {"validate", "plugins", "schema"}  # commands that never touch a run log take no --db
 
 # vLLM (openai>=3) cannot share a venv with litellm (openai<3): its tests run in their own venv (README, .ci/run).
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -33,11 +34,8 @@ def invoke(tmp_path):
     """Run the simrun CLI in-process with the example plugin and a fresh database."""
 
     def run(*args: str, db: Path | None = None):
-        db = db or tmp_path / "simrun.db"
-        result = CliRunner().invoke(
-            cli, [*args, "--db", str(db), "--plugins-dir", str(EXAMPLE)], catch_exceptions=False
-        )
-        return result
+        database = [] if args[0] in NO_DATABASE else ["--db", str(db or tmp_path / "simrun.db")]
+        return CliRunner().invoke(cli, [*args, *database, "--plugins-dir", str(EXAMPLE)], catch_exceptions=False)
 
     return run
 

@@ -156,3 +156,13 @@ def test_show_keeps_bracketed_metric_names(invoke, tmp_path):
     store.write_metrics(run_id, "persona_text", [{"name": "flagged[descriptive]", "value": 3.0, "stratum": ""}])
     result = invoke("show", run_id, db=db)
     assert "persona_text.flagged[descriptive]" in result.output  # rich markup would eat "[descriptive]"
+
+
+@pytest.mark.parametrize("command", [["validate", str(EXAMPLE / "towns.yaml")], ["plugins"], ["schema"]])
+def test_commands_that_never_touch_a_run_log_take_no_db(command, tmp_path):
+    from click.testing import CliRunner
+
+    from simrun.cli import cli
+
+    result = CliRunner().invoke(cli, [*command, "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "No such option: --db" in result.output and not (tmp_path / "x.db").exists()

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from simrun import (
+    ALL_STRATA,
     DIMENSIONS,
     Persona,
     Sampler,
@@ -118,7 +119,7 @@ class LibrarySampler(Sampler):
     def strata(self) -> dict[str, list[int]]:
         by: dict[str, list[int]] = defaultdict(list)
         for i, row in enumerate(self.rows):
-            by[str(row[self.config.stratum]) if self.config.stratum else "ALL"].append(i)
+            by[str(row[self.config.stratum]) if self.config.stratum else ALL_STRATA].append(i)
         return dict(sorted(by.items()))
 
     def provides(self) -> set[str]:
