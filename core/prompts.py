@@ -26,6 +26,10 @@ def _label(attribute: str) -> str:
     return attribute.replace("_", " ")
 
 
+def _verb(value: object) -> str:
+    return "are" if isinstance(value, (list, tuple)) and len(value) > 1 else "is"
+
+
 def _text(value: object, last: str = ", ") -> str:
     """A value as prose: a list's items joined (never Python's repr of the list)."""
     if isinstance(value, (list, tuple)):
@@ -73,10 +77,7 @@ class PromptSpec(BaseModel):
         shown = self.shown(persona)
         if self.style == "table":
             return "\n".join(f"{_label(name)}: {_text(value)}" for name, value in shown)
-        return " ".join(
-            f"My {_label(name)} {'are' if isinstance(value, (list, tuple)) and len(value) > 1 else 'is'} {_text(value, ' and ')}."
-            for name, value in shown
-        )
+        return " ".join(f"My {_label(name)} {_verb(value)} {_text(value, ' and ')}." for name, value in shown)
 
     def orders(self, n: int) -> list[list[int]]:
         """The option orders to ask in: each a list of original option indexes, by position."""

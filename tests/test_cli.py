@@ -165,4 +165,4 @@ def test_commands_that_never_touch_a_run_log_take_no_db(command, tmp_path):
     from simrun.cli import cli
 
     result = CliRunner().invoke(cli, [*command, "--db", str(tmp_path / "x.db")])
-    assert result.exit_code == 2 and "No such option: --db" in result.output and not (tmp_path / "x.db").exists()
+    assert result.exit_code == 2 and "No such option '--db'" in result.output and not (tmp_path / "x.db").exists()
