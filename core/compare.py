@@ -19,21 +19,7 @@ from .models import INVALID_THRESHOLD
 from .registry import Registry
 from .scenario import validate_data
 from .store import Store
-
-
-class SharesView:
-    """What a metric sees of one bootstrap resample: the questions and the answer shares."""
-
-    def __init__(
-        self, questions: dict, shares: dict[str, dict[str, dict[str, float]]], invalid: dict[str, dict[str, float]]
-    ):
-        self.questions, self._shares, self._invalid = questions, shares, invalid
-
-    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
-        return self._shares[question_id]
-
-    def invalid(self, question_id: str) -> dict[str, float]:
-        return self._invalid[question_id]
+from .views import SharesView
 
 
 class Answers:

@@ -212,7 +212,7 @@ class Metric(Component):
         return []
 
     def compute(self, run: Any) -> list[MetricValue]:
-        """``run`` is a ``simrun.store.RunView``."""
+        """``run`` is a ``simrun.views.RunView``, or a ``SharesView`` of a bootstrap resample when ``resamplable``."""
         raise NotImplementedError
 
 

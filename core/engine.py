@@ -36,7 +36,8 @@ from .redaction import redact
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .schemas import schema_check
-from .store import RunView, Store, StoreError, dumps, now, sha256
+from .store import Store, StoreError, dumps, now, sha256
+from .views import RunView
 
 
 class PlanError(ScenarioError):

@@ -13,152 +13,28 @@ second ``--resume`` of a live run is refused and a dead owner's run taken over.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
 import secrets
-import socket
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlite_utils
 
-from .models import INVALID_PREFIX, INVALID_SUFFIX, INVALID_THRESHOLD, Answer, InvalidOutput, Persona, Question
+from .concurrency import StoreError, T, alive, retrying, this_process, writes
+from .migrations import MIGRATIONS
+from .models import INVALID_PREFIX, INVALID_SUFFIX, INVALID_THRESHOLD, Answer, InvalidOutput, Persona
 
 WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
 BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another process's lock
-LOCKED_RETRIES = 6  # whole write transactions retried after a busy timeout, with growing pauses
-T = TypeVar("T")
-Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[Migration] = []
-
-
-def migration(fn: Migration) -> Migration:
-    MIGRATIONS.append(fn)
-    return fn
-
-
-@migration
-def m001_initial(db: sqlite_utils.Database) -> None:
-    db["runs"].create(
-        {
-            "id": str,
-            "name": str,
-            "scenario_yaml": str,
-            "scenario_hash": str,
-            "scenario_json": str,
-            "seed": int,
-            "components": str,
-            "status": str,
-            "error": str,
-            "created_at": str,
-            "finished_at": str,
-            "timings": str,
-        },
-        pk="id",
-    )
-    db["personas"].create(
-        {
-            "run_id": str,
-            "id": int,
-            "stratum": str,
-            "weight": float,
-            "attributes": str,
-            "provenance": str,
-        },
-        pk=("run_id", "id"),
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["answers"].create(
-        {
-            "run_id": str,
-            "persona_id": int,
-            "question_id": str,
-            "prompt": str,
-            "raw": str,
-            "distribution": str,
-            "invalid": float,
-            "model": str,
-            "tokens": int,
-            "latency_ms": float,
-            "cache_key": str,
-            "cached": int,
-        },
-        pk=("run_id", "persona_id", "question_id"),
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["aggregates"].create(
-        {
-            "run_id": str,
-            "question_id": str,
-            "stratum": str,
-            "option": str,
-            "share": float,
-            "weight": float,
-            "invalid": float,
-        },
-        pk=("run_id", "question_id", "stratum", "option"),
-    )
-    db["metrics"].create(
-        {"run_id": str, "metric": str, "name": str, "stratum": str, "value": float},
-        pk=("run_id", "metric", "name", "stratum"),
-    )
-    db["llm_cache"].create({"key": str, "model": str, "response": str, "created_at": str}, pk="key")
-    db["progress"].create(
-        {"run_id": str, "batch": int, "personas": int, "done_at": str},
-        pk=("run_id", "batch"),
-    )
-
-
-@migration
-def m002_simulator_stats(db: sqlite_utils.Database) -> None:
-    db["runs"].add_column("simulator_stats", str)
-
-
-@migration
-def m003_sweeps(db: sqlite_utils.Database) -> None:
-    db["sweeps"].create(
-        {
-            "id": str,
-            "name": str,
-            "scenario_yaml": str,
-            "scenario_hash": str,
-            "ablation": str,
-            "variants": str,
-            "status": str,
-            "created_at": str,
-            "finished_at": str,
-        },
-        pk="id",
-    )
-    db["runs"].add_column("sweep_id", str)
-    db["runs"].add_column("variant", str)
-    db["personas"].add_column("batch", int)
-
-
-@migration
-def m005_run_owner(db: sqlite_utils.Database) -> None:
-    db["runs"].add_column("owner", str)
-
-
-@migration
-def m006_answer_errors(db: sqlite_utils.Database) -> None:
-    db["answers"].add_column("error", str)
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-@migration
-def m004_answer_repeats(db: sqlite_utils.Database) -> None:
-    db["answers"].add_column("repeat", int, not_null_default=0)
-    db["answers"].transform(pk=("run_id", "persona_id", "question_id", "repeat"))
 
 
 def new_id() -> str:
@@ -172,61 +48,6 @@ def sha256(text: str) -> str:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-class StoreError(Exception):
-    """A run log that cannot be opened, or a run that another process owns, said in one line."""
-
-
-def locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
-
-
-def process_started(pid: int) -> str | None:
-    """When a process started (clock ticks since boot), so a reused pid is not taken for its predecessor."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def this_process() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": process_started(os.getpid())}
-
-
-def alive(owner: dict[str, Any]) -> bool:
-    """Whether a run's owning process still runs; an owner on another host is taken to be alive."""
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(owner["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return owner.get("started") is None or process_started(owner["pid"]) == owner["started"]
-
-
-def writes(method: Callable[..., T]) -> Callable[..., T]:
-    """A Store method that writes: run whole in one write transaction (see ``Store.transact``)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Store, *args: Any, **kwargs: Any) -> T:
-        return self.transact(lambda: method(self, *args, **kwargs))
-
-    return wrapper
-
-
-def retrying(work: Callable[[], T]) -> T:
-    """``work``, tried again with growing pauses while another process holds the lock past the busy timeout."""
-    for attempt in range(LOCKED_RETRIES):
-        try:
-            return work()
-        except sqlite3.OperationalError as exc:
-            if not locked(exc) or attempt == LOCKED_RETRIES - 1:
-                raise
-            time.sleep(min(2**attempt, 10) * (0.5 + secrets.randbelow(100) / 100))
-    raise AssertionError("unreachable")
 
 
 class Store:
@@ -652,24 +473,3 @@ class Store:
         return {
             table: self.db[table].count_where("run_id = ?", [run_id]) for table in ("personas", "answers", "metrics")
         }
-
-
-class RunView:
-    """A read-only view of one run, handed to metrics."""
-
-    def __init__(self, store: Store, run_id: str, questions: list[Question]):
-        self.store = store
-        self.run_id = run_id
-        self.questions = {q.id: q for q in questions}
-
-    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
-        return self.store.aggregates(self.run_id, question_id)
-
-    def invalid(self, question_id: str) -> dict[str, float]:
-        return self.store.invalid(self.run_id, question_id)
-
-    def personas(self) -> Iterator[Persona]:
-        return self.store.personas(self.run_id)
-
-    def answers(self) -> Iterator[dict]:
-        return self.store.answer_rows(self.run_id)

@@ -112,7 +112,7 @@ def test_enricher_cycle_is_an_error():
 
 
 def test_migrations_are_recorded_once_in_order(tmp_path):
-    from simrun.store import MIGRATIONS
+    from simrun.migrations import MIGRATIONS
 
     Store(tmp_path / "m.db")
     Store(tmp_path / "m.db")
@@ -122,7 +122,7 @@ def test_migrations_are_recorded_once_in_order(tmp_path):
 
 
 def test_an_old_database_is_upgraded(tmp_path):
-    from simrun.store import m001_initial
+    from simrun.migrations import m001_initial
 
     db = sqlite_utils.Database(tmp_path / "old.db")
     m001_initial(db)

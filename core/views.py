@@ -1,0 +1,49 @@
+"""What a metric's ``compute(run)`` reads: the run log's view of one run, or a bootstrap resample of its shares.
+
+Both offer ``questions``, ``shares(question_id)`` and ``invalid(question_id)``;
+``RunView`` also ``personas()`` and ``answers()``. A metric that reads only the
+first three is ``resamplable``: ``simrun compare`` recomputes it on resamples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .models import Persona, Question
+from .store import Store
+
+
+class RunView:
+    """A read-only view of one run, handed to metrics."""
+
+    def __init__(self, store: Store, run_id: str, questions: list[Question]):
+        self.store = store
+        self.run_id = run_id
+        self.questions = {q.id: q for q in questions}
+
+    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
+        return self.store.aggregates(self.run_id, question_id)
+
+    def invalid(self, question_id: str) -> dict[str, float]:
+        return self.store.invalid(self.run_id, question_id)
+
+    def personas(self) -> Iterator[Persona]:
+        return self.store.personas(self.run_id)
+
+    def answers(self) -> Iterator[dict]:
+        return self.store.answer_rows(self.run_id)
+
+
+class SharesView:
+    """What a metric sees of one bootstrap resample: the questions and the answer shares."""
+
+    def __init__(
+        self, questions: dict, shares: dict[str, dict[str, dict[str, float]]], invalid: dict[str, dict[str, float]]
+    ):
+        self.questions, self._shares, self._invalid = questions, shares, invalid
+
+    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
+        return self._shares[question_id]
+
+    def invalid(self, question_id: str) -> dict[str, float]:
+        return self._invalid[question_id]
