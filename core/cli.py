@@ -6,19 +6,18 @@ import functools
 import json
 import os
 import sys
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from . import __version__
 from .compare import compare
-from .engine import ALL_STRATA, Engine, PlanError, build_pipeline, progress_bar
+from .display import console, errors, print_comparison, print_run, run_summary
+from .engine import Engine, PlanError, build_pipeline, progress_bar
 from .models import INVALID_THRESHOLD
 from .redaction import redact
 from .registry import PluginError, Registry, load_registry
@@ -26,10 +25,6 @@ from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_sch
 from .store import Store, StoreError
 from .sweep import plan_sweep, run_sweep
 from .writers import FORMATS, RowWriter, format_for
-
-# No console markup: names, paths, labels and errors come from users, files and models, and "[...]" in them is text.
-console = Console(markup=False, highlight=False)
-errors = Console(stderr=True, markup=False, highlight=False)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -241,70 +236,6 @@ def sweep(
     console.print(f"sweep {sweep_id}: `simrun compare {sweep_id}` for other metrics or --json")
 
 
-def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
-    baseline = result["baseline"]
-    names = list(dict.fromkeys(n for v in result["variants"] for n in v["metrics"]))
-    if wanted:
-        names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
-    fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
-    ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
-
-    def label(v: dict[str, Any]) -> Text:
-        """The variant's name, and each enrichment step of it that mostly failed."""
-        marks = [
-            (f" (! {o['step']} {o['share']:.0%} invalid)", "red") for o in v["invalid_outputs"] if o["mostly_failed"]
-        ]
-        return Text.assemble(v["label"], *marks)
-
-    for name in names:
-        table = Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
-        rows = sorted(
-            result["variants"],
-            key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)),
-        )
-        for v in rows:
-            m = v["metrics"].get(name)
-            if m is None:
-                continue
-            table.add_row(
-                label(v),
-                fmt(m["value"]),
-                ci(m["ci"]),
-                "" if v["label"] == baseline else fmt(m["diff"]),
-                "" if v["label"] == baseline else ci(m["diff_ci"]),
-            )
-        console.print(table)
-    console.print(
-        f"{result['reps']} bootstrap resamples of personas within strata; "
-        "variants are ranked by the size of their difference."
-    )
-    if result["smallest_stratum"] < 2:
-        console.print(
-            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; "
-            "sample more per stratum",
-            style="yellow",
-        )
-    if result["no_interval"]:
-        console.print(
-            f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares"
-        )
-    for v in result["variants"]:
-        for output in v["invalid_outputs"]:
-            if output["mostly_failed"]:
-                console.print(
-                    f"{v['label']}: {invalid_summary(output)}. Over {result['invalid_threshold']:.0%}: "
-                    "its differences measure the failure, not the step.",
-                    style="red",
-                )
-
-
-def invalid_summary(output: dict[str, Any]) -> str:
-    return (
-        f"{output['step']} wrote nothing usable for {output['invalid']} of {output['personas']} personas "
-        f"({output['share']:.0%}), most often {output['reason']} ({output['reason_count']})"
-    )
-
-
 def comparison(
     store: Store,
     registry: Registry,
@@ -430,94 +361,6 @@ def runs(as_json: bool, db_path: str, registry: Registry) -> None:
         name = f"{r['name']} / {r['variant']}" if r["variant"] else r["name"]
         table.add_row(r["id"], name, r["status"], r["created_at"][:16].replace("T", " "))
     console.print(table)
-
-
-def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
-    record = store.run(run_id)
-    metrics = store.metrics(run_id)
-    per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
-    overall: dict[str, float] = {}
-    for m in metrics:
-        key = f"{m['metric']}.{m['name']}"
-        if m["stratum"]:
-            per_stratum[m["stratum"]][key] = m["value"]
-        else:
-            overall[key] = m["value"]
-    question_ids = [
-        r["question_id"]
-        for r in store.db.query(
-            "select distinct question_id from aggregates where run_id = ? order by question_id", [run_id]
-        )
-    ]
-    questions = {qid: store.aggregates(run_id, qid) for qid in question_ids}
-    return {
-        "id": record["id"],
-        "name": record["name"],
-        "status": record["status"],
-        "error": record["error"],
-        "seed": record["seed"],
-        "created_at": record["created_at"],
-        "finished_at": record["finished_at"],
-        "timings": json.loads(record["timings"] or "{}"),
-        "components": json.loads(record["components"]),
-        "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
-        "counts": store.counts(run_id),
-        "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
-        "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
-        "metrics": overall,
-        "metrics_by_stratum": dict(per_stratum),
-        "shares": questions,
-    }
-
-
-def number(value: float | None, digits: int) -> str:
-    """A metric value for a table; SQLite keeps NaN (no data) as NULL."""
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> None:
-    summary = run_summary(store, run_id, invalid_threshold)
-    console.print(Text.assemble((f"run {summary['id']}", "bold"), f" {summary['name']} - {summary['status']}"))
-    if summary["error"]:
-        console.print(summary["error"], style="red")
-    counts = summary["counts"]
-    console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
-    console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
-    if summary["simulator_stats"]:
-        console.print(f"simulator: {summary['simulator_stats']}")
-    failures = summary["failed_answers"]
-    if failures["count"]:
-        console.print(
-            f"{failures['count']} answer(s) failed (all their mass counted invalid); most often: "
-            + "; ".join(f"{error} ({n})" for error, n in failures["most_common"]),
-            style="yellow",
-        )
-    for output in summary["invalid_outputs"]:
-        style, note = (
-            ("red", f" (over {invalid_threshold:.0%}: this step's effect is not measured)")
-            if output["mostly_failed"]
-            else ("yellow", "")
-        )
-        console.print(invalid_summary(output) + note, style=style)
-    strata = summary["metrics_by_stratum"]
-    if strata:
-        columns = sorted({k for values in strata.values() for k in values})
-        table = Table("stratum", *columns, title="per stratum")
-        for stratum in sorted(strata):
-            table.add_row(stratum, *(number(strata[stratum].get(c), 3) for c in columns))
-        console.print(table)
-    else:
-        for qid, shares in summary["shares"].items():
-            labels = sorted({label for s in shares.values() for label in s})
-            table = Table("stratum", *labels, title=f"answer shares: {qid}")
-            for stratum in sorted(shares, key=lambda s: (s == ALL_STRATA, s)):
-                table.add_row(stratum, *(f"{shares[stratum].get(option, 0):.3f}" for option in labels))
-            console.print(table)
-    if summary["metrics"]:
-        table = Table("metric", "value", title="metrics")
-        for name, value in summary["metrics"].items():
-            table.add_row(name, number(value, 4))
-        console.print(table)
 
 
 @cli.command()
