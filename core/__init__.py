@@ -60,6 +60,7 @@ from .models import (  # noqa: E402
 )
 from .raking import Coded, Dimension, Imputed, RakeResult, combination_key, encode, fit_state, rake  # noqa: E402
 from .redaction import redact, secret  # noqa: E402
+from .report import pyplot  # noqa: E402
 from .rules import Rule, load_rules, violations  # noqa: E402
 from .scenario import set_path  # noqa: E402
 from .schemas import bounded_integer, bounded_integers_as_enums, integer_bounds, schema_check  # noqa: E402
@@ -130,6 +131,7 @@ __all__ = [
     "data",
     "bundled_model",
     "BUNDLED_MODEL",
+    "pyplot",
     # consistency rules for LLM-written attributes, and scenario editing for ablations
     "Rule",
     "load_rules",

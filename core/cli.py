@@ -499,7 +499,8 @@ def report(
 
     store = Store(db_path, read_only=True)
     try:
-        page = run_report(store, run_summary(store, run_or_sweep_id, invalid_threshold))
+        summary = run_summary(store, run_or_sweep_id, invalid_threshold)
+        page = run_report(store, summary, metric_figures(store.run(run_or_sweep_id), summary, registry))
     except KeyError:
         result = comparison(
             store,
@@ -513,6 +514,27 @@ def report(
         page = sweep_report(result, per_state)
     Path(output).write_text(page)
     errors.print(f"wrote {output}")
+
+
+def metric_figures(record: dict[str, Any], summary: dict[str, Any], registry: Registry) -> list[tuple[str, Any]]:
+    """Each of the run's metrics draws its own plots from its values per stratum."""
+    try:
+        loaded = validate_data(
+            json.loads(record["scenario_json"]), record["scenario_yaml"], f"run {record['id']}", registry
+        )
+    except ScenarioError as exc:
+        errors.print(f"no plots: the stored scenario no longer validates ({exc.render()})", style="yellow")
+        return []
+    figures = []
+    for name, spec in loaded.scenario.metric_specs():
+        info = registry.get("metric", spec.use)
+        prefix = f"{name}."
+        by_stratum = {
+            stratum: {key.removeprefix(prefix): value for key, value in values.items() if key.startswith(prefix)}
+            for stratum, values in summary["metrics_by_stratum"].items()
+        }
+        figures += info.cls(info.cls.Config.model_validate(spec.with_)).plots(by_stratum)
+    return figures
 
 
 def main() -> None:

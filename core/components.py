@@ -211,6 +211,11 @@ class Metric(Component):
         """Questions this metric brings to the run (a benchmark's own), asked like the scenario's."""
         return []
 
+    def plots(self, by_stratum: dict[str, dict[str, float]]) -> list[tuple[str, Any]]:
+        """Figures for ``simrun report``: (alt text, matplotlib Figure) pairs drawn from this metric's values per
+        stratum (names without the metric's prefix). Draw with ``simrun.pyplot()``; default: none."""
+        return []
+
     def compute(self, run: Any) -> list[MetricValue]:
         """``run`` is a ``simrun.views.RunView``, or a ``SharesView`` of a bootstrap resample when ``resamplable``."""
         raise NotImplementedError

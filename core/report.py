@@ -34,12 +34,14 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot drawing off screen (Agg), with math text off: labels are data and may hold "$"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams["text.parse_math"] = False
     return plt
 
 
@@ -56,70 +58,6 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _img(src: str, alt: str) -> str:
     return f'<img src="{src}" alt="{html.escape(alt)}">'
-
-
-def election_plots(per_state: dict[str, dict[str, float]]) -> list[str]:
-    """Simulated vs real Democratic share by state, and each state's error, most Democratic first."""
-    states = sorted(
-        (s for s, v in per_state.items() if "election.dem_share" in v and "election.true_dem_share" in v),
-        key=lambda s: -per_state[s]["election.true_dem_share"],
-    )
-    if not states:
-        return []
-    plt = _pyplot()
-    sim = [per_state[s]["election.dem_share"] * 100 for s in states]
-    true = [per_state[s]["election.true_dem_share"] * 100 for s in states]
-    fig, ax = plt.subplots(figsize=(7, 7))
-    ax.scatter(true, sim, s=18, color="#3465a4")
-    low, high = min(true + sim) - 3, max(true + sim) + 3
-    ax.plot([low, high], [low, high], color="#888", linestyle="--", linewidth=1, label="simulated = real")
-    for s, x, y in zip(states, true, sim):
-        ax.annotate(s, (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
-    ax.set(
-        xlabel="real Democratic two-party share (%)",
-        ylabel="simulated Democratic two-party share (%)",
-        title="Simulated vs real vote by state",
-        xlim=(low, high),
-        ylim=(low, high),
-    )
-    ax.legend(loc="upper left")
-    scatter = _png(fig)
-    fig, ax = plt.subplots(figsize=(11, 4))
-    errors = [a - b for a, b in zip(sim, true)]
-    ax.bar(states, errors, color=["#3465a4" if e > 0 else "#cc0000" for e in errors])
-    ax.axhline(0, color="#444", linewidth=0.8)
-    ax.set(
-        ylabel="simulated - real (points)", title="Error by state, most Democratic (left) to most Republican (right)"
-    )
-    ax.tick_params(axis="x", labelsize=7, rotation=90)
-    return [_img(scatter, "simulated vs real Democratic share by state"), _img(_png(fig), "error by state")]
-
-
-def group_plot(per_stratum: dict[str, dict[str, float]]) -> list[str]:
-    groups = sorted(s for s, v in per_stratum.items() if "opinion.representativeness" in v)
-    if not groups:
-        return []
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(groups))))
-    y = range(len(groups))
-    ax.barh(
-        [i + 0.2 for i in y],
-        [per_stratum[g]["opinion.representativeness"] for g in groups],
-        height=0.4,
-        label="simulated",
-        color="#3465a4",
-    )
-    ax.barh(
-        [i - 0.2 for i in y],
-        [per_stratum[g].get("opinion.human_baseline", float("nan")) for g in groups],
-        height=0.4,
-        label="human baseline",
-        color="#aaa",
-    )
-    ax.set_yticks(list(y), groups, fontsize=7)
-    ax.set(xlabel="representativeness (1 - W / span)", title="OpinionQA representativeness by group")
-    ax.legend()
-    return [_img(_png(fig), "representativeness by group")]
 
 
 def invalid_notes(label: str, outputs: list[dict[str, Any]]) -> list[str]:
@@ -142,7 +80,8 @@ def marked(variant: dict[str, Any]) -> str:
     )
 
 
-def run_report(store: Store, summary: dict[str, Any]) -> str:
+def run_report(store: Store, summary: dict[str, Any], figures: list[tuple[str, Any]]) -> str:
+    """The run page; ``figures`` are (alt text, matplotlib Figure) pairs from the metrics' ``plots``."""
     per_stratum = summary["metrics_by_stratum"]
     parts = [
         f"<h1>simrun run {html.escape(summary['id'])}: {html.escape(summary['name'])}</h1>",
@@ -153,7 +92,7 @@ def run_report(store: Store, summary: dict[str, Any]) -> str:
         *invalid_notes("", summary["invalid_outputs"]),
     ]
     parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [[k, v] for k, v in summary["metrics"].items()])]
-    plots = election_plots(per_stratum) + group_plot(per_stratum)
+    plots = [_img(_png(figure), alt) for alt, figure in figures]
     if plots:
         parts += ["<h2>Plots</h2>", *plots]
     if per_stratum:
@@ -177,7 +116,7 @@ def run_report(store: Store, summary: dict[str, Any]) -> str:
 
 
 def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[str, dict[str, float]]]) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     variants = result["variants"]
     labels = [v["label"] for v in variants]
     names = list(dict.fromkeys(n for v in variants for n in v["metrics"]))

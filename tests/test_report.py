@@ -91,6 +91,16 @@ def test_sweep_report_has_a_plot_per_metric_and_per_state_errors(invoke, tmp_pat
     assert all(alts.values()) and problems == []
 
 
+def test_a_plugin_metric_adds_its_own_plots(invoke, tmp_path):
+    db = tmp_path / "m.db"
+    assert invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=db).exit_code == 0
+    run_id = json.loads(invoke("runs", "--json", db=db).output)[0]["id"]
+    out = tmp_path / "towns.html"
+    assert invoke("report", run_id, "-o", str(out), db=db).exit_code == 0
+    title, images, problems = open_in_chromium(out)
+    assert dict(images) == {"share of A by town": True} and problems == []
+
+
 def test_unknown_id_is_a_clear_error(invoke, tmp_path):
     invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet")
     result = invoke("report", "nope", "-o", str(tmp_path / "x.html"))

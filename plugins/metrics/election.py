@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig, data, hookimpl
+from simrun import ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig, data, hookimpl, pyplot
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
 
@@ -98,6 +99,42 @@ class ElectionMetric(Metric):
                 )
             )
         return problems
+
+    def plots(self, by_stratum: dict[str, dict[str, float]]) -> list[tuple[str, Any]]:
+        """Simulated vs real Democratic share by state, and each state's error, most Democratic first."""
+        states = sorted(
+            (s for s, v in by_stratum.items() if "dem_share" in v and "true_dem_share" in v),
+            key=lambda s: -by_stratum[s]["true_dem_share"],
+        )
+        if not states:
+            return []
+        plt = pyplot()
+        sim = [by_stratum[s]["dem_share"] * 100 for s in states]
+        true = [by_stratum[s]["true_dem_share"] * 100 for s in states]
+        scatter, ax = plt.subplots(figsize=(7, 7))
+        ax.scatter(true, sim, s=18, color="#3465a4")
+        low, high = min(true + sim) - 3, max(true + sim) + 3
+        ax.plot([low, high], [low, high], color="#888", linestyle="--", linewidth=1, label="simulated = real")
+        for s, x, y in zip(states, true, sim):
+            ax.annotate(s, (x, y), fontsize=7, xytext=(2, 2), textcoords="offset points")
+        ax.set(
+            xlabel="real Democratic two-party share (%)",
+            ylabel="simulated Democratic two-party share (%)",
+            title="Simulated vs real vote by state",
+            xlim=(low, high),
+            ylim=(low, high),
+        )
+        ax.legend(loc="upper left")
+        bars, ax = plt.subplots(figsize=(11, 4))
+        errors = [a - b for a, b in zip(sim, true)]
+        ax.bar(states, errors, color=["#3465a4" if e > 0 else "#cc0000" for e in errors])
+        ax.axhline(0, color="#444", linewidth=0.8)
+        ax.set(
+            ylabel="simulated - real (points)",
+            title="Error by state, most Democratic (left) to most Republican (right)",
+        )
+        ax.tick_params(axis="x", labelsize=7, rotation=90)
+        return [("simulated vs real Democratic share by state", scatter), ("error by state", bars)]
 
     def compute(self, run) -> list[MetricValue]:
         from scipy.stats import wasserstein_distance  # 1.5 s to import: only when scoring

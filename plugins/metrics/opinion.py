@@ -24,12 +24,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import Metric, MetricValue, Question, StrictConfig, hookimpl
+from simrun import Metric, MetricValue, Question, StrictConfig, hookimpl, pyplot
 
 QUESTIONS = "opinionqa_questions.csv"
 COUNTS = "opinionqa_group_counts.csv.gz"
@@ -197,6 +197,33 @@ class OpinionMetric(Metric):
                 picked = np.random.default_rng(self.config.seed).choice(len(keys), self.config.limit, replace=False)
                 keys = [keys[i] for i in sorted(picked)]
         return [q for q in (question_from(rows[k]) for k in keys) if scorable(q) or self.config.keys is not None]
+
+    def plots(self, by_stratum: dict[str, dict[str, float]]) -> list[tuple[str, Any]]:
+        """Representativeness by demographic group, beside what one group of real respondents reaches of another."""
+        groups = sorted(s for s, v in by_stratum.items() if "representativeness" in v)
+        if not groups:
+            return []
+        plt = pyplot()
+        figure, ax = plt.subplots(figsize=(8, max(3, 0.28 * len(groups))))
+        y = range(len(groups))
+        ax.barh(
+            [i + 0.2 for i in y],
+            [by_stratum[g]["representativeness"] for g in groups],
+            height=0.4,
+            label="simulated",
+            color="#3465a4",
+        )
+        ax.barh(
+            [i - 0.2 for i in y],
+            [by_stratum[g].get("human_baseline", float("nan")) for g in groups],
+            height=0.4,
+            label="human baseline",
+            color="#aaa",
+        )
+        ax.set_yticks(list(y), groups, fontsize=7)
+        ax.set(xlabel="representativeness (1 - W / span)", title="OpinionQA representativeness by group")
+        ax.legend()
+        return [("representativeness by group", figure)]
 
     def compute(self, run) -> list[MetricValue]:
         counts = read_counts(self.folder)

@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from simrun import hookimpl
+from simrun import hookimpl, pyplot
 from simrun.components import Ablation, Enricher, Metric, MetricValue, Problem, Sampler, Simulator, StrictConfig
 from simrun.models import ModelAnswer, Persona
 
@@ -146,6 +146,13 @@ class MeanShare(Metric):
                 )
             ]
         return []
+
+    def plots(self, by_stratum):
+        """A third-party metric's own figure in the report: the share by town."""
+        towns = sorted(t for t, v in by_stratum.items() if "share" in v)
+        figure, ax = pyplot().subplots(figsize=(5, 3))
+        ax.bar(towns, [by_stratum[t]["share"] for t in towns])
+        return [(f"share of {self.config.option} by town", figure)]
 
     def compute(self, run):
         shares = run.shares(self.config.question)
