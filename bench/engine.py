@@ -42,7 +42,7 @@ def main() -> None:
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
-        engine = Engine(registry, store, show_progress=False)
+        engine = Engine(registry, store)
         started = time.perf_counter()
         run_id = engine.run(loaded)
         fresh = time.perf_counter() - started

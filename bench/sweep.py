@@ -44,13 +44,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "sweep.db")
         started = time.perf_counter()
-        run_sweep(loaded, registry, store, Engine(registry, store, show_progress=False))
+        run_sweep(loaded, registry, store, Engine(registry, store))
         sweep_s = time.perf_counter() - started
         independent_s = 0.0
         for i, (_, variant) in enumerate(variants):
             own = Store(Path(tmp) / f"alone{i}.db")
             started = time.perf_counter()
-            Engine(registry, own, show_progress=False).run(variant)
+            Engine(registry, own).run(variant)
             independent_s += time.perf_counter() - started
     prompts = args.personas * len(variants)
     print(

@@ -17,8 +17,9 @@ from rich.text import Text
 from . import __version__
 from .compare import compare
 from .display import console, errors, print_comparison, print_run, run_summary
-from .engine import Engine, PlanError, build_pipeline, progress_bar
+from .engine import Engine, PlanError, build_pipeline
 from .models import INVALID_THRESHOLD
+from .progress import progress_bar, watching
 from .redaction import redact
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario, scenario_schema, validate_data
@@ -171,9 +172,11 @@ def run(
         fail("give a scenario file, or --resume RUN_ID")
     else:
         loaded = open_scenario(scenario, registry, overrides)
-    engine = Engine(registry, store, use_cache=not no_cache, show_progress=not quiet and errors.is_terminal)
+    engine = Engine(registry, store, use_cache=not no_cache)
     try:
-        run_id = engine.run(loaded, resume=resume_id)
+        description = f"simulating {len(loaded.scenario.questions)} question(s)"
+        with watching(registry, not quiet and errors.is_terminal, description):
+            run_id = engine.run(loaded, resume=resume_id)
     except PlanError as exc:
         fail(exc.render())
     except KeyboardInterrupt:
@@ -215,12 +218,13 @@ def sweep(
     """
     loaded = open_scenario(scenario, registry, overrides)
     store = Store(db_path)
-    engine = Engine(registry, store, use_cache=not no_cache, show_progress=not quiet and errors.is_terminal)
+    engine = Engine(registry, store, use_cache=not no_cache)
     try:
         variants = plan_sweep(loaded, registry)
         if not quiet:
             errors.print(f"{len(variants)} variants: " + ", ".join(label for label, _ in variants))
-        sweep_id = run_sweep(loaded, registry, store, engine)
+        with watching(registry, not quiet and errors.is_terminal, f"sweep: {len(variants)} variants") as progress:
+            sweep_id = run_sweep(loaded, registry, store, engine, progress)
     except ScenarioError as exc:
         fail("invalid sweep\n" + exc.render())
     except KeyboardInterrupt:
@@ -448,11 +452,9 @@ def sample_command(
     """
     loaded = open_scenario(scenario, registry, overrides)
     pipeline = build_pipeline(loaded, registry)
-    engine = Engine(
-        registry, Store(db_path), show_progress=errors.is_terminal
-    )  # generated text is cached for later runs
+    engine = Engine(registry, Store(db_path))  # generated text is cached for later runs
     try:
-        with RowWriter(output, format_for(output, fmt)) as writer, progress_bar(engine.show_progress) as bar:
+        with RowWriter(output, format_for(output, fmt)) as writer, progress_bar(errors.is_terminal) as bar:
             task = bar.add_task("sampling personas", total=pipeline.sampler.total())
             for index, batch, _ in engine.batches(loaded, pipeline, None):
                 batch = engine.enrich(batch, index, loaded, pipeline)

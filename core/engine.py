@@ -13,22 +13,11 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import numpy as np
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from .components import EnrichContext, Enricher, Metric, Sampler, Simulator
 from .models import ALL_STRATA, Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
@@ -152,28 +141,11 @@ def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
     )
 
 
-@contextmanager
-def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Progress]:
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-        disable=not enabled,
-        transient=False,
-    )
-    with progress:
-        yield progress
-
-
 class Engine:
-    def __init__(self, registry: Registry, store: Store, *, use_cache: bool = True, show_progress: bool = True):
+    def __init__(self, registry: Registry, store: Store, *, use_cache: bool = True):
         self.registry = registry
         self.store = store
         self.use_cache = use_cache
-        self.show_progress = show_progress
         self.hook = registry.manager.hook
         self.run_id: str | None = None  # the run in progress, for an interrupted caller
 
@@ -184,14 +156,13 @@ class Engine:
         *,
         personas_from: str | None = None,
         sweep: tuple[str, str] | None = None,
-        progress: tuple[Progress, TaskID] | None = None,
     ) -> str:
         """Run (or resume) a scenario; return the run id.
 
         ``personas_from`` reuses a finished run's personas, batch by batch,
         instead of sampling and enriching again (a sweep's variants that change
-        neither). ``sweep`` is (sweep id, variant label); ``progress`` is a bar
-        shared across runs.
+        neither). ``sweep`` is (sweep id, variant label). Observers (the progress
+        bar among them) follow it through the lifecycle hooks.
         """
         pipeline = build_pipeline(loaded, self.registry)
         s = loaded.scenario
@@ -204,17 +175,19 @@ class Engine:
             run_id = resume
             self.store.claim_run(run_id)
         self.run_id = run_id
-        info = RunInfo(id=run_id, name=s.name, seed=s.seed, db_path=self.store.path, resumed=resume is not None)
+        info = RunInfo(
+            id=run_id,
+            name=s.name,
+            seed=s.seed,
+            db_path=self.store.path,
+            resumed=resume is not None,
+            total=pipeline.sampler.total(),
+        )
         timings: dict[str, float] = {}
         try:
             self.hook.run_started(run=info)
             started = time.perf_counter()
-            if progress is None:
-                with progress_bar(self.show_progress) as bar:
-                    task = bar.add_task(f"simulating {len(s.questions)} question(s)", total=pipeline.sampler.total())
-                    self._simulate(loaded, pipeline, info, personas_from, (bar, task))
-            else:
-                self._simulate(loaded, pipeline, info, personas_from, progress)
+            self._simulate(loaded, pipeline, info, personas_from)
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
             self.store.add_simulator_stats(run_id, pipeline.simulator.stats())
             started = time.perf_counter()
@@ -264,20 +237,17 @@ class Engine:
         pipeline: Pipeline,
         info: RunInfo,
         personas_from: str | None,
-        progress: tuple[Progress, TaskID],
     ) -> None:
-        bar, task = progress
         done = self.store.done_batches(info.id)
         for index, batch, fresh in self.batches(loaded, pipeline, personas_from):
             if index in done:
-                bar.advance(task, len(batch))
+                self.hook.batch_resumed(run=info, personas=batch)
                 continue
             if fresh:
                 batch = self.enrich(batch, index, loaded, pipeline)
             answers = self.answer(batch, loaded, pipeline.simulator)
             self.store.write_batch(info.id, index, batch, answers)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
-            bar.advance(task, len(batch))
 
     def answer(self, batch: list[Persona], loaded: LoadedScenario, simulator: Simulator) -> list[Answer]:
         """Answer every question for every persona, in every option order asked for."""

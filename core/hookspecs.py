@@ -72,5 +72,10 @@ def batch_done(run: RunInfo, personas: list[Persona], answers: list[Answer]) -> 
 
 
 @hookspec
+def batch_resumed(run: RunInfo, personas: list[Persona]) -> None:
+    """Called for each batch a resumed run finds already done (its answers are in the run log, not repeated here)."""
+
+
+@hookspec
 def run_finished(run: RunInfo, metrics: dict[str, Any]) -> None:
     """Called once a run has been scored; ``metrics`` maps names to values."""

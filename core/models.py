@@ -191,3 +191,4 @@ class RunInfo(BaseModel):
     seed: int
     db_path: str
     resumed: bool = False
+    total: int = Field(0, ge=0, description="Personas the run will have, resumed ones included (for progress).")

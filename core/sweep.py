@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 
-from .engine import Engine, build_pipeline, progress_bar
+from .engine import Engine, build_pipeline
+from .progress import ProgressObserver
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue, validate_data
 from .store import Store
@@ -54,7 +55,10 @@ def shares_personas(a: LoadedScenario, b: LoadedScenario) -> bool:
     return all(a.data.get(k) == b.data.get(k) for k in PERSONA_FIELDS)
 
 
-def run_sweep(loaded: LoadedScenario, registry: Registry, store: Store, engine: Engine) -> str:
+def run_sweep(
+    loaded: LoadedScenario, registry: Registry, store: Store, engine: Engine, progress: ProgressObserver | None = None
+) -> str:
+    """Run every variant not finished yet, each a child run of one sweep; ``progress`` counts all of them."""
     variants = plan_sweep(loaded, registry)
     sweep_id = store.unfinished_sweep(loaded.data) or store.create_sweep(
         loaded.scenario.name, loaded.text, loaded.data, loaded.data["ablation"], [label for label, _ in variants]
@@ -63,23 +67,20 @@ def run_sweep(loaded: LoadedScenario, registry: Registry, store: Store, engine: 
     sizes = [build_pipeline(v, registry).sampler.total() for _, v in variants]
     baseline_label, baseline = variants[0]
     baseline_run: str | None = None
-    with progress_bar(engine.show_progress) as bar:
-        task = bar.add_task(f"sweep: {len(variants)} variants", total=sum(sizes))
-        for (label, variant), size in zip(variants, sizes):
-            record = existing.get(label)
-            if record is not None and record["status"] == "finished":
-                bar.advance(task, size)
-                run_id = record["id"]
-            else:
-                reuse = baseline_run if label != baseline_label and shares_personas(baseline, variant) else None
-                run_id = engine.run(
-                    variant,
-                    resume=record["id"] if record else None,
-                    personas_from=reuse,
-                    sweep=(sweep_id, label),
-                    progress=(bar, task),
-                )
-            if label == baseline_label:
-                baseline_run = run_id
+    if progress is not None:
+        progress.set_total(sum(sizes))
+    for (label, variant), size in zip(variants, sizes):
+        record = existing.get(label)
+        if record is not None and record["status"] == "finished":
+            if progress is not None:
+                progress.advance(size)
+            run_id = record["id"]
+        else:
+            reuse = baseline_run if label != baseline_label and shares_personas(baseline, variant) else None
+            run_id = engine.run(
+                variant, resume=record["id"] if record else None, personas_from=reuse, sweep=(sweep_id, label)
+            )
+        if label == baseline_label:
+            baseline_run = run_id
     store.finish_sweep(sweep_id)
     return sweep_id

@@ -9,6 +9,7 @@ import pytest
 import sqlite_utils
 from conftest import EXAMPLE
 
+from simrun import hookimpl
 from simrun.components import Enricher
 from simrun.engine import Engine, PlanError, order_enrichers
 from simrun.scenario import load_scenario
@@ -18,7 +19,7 @@ from simrun.store import Store
 def run_towns(registry, db_path, *overrides, use_cache=True):
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, list(overrides))
     store = Store(db_path)
-    run_id = Engine(registry, store, use_cache=use_cache, show_progress=False).run(loaded)
+    run_id = Engine(registry, store, use_cache=use_cache).run(loaded)
     return store, run_id
 
 
@@ -251,7 +252,42 @@ def test_failed_answers_are_recorded_but_never_cached(registry, tmp_path):
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
     batch = next(build_pipeline(loaded, registry).sampler.sample(np.random.default_rng(0), 4))
     store = Store(tmp_path / "f.db")
-    answers = Engine(registry, store, show_progress=False).answer(batch, loaded, Flaky())
+    answers = Engine(registry, store).answer(batch, loaded, Flaky())
     assert len(answers) == 8
     assert all(a.invalid == 1.0 and a.error == "HTTP 503 after 5 retries" for a in answers)
     assert store.db["llm_cache"].count == 0
+
+
+class Counter:
+    """An observer counting personas through the lifecycle hooks, as the progress bar does."""
+
+    def __init__(self):
+        self.total, self.done, self.resumed = None, 0, 0
+
+    @hookimpl
+    def run_started(self, run):
+        self.total = run.total
+
+    @hookimpl
+    def batch_done(self, run, personas, answers):
+        self.done += len(personas)
+
+    @hookimpl
+    def batch_resumed(self, run, personas):
+        self.resumed += len(personas)
+
+
+def test_observers_count_every_persona_of_a_resumed_run(registry, tmp_path):
+    store, run_id = run_towns(registry, tmp_path / "o.db")
+    kept = sorted(store.done_batches(run_id))[:1]
+    store.db.execute("delete from progress where run_id = ? and batch > ?", [run_id, kept[-1]])
+    store.db.execute("update runs set status = 'failed' where id = ?", [run_id])
+    store.db.conn.commit()
+    counter = Counter()
+    registry.manager.register(counter)
+    try:
+        loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
+        Engine(registry, store).run(loaded, resume=run_id)
+    finally:
+        registry.manager.unregister(counter)
+    assert counter.total == 24 and counter.resumed == 8 and counter.done == 16

@@ -22,7 +22,7 @@ SWEEP = EXAMPLE / "towns_sweep.yaml"
 def sweep(registry, db, *overrides):
     loaded = load_scenario(SWEEP, registry, list(overrides))
     store = Store(db)
-    return store, run_sweep(loaded, registry, store, Engine(registry, store, show_progress=False))
+    return store, run_sweep(loaded, registry, store, Engine(registry, store))
 
 
 def personas_of(store, run_id):

@@ -88,7 +88,7 @@ def run_towns_on(base: str, db, **config):
     registry = load_registry(EXAMPLE)
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, registry_overrides)
     store = Store(db)
-    return store, Engine(registry, store, show_progress=False).run(loaded)
+    return store, Engine(registry, store).run(loaded)
 
 
 def test_faults_are_retried_counted_and_the_run_completes(server, tmp_path):

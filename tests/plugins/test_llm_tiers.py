@@ -143,7 +143,7 @@ def test_engine_caches_generation_but_not_failures(registry, tmp_path):
             self.calls += len(prompts)
             return ["" if "fail" in p else p.upper() for p in prompts]
 
-    engine, sim = Engine(registry, Store(tmp_path / "g.db"), show_progress=False), Counting()
+    engine, sim = Engine(registry, Store(tmp_path / "g.db")), Counting()
     assert engine.generate(sim, ["a", "b", "a", "fail"]) == ["A", "B", "A", ""]
     assert sim.calls == 3  # the repeated prompt is asked once
     assert engine.generate(sim, ["a", "b", "fail"]) == ["A", "B", ""]
@@ -169,7 +169,7 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
 
     schema = {"type": "object", "properties": {"household_size": {"type": "integer", "minimum": 1, "maximum": 12}}}
     store = Store(tmp_path / "g.db")
-    engine = Engine(registry, store, show_progress=False)
+    engine = Engine(registry, store)
     unbounded = Sizes(30)  # a backend whose decoding ignored the bounds
     assert engine.generate(unbounded, ["p"], json_schema=schema) == ['{"household_size": 30}']
     assert (

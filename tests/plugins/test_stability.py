@@ -42,7 +42,7 @@ def run(registry, db, *overrides):
         EXAMPLE / "towns.yaml", registry, ["metrics={stability: {}, mean_share: {question: q1}}", *overrides]
     )
     store = Store(db)
-    return store, Engine(registry, store, show_progress=False).run(loaded)
+    return store, Engine(registry, store).run(loaded)
 
 
 def test_repeats_are_asked_stored_and_averaged(registry, tmp_path):
