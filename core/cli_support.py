@@ -1,0 +1,117 @@
+"""What every simrun command shares: one-line errors, the --db and --plugins-dir options, opening a scenario."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+from rich.text import Text
+
+from .compare import compare
+from .display import errors
+from .engine import build_pipeline
+from .models import INVALID_THRESHOLD
+from .redaction import redact
+from .registry import PluginError, Registry, load_registry
+from .scenario import LoadedScenario, ScenarioError, load_scenario
+from .store import Store, StoreError
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    errors.print(Text.assemble(("error:", "bold red"), " ", redact(message)), soft_wrap=True)
+    sys.exit(code)
+
+
+def failed(exc: Exception, run_id: str | None, db_path: str) -> NoReturn:
+    """A run that stopped on an error from a plugin or a backend: one line, and how to go on
+    (SIMRUN_DEBUG=1: the traceback).
+    """
+    if os.environ.get("SIMRUN_DEBUG"):
+        raise exc
+    where = f"run {run_id} failed" if run_id else "failed"
+    resume = f"; fix the cause, then continue with: simrun run --resume {run_id} --db {db_path}" if run_id else ""
+    fail(f"{where}: {type(exc).__name__}: {exc}{resume} (SIMRUN_DEBUG=1 shows the traceback)", 1)
+
+
+def with_plugins(fn: Callable) -> Callable:
+    """--plugins-dir and the registry, and one line (no traceback) for a storage fault or an unwritable output."""
+
+    @click.option(
+        "--plugins-dir",
+        type=click.Path(file_okay=False),
+        help="Load every .py file in this folder as a plugin, without packaging it.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, plugins_dir: str | None, **kwargs: Any) -> Any:
+        try:
+            registry = load_registry(plugins_dir)
+        except PluginError as exc:
+            fail(f"plugin: {exc}")
+        try:
+            return fn(*args, registry=registry, **kwargs)
+        except StoreError as exc:
+            fail(str(exc))
+        except OSError as exc:  # an output file that cannot be written, a full disk
+            fail(f"{exc.filename or 'writing'}: {exc.strerror or exc}")
+
+    return wrapper
+
+
+def common(fn: Callable) -> Callable:
+    """--db and --plugins-dir: every command that reads or writes the run log."""
+    return click.option(
+        "--db",
+        "db_path",
+        default="simrun.db",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="The SQLite run log.",
+    )(with_plugins(fn))
+
+
+overrides_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a scenario field, e.g. --set sampler.with.per_state=5 (repeatable; VALUE is YAML).",
+)
+
+
+invalid_threshold_option = click.option(
+    "--invalid-threshold",
+    default=INVALID_THRESHOLD,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Mark an enrichment step (e.g. an LLM tier) whose output was invalid for more than this share of personas.",
+)
+
+
+def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> LoadedScenario:
+    try:
+        loaded = load_scenario(path, registry, list(overrides))
+        build_pipeline(loaded, registry)  # config values and the enricher plan, before any work
+        return loaded
+    except ScenarioError as exc:
+        fail("invalid scenario\n" + exc.render())
+
+
+def comparison(
+    store: Store,
+    registry: Registry,
+    sweep_id: str,
+    reps: int,
+    not_found: str,
+    invalid_threshold: float = INVALID_THRESHOLD,
+) -> dict[str, Any]:
+    """compare(), with its errors said to the user."""
+    try:
+        return compare(store, registry, sweep_id, reps=reps, invalid_threshold=invalid_threshold)
+    except KeyError:
+        fail(not_found)
+    except ValueError as exc:
+        fail(str(exc))
