@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from .engine import ALL_STRATA, build_pipeline
+from .engine import build_pipeline
 from .models import INVALID_THRESHOLD
 from .registry import Registry
 from .scenario import validate_data
+from .shares import ShareSums
 from .store import Store
 from .views import SharesView
 
@@ -64,21 +65,11 @@ class Answers:
         self, counts: np.ndarray
     ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
         """Option shares and invalid mass per question and stratum, personas weighted by ``counts``."""
-        shares: dict[str, dict[str, dict[str, float]]] = {}
-        invalid: dict[str, dict[str, float]] = {}
+        sums = ShareSums()
         w = counts * self.weights
         for qid, (rows, labels, values) in self.questions.items():
-            rw = w[rows]
-            groups = [(name, self.stratum_index[rows] == s) for s, name in enumerate(self.strata)]
-            groups.append((ALL_STRATA, np.ones(len(rows), dtype=bool)))
-            shares[qid], invalid[qid] = {}, {}
-            for name, mask in groups:
-                total = rw[mask].sum()
-                if total > 0:
-                    means = (rw[mask] @ values[mask]) / total
-                    shares[qid][name] = dict(zip(labels, means[:-1]))
-                    invalid[qid][name] = float(means[-1])
-        return shares, invalid
+            sums.add(qid, labels, self.strata, self.stratum_index[rows], w[rows], values)
+        return sums.shares(), sums.invalid()
 
 
 def overall(store: Store, run_id: str) -> dict[str, float]:

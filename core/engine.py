@@ -20,13 +20,16 @@ import networkx as nx
 import numpy as np
 
 from .components import EnrichContext, Enricher, Metric, Sampler, Simulator
-from .models import ALL_STRATA, Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
+from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .redaction import redact
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .schemas import schema_check
+from .shares import ShareSums
 from .store import Store, StoreError, dumps, now, sha256
 from .views import RunView
+
+AGGREGATE_CHUNK = 2_000  # answers of one question turned into arrays at a time: memory stays flat in N
 
 
 class PlanError(ScenarioError):
@@ -371,31 +374,39 @@ class Engine:
         return answers, keys, cached
 
     def aggregate(self, run_id: str) -> None:
-        """Weighted option shares per stratum and question, plus the whole population."""
-        sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        weights: dict[tuple[str, str], float] = defaultdict(float)
-        invalid: dict[tuple[str, str], float] = defaultdict(float)
+        """Weighted option shares per stratum and question, plus the whole population, streamed in chunks."""
+        sums = ShareSums()
+        pending: dict[str, list[dict]] = defaultdict(list)
+
+        def flush(question_id: str) -> None:
+            rows = pending.pop(question_id)
+            labels = list(json.loads(rows[0]["distribution"]))
+            values = np.array(
+                [[*(json.loads(r["distribution"]).get(label, 0.0) for label in labels), r["invalid"]] for r in rows]
+            )
+            strata, codes = np.unique([r["stratum"] for r in rows], return_inverse=True)
+            sums.add(question_id, labels, strata.tolist(), codes, np.array([r["weight"] for r in rows]), values)
+
         for row in self.store.answer_rows(run_id):
-            distribution = json.loads(row["distribution"])
-            w = row["weight"]
-            for stratum in (row["stratum"], ALL_STRATA):
-                key = (row["question_id"], stratum)
-                weights[key] += w
-                invalid[key] += w * row["invalid"]
-                for label, p in distribution.items():
-                    sums[key][label] += w * p
+            pending[row["question_id"]].append(row)
+            if len(pending[row["question_id"]]) == AGGREGATE_CHUNK:
+                flush(row["question_id"])
+        for question_id in list(pending):
+            flush(question_id)
+        invalid = sums.invalid()
         rows = [
             {
                 "run_id": run_id,
                 "question_id": q,
                 "stratum": stratum,
                 "option": label,
-                "share": total / weights[(q, stratum)],
-                "weight": weights[(q, stratum)],
-                "invalid": invalid[(q, stratum)] / weights[(q, stratum)],
+                "share": share,
+                "weight": sums.weights[(q, stratum)],
+                "invalid": invalid[q][stratum],
             }
-            for (q, stratum), by_label in sums.items()
-            for label, total in by_label.items()
+            for q, by_stratum in sums.shares().items()
+            for stratum, by_label in by_stratum.items()
+            for label, share in by_label.items()
         ]
         self.store.write_aggregates(run_id, rows)
 
