@@ -22,7 +22,7 @@ from .cli_support import (
     with_plugins,
 )
 from .compare import compare
-from .display import console, errors, print_comparison, print_run, run_summary
+from .display import console, errors, print_comparison, print_run, run_summary, unclipped
 from .engine import Engine, PlanError
 from .progress import watching
 from .registry import Registry
@@ -238,7 +238,7 @@ def plugins(as_json: bool, registry: Registry) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("kind", "name", "package", "version", "what it does")
+    table = unclipped(Table("kind", "name", "package", "version", "what it does"))
     for r in rows:
         table.add_row(r["kind"], r["name"], r["package"], r["version"], r["doc"])
     console.print(table)

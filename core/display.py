@@ -23,6 +23,13 @@ console = Console(markup=False, highlight=False)
 errors = Console(stderr=True, markup=False, highlight=False)
 
 
+def unclipped(table: Table) -> Table:
+    """A table whose cells wrap rather than end in "...": metric names and ids stay whole, to be read and copied."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
 def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
     baseline = result["baseline"]
     names = list(dict.fromkeys(n for v in result["variants"] for n in v["metrics"]))
@@ -39,7 +46,9 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         return Text.assemble(v["label"], *marks)
 
     for name in names:
-        table = Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
+        table = unclipped(
+            Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
+        )
         rows = sorted(
             result["variants"],
             key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)),
@@ -157,7 +166,7 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})
-        table = Table("stratum", *columns, title="per stratum")
+        table = unclipped(Table("stratum", *columns, title="per stratum"))
         for stratum in sorted(strata):
             table.add_row(stratum, *(number(strata[stratum].get(c), 3) for c in columns))
         console.print(table)
@@ -169,7 +178,7 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
                 table.add_row(stratum, *(f"{shares[stratum].get(option, 0):.3f}" for option in labels))
             console.print(table)
     if summary["metrics"]:
-        table = Table("metric", "value", title="metrics")
+        table = unclipped(Table("metric", "value", title="metrics"))
         for name, value in summary["metrics"].items():
             table.add_row(name, number(value, 4))
         console.print(table)
