@@ -193,6 +193,24 @@ class Simulator(Component):
         """Release the model; called once when the run ends."""
 
 
+class SharesData(Protocol):
+    """What a ``resamplable`` metric reads: the questions, and answer shares and invalid mass by stratum."""
+
+    questions: dict[str, Question]
+
+    def shares(self, question_id: str) -> dict[str, dict[str, float]]: ...
+
+    def invalid(self, question_id: str) -> dict[str, float]: ...
+
+
+class RunData(SharesData, Protocol):
+    """What any metric reads of a finished run (``simrun.views.RunView``): shares, and the personas and answers."""
+
+    def personas(self) -> Iterator[Persona]: ...
+
+    def answers(self) -> Iterator[dict]: ...
+
+
 class MetricValue(BaseModel):
     name: str
     value: float
@@ -216,8 +234,8 @@ class Metric(Component):
         stratum (names without the metric's prefix). Draw with ``simrun.pyplot()``; default: none."""
         return []
 
-    def compute(self, run: Any) -> list[MetricValue]:
-        """``run`` is a ``simrun.views.RunView``, or a ``SharesView`` of a bootstrap resample when ``resamplable``."""
+    def compute(self, run: RunData) -> list[MetricValue]:
+        """The metric's figures for a run: ``run`` is ``RunData`` (a ``SharesData`` resample when ``resamplable``)."""
         raise NotImplementedError
 
 
