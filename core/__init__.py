@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("simrun")
 
 from . import data  # noqa: E402 - the names below need hookimpl and __version__ defined first
+from .analysis import RunLog as RunLog  # noqa: E402 - notebooks: simrun.open("simrun.db"), kept out of __all__
+from .analysis import open as open  # noqa: E402
 from .bundled import BUNDLED_MODEL, bundled_model  # noqa: E402
 from .census import (  # noqa: E402
     AGE_BANDS,
