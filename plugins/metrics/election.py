@@ -3,7 +3,10 @@
 Per state, the Democratic two-party share is the personas' weighted mean
 probability of the Democratic option over the two candidates. It is scored
 against the real 2024 result (MEDSL, shipped in the package), or any results
-file with the same columns given as ``truth``.
+file with the same columns given as ``truth``: by error (MAE, RMSE, bias), by
+calls and electoral votes, by alignment 1 - W, and by correlation (Pearson and
+Spearman across states), which says whether the states come out in the right
+order even when the level is off.
 
 Maine and Nebraska split their electoral votes by district; with state-level
 results only, both are counted winner-take-all. For 2024 that gives the
@@ -36,6 +39,14 @@ def read_truth(path: Path) -> dict[str, dict[str, float]]:
     if not truth:
         raise ValueError(f"{path}: no states in the file")
     return truth
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; NaN when fewer than 3 states or either side does not vary (a model that says the same
+    everywhere has no correlation to report, not a zero)."""
+    if len(x) < 3 or np.ptp(x) < 1e-12 or np.ptp(y) < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 class ElectionMetric(Metric):
@@ -137,7 +148,7 @@ class ElectionMetric(Metric):
         return [("simulated vs real Democratic share by state", scatter), ("error by state", bars)]
 
     def compute(self, run) -> list[MetricValue]:
-        from scipy.stats import wasserstein_distance  # 1.5 s to import: only when scoring
+        from scipy.stats import rankdata, wasserstein_distance  # 1.5 s to import: only when scoring
 
         c = self.config
         if c.question not in run.questions:
@@ -171,6 +182,9 @@ class ElectionMetric(Metric):
             MetricValue(name="true_dem_electoral_votes", value=float(ev[true > 0.5].sum())),
             MetricValue(name="national_dem_share", value=float(np.sum(sim * votes) / votes.sum())),
             MetricValue(name="true_national_dem_share", value=float(np.sum(true * votes) / votes.sum())),
+            # Correlation, not only distance: does the simulation order the states as the voters did?
+            MetricValue(name="pearson_r", value=correlation(sim, true)),
+            MetricValue(name="spearman_rho", value=correlation(rankdata(sim), rankdata(true))),
             # Alignment 1 - W in both readings: (a) per state, W between the simulated
             # and real two-candidate vote distributions (|sim - true| on a 0..1 support),
             # averaged; (b) W between the distributions of state shares.

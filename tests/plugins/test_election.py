@@ -43,6 +43,22 @@ def test_three_state_toy_by_hand(tmp_path):
     assert v[("error_points", "BB")] == pytest.approx(10.0)
     assert v[("invalid_rate", "")] == pytest.approx(0.1)
     assert v[("abstain_rate", "")] == 0.0  # no option C in the ALL shares
+    # correlation of simulated {0.5, 0.4, 0.55} with real {0.6, 0.3, 0.45}: by hand, and by rank (2,1,3 vs 3,1,2)
+    sim, true = [0.5, 0.4, 0.55], [0.6, 0.3, 0.45]
+    ms, mt = sum(sim) / 3, sum(true) / 3
+    cov = sum((a - ms) * (b - mt) for a, b in zip(sim, true))
+    r = cov / (sum((a - ms) ** 2 for a in sim) * sum((b - mt) ** 2 for b in true)) ** 0.5
+    assert v[("pearson_r", "")] == pytest.approx(r)
+    assert v[("spearman_rho", "")] == pytest.approx(0.5)
+
+
+def test_a_model_that_says_the_same_everywhere_has_no_correlation(tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("state,dem_votes,rep_votes,electoral_votes\nAA,60,40,10\nBB,30,70,5\nCC,45,55,3\n")
+    shares = {s: {"A": 0.8, "B": 0.2} for s in ("AA", "BB", "CC", "ALL")}
+    metric = ElectionMetric(ElectionMetric.Config(question="vote", truth=str(truth)))
+    v = {(m.name, m.stratum): m.value for m in metric.compute(ToyRun(shares))}
+    assert v[("pearson_r", "")] != v[("pearson_r", "")] and v[("spearman_rho", "")] != v[("spearman_rho", "")]  # NaN
 
 
 def test_default_truth_is_the_2024_result():
