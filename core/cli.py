@@ -63,6 +63,11 @@ def cli() -> None:
 @click.argument("scenario", type=click.Path(dir_okay=False), required=False)
 @overrides_option
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue a killed or failed run where it stopped.")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="With --resume: take the run over even though its owner, a process on another host, looks alive.",
+)
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result tables.")
 @common
@@ -70,6 +75,7 @@ def run(
     scenario: str | None,
     overrides: tuple[str, ...],
     resume_id: str | None,
+    take_over: bool,
     no_cache: bool,
     quiet: bool,
     db_path: str,
@@ -101,7 +107,7 @@ def run(
     try:
         description = f"simulating {len(loaded.scenario.questions)} question(s)"
         with watching(registry, not quiet and errors.is_terminal, description):
-            run_id = engine.run(loaded, resume=resume_id)
+            run_id = engine.run(loaded, resume=resume_id, take_over=take_over)
     except PlanError as exc:
         fail(exc.render())
     except KeyboardInterrupt:

@@ -159,12 +159,14 @@ class Engine:
         *,
         personas_from: str | None = None,
         sweep: tuple[str, str] | None = None,
+        take_over: bool = False,
     ) -> str:
         """Run (or resume) a scenario; return the run id.
 
         ``personas_from`` reuses a finished run's personas, batch by batch,
         instead of sampling and enriching again (a sweep's variants that change
-        neither). ``sweep`` is (sweep id, variant label). Observers (the progress
+        neither). ``sweep`` is (sweep id, variant label); ``take_over`` resumes a
+        run whose owner on another host looks alive. Observers (the progress
         bar among them) follow it through the lifecycle hooks.
         """
         pipeline = build_pipeline(loaded, self.registry)
@@ -176,7 +178,7 @@ class Engine:
             )
         else:
             run_id = resume
-            self.store.claim_run(run_id)
+            self.store.claim_run(run_id, take_over)
         self.run_id = run_id
         info = RunInfo(
             id=run_id,
@@ -380,9 +382,10 @@ class Engine:
 
         def flush(question_id: str) -> None:
             rows = pending.pop(question_id)
-            labels = list(json.loads(rows[0]["distribution"]))
+            distributions = [json.loads(r["distribution"]) for r in rows]
+            labels = list(dict.fromkeys(label for d in distributions for label in d))  # by name, whatever the order
             values = np.array(
-                [[*(json.loads(r["distribution"]).get(label, 0.0) for label in labels), r["invalid"]] for r in rows]
+                [[*(d.get(label, 0.0) for label in labels), r["invalid"]] for d, r in zip(distributions, rows)]
             )
             strata, codes = np.unique([r["stratum"] for r in rows], return_inverse=True)
             sums.add(question_id, labels, strata.tolist(), codes, np.array([r["weight"] for r in rows]), values)

@@ -141,17 +141,18 @@ def _load_entry_points(manager: pluggy.PluginManager, sources: dict[str, tuple[s
         if chosen is not None and entry.name not in chosen and package not in chosen:
             continue
         try:
-            module = entry.load()
+            manager.register(entry.load(), name=entry.name)  # pluggy checks its hooks' signatures here
         except Exception as exc:  # noqa: BLE001 - any error in a third party's import
-            broken[entry.name] = f"{type(exc).__name__}: {exc}"
-            print(
-                f"simrun: plugin {entry.name} ({package}) failed to load and is left out: {broken[entry.name]}",
-                file=sys.stderr,
-            )
+            leave_out(broken, entry.name, package, exc)
             continue
-        manager.register(module, name=entry.name)
         sources[entry.name] = (package, entry.dist.version if entry.dist else "")
     return broken
+
+
+def leave_out(broken: dict[str, str], plugin: str, package: str, exc: Exception) -> None:
+    """A third-party plugin that cannot be used: said in one line, remembered for UnknownComponent."""
+    broken[plugin] = f"{type(exc).__name__}: {exc}"
+    print(f"simrun: plugin {plugin} ({package}) failed to load and is left out: {broken[plugin]}", file=sys.stderr)
 
 
 def load_registry(plugins_dir: str | Path | None = None) -> Registry:
@@ -172,5 +173,10 @@ def load_registry(plugins_dir: str | Path | None = None) -> Registry:
     for kind, hook_name in REGISTER_HOOKS.items():
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             package, version = sources.get(impl.plugin_name, ("local", ""))
-            impl.function(register=functools.partial(registry.add, kind, impl.plugin_name, package, version))
+            try:
+                impl.function(register=functools.partial(registry.add, kind, impl.plugin_name, package, version))
+            except Exception as exc:
+                if package in ("simrun", "local"):  # a built-in, or a --plugins-dir file the user asked for: say so
+                    raise
+                leave_out(registry.broken, impl.plugin_name, package, exc)
     return registry

@@ -25,6 +25,7 @@ from .yaml_input import (
     ScenarioLoader,
     check_yaml_size,
     line_index,
+    load_bounded,
     load_yaml,
 )
 
@@ -132,12 +133,16 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
             )
         raw = raw.strip()
         try:
-            value = load_yaml(raw) if raw else ""
+            value = load_bounded(raw) if raw else ""
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ScenarioError(
                 source,
-                [ScenarioIssue((), f"--set {item!r}: the value is not valid YAML ({problem}); quote it if it is text")],
+                [
+                    ScenarioIssue(
+                        (), f"--set {item[:120]!r}: the value is not valid YAML ({problem}); quote it if it is text"
+                    )
+                ],
             ) from None
         try:
             set_path(data, dotted.strip(), value)

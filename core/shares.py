@@ -33,17 +33,29 @@ class ShareSums:
         values: np.ndarray,
     ) -> None:
         """Answers to one question: each row's stratum (``strata[codes[i]]``), weight, and probabilities over
-        ``labels`` followed by its invalid mass."""
-        self.labels.setdefault(question_id, labels)
-        weighted = values * weights[:, None]
+        ``labels`` followed by its invalid mass. Labels are matched by name across calls, in any order."""
+        known = self.labels.setdefault(question_id, [])
+        known += [label for label in labels if label not in known]
+        spread = np.zeros((len(values), len(known) + 1))  # this call's columns placed at the question's labels
+        spread[:, [known.index(label) for label in labels]] = values[:, :-1]
+        spread[:, -1] = values[:, -1]
+        weighted = spread * weights[:, None]
         per_stratum = np.column_stack(
-            [np.bincount(codes, weights=weighted[:, k], minlength=len(strata)) for k in range(values.shape[1])]
+            [np.bincount(codes, weights=weighted[:, k], minlength=len(strata)) for k in range(weighted.shape[1])]
         )
         totals = np.bincount(codes, weights=weights, minlength=len(strata))
-        for name, row_sums, total in [*zip(strata, per_stratum, totals), (ALL_STRATA, weighted.sum(0), weights.sum())]:
-            key = (question_id, name)
-            self.sums[key] = self.sums.get(key, 0.0) + row_sums
-            self.weights[key] += float(total)
+        for name, sums, total in zip(strata, per_stratum, totals):
+            if name != ALL_STRATA:  # a stratum so named is the whole population, added once below
+                self.accumulate((question_id, name), sums, float(total))
+        self.accumulate((question_id, ALL_STRATA), weighted.sum(0), float(weights.sum()))
+
+    def accumulate(self, key: tuple[str, str], sums: np.ndarray, total: float) -> None:
+        """Add to a (question, stratum)'s sums, widening earlier ones when a later call brought a new label."""
+        before = self.sums.get(key)
+        if before is not None and len(before) < len(sums):
+            before = np.concatenate([before[:-1], np.zeros(len(sums) - len(before)), before[-1:]])
+        self.sums[key] = sums if before is None else before + sums
+        self.weights[key] += total
 
     def shares(self) -> dict[str, dict[str, dict[str, float]]]:
         """question -> stratum -> option -> share; strata with no weight are left out."""

@@ -61,6 +61,7 @@ class Store:
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = str(path)
         self.read_only = read_only
+        self.depth = 0  # write transactions open in this store (nested ones share the outermost)
         try:
             self.open()
         except sqlite3.DatabaseError as exc:
@@ -94,6 +95,12 @@ class Store:
             sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
         ) as conn:
             problems = [row[0] for row in conn.execute("pragma quick_check(3)")]
+            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+        if problems == ["ok"] and tables and not tables & {"_migrations", "runs"}:
+            raise StoreError(
+                f"{self.path} is an SQLite database of something else (tables {', '.join(sorted(tables)[:5])}), "
+                "not a simrun run log: give --db another path"
+            )
         if problems != ["ok"]:
             raise StoreError(
                 f"{self.path} is damaged ({'; '.join(problems)}): move it aside to start a new run log, "
@@ -125,7 +132,8 @@ class Store:
         return sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
     def pending_migrations(self) -> list[str]:
-        with sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S) as conn:
+        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)) as conn:
             tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
             applied = (
                 {row[0] for row in conn.execute("select name from _migrations")} if "_migrations" in tables else set()
@@ -136,17 +144,20 @@ class Store:
     def writing(self) -> Iterator[None]:
         """One write transaction that takes the lock at its start, so it waits for it rather than fails halfway."""
         conn = self.db.conn
-        if conn.in_transaction:
+        if self.depth:  # inside another write of this store: one transaction
             yield
             return
         conn.execute("BEGIN IMMEDIATE")
+        self.depth += 1
         try:
             yield
-        except BaseException:
+            conn.execute("COMMIT")
+        except BaseException:  # COMMIT itself may fail (busy, disk full): never leave the transaction open
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        finally:
+            self.depth -= 1
 
     def transact(self, work: Callable[[], T]) -> T:
         """``work`` in one write transaction, retried whole while another process holds the lock past the busy timeout.
@@ -271,16 +282,22 @@ class Store:
         self.db["runs"].update(run_id, fields)
 
     @writes
-    def claim_run(self, run_id: str) -> None:
-        """Own a run for this process, to resume it: refused while it is finished or a live process owns it."""
+    def claim_run(self, run_id: str, take_over: bool = False) -> None:
+        """Own a run for this process, to resume it: refused while it is finished or a live process owns it
+        (``take_over``: even then, for an owner on another host that is gone)."""
         record = self.run(run_id)
         if record["status"] == "finished":
             raise StoreError(f"run {run_id} has already finished")
         owner = json.loads(record.get("owner") or "null")
-        if owner and owner != this_process() and alive(owner):
+        if owner and owner != this_process() and alive(owner) and not take_over:
             raise StoreError(
                 f"run {run_id} is being executed by process {owner['pid']} on {owner['host']}: "
                 f"wait for it to end (simrun show {run_id}), or stop that process and resume"
+                + (
+                    "; if that host is gone, resume with --take-over"
+                    if owner.get("host") != this_process()["host"]
+                    else ""
+                )
             )
         self.db["runs"].update(run_id, {"owner": dumps(this_process()), "status": "running", "error": None})
 

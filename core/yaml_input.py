@@ -23,17 +23,21 @@ class ScenarioLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans (only true/false, so options like Yes/No stay text) and no duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
+        self.flatten_mapping(node)  # merge keys (<<: *base) first, as SafeLoader does
+        seen: dict[tuple[str, Any], int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # SafeLoader refuses unhashable keys itself
+            if (type(key).__name__, key) in seen:
                 raise yaml.constructor.ConstructorError(
                     None,
                     None,
-                    f"duplicate key '{key}' (first on line {seen[key]}): the second would silently replace the first",
+                    f"duplicate key '{key}' (first on line {seen[(type(key).__name__, key)]}): "
+                    "the second would silently replace the first",
                     key_node.start_mark,
                 )
-            seen[key] = key_node.start_mark.line + 1
+            seen[(type(key).__name__, key)] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 
@@ -89,3 +93,12 @@ def line_index(node: yaml.Node, path: PathKey = (), index: dict | None = None) -
         for i, item in enumerate(node.value):
             line_index(item, path + (i,), index)
     return index
+
+
+def load_bounded(text: str) -> Any:
+    """A YAML value within the bounds (size of expansion, depth); anything else is a ``yaml.YAMLError``."""
+    try:
+        check_yaml_size(yaml.compose(text, Loader=ScenarioLoader))
+        return load_yaml(text)
+    except RecursionError:
+        raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep") from None

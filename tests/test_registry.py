@@ -72,3 +72,16 @@ def test_simrun_load_plugins_chooses_the_third_party_plugins(tmp_path):
     assert "zero" in {c["name"] for c in json.loads(only_good.stdout)}
     none = simrun(tmp_path, "plugins", "--json", SIMRUN_LOAD_PLUGINS="")
     assert none.stderr == "" and {c["package"] for c in json.loads(none.stdout)} == {"simrun"}
+
+
+def test_a_plugin_that_registers_something_invalid_is_left_out_in_one_line(tmp_path):
+    fake_distribution(
+        tmp_path,
+        "badreg",
+        "badreg_mod",
+        "from simrun import hookimpl\n\n\n@hookimpl\ndef register_metrics(register):\n    register(int)\n",
+    )
+    listed = simrun(tmp_path, "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "simrun: plugin badreg (badreg) failed to load and is left out: PluginError" in listed.stderr
+    assert "Traceback" not in listed.stderr

@@ -26,3 +26,19 @@ def test_chunks_add_up_to_the_whole():
         chunked.add("q", ["A", "B"], ["a", "b", "c", "d"], codes[part], weights[part], values[part])
     for stratum, shares in whole.shares()["q"].items():
         assert chunked.shares()["q"][stratum] == pytest.approx(shares)
+
+
+def test_labels_are_matched_by_name_whatever_order_or_chunk_brings_them():
+    sums = ShareSums()
+    sums.add("q", ["A", "B"], ["OH"], np.array([0]), np.array([1.0]), np.array([[0.2, 0.8, 0.0]]))
+    sums.add("q", ["B", "A"], ["OH"], np.array([0]), np.array([1.0]), np.array([[0.6, 0.4, 0.0]]))
+    sums.add("q", [], ["OH"], np.array([0]), np.array([2.0]), np.array([[1.0]]))  # a failed answer: all invalid
+    shares = sums.shares()["q"]["OH"]
+    assert shares == pytest.approx({"A": 0.6 / 4, "B": 1.4 / 4})
+    assert sums.invalid()["q"]["OH"] == pytest.approx(2 / 4)
+
+
+def test_a_stratum_named_all_is_the_whole_population_counted_once():
+    sums = ShareSums()
+    sums.add("q", ["A"], ["ALL"], np.array([0, 0]), np.array([1.0, 3.0]), np.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert sums.weights[("q", "ALL")] == 4.0 and sums.shares()["q"]["ALL"] == {"A": 0.25}

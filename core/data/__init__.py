@@ -37,7 +37,13 @@ def table_rows(file: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, 
                 raise ValueError(
                     f"{file}: missing column(s) {', '.join(sorted(missing))}; expected {', '.join(columns)}"
                 )
-            yield from enumerate(reader, start=2)
+            for line, row in enumerate(reader, start=2):
+                if None in row or None in row.values():  # csv fills a short row with None, a long one under key None
+                    fewer = "fewer" if None in row.values() else "more"
+                    raise ValueError(
+                        f"{file}:{line}: {fewer} values than the header's {len(reader.fieldnames or [])} columns"
+                    )
+                yield line, row
     except OSError as exc:
         raise ValueError(f"{file}: cannot read it ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, csv.Error) as exc:

@@ -162,6 +162,10 @@ class LiteLLMSimulator(Simulator):
 
     def __init__(self, config=None):
         super().__init__(config)
+        # litellm also reads provider keys (OPENAI_API_KEY, ...) by itself: mask them all, not only api_key_env's
+        for name, value in os.environ.items():
+            if name.endswith(("_API_KEY", "_API_TOKEN", "_SECRET_KEY")):
+                secret(value)
         self.counts: Counter[str] = Counter()
         self.limiter = RateLimiter(self.config.requests_per_minute, self.config.tokens_per_minute)
 
