@@ -201,6 +201,13 @@ FILES = [  # (id, file name, file content, scenario edit given the file's path, 
         ["{line:controls}", "has no rows for state(s) WY"],
     ),
     (
+        "controls-short-row",
+        "controls.csv",
+        CONTROLS_HEADER + "VT,B01001,sex_age,male|18-29\n",
+        lambda f: replaced(CENSUS, "per_state: 2", f"per_state: 2\n    controls: {f}"),
+        ["controls.csv:2: fewer values than the header's 5 columns"],
+    ),
+    (
         "truth-missing",
         None,
         None,
@@ -435,3 +442,54 @@ def test_brackets_in_names_paths_and_labels_are_text_everywhere(invoke, tmp_path
     assert compared.exit_code == 0 and "seed=1" in compared.output
     bad = invoke("validate", str(path), "--set", "metrics.mean_share.option='[red]Q'", db=db)
     assert bad.exit_code == 2 and "'[red]Q' is not an option label" in " ".join(bad.output.split())
+
+
+def test_a_database_of_something_else_is_refused_and_left_untouched(invoke, tmp_path):
+    other = tmp_path / "notes.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("create table notes (text)")
+    before = other.read_bytes()
+    check(
+        invoke("runs", db=other), 2, ["is an SQLite database of something else (tables notes)", "not a simrun run log"]
+    )
+    check(invoke("run", str(EXAMPLE / "towns.yaml"), db=other), 2, ["not a simrun run log"])
+    assert other.read_bytes() == before
+
+
+def test_yaml_anchors_and_merge_keys_still_work(invoke, tmp_path):
+    text = replaced(TOWNS, "    options: [Yes, No, Not sure]", "    options: &answers [Yes, No, Not sure]")
+    text = replaced(text, "    options: [Yes, No]", "    options: *answers")
+    text = replaced(text, "  with:\n    per_town: 12", "  with:\n    <<: {per_town: 3}")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0, result.output
+
+
+def test_take_over_resumes_a_run_whose_owner_on_another_host_looks_alive(invoke, tmp_path):
+    db, flag = tmp_path / "t.db", tmp_path / "armed"
+    flag.touch()
+    command = [
+        sys.executable,
+        "-m",
+        "simrun",
+        "run",
+        str(EXAMPLE / "towns.yaml"),
+        "--db",
+        str(db),
+        "--quiet",
+        "--plugins-dir",
+        str(EXAMPLE),
+        "--set",
+        "simulator.with.kill_at_call=2",
+        "--set",
+        f"simulator.with.kill_flag={flag}",
+    ]
+    assert subprocess.run(command, capture_output=True, text=True).returncode == -9
+    with sqlite3.connect(db) as connection:
+        run_id = connection.execute("select id from runs").fetchone()[0]
+        connection.execute("update runs set owner = ?", [json.dumps({"host": "elsewhere", "pid": 1, "started": None})])
+    refused = invoke("run", "--resume", run_id, db=db)
+    assert refused.exit_code == 2 and "resume with --take-over" in " ".join(refused.output.split())
+    taken = invoke("run", "--resume", run_id, "--take-over", "--quiet", db=db)
+    assert taken.exit_code == 0, taken.output
