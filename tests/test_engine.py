@@ -291,3 +291,27 @@ def test_observers_count_every_persona_of_a_resumed_run(registry, tmp_path):
     finally:
         registry.manager.unregister(counter)
     assert counter.total == 24 and counter.resumed == 8 and counter.done == 16
+
+
+def test_batched_pauses_collection_only_while_a_batch_is_built():
+    import gc
+
+    from simrun import Persona, batched
+
+    def stream(fail_at=None):
+        for i in range(5):
+            assert not gc.isenabled()  # building a batch: no collection rescanning everything alive
+            if i == fail_at:
+                raise RuntimeError("sampler broke")
+            yield Persona(id=i, stratum="A", weight=1.0)
+
+    assert [len(b) for b in batched(stream(), 2)] == [2, 2, 1] and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        list(batched(stream(fail_at=3), 2))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        list(batched(stream(), 2))
+        assert not gc.isenabled()  # a caller that had turned collection off keeps it off
+    finally:
+        gc.enable()
