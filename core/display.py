@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .models import ALL_STRATA, INVALID_THRESHOLD
+from .models import ALL_STRATA, INVALID_THRESHOLD, InvalidOutput
 from .store import Store
 
 # No console markup: names, paths, labels and errors come from users, files and models, and "[...]" in them is text.
@@ -90,10 +90,8 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
 
 
 def invalid_summary(output: dict[str, Any]) -> str:
-    return (
-        f"{output['step']} wrote nothing usable for {output['invalid']} of {output['personas']} personas "
-        f"({output['share']:.0%}), most often {output['reason']} ({output['reason_count']})"
-    )
+    """``InvalidOutput.summary`` of an output as ``compare --json`` and ``show --json`` give it."""
+    return InvalidOutput.model_validate(output).summary()
 
 
 def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:

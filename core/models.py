@@ -76,8 +76,9 @@ class InvalidOutput(BaseModel):
         return self.share > self.threshold
 
     def summary(self) -> str:
+        """The sentence show, compare and report all print."""
         return (
-            f"{self.step} wrote nothing usable for {self.invalid} of {self.personas} personas ({self.share:.0%}); "
+            f"{self.step} wrote nothing usable for {self.invalid} of {self.personas} personas ({self.share:.0%}), "
             f"most often {self.reason} ({self.reason_count})"
         )
 

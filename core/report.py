@@ -12,6 +12,7 @@ import io
 import json
 from typing import Any
 
+from .models import InvalidOutput
 from .store import Store
 
 STYLE = """
@@ -65,9 +66,8 @@ def invalid_notes(label: str, outputs: list[dict[str, Any]]) -> list[str]:
     threshold.
     """
     return [
-        f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>{html.escape(label)}{html.escape(o['step'])} "
-        f"wrote nothing usable for {o['invalid']} of {o['personas']} personas ({o['share']:.0%}), "
-        f"most often {html.escape(o['reason'])} ({o['reason_count']})"
+        f"<p class='{'warn' if o['mostly_failed'] else 'meta'}'>"
+        f"{html.escape(label + InvalidOutput.model_validate(o).summary())}"
         f"{'; over the threshold: this step&#39;s effect is not measured' if o['mostly_failed'] else ''}.</p>"
         for o in outputs
     ]
