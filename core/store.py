@@ -50,6 +50,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def table_names(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+
+
 class Store:
     """All reads and writes of the run log go through here.
 
@@ -91,11 +95,9 @@ class Store:
 
     def check_integrity(self) -> None:
         """``PRAGMA quick_check``: a damaged or foreign file is named before anything reads or writes it."""
-        with closing(
-            sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
-        ) as conn:
+        with closing(self.connect(read_only=True)) as conn:
             problems = [row[0] for row in conn.execute("pragma quick_check(3)")]
-            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+            tables = table_names(conn)
         if problems == ["ok"] and tables and not tables & {"_migrations", "runs"}:
             raise StoreError(
                 f"{self.path} is an SQLite database of something else (tables {', '.join(sorted(tables)[:5])}), "
@@ -124,19 +126,20 @@ class Store:
             )
         return f"run log {self.path}: {text}"
 
-    def connect(self) -> sqlite3.Connection:
-        if self.read_only:
+    def connect(self, read_only: bool | None = None) -> sqlite3.Connection:
+        """A connection to the file: read-only (it never writes or creates it) for readers, else read-write."""
+        if self.read_only if read_only is None else read_only:
             target, uri = Path(self.path).resolve().as_uri() + "?mode=ro", True
         else:
             target, uri = self.path, False
         return sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
     def pending_migrations(self) -> list[str]:
-        uri = Path(self.path).resolve().as_uri() + "?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)) as conn:
-            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+        with closing(self.connect(read_only=True)) as conn:
             applied = (
-                {row[0] for row in conn.execute("select name from _migrations")} if "_migrations" in tables else set()
+                {row[0] for row in conn.execute("select name from _migrations")}
+                if "_migrations" in table_names(conn)
+                else set()
             )
         return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in applied]
 
