@@ -38,6 +38,7 @@ from .components import (  # noqa: E402
     Component,
     EnrichContext,
     Enricher,
+    Executor,
     Metric,
     MetricValue,
     Problem,
@@ -45,6 +46,7 @@ from .components import (  # noqa: E402
     Sampler,
     SharesData,
     Simulator,
+    SimulatorSpec,
     StrictConfig,
     batched,
 )
@@ -64,6 +66,7 @@ from .models import (  # noqa: E402
 )
 from .raking import Coded, Dimension, Imputed, RakeResult, combination_key, encode, fit_state, rake  # noqa: E402
 from .redaction import redact, secret  # noqa: E402
+from .registry import build_simulator  # noqa: E402
 from .report import pyplot  # noqa: E402
 from .rules import Rule, load_rules, violations  # noqa: E402
 from .scenario import set_path  # noqa: E402
@@ -72,13 +75,16 @@ from .schemas import bounded_integer, bounded_integers_as_enums, integer_bounds,
 __all__ = [
     "__version__",
     "hookimpl",
-    # components: the base classes of the five kinds, and what they take and give
+    # components: the base classes of the six kinds, and what they take and give
     "Component",
     "Sampler",
     "Enricher",
     "Simulator",
     "Metric",
     "Ablation",
+    "Executor",
+    "SimulatorSpec",
+    "build_simulator",
     "StrictConfig",
     "MetricValue",
     "RunData",

@@ -26,7 +26,7 @@ from .display import console, errors, print_comparison, print_run, run_summary, 
 from .engine import Engine, PlanError
 from .progress import watching
 from .registry import Registry
-from .scenario import ScenarioError, scenario_schema, validate_data
+from .scenario import ScenarioError, apply_overrides, scenario_schema, validate_data
 from .store import Store, StoreError
 from .sweep import plan_sweep, run_sweep
 
@@ -85,7 +85,7 @@ def run(
 
     With --resume RUN_ID the scenario is read back from the run log, and only
     unfinished batches are simulated; cached model answers are never asked for
-    again.
+    again. A resumed run may move: --set executor.with.address=HOST:6379.
     """
     store = Store(db_path)
     if resume_id:
@@ -93,10 +93,16 @@ def run(
             record = store.run(resume_id)
         except KeyError:
             fail(f"no run '{resume_id}' in {db_path}; `simrun runs` lists them")
-        try:
-            loaded = validate_data(
-                json.loads(record["scenario_json"]), record["scenario_yaml"], f"run {resume_id}", registry
+        moved = [o for o in overrides if not o.partition("=")[0].strip().startswith("executor.")]
+        if moved:
+            fail(
+                f"--set {moved[0]}: a resumed run keeps its scenario; only executor.* (where the calls run, "
+                "which never changes an answer) may be set"
             )
+        data, source = json.loads(record["scenario_json"]), f"run {resume_id}"
+        try:
+            overridden = apply_overrides(data, list(overrides), source)
+            loaded = validate_data(data, record["scenario_yaml"], source, registry, overridden=overridden)
         except ScenarioError as exc:
             fail("the stored scenario no longer validates\n" + exc.render())
     elif scenario is None:

@@ -87,7 +87,11 @@ def sample_command(
     pipeline = build_pipeline(loaded, registry)
     engine = Engine(registry, Store(db_path))  # generated text is cached for later runs
     try:
-        with RowWriter(output, format_for(output, fmt)) as writer, progress_bar(errors.is_terminal) as bar:
+        with (
+            engine.started(loaded, pipeline),
+            RowWriter(output, format_for(output, fmt)) as writer,
+            progress_bar(errors.is_terminal) as bar,
+        ):
             task = bar.add_task("sampling personas", total=pipeline.sampler.total())
             for index, batch, _ in engine.batches(loaded, pipeline, None):
                 batch = engine.enrich(batch, index, loaded, pipeline)
@@ -106,8 +110,6 @@ def sample_command(
                 bar.advance(task, len(batch))
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
-    finally:
-        pipeline.simulator.close()
     errors.print(f"wrote {writer.rows} personas to {output}")
 
 

@@ -1,4 +1,4 @@
-"""Base classes for the five kinds of component a plugin can register.
+"""Base classes for the six kinds of component a plugin can register.
 
 A component is a class with a ``name``, a pydantic ``Config`` that validates
 its ``with:`` block in a scenario, and the methods of its kind. Work is
@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -260,4 +260,44 @@ class Ablation(Component):
         raise NotImplementedError
 
 
-KINDS: dict[str, type[Component]] = {cls.kind: cls for cls in (Sampler, Enricher, Simulator, Metric, Ablation)}
+class SimulatorSpec(BaseModel):
+    """The scenario's simulator as a recipe: its registered name, its ``with:`` block and the plugins folder that
+    holds it, so an executor can build the same simulator in another process or on another machine."""
+
+    name: str
+    config: dict[str, Any] = {}
+    plugins_dir: str | None = None
+
+
+class Executor(Component):
+    """Where the simulator's calls run. The engine keeps sampling, the cache, writing and metrics; an executor
+    only carries chunks of prompts to the simulator (or its replicas) and brings their replies back."""
+
+    kind = "executor"
+
+    def start(self, simulator: Simulator, spec: SimulatorSpec) -> None:
+        """Prepare to run calls: ``simulator`` is the engine's own instance, ``spec`` builds more elsewhere."""
+        self.simulator = simulator
+
+    def map(
+        self, method: Literal["answer", "generate"], chunks: list[list[Any]], options: dict[str, Any]
+    ) -> Iterator[tuple[int, list[Any]]]:
+        """``simulator.method(chunk, **options)`` for every chunk, yielded as (chunk index, replies) in whatever
+        order they finish; the engine caches each as it comes. Each chunk must be yielded exactly once."""
+        raise NotImplementedError
+
+    def replicas(self) -> tuple[int, int] | None:
+        """(alive, started) simulator replicas, for the progress bar; None when the simulator runs in-process."""
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """The simulator's counters (summed over replicas) and the executor's own (replicas lost, ...)."""
+        return self.simulator.stats()
+
+    def close(self) -> None:
+        """Release replicas and connections; called once when the run ends, before the simulator's close."""
+
+
+KINDS: dict[str, type[Component]] = {
+    cls.kind: cls for cls in (Sampler, Enricher, Simulator, Metric, Ablation, Executor)
+}

@@ -137,6 +137,9 @@ def number(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+REPLICA_COUNTERS = ("replicas_started", "replicas_lost", "chunks_resubmitted")  # an executor's, summed over resumes
+
+
 def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> None:
     summary = run_summary(store, run_id, invalid_threshold)
     console.print(Text.assemble((f"run {summary['id']}", "bold"), f" {summary['name']} - {summary['status']}"))
@@ -145,8 +148,16 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
     counts = summary["counts"]
     console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
-    if summary["simulator_stats"]:
-        console.print(f"simulator: {summary['simulator_stats']}")
+    stats = dict(summary["simulator_stats"])
+    if "replicas_started" in stats:
+        started, lost, resubmitted = (stats.pop(k, 0) for k in REPLICA_COUNTERS)
+        console.print(
+            f"replicas: {started} started, {lost} of {started} replicas lost, "
+            f"{resubmitted} chunk(s) of prompts resubmitted to the survivors",
+            style="yellow" if lost else None,
+        )
+    if stats:
+        console.print(f"simulator: {stats}")
     failures = summary["failed_answers"]
     if failures["count"]:
         console.print(

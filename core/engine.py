@@ -8,18 +8,19 @@ stopped without repeating a model call or duplicating a row.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
-from .components import EnrichContext, Enricher, Metric, Sampler, Simulator
+from .components import EnrichContext, Enricher, Executor, Metric, Sampler, Simulator, SimulatorSpec
 from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .redaction import redact
 from .registry import Registry
@@ -41,6 +42,7 @@ class Pipeline:
     sampler: Sampler
     enrichers: list[Enricher]
     simulator: Simulator
+    executor: Executor
     metrics: list[tuple[str, Metric]]
     components: list[dict] = field(default_factory=list)
 
@@ -107,12 +109,13 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
     sampler = make("sampler", s.sampler.use, s.sampler.with_, "sampler")
     enrichers = [make("enricher", e.use, e.with_, f"enrichers.{i}") for i, e in enumerate(s.enrichers)]
     simulator = make("simulator", s.simulator.use, s.simulator.with_, "simulator")
+    executor = make("executor", s.executor.use, s.executor.with_, "executor")
     metrics = [(name, make("metric", spec.use, spec.with_, f"metrics.{name}")) for name, spec in s.metric_specs()]
     try:
         ordered = order_enrichers(sampler.declared("provides"), enrichers, loaded.source)
     except TypeError as exc:  # a plugin that declares what it provides or needs in a way simrun cannot read
         raise PlanError(loaded.source, [ScenarioIssue((), str(exc))]) from None
-    return Pipeline(sampler, ordered, simulator, metrics, components)
+    return Pipeline(sampler, ordered, simulator, executor, metrics, components)
 
 
 def combine_orders(question: Question, replies: list[tuple[list[int], ModelAnswer]]) -> ModelAnswer:
@@ -192,9 +195,13 @@ class Engine:
         try:
             self.hook.run_started(run=info)
             started = time.perf_counter()
-            self._simulate(loaded, pipeline, info, personas_from)
+            with self.started(loaded, pipeline):
+                try:
+                    self._simulate(loaded, pipeline, info, personas_from)
+                finally:  # replicas lost before a failure are worth keeping too
+                    with contextlib.suppress(StoreError):
+                        self.store.add_simulator_stats(run_id, pipeline.executor.stats())
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
-            self.store.add_simulator_stats(run_id, pipeline.simulator.stats())
             started = time.perf_counter()
             self.aggregate(run_id)
             timings["aggregate_s"] = round(time.perf_counter() - started, 3)
@@ -208,11 +215,21 @@ class Engine:
             except StoreError:  # e.g. the disk is full: the run stays "running", its owner gone, and resumes later
                 pass
             raise
-        finally:
-            pipeline.simulator.close()
         self.store.update_run(run_id, status="finished", finished_at=now(), timings=dumps(timings), owner=None)
         self.hook.run_finished(run=info, metrics=values)
         return run_id
+
+    @contextlib.contextmanager
+    def started(self, loaded: LoadedScenario, pipeline: Pipeline) -> Iterator[None]:
+        """The executor started on the scenario's simulator for the block; both released when it ends."""
+        s = loaded.scenario
+        spec = SimulatorSpec(name=s.simulator.use, config=s.simulator.with_, plugins_dir=self.registry.plugins_dir)
+        try:
+            pipeline.executor.start(pipeline.simulator, spec)
+            yield
+        finally:
+            pipeline.executor.close()
+            pipeline.simulator.close()
 
     def batches(
         self, loaded: LoadedScenario, pipeline: Pipeline, personas_from: str | None
@@ -230,7 +247,7 @@ class Engine:
         """Run the ordered enrichers on a batch, with a seed of its own (so resumes agree)."""
         seed = int(np.random.SeedSequence([loaded.scenario.seed, index]).generate_state(1)[0])
         context = EnrichContext(
-            seed=seed, simulator=pipeline.simulator, generate=functools.partial(self.generate, pipeline.simulator)
+            seed=seed, simulator=pipeline.simulator, generate=functools.partial(self.generate, pipeline.executor)
         )
         for enricher in pipeline.enrichers:
             batch = enricher.enrich(batch, context)
@@ -244,17 +261,21 @@ class Engine:
         personas_from: str | None,
     ) -> None:
         done = self.store.done_batches(info.id)
+        replicas = None
         for index, batch, fresh in self.batches(loaded, pipeline, personas_from):
+            if (now_replicas := pipeline.executor.replicas()) != replicas and now_replicas is not None:
+                self.hook.replicas_changed(run=info, alive=now_replicas[0], started=now_replicas[1])
+            replicas = now_replicas
             if index in done:
                 self.hook.batch_resumed(run=info, personas=batch)
                 continue
             if fresh:
                 batch = self.enrich(batch, index, loaded, pipeline)
-            answers = self.answer(batch, loaded, pipeline.simulator)
+            answers = self.answer(batch, loaded, pipeline.executor)
             self.store.write_batch(info.id, index, batch, answers)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
 
-    def answer(self, batch: list[Persona], loaded: LoadedScenario, simulator: Simulator) -> list[Answer]:
+    def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> list[Answer]:
         """Answer every question for every persona, in every option order asked for."""
         spec = loaded.scenario.prompt
         calls: list[Prompt] = []
@@ -270,7 +291,7 @@ class Engine:
                         prompt.repeat = repeat
                         calls.append(prompt)
                     groups.append((question, asked))
-        replies, keys, cached = self.ask(calls, simulator)
+        replies, keys, cached = self.ask(calls, executor)
         answers = []
         for question, asked in groups:
             first = calls[asked[0][1]]
@@ -282,7 +303,7 @@ class Engine:
                     question_id=first.question_id,
                     repeat=first.repeat,
                     prompt="\n\n".join(calls[i].text for _, i in asked),
-                    model=simulator.model,
+                    model=executor.simulator.model,
                     cache_key=",".join(keys[i] for _, i in asked),
                     cached=all(keys[i] in cached for _, i in asked),
                 )
@@ -293,17 +314,18 @@ class Engine:
         self,
         keys: list[str],
         requests: list,
-        call: Callable[[list], list],
-        chunk: int,
-        model: str,
+        executor: Executor,
+        method: Literal["answer", "generate"],
+        options: dict[str, Any],
         encode: Callable[[Any], str],
         decode: Callable[[str], Any],
         keep: Callable[[Any], bool],
     ) -> tuple[list, set[str]]:
         """Replies for requests, from the cache where possible, each distinct key asked once.
 
-        Fresh replies are cached as soon as each chunk returns, so a crash never
-        loses a finished call; replies ``keep`` rejects (failures) are never cached,
+        Misses go to the executor in chunks of the simulator's ``chunk_size``, and
+        each chunk's replies are cached as soon as it returns (in any order), so a
+        crash never loses a finished call; replies ``keep`` rejects (failures) are never cached,
         and a cached one it rejects (kept by an older version) is asked again.
         Returns the replies in order and the keys that came from the cache.
         """
@@ -315,20 +337,20 @@ class Engine:
             if key not in replies:
                 first_seen.setdefault(key, i)
         misses = list(first_seen.values())
-        chunk = max(1, chunk)
-        for start in range(0, len(misses), chunk):
-            wanted = misses[start : start + chunk]
-            fresh = call([requests[i] for i in wanted])
+        size = max(1, executor.simulator.chunk_size)
+        chunks = [misses[start : start + size] for start in range(0, len(misses), size)]
+        for index, fresh in executor.map(method, [[requests[i] for i in chunk] for chunk in chunks], options):
+            wanted = chunks[index]
             if len(fresh) != len(wanted):
                 raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
             new = {keys[i]: reply for i, reply in zip(wanted, fresh)}
-            self.store.cache(model, {k: encode(r) for k, r in new.items() if keep(r)})
+            self.store.cache(executor.simulator.model, {k: encode(r) for k, r in new.items() if keep(r)})
             replies.update(new)
         return [replies[k] for k in keys], cached
 
     def generate(
         self,
-        simulator: Simulator,
+        executor: Executor,
         prompts: list[str],
         max_tokens: int = 256,
         temperature: float = 0.0,
@@ -341,7 +363,7 @@ class Engine:
         backend's constrained decoding cannot enforce is checked here.
         """
         request = {
-            "model": simulator.identity(),
+            "model": executor.simulator.identity(),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "schema": json_schema,
@@ -350,25 +372,25 @@ class Engine:
         texts, _ = self.through_cache(
             keys,
             prompts,
-            lambda ps: simulator.generate(ps, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema),
-            simulator.chunk_size,
-            simulator.model,
+            executor,
+            "generate",
+            {"max_tokens": max_tokens, "temperature": temperature, "json_schema": json_schema},
             encode=lambda t: json.dumps({"text": t}),
             decode=lambda raw: json.loads(raw)["text"],
             keep=bool if json_schema is None else schema_check(json_schema),
         )
         return texts
 
-    def ask(self, prompts: list[Prompt], simulator: Simulator) -> tuple[list[ModelAnswer], list[str], set[str]]:
+    def ask(self, prompts: list[Prompt], executor: Executor) -> tuple[list[ModelAnswer], list[str], set[str]]:
         """Model answers for prompts through the cache; answers that failed are not cached."""
-        identity = simulator.identity()
+        identity = executor.simulator.identity()
         keys = [cache_key(identity, p, p.repeat) for p in prompts]
         answers, cached = self.through_cache(
             keys,
             prompts,
-            simulator.answer,
-            simulator.chunk_size,
-            simulator.model,
+            executor,
+            "answer",
+            {},
             encode=lambda a: a.model_dump_json(),
             decode=ModelAnswer.model_validate_json,
             keep=lambda a: a.error is None,

@@ -62,6 +62,15 @@ def register_ablations(register: Register) -> None:
 
 
 @hookspec
+def register_executors(register: Register) -> None:
+    """Add executor classes: they decide where the simulator's calls run (in-process, on a Ray cluster, ...).
+
+    An executor subclasses ``simrun.components.Executor`` and implements
+    ``map(method, chunks, options)``, yielding each chunk's replies as they finish.
+    """
+
+
+@hookspec
 def run_started(run: RunInfo) -> None:
     """Called once when a run (or a resumed run) begins work."""
 
@@ -74,6 +83,11 @@ def batch_done(run: RunInfo, personas: list[Persona], answers: list[Answer]) -> 
 @hookspec
 def batch_resumed(run: RunInfo, personas: list[Persona]) -> None:
     """Called for each batch a resumed run finds already done (its answers are in the run log, not repeated here)."""
+
+
+@hookspec
+def replicas_changed(run: RunInfo, alive: int, started: int) -> None:
+    """Called when a run's executor starts simulator replicas and whenever the number alive changes."""
 
 
 @hookspec

@@ -2,11 +2,13 @@
 
 The engine draws nothing itself; it announces runs and batches through the
 hooks, and this observer counts personas done (resumed batches included)
-against the run's total, or a sweep's.
+against the run's total, or a sweep's, with answers per second and, on an
+executor with replicas, how many are alive.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,6 +34,7 @@ def progress_bar(enabled: bool) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
         console=Console(stderr=True),
         disable=not enabled,
         transient=False,
@@ -43,8 +46,10 @@ class ProgressObserver:
 
     def __init__(self, bar: Progress, description: str):
         self.bar = bar
-        self.task = bar.add_task(description, total=None)
+        self.task = bar.add_task(description, total=None, status="")
         self.fixed_total = False
+        self.answers, self.started = 0, time.monotonic()
+        self.replicas = ""
 
     def set_total(self, total: int) -> None:
         """One total for several runs (a sweep's variants)."""
@@ -59,9 +64,21 @@ class ProgressObserver:
         if not self.fixed_total:
             self.bar.update(self.task, total=run.total)
 
+    def show_status(self) -> None:
+        elapsed = time.monotonic() - self.started
+        rate = f"{self.answers / elapsed:,.0f} answers/s" if self.answers and elapsed > 0 else ""
+        self.bar.update(self.task, status="  ".join(part for part in (rate, self.replicas) if part))
+
     @hookimpl
     def batch_done(self, run: RunInfo, personas: list[Persona], answers: list[Answer]) -> None:
+        self.answers += len(answers)
         self.advance(len(personas))
+        self.show_status()
+
+    @hookimpl
+    def replicas_changed(self, run: RunInfo, alive: int, started: int) -> None:
+        self.replicas = f"{alive}/{started} replicas alive"
+        self.show_status()
 
     @hookimpl
     def batch_resumed(self, run: RunInfo, personas: list[Persona]) -> None:

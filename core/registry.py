@@ -23,7 +23,7 @@ from pathlib import Path
 import pluggy
 
 from . import __version__, hookspecs
-from .components import KINDS, Component
+from .components import KINDS, Component, Simulator, SimulatorSpec
 
 DEFAULT_PLUGINS = (
     "simrun.plugins.samplers.census",
@@ -45,6 +45,8 @@ DEFAULT_PLUGINS = (
     "simrun.plugins.ablations.attributes",
     "simrun.plugins.ablations.swap",
     "simrun.plugins.ablations.grid",
+    "simrun.plugins.executors.local",
+    "simrun.plugins.executors.ray_cluster",
 )
 ENTRY_POINTS = "simrun"
 
@@ -54,6 +56,7 @@ REGISTER_HOOKS = {
     "simulator": "register_simulators",
     "metric": "register_metrics",
     "ablation": "register_ablations",
+    "executor": "register_executors",
 }
 
 
@@ -85,6 +88,7 @@ class Registry:
     manager: pluggy.PluginManager
     components: dict[str, dict[str, ComponentInfo]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
     broken: dict[str, str] = field(default_factory=dict)  # entry point -> why it failed to load
+    plugins_dir: str | None = None  # the --plugins-dir it was loaded with, so replicas elsewhere load it too
 
     def get(self, kind: str, name: str) -> ComponentInfo:
         try:
@@ -169,7 +173,9 @@ def load_registry(plugins_dir: str | Path | None = None) -> Registry:
             raise PluginError(f"--plugins-dir {directory}: not a directory")
         _load_dir(manager, directory)
 
-    registry = Registry(manager, broken=broken)
+    registry = Registry(
+        manager, broken=broken, plugins_dir=None if plugins_dir is None else str(Path(plugins_dir).resolve())
+    )
     for kind, hook_name in REGISTER_HOOKS.items():
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
             package, version = sources.get(impl.plugin_name, ("local", ""))
@@ -180,3 +186,9 @@ def load_registry(plugins_dir: str | Path | None = None) -> Registry:
                     raise
                 leave_out(registry.broken, impl.plugin_name, package, exc)
     return registry
+
+
+def build_simulator(spec: SimulatorSpec) -> Simulator:
+    """The simulator a spec describes, built from this machine's plugins (what an executor's replica runs)."""
+    info = load_registry(spec.plugins_dir).get("simulator", spec.name)
+    return info.cls(info.cls.Config.model_validate(spec.config))

@@ -57,6 +57,10 @@ class Scenario(BaseModel):
     sampler: ComponentSpec
     enrichers: list[ComponentSpec] = Field(default_factory=list)
     simulator: ComponentSpec
+    executor: ComponentSpec = Field(
+        default_factory=lambda: ComponentSpec(use="local"),
+        description="Where the simulator's calls run: local (in this process, the default) or ray (a Ray cluster).",
+    )
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     questions: list[Question] = Field(
         default_factory=list, description="Asked of every persona; metrics such as opinion add their own."
@@ -296,6 +300,7 @@ def validate_data(
     components: list[tuple[str, PathKey, ComponentSpec]] = [
         ("sampler", ("sampler",), scenario.sampler),
         ("simulator", ("simulator",), scenario.simulator),
+        ("executor", ("executor",), scenario.executor),
         *(("enricher", ("enrichers", i), spec) for i, spec in enumerate(scenario.enrichers)),
         *(("metric", ("metrics", name), spec) for name, spec in scenario.metric_specs()),
     ]
@@ -378,7 +383,7 @@ def scenario_schema(registry: Registry) -> dict:
     """JSON Schema for scenario files, with every installed component's Config."""
     schema = Scenario.model_json_schema()
     defs = schema.setdefault("$defs", {})
-    for kind in ("sampler", "simulator", "enricher", "ablation"):
+    for kind in ("sampler", "simulator", "executor", "enricher", "ablation"):
         variants = []
         for name, info in sorted(registry.components[kind].items()):
             ref = f"{kind}_{name}_config"

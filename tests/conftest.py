@@ -5,6 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from simrun.cli import cli
+from simrun.components import Executor, Simulator, SimulatorSpec
+from simrun.plugins.executors.local import LocalExecutor
 from simrun.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +24,13 @@ def pytest_report_header(config):
         if HAS_VLLM
         else "tests/vllm_backend not collected here: vLLM is not installed (they run in the vLLM venv, see README)"
     )
+
+
+def in_process(simulator: Simulator) -> Executor:
+    """The local executor, started on ``simulator``: what the engine's calls go through."""
+    executor = LocalExecutor()
+    executor.start(simulator, SimulatorSpec(name=simulator.name))
+    return executor
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ def test_plugins_json_lists_every_kind_with_its_source(invoke):
     assert result.exit_code == 0
     rows = json.loads(result.output)
     kinds = {r["kind"] for r in rows}
-    assert kinds == {"sampler", "enricher", "simulator", "metric", "ablation"}
+    assert kinds == {"sampler", "enricher", "simulator", "metric", "ablation", "executor"}
     builtins = {(r["kind"], r["name"]) for r in rows if r["package"] == "simrun"}
     assert {
         ("sampler", "census"),

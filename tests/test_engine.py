@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import sqlite_utils
-from conftest import EXAMPLE
+from conftest import EXAMPLE, in_process
 
 from simrun import hookimpl
 from simrun.components import Enricher
@@ -252,7 +252,7 @@ def test_failed_answers_are_recorded_but_never_cached(registry, tmp_path):
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
     batch = next(build_pipeline(loaded, registry).sampler.sample(np.random.default_rng(0), 4))
     store = Store(tmp_path / "f.db")
-    answers = Engine(registry, store).answer(batch, loaded, Flaky())
+    answers = Engine(registry, store).answer(batch, loaded, in_process(Flaky()))
     assert len(answers) == 8
     assert all(a.invalid == 1.0 and a.error == "HTTP 503 after 5 retries" for a in answers)
     assert store.db["llm_cache"].count == 0

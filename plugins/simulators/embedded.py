@@ -198,11 +198,13 @@ class EmbeddedSimulator(Simulator):
     def llm(self):
         import llama_cpp
 
+        threads = self.config.n_threads or os.cpu_count()
         with without_weight_repacking():
             return llama_cpp.Llama(
                 model_path=str(self.path),
                 n_ctx=self.config.n_ctx,
-                n_threads=self.config.n_threads or os.cpu_count(),
+                n_threads=threads,
+                n_threads_batch=threads,  # prompt evaluation: llama-cpp-python's default is every core
                 verbose=False,
                 seed=0,
             )

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import PersonasView
+from conftest import PersonasView, in_process
 
 from simrun.components import EnrichContext
 from simrun.models import Persona
@@ -144,9 +144,9 @@ def test_engine_caches_generation_but_not_failures(registry, tmp_path):
             return ["" if "fail" in p else p.upper() for p in prompts]
 
     engine, sim = Engine(registry, Store(tmp_path / "g.db")), Counting()
-    assert engine.generate(sim, ["a", "b", "a", "fail"]) == ["A", "B", "A", ""]
+    assert engine.generate(in_process(sim), ["a", "b", "a", "fail"]) == ["A", "B", "A", ""]
     assert sim.calls == 3  # the repeated prompt is asked once
-    assert engine.generate(sim, ["a", "b", "fail"]) == ["A", "B", ""]
+    assert engine.generate(in_process(sim), ["a", "b", "fail"]) == ["A", "B", ""]
     assert sim.calls == 4  # only the failure is asked again
 
 
@@ -171,17 +171,20 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
     store = Store(tmp_path / "g.db")
     engine = Engine(registry, store)
     unbounded = Sizes(30)  # a backend whose decoding ignored the bounds
-    assert engine.generate(unbounded, ["p"], json_schema=schema) == ['{"household_size": 30}']
+    assert engine.generate(in_process(unbounded), ["p"], json_schema=schema) == ['{"household_size": 30}']
     assert (
-        engine.generate(unbounded, ["p"], json_schema=schema) and unbounded.calls == 2
+        engine.generate(in_process(unbounded), ["p"], json_schema=schema) and unbounded.calls == 2
     )  # asked again, not served from the cache
     bounded = Sizes(4)
-    assert engine.generate(bounded, ["p"], json_schema=schema) == ['{"household_size": 4}']
-    assert engine.generate(bounded, ["p"], json_schema=schema) and bounded.calls == 1
+    assert engine.generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
+    assert engine.generate(in_process(bounded), ["p"], json_schema=schema) and bounded.calls == 1
     # a cache written before replies were checked: its out-of-schema entry is a miss, not an answer
     [key] = [row["key"] for row in store.db["llm_cache"].rows]
     store.cache("sizes", {key: json.dumps({"text": '{"household_size": 45}'})})
-    assert engine.generate(bounded, ["p"], json_schema=schema) == ['{"household_size": 4}'] and bounded.calls == 2
+    assert (
+        engine.generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
+        and bounded.calls == 2
+    )
 
 
 YOUNG_DROPOUT = {"age": 22, "sex": "male", "education": "less than high school"}

@@ -1,0 +1,105 @@
+"""The ray executor against the local one on this machine: Ray's overhead per answer, and model throughput.
+
+Starts a real two-node Ray cluster on this host (``ray.cluster_utils.Cluster``, one CPU per node). Run as
+root, it first moves itself into a network namespace with only loopback (``unshare -n``), so Ray binds
+127.0.0.1 and nothing leaves the machine. Measures, on the example plugin's towns scenario:
+
+- ``ray_overhead_ms_per_answer``: the instant simulator (a hash, no model) on 2 replicas, minus the same run
+  on the local executor, per answer (target <= 0.3);
+- ``embedded_throughput_ratio``: embedded SmolLM2 answers/s on 2 one-thread replicas over the local executor
+  with 2 threads (target >= 0.9). Both include loading the model.
+
+Prints one JSON line.
+
+    python bench/executor.py [--instant-answers 20000] [--embedded-answers 320]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from simrun.engine import Engine
+from simrun.registry import load_registry
+from simrun.scenario import load_scenario
+from simrun.store import Store
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
+ISOLATED = "SIMRUN_BENCH_LOOPBACK_ONLY"
+
+
+def simulate_seconds(store: Store, run_id: str) -> float:
+    return json.loads(store.run(run_id)["timings"])["simulate_s"]
+
+
+def timed_run(folder: Path, name: str, overrides: list[str]) -> tuple[float, int]:
+    """(seconds simulating, answers) of the towns scenario in a run log of its own."""
+    registry = load_registry(EXAMPLE)
+    store = Store(folder / f"{name}.db")
+    started = time.perf_counter()
+    run_id = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry, overrides))
+    elapsed = time.perf_counter() - started
+    return min(elapsed, simulate_seconds(store, run_id)), store.counts(run_id)["answers"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instant-answers", type=int, default=20_000)
+    parser.add_argument("--embedded-answers", type=int, default=320)
+    args = parser.parse_args()
+    if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
+        script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
+        command = ["unshare", "-n", "bash", "-c", script, __file__, *sys.argv[1:]]
+        sys.exit(subprocess.run(command, env={**os.environ, ISOLATED: "1"}).returncode)
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    on_ray = ["executor.use=ray", "executor.with.replicas=2"]
+    instant = [f"sampler.with.per_town={args.instant_answers // 4}", "batch_size=1024"]  # 2 towns, 2 questions
+    embedded = [
+        f"sampler.with.per_town={args.embedded_answers // 4}",
+        "batch_size=32",  # 64 prompts: 4 chunks, one running and one waiting on each replica
+        "simulator.use=embedded",
+    ]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            local_s, answers = timed_run(folder, "instant-local", instant)
+            ray_s, _ = timed_run(folder, "instant-ray", instant + on_ray)
+            local_model_s, model_answers = timed_run(
+                folder, "embedded-local", embedded + ["simulator.with.n_threads=2"]
+            )
+            ray_model_s, _ = timed_run(folder, "embedded-ray", embedded + on_ray + ["simulator.with.n_threads=1"])
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    print(
+        json.dumps(
+            {
+                "ray_overhead_ms_per_answer": round((ray_s - local_s) / answers * 1000, 4),
+                "instant_answers": answers,
+                "instant_local_s": round(local_s, 2),
+                "instant_ray_s": round(ray_s, 2),
+                "embedded_throughput_ratio": round(local_model_s / ray_model_s, 3),
+                "embedded_answers": model_answers,
+                "embedded_local_answers_per_s": round(model_answers / local_model_s, 2),
+                "embedded_ray_answers_per_s": round(model_answers / ray_model_s, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

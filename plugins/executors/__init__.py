@@ -1,0 +1,1 @@
+"""Built-in executors: where the simulator's calls run."""

@@ -1,0 +1,216 @@
+"""``ray``: the simulator's calls spread over replicas on a Ray cluster.
+
+Each replica is a Ray actor holding the scenario's own simulator, built on its
+node from the same name and config (embedded on CPU nodes, vllm on GPU nodes).
+The engine stays the only writer of the run log: it sends chunks of cache
+misses here, at most ``max_in_flight`` per replica, and caches each chunk's
+replies as they come back, in any order. A replica or a node that dies loses
+only the chunks it held, which go to the survivors; when none is left the run
+stops, and ``simrun run --resume`` continues it on whatever cluster is there.
+Ray places and starts the actors; nothing here schedules beyond picking the
+least-busy live replica for the next chunk.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from simrun import (
+    CheckContext,
+    Executor,
+    Problem,
+    Simulator,
+    SimulatorSpec,
+    StrictConfig,
+    build_simulator,
+    hookimpl,
+)
+
+ACTOR_OPTIONS = ("num_cpus", "num_gpus", "memory")  # the rest of ``resources`` are the cluster's custom resources
+
+
+class ExecutorError(RuntimeError):
+    """The cluster cannot (or can no longer) run the simulator."""
+
+
+class Replica:
+    """One copy of the scenario's simulator, on whichever node Ray placed it."""
+
+    def __init__(self, spec: SimulatorSpec):
+        self.simulator = build_simulator(spec)
+
+    def identity(self) -> tuple[str, dict[str, Any]]:
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), self.simulator.identity()
+
+    def call(self, method: str, chunk: list[Any], options: dict[str, Any]) -> list[Any]:
+        return getattr(self.simulator, method)(chunk, **options)
+
+    def stats(self) -> dict[str, int]:
+        return self.simulator.stats()
+
+    def close(self) -> None:
+        self.simulator.close()
+
+
+class RayExecutor(Executor):
+    """Replicas of the simulator on a Ray cluster (pip install 'simrun[ray]'), fed chunks as they free up."""
+
+    name = "ray"
+
+    class Config(StrictConfig):
+        address: str | None = Field(
+            None,
+            description="The cluster: 'auto' (a `ray start` on this machine), 'ray://HOST:10001' (Ray Client), "
+            "HOST:6379; default: RAY_ADDRESS, else a running local cluster, else a new one on this machine.",
+        )
+        replicas: int = Field(1, ge=1, description="Copies of the simulator, each a Ray actor.")
+        resources: dict[str, float] = Field(
+            default_factory=lambda: {"num_cpus": 1},
+            description="What each replica reserves: num_cpus, num_gpus, memory (bytes), or any custom resource.",
+        )
+        max_in_flight: int = Field(2, ge=1, description="Chunks sent to one replica before it answers one.")
+        startup_timeout_s: float = Field(
+            600, gt=0, description="How long replicas may take to be placed and load their model."
+        )
+
+        @field_validator("resources")
+        @classmethod
+        def _non_negative(cls, resources: dict[str, float]) -> dict[str, float]:
+            negative = sorted(name for name, amount in resources.items() if amount < 0)
+            if negative:
+                raise ValueError(f"a resource amount must be 0 or more: {', '.join(negative)}")
+            return resources
+
+    @classmethod
+    def check(cls, config: StrictConfig, context: CheckContext) -> list[Problem]:
+        if importlib.util.find_spec("ray") is None:
+            return [Problem("", "the ray executor needs Ray, which is not installed: pip install 'simrun[ray]'")]
+        return []
+
+    def __init__(self, config: StrictConfig | None = None):
+        super().__init__(config)
+        self.actors: list[Any] = []
+        self.alive: list[Any] = []
+        self.lost = self.resubmitted = 0
+        self.connected_here = False
+
+    def start(self, simulator: Simulator, spec: SimulatorSpec) -> None:
+        import ray
+
+        super().start(simulator, spec)
+        if not ray.is_initialized():
+            ray.init(address=self.config.address, logging_level=logging.WARNING, log_to_driver=False)
+            self.connected_here = True
+        resources = dict(self.config.resources)
+        options = {name: resources.pop(name) for name in ACTOR_OPTIONS if name in resources}
+        actor = ray.remote(Replica).options(**options, resources=resources, max_restarts=0, max_task_retries=0)
+        self.actors = [actor.remote(spec) for _ in range(self.config.replicas)]
+        self.alive = list(self.actors)
+        try:
+            placed = ray.get([a.identity.remote() for a in self.actors], timeout=self.config.startup_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise ExecutorError(
+                f"{self.config.replicas} replica(s) asking {self.config.resources} each did not start within "
+                f"{self.config.startup_timeout_s:g} s; the cluster has {ray.cluster_resources()}"
+            ) from None
+        except ray.exceptions.RayActorError as exc:
+            raise ExecutorError(f"a replica could not build the simulator: {cause(exc)}") from None
+        expected = json.dumps(simulator.identity(), sort_keys=True)
+        for node, identity in placed:
+            if json.dumps(identity, sort_keys=True) != expected:
+                raise ExecutorError(
+                    f"the replica on node {node} builds a different simulator from this machine's "
+                    f"({identity} here {simulator.identity()}): its answers would not match the cache"
+                )
+
+    def map(
+        self, method: Literal["answer", "generate"], chunks: list[list[Any]], options: dict[str, Any]
+    ) -> Iterator[tuple[int, list[Any]]]:
+        import ray
+
+        waiting = deque(range(len(chunks)))
+        running: dict[Any, tuple[int, Any]] = {}
+        load = {actor: 0 for actor in self.alive}
+        while waiting or running:
+            while waiting and (free := [a for a in self.alive if load[a] < self.config.max_in_flight]):
+                actor = min(free, key=load.__getitem__)
+                index = waiting.popleft()
+                running[actor.call.remote(method, chunks[index], options)] = (index, actor)
+                load[actor] += 1
+            if not running:
+                raise ExecutorError(
+                    f"every Ray replica is gone ({self.lost} of {len(self.actors)} lost with their workers); "
+                    "the answers so far are saved"
+                )
+            [done], _ = ray.wait(list(running), num_returns=1)
+            index, actor = running.pop(done)
+            load[actor] -= 1
+            try:
+                replies = ray.get(done)
+            except ray.exceptions.RayActorError:
+                self.lose(actor)
+                waiting.appendleft(index)
+                self.resubmitted += 1
+                continue
+            except ray.exceptions.RayTaskError as exc:  # the simulator itself failed: as it would locally
+                raise cause(exc) from None
+            yield index, replies
+
+    def lose(self, actor: Any) -> None:
+        if actor in self.alive:
+            self.alive.remove(actor)
+            self.lost += 1
+
+    def replicas(self) -> tuple[int, int]:
+        return len(self.alive), len(self.actors)
+
+    def stats(self) -> dict[str, int]:
+        """The live replicas' counters summed (a lost replica's die with it), and the losses."""
+        import ray
+
+        total = {
+            "replicas_started": len(self.actors),
+            "replicas_lost": self.lost,
+            "chunks_resubmitted": self.resubmitted,
+        }
+        try:
+            for counters in ray.get([a.stats.remote() for a in self.alive], timeout=60):
+                for name, value in counters.items():
+                    total[name] = total.get(name, 0) + value
+        except (ray.exceptions.RayError, ConnectionError):
+            pass  # the cluster went away: the losses above are still worth keeping
+        return total
+
+    def close(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            return
+        try:
+            ray.get([a.close.remote() for a in self.alive], timeout=60)
+        except (ray.exceptions.RayError, ConnectionError):
+            pass
+        for actor in self.actors:
+            ray.kill(actor)
+        if self.connected_here:
+            ray.shutdown()
+
+
+def cause(exc: Exception) -> Exception:
+    """The exception a remote call raised, not Ray's wrapper with the remote traceback."""
+    original = getattr(exc, "cause", None)
+    return original if isinstance(original, Exception) else exc
+
+
+@hookimpl
+def register_executors(register):
+    register(RayExecutor)

@@ -1,0 +1,137 @@
+"""The ray executor on a real two-node Ray cluster on this host, in a network namespace with only loopback.
+
+Each test starts the cluster afresh (``on_cluster.py``, under ``unshare -n``, as root) and compares the run
+log with a run of the same scenario on the local executor: the answers must be identical, whatever node or
+replica answered and whatever was lost on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE
+
+HERE = Path(__file__).resolve().parent
+EMBEDDED = [  # 80 personas x 2 questions in batches of 16: 5 batches, 2 chunks each, on one-thread replicas
+    "run",
+    str(EXAMPLE / "towns.yaml"),
+    "--plugins-dir",
+    str(EXAMPLE),
+    "--set",
+    "sampler.with.per_town=40",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "simulator.use=embedded",
+    "--set",
+    "simulator.with.n_threads=1",
+]
+ON_RAY = ["--set", "executor.use=ray", "--set", "executor.with.replicas=2"]
+
+
+def on_cluster(db: Path, *options: str, simrun: list[str]) -> dict:
+    """on_cluster.py in a fresh network namespace with loopback up; its JSON report."""
+    script = f'ip link set lo up && exec {sys.executable} {HERE / "on_cluster.py"} "$@"'
+    command = ["unshare", "-n", "bash", "-c", script, "on_cluster", "--db", str(db), *options, "--", *simrun]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def local_run(db: Path, simrun: list[str]) -> None:
+    subprocess.run([sys.executable, "-m", "simrun", *simrun, "--db", str(db), "--quiet"], check=True, timeout=900)
+
+
+def answers(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(
+            "select persona_id, question_id, distribution, invalid, prompt, cache_key from answers"
+            " order by persona_id, question_id"
+        ).fetchall()
+
+
+def run_record(db: Path, run_id: str) -> dict:
+    with sqlite3.connect(db) as connection:
+        connection.row_factory = sqlite3.Row
+        return dict(connection.execute("select * from runs where id = ?", [run_id]).fetchone())
+
+
+@pytest.fixture(scope="module")
+def local_answers(tmp_path_factory) -> list[tuple]:
+    db = tmp_path_factory.mktemp("local") / "local.db"
+    local_run(db, EMBEDDED)
+    rows = answers(db)
+    assert len(rows) == 160
+    return rows
+
+
+def test_two_replicas_answer_exactly_as_the_local_executor(tmp_path, local_answers):
+    report = on_cluster(tmp_path / "ray.db", simrun=EMBEDDED + ON_RAY)
+    [step] = report["steps"]
+    assert step["exit"] == 0, step["stderr"]
+    assert answers(tmp_path / "ray.db") == local_answers
+    stats = json.loads(run_record(tmp_path / "ray.db", report["run_id"])["simulator_stats"])
+    assert stats == {"replicas_started": 2, "replicas_lost": 0, "chunks_resubmitted": 0}
+
+
+def test_a_worker_node_removed_mid_run_loses_nothing_and_is_counted(tmp_path, local_answers):
+    db = tmp_path / "ray.db"
+    report = on_cluster(db, "--harm", "remove-node", simrun=EMBEDDED + ON_RAY)
+    harm, step = report["steps"]
+    assert harm["midway"] and harm["batches"] < 5, harm
+    assert step["exit"] == 0, step["stderr"]
+    assert answers(db) == local_answers  # nothing lost, nothing written twice
+    record = run_record(db, report["run_id"])
+    assert record["status"] == "finished"
+    stats = json.loads(record["simulator_stats"])
+    assert stats["replicas_lost"] == 1 and stats["replicas_started"] == 2
+    shown = subprocess.run(
+        [sys.executable, "-m", "simrun", "show", report["run_id"], "--db", str(db)], capture_output=True, text=True
+    )
+    assert "1 of 2 replicas lost" in shown.stdout, shown.stdout
+
+
+def test_every_replica_gone_stops_the_run_and_resume_moves_it(tmp_path, local_answers):
+    db = tmp_path / "ray.db"
+    only_on_worker = ON_RAY[:2] + ["--set", "executor.with.replicas=1", "--set", "executor.with.resources.worker=1"]
+    report = on_cluster(
+        db,
+        "--harm",
+        "remove-node",
+        "--resume",
+        "--resume-set",
+        "executor.with.resources={num_cpus: 1}",
+        simrun=EMBEDDED + only_on_worker,
+    )
+    harm, stopped, resumed = report["steps"]
+    assert harm["midway"], harm
+    assert stopped["exit"] == 1
+    assert "every Ray replica is gone (1 of 1 lost with their workers)" in stopped["stderr"]
+    assert f"simrun run --resume {report['run_id']}" in stopped["stderr"] and "Traceback" not in stopped["stderr"]
+    assert resumed["exit"] == 0, resumed["stderr"]
+    assert answers(db) == local_answers
+
+
+def test_a_driver_killed_mid_run_resumes_to_the_same_answers(tmp_path, local_answers):
+    db = tmp_path / "ray.db"
+    report = on_cluster(db, "--harm", "kill-driver", simrun=EMBEDDED + ON_RAY)
+    harm, killed, resumed = report["steps"]
+    assert harm["midway"], harm
+    assert killed["exit"] == -9
+    assert resumed["exit"] == 0, resumed["stderr"]
+    assert answers(db) == local_answers
+    assert run_record(db, report["run_id"])["status"] == "finished"
+
+
+def test_ten_thousand_instant_answers_through_ray(tmp_path):
+    instant = ["run", str(EXAMPLE / "towns.yaml"), "--plugins-dir", str(EXAMPLE), "--set", "sampler.with.per_town=2500"]
+    local_run(tmp_path / "local.db", instant)
+    report = on_cluster(tmp_path / "ray.db", simrun=instant + ON_RAY)
+    assert report["steps"][0]["exit"] == 0, report["steps"][0]["stderr"]
+    rows = answers(tmp_path / "ray.db")
+    assert len(rows) == 10_000 and rows == answers(tmp_path / "local.db")
