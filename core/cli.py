@@ -227,7 +227,8 @@ def validate(scenario: str, overrides: tuple[str, ...], registry: Registry) -> N
     console.print(
         Text("ok", "green"),
         f"{scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
-        f"simulator {s.simulator.use}, {len(s.questions)} question(s), metrics: {', '.join(s.metrics) or 'none'}",
+        f"simulator {s.simulator.use} (executor {s.executor.use}), {len(s.questions)} question(s), "
+        f"metrics: {', '.join(s.metrics) or 'none'}",
     )
 
 
