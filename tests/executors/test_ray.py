@@ -135,3 +135,38 @@ def test_ten_thousand_instant_answers_through_ray(tmp_path):
     assert report["steps"][0]["exit"] == 0, report["steps"][0]["stderr"]
     rows = answers(tmp_path / "ray.db")
     assert len(rows) == 10_000 and rows == answers(tmp_path / "local.db")
+
+
+INSTANT = ["run", str(EXAMPLE / "towns.yaml"), "--plugins-dir", str(EXAMPLE), "--set", "sampler.with.per_town=200"]
+
+
+def test_a_replica_process_that_dies_has_its_chunks_resubmitted(tmp_path):
+    local_run(tmp_path / "local.db", INSTANT)
+    flag = tmp_path / "die-once"
+    flag.touch()
+    dying = ["--set", "simulator.with.kill_at_call=2", "--set", f"simulator.with.kill_flag={flag}"]
+    report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + dying)
+    [step] = report["steps"]
+    assert step["exit"] == 0, step["stderr"]
+    assert not flag.exists()  # one replica did die
+    assert answers(tmp_path / "ray.db") == answers(tmp_path / "local.db")
+    stats = json.loads(run_record(tmp_path / "ray.db", report["run_id"])["simulator_stats"])
+    assert stats["replicas_lost"] == 1 and stats["chunks_resubmitted"] >= 1
+
+
+def test_replicas_that_cannot_be_placed_are_named_with_what_the_cluster_has(tmp_path):
+    wanting = ["--set", "executor.with.resources={num_gpus: 1}", "--set", "executor.with.startup_timeout_s=3"]
+    report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + wanting)
+    [step] = report["steps"]
+    assert step["exit"] == 1
+    assert "2 replica(s) asking {'num_gpus': 1.0} each did not start within 3 s; the cluster has" in step["stderr"]
+    assert "'CPU': 2.0" in step["stderr"] and "Traceback" not in step["stderr"]
+
+
+def test_a_simulator_that_fails_on_a_replica_fails_the_run_with_its_own_message(tmp_path):
+    broken = ["--set", "simulator.with.fail_with=the backend is down"]
+    report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + broken)
+    [step] = report["steps"]
+    assert step["exit"] == 1
+    assert "RuntimeError: the backend is down" in step["stderr"] and "Traceback" not in step["stderr"]
+    assert f"simrun run --resume {report['run_id']}" in step["stderr"]
