@@ -64,7 +64,7 @@ class RunLog:
                 "error": r["error"],
                 "prompt": r["prompt"],
             }
-            for r in self.store.answer_rows(run_id)
+            for r in self.store.answer_rows(run_id, prompts=True)
         ]
         return _pandas().DataFrame(rows)
 

@@ -291,11 +291,48 @@ def runs(as_json: bool, db_path: str, registry: Registry) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--prompt",
+    "prompt_of",
+    nargs=2,
+    metavar="PERSONA QUESTION",
+    help="Print the exact prompt persona PERSONA (its id) was asked QUESTION (its id) with, and nothing else.",
+)
+@click.option("--repeat", default=0, show_default=True, help="With --prompt: which repeat of the question.")
 @invalid_threshold_option
 @common
-def show(run_id: str, as_json: bool, invalid_threshold: float, db_path: str, registry: Registry) -> None:
-    """Show one run: components, counts, enrichment steps that wrote nothing usable, answer shares and metrics."""
+def show(
+    run_id: str,
+    as_json: bool,
+    prompt_of: tuple[str, str] | None,
+    repeat: int,
+    invalid_threshold: float,
+    db_path: str,
+    registry: Registry,
+) -> None:
+    """Show one run: components, counts, enrichment steps that wrote nothing usable, answer shares and metrics.
+
+    With --prompt PERSONA QUESTION, the exact prompt of that one answer: re-rendered from the persona and the
+    run's prompt settings, and checked against the cache key it was asked under.
+    """
     store = Store(db_path, read_only=True)
+    if prompt_of:
+        persona, question = prompt_of
+        try:
+            text, matches = store.prompt(run_id, int(persona), question, repeat)
+        except (KeyError, ValueError):
+            fail(
+                f"run '{run_id}' in {db_path} has no answer of persona {persona} to question '{question}' "
+                f"(repeat {repeat}); `simrun export {run_id}` lists them"
+            )
+        click.echo(text)
+        if not matches:
+            fail(
+                "this re-rendering does not match the prompt this answer was asked with (its cache key differs): "
+                "the run was logged by a simrun that renders prompts differently",
+                1,
+            )
+        return
     try:
         summary = run_summary(store, run_id, invalid_threshold)
     except KeyError:

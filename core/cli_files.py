@@ -39,7 +39,7 @@ def export(run_id: str, fmt: str | None, output: str | None, db_path: str, regis
     try:
         with RowWriter(output, format_for(output, fmt)) as writer:
             batch: list[dict] = []
-            for row in store.answer_rows(run_id):
+            for row in store.answer_rows(run_id, prompts=True):
                 persona = personas[row["persona_id"]]
                 batch.append(
                     {

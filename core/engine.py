@@ -27,7 +27,7 @@ from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .schemas import schema_check
 from .shares import ShareSums
-from .store import Store, StoreError, dumps, now, sha256
+from .store import Store, StoreError, cache_key, cache_key_of, dumps, now, pack_answer, unpack_answer
 from .views import RunView
 
 AGGREGATE_CHUNK = 2_000  # answers of one question turned into arrays at a time: memory stays flat in N
@@ -139,12 +139,16 @@ def combine_orders(question: Question, replies: list[tuple[list[int], ModelAnswe
     )
 
 
-def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
-    return sha256(
-        dumps(
-            {"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}
-        )
-    )
+def asked(loaded: LoadedScenario) -> dict[str, dict]:
+    """Per question, its option labels and the user text of each option order: what re-renders a stored prompt."""
+    spec, nobody = loaded.scenario.prompt, Persona(id=0, stratum="", weight=1.0)
+    return {
+        q.id: {
+            "labels": q.labels,
+            "users": [spec.render(nobody, q, "", order).user for order in spec.orders(len(q.options))],
+        }
+        for q in loaded.scenario.questions
+    }
 
 
 class Engine:
@@ -194,6 +198,8 @@ class Engine:
         timings: dict[str, float] = {}
         try:
             self.hook.run_started(run=info)
+            simulator = pipeline.simulator
+            self.store.describe_run(run_id, simulator.model, simulator.identity(), asked(loaded))
             started = time.perf_counter()
             with self.started(loaded, pipeline):
                 try:
@@ -317,8 +323,8 @@ class Engine:
         executor: Executor,
         method: Literal["answer", "generate"],
         options: dict[str, Any],
-        encode: Callable[[Any], str],
-        decode: Callable[[str], Any],
+        encode: Callable[[Any], str | bytes],
+        decode: Callable[[str | bytes], Any],
         keep: Callable[[Any], bool],
     ) -> tuple[list, set[str]]:
         """Replies for requests, from the cache where possible, each distinct key asked once.
@@ -368,7 +374,7 @@ class Engine:
             "temperature": temperature,
             "schema": json_schema,
         }
-        keys = [sha256(dumps({**request, "generate": p})) for p in prompts]
+        keys = [cache_key_of(dumps({**request, "generate": p})) for p in prompts]
         texts, _ = self.through_cache(
             keys,
             prompts,
@@ -391,8 +397,8 @@ class Engine:
             executor,
             "answer",
             {},
-            encode=lambda a: a.model_dump_json(),
-            decode=ModelAnswer.model_validate_json,
+            encode=pack_answer,
+            decode=unpack_answer,
             keep=lambda a: a.error is None,
         )
         return answers, keys, cached

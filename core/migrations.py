@@ -7,7 +7,10 @@ order, under the write lock, so processes that open a new file together agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator
 
 import sqlite_utils
 
@@ -134,3 +137,99 @@ def m005_run_owner(db: sqlite_utils.Database) -> None:
 @migration
 def m006_answer_errors(db: sqlite_utils.Database) -> None:
     db["answers"].add_column("error", str)
+
+
+def text_hash(text: str) -> bytes:
+    """The key of a text in ``texts``: 8 bytes of its SHA-256 (no collision in any run log's few distinct texts)."""
+    return hashlib.sha256(text.encode()).digest()[:8]
+
+
+def cache_key_bytes(key: str) -> bytes:
+    """A cache key as stored: 16 bytes (the first 32 hex digits of the SHA-256 the engine computes)."""
+    return bytes.fromhex(key[:32])
+
+
+def epoch(timestamp: str | None) -> int | None:
+    return None if not timestamp else int(dt.datetime.fromisoformat(timestamp).timestamp())
+
+
+@migration
+def m007_compact_run_log(db: sqlite_utils.Database) -> None:
+    """A run log that fits a million personas: every repeated text once, keys as bytes, no second copy of a key.
+
+    Personas keep their attribute names and provenance by the hash of a shared text; answers keep no prompt
+    (the engine re-renders it from the persona, the run's prompt settings and its question texts, checked
+    against the answer's cache key) and no model name (the run has it); cache keys are 16 bytes. Tables
+    keyed by several columns are WITHOUT ROWID, so the key is stored once. An older log's prompts move to
+    ``legacy_prompts`` as they were: nothing is lost.
+    """
+    conn = db.conn
+    statements = [
+        "create table texts (hash blob primary key, text text not null) without rowid",
+        "alter table runs add column model text",
+        "alter table runs add column simulator_identity text",
+        "create table run_questions (run_id text not null references runs(id), question_id text not null,"
+        " users text not null, primary key (run_id, question_id)) without rowid",
+        'create table personas_v7 (run_id text not null references runs(id), id integer not null, "batch" integer,'
+        ' stratum text, weight real, names blob, "values" text, provenance blob, primary key (run_id, id))'
+        " without rowid",
+        "create table answers_v7 (run_id text not null references runs(id), persona_id integer not null,"
+        ' question_id text not null, "repeat" integer not null default 0, raw text, distribution text,'
+        " invalid real, tokens integer, latency_ms real, cache_key blob, cached integer, error text,"
+        ' primary key (run_id, persona_id, question_id, "repeat")) without rowid',
+        "create table legacy_prompts (run_id text not null, persona_id integer not null, question_id text not null,"
+        ' "repeat" integer not null, prompt text, primary key (run_id, persona_id, question_id, "repeat"))'
+        " without rowid",
+        "create table llm_cache_v7 (key blob primary key, model blob, response text, created_at integer) without rowid",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+    texts: dict[bytes, str] = {}
+
+    def ref(text: str) -> bytes:
+        key = text_hash(text)
+        texts[key] = text
+        return key
+
+    def personas() -> Iterator[tuple]:
+        for run_id, pid, batch, stratum, weight, attributes, provenance in conn.execute(
+            "select run_id, id, batch, stratum, weight, attributes, provenance from personas"
+        ):
+            values = json.loads(attributes)
+            yield (
+                run_id,
+                pid,
+                batch,
+                stratum,
+                weight,
+                ref(json.dumps(list(values))),
+                json.dumps(list(values.values())),
+                ref(provenance),
+            )
+
+    conn.executemany("insert into personas_v7 values (?, ?, ?, ?, ?, ?, ?, ?)", personas())
+    models = dict(conn.execute("select run_id, max(model) from answers group by run_id"))
+    conn.executemany("update runs set model = ? where id = ?", [(model, run) for run, model in models.items()])
+    conn.execute('insert into legacy_prompts select run_id, persona_id, question_id, "repeat", prompt from answers')
+    conn.executemany(
+        "insert into answers_v7 values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (*row[:9], b"".join(cache_key_bytes(k) for k in (row[9] or "").split(",") if k), *row[10:])
+            for row in conn.execute(
+                'select run_id, persona_id, question_id, "repeat", raw, distribution, invalid, tokens, latency_ms,'
+                " cache_key, cached, error from answers"
+            )
+        ),
+    )
+    conn.executemany(
+        "insert or ignore into llm_cache_v7 values (?, ?, ?, ?)",
+        (
+            (cache_key_bytes(key), ref(model or ""), response, epoch(created))
+            for key, model, response, created in conn.execute("select key, model, response, created_at from llm_cache")
+        ),
+    )
+    conn.executemany("insert or ignore into texts values (?, ?)", texts.items())
+    for table in ("personas", "answers", "llm_cache"):
+        conn.execute(f"drop table {table}")
+        conn.execute(f"alter table {table}_v7 rename to {table}")

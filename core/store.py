@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import sqlite3
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -26,8 +27,19 @@ from typing import Any
 import sqlite_utils
 
 from .concurrency import StoreError, T, alive, retrying, this_process, writes
-from .migrations import MIGRATIONS
-from .models import INVALID_PREFIX, INVALID_SUFFIX, INVALID_THRESHOLD, Answer, InvalidOutput, Persona
+from .migrations import MIGRATIONS, cache_key_bytes, text_hash
+from .models import (
+    INVALID_PREFIX,
+    INVALID_SUFFIX,
+    INVALID_THRESHOLD,
+    OPTION_LABELS,
+    Answer,
+    InvalidOutput,
+    ModelAnswer,
+    Persona,
+    Prompt,
+)
+from .prompts import PromptSpec
 
 WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
 BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another process's lock
@@ -44,6 +56,55 @@ def new_id() -> str:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_key_of(request: str) -> str:
+    """A model call's cache key: 32 hex digits of the SHA-256 of the request (stored as 16 bytes)."""
+    return hashlib.sha256(request.encode()).hexdigest()[:32]
+
+
+ANSWER_FORMAT = 1  # the first byte of a cached answer stored as bytes
+
+
+def pack_answer(answer: ModelAnswer) -> bytes | str:
+    """A model answer as the cache stores it: format byte, option count, invalid, tokens, latency, the option
+    probabilities as float64 (options A, B, ... in order: every prompt's labels), then the raw text. Exact, and a
+    third of its JSON. An answer with other labels or an error (never cached, but kept general) stays JSON."""
+    values = list(answer.distribution.values())
+    if answer.error is not None or list(answer.distribution) != list(OPTION_LABELS[: len(values)]):
+        return answer.model_dump_json(exclude_defaults=True)
+    head = struct.pack(
+        f"<BBdId{len(values)}d", ANSWER_FORMAT, len(values), answer.invalid, answer.tokens, answer.latency_ms, *values
+    )
+    return head + answer.raw.encode()
+
+
+def unpack_answer(stored: bytes | str) -> ModelAnswer:
+    if isinstance(stored, str):
+        return ModelAnswer.model_validate_json(stored)
+    n = stored[1]
+    _, _, invalid, tokens, latency_ms, *values = struct.unpack_from(f"<BBdId{n}d", stored)
+    return ModelAnswer(
+        distribution=dict(zip(OPTION_LABELS, values)),
+        invalid=invalid,
+        tokens=tokens,
+        latency_ms=latency_ms,
+        raw=stored[struct.calcsize(f"<BBdId{n}d") :].decode(),
+    )
+
+
+def prompt_text(system: str, users: list[str]) -> str:
+    """A prompt as the run log shows it: one ``[system]``/``[user]`` pair per option order asked."""
+    return "\n\n".join(f"[system]\n{system}\n[user]\n{user}" for user in users)
+
+
+def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
+    """The cache key of asking ``prompt`` of the simulator ``identity`` describes (``sample``: the repeat)."""
+    return cache_key_of(
+        dumps(
+            {"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}
+        )
+    )
 
 
 def dumps(value: Any) -> str:
@@ -312,90 +373,124 @@ class Store:
             total[name] = total.get(name, 0) + value
         self.update_run(run_id, simulator_stats=dumps(total))
 
+    @writes
+    def describe_run(self, run_id: str, model: str, identity: dict, questions: dict[str, dict]) -> None:
+        """What re-renders and checks the run's prompts: the simulator's model and identity, and per question its
+        option labels and the user text of each option order asked (``{"labels": [...], "users": [...]}``)."""
+        self.db.execute(
+            "update runs set model = ?, simulator_identity = ? where id = ?", [model, dumps(identity), run_id]
+        )
+        self.db.conn.executemany(
+            "insert or replace into run_questions values (?, ?, ?)",
+            [(run_id, question_id, dumps(asked)) for question_id, asked in questions.items()],
+        )
+
+    def keep_texts(self, texts: Iterable[str]) -> None:
+        self.db.conn.executemany("insert or ignore into texts values (?, ?)", {text_hash(t): t for t in texts}.items())
+
     # batches ----------------------------------------------------------
     def done_batches(self, run_id: str) -> set[int]:
         return {r["batch"] for r in self.db["progress"].rows_where("run_id = ?", [run_id])}
 
     @writes
     def write_batch(self, run_id: str, batch: int, personas: list[Persona], answers: list[Answer]) -> None:
-        """Commit a batch's personas, answers and progress marker together."""
-        self.db["personas"].upsert_all(
-            (
-                {
-                    "run_id": run_id,
-                    "id": p.id,
-                    "stratum": p.stratum,
-                    "weight": p.weight,
-                    # insertion order is kept: it is the order attributes appear in prompts
-                    "attributes": json.dumps(p.attributes, default=str),
-                    "provenance": json.dumps(p.provenance, default=str),
-                    "batch": batch,
-                }
-                for p in personas
-            ),
-            pk=("run_id", "id"),
-            batch_size=WRITE_BATCH,
+        """Commit a batch's personas, answers and progress marker together.
+
+        Attribute names and provenance go to ``texts`` once and are referenced by hash; the prompt is not
+        stored (``answer_rows(prompts=True)`` re-renders it), nor the model (the run has it).
+        """
+        names = [json.dumps(list(p.attributes)) for p in personas]
+        provenance = [json.dumps(p.provenance, default=str) for p in personas]
+        self.keep_texts(names + provenance)
+        self.db.conn.executemany(
+            "insert or replace into personas values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    p.id,
+                    batch,
+                    p.stratum,
+                    p.weight,
+                    text_hash(name),
+                    json.dumps(list(p.attributes.values()), default=str),  # in prompt order, as the names
+                    text_hash(origin),
+                )
+                for p, name, origin in zip(personas, names, provenance)
+            ],
         )
-        self.db["answers"].upsert_all(
-            (
-                {
-                    "run_id": run_id,
-                    "persona_id": a.persona_id,
-                    "question_id": a.question_id,
-                    "repeat": a.repeat,
-                    "prompt": a.prompt,
-                    "raw": a.raw,
-                    "distribution": dumps(a.distribution),
-                    "invalid": a.invalid,
-                    "model": a.model,
-                    "tokens": a.tokens,
-                    "latency_ms": a.latency_ms,
-                    "cache_key": a.cache_key,
-                    "cached": int(a.cached),
-                    "error": a.error,
-                }
+        self.db.conn.executemany(
+            "insert or replace into answers values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    a.persona_id,
+                    a.question_id,
+                    a.repeat,
+                    a.raw,
+                    dumps(a.distribution),
+                    a.invalid,
+                    a.tokens,
+                    a.latency_ms,
+                    b"".join(cache_key_bytes(k) for k in a.cache_key.split(",")),
+                    int(a.cached),
+                    a.error,
+                )
                 for a in answers
-            ),
-            pk=("run_id", "persona_id", "question_id", "repeat"),
-            batch_size=WRITE_BATCH,
+            ],
         )
-        self.db["progress"].upsert(
-            {"run_id": run_id, "batch": batch, "personas": len(personas), "done_at": now()},
-            pk=("run_id", "batch"),
+        self.db.execute(
+            "insert or replace into progress (run_id, batch, personas, done_at) values (?, ?, ?, ?)",
+            [run_id, batch, len(personas), now()],
         )
 
     # the model-call cache ---------------------------------------------
-    def cached(self, keys: Iterable[str]) -> dict[str, str]:
-        """Cached responses (as stored JSON text) for the keys that have one."""
-        keys = list(keys)
+    def cached(self, keys: Iterable[str]) -> dict[str, str | bytes]:
+        """Cached responses, as stored (JSON text, or ``pack_answer`` bytes), for the keys (``cache_key_of``) found."""
+        wanted = [cache_key_bytes(k) for k in keys]
         found: dict[str, str] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(f"select key, response from llm_cache where key in ({marks})", chunk):
-                found[row["key"]] = row["response"]
+            for key, response in self.db.execute(f"select key, response from llm_cache where key in ({marks})", chunk):
+                found[key.hex()] = response
         return found
 
     @writes
-    def cache(self, model: str, entries: dict[str, str]) -> None:
-        created = now()
-        self.db["llm_cache"].upsert_all(
-            ({"key": k, "model": model, "response": v, "created_at": created} for k, v in entries.items()),
-            pk="key",
-            batch_size=WRITE_BATCH,
+    def cache(self, model: str, entries: dict[str, str | bytes]) -> None:
+        self.keep_texts([model])
+        created, model_ref = int(dt.datetime.now(dt.UTC).timestamp()), text_hash(model)
+        self.db.conn.executemany(
+            "insert or replace into llm_cache values (?, ?, ?, ?)",
+            [(cache_key_bytes(k), model_ref, v, created) for k, v in entries.items()],
         )
 
     # reads for aggregation, metrics and export --------------------------
+    def texts(self, hashes: Iterable[bytes]) -> dict[bytes, str]:
+        wanted = list(set(hashes))
+        found: dict[bytes, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"select hash, text from texts where hash in ({marks})", chunk).fetchall())
+        return found
+
     def personas(self, run_id: str, batch: int | None = None) -> Iterator[Persona]:
         where, args = ("run_id = ?", [run_id]) if batch is None else ("run_id = ? and batch = ?", [run_id, batch])
-        for row in self.db["personas"].rows_where(where, args, order_by="id"):
-            yield Persona(
-                id=row["id"],
-                stratum=row["stratum"],
-                weight=row["weight"],
-                attributes=json.loads(row["attributes"]),
-                provenance=json.loads(row["provenance"]),
-            )
+        known: dict[bytes, Any] = {}
+        cursor = self.db.execute(
+            f'select id, stratum, weight, names, "values", provenance from personas where {where} order by id', args
+        )
+        while rows := cursor.fetchmany(1000):
+            missing = {h for row in rows for h in (row[3], row[5]) if h not in known}
+            known.update((h, json.loads(text)) for h, text in self.texts(missing).items())
+            for pid, stratum, weight, names, values, provenance in rows:
+                yield Persona(
+                    id=pid,
+                    stratum=stratum,
+                    weight=weight,
+                    attributes=dict(zip(known[names], json.loads(values))),
+                    provenance=known[provenance],
+                )
 
     def persona_batches(self, run_id: str) -> Iterator[tuple[int, list[Persona]]]:
         """A finished run's personas, batch by batch, for another run to reuse."""
@@ -405,13 +500,107 @@ class Store:
         for batch in batches:  # no cursor stays open while the caller writes
             yield batch, list(self.personas(run_id, batch))
 
-    def answer_rows(self, run_id: str) -> Iterator[dict]:
-        yield from self.db.query(
-            "select a.*, p.stratum, p.weight from answers a join personas p"
-            " on p.run_id = a.run_id and p.id = a.persona_id"
-            " where a.run_id = ? order by a.persona_id, a.question_id, a.repeat",
+    def answer_rows(self, run_id: str, prompts: bool = False) -> Iterator[dict]:
+        """A run's answers with their persona's stratum and weight and the run's model, by persona and question.
+
+        ``prompts`` adds each answer's exact prompt: re-rendered from the persona, the run's prompt settings and
+        the question texts it recorded (or, for a run logged before prompts were re-rendered, as stored then).
+        """
+        model = self.run(run_id).get("model")
+        columns = (
+            'a.persona_id, a.question_id, a."repeat", a.raw, a.distribution, a.invalid, a.tokens, a.latency_ms,'
+            " a.cache_key, a.cached, a.error, p.stratum, p.weight"
+        )
+        extra, join = ("", "")
+        if prompts:
+            render = self.prompt_renderer(run_id)
+            extra = ', p.names, p."values", l.prompt'
+            join = (
+                " left join legacy_prompts l on l.run_id = a.run_id and l.persona_id = a.persona_id"
+                ' and l.question_id = a.question_id and l."repeat" = a."repeat"'
+            )
+        cursor = self.db.execute(
+            f"select {columns}{extra} from answers a join personas p on p.run_id = a.run_id and p.id = a.persona_id"
+            f'{join} where a.run_id = ? order by a.persona_id, a.question_id, a."repeat"',
             [run_id],
         )
+        names = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(1000):
+            for values in rows:
+                row = dict(zip(names, values))
+                row["run_id"], row["model"] = run_id, model
+                row["cache_key"] = ",".join(
+                    row["cache_key"][i : i + 16].hex() for i in range(0, len(row["cache_key"]), 16)
+                )
+                if prompts:
+                    legacy = row.pop("prompt")
+                    row["prompt"] = legacy if legacy is not None else render(row.pop("names"), row.pop("values"), row)
+                yield row
+
+    def prompt_renderer(self, run_id: str) -> Callable[[bytes, str, dict], str]:
+        """(attribute-names hash, attribute values, answer row) -> the exact prompt text the answer was asked with."""
+        parts = self.prompt_parts(run_id)
+        return lambda names, values, row: prompt_text(*parts(names, values, row["question_id"]))
+
+    def prompt_parts(self, run_id: str) -> Callable[[bytes, str, str], tuple[str, list[str]]]:
+        """(attribute-names hash, attribute values, question id) -> (system text, user text of each option order),
+        rendered from the run's prompt settings and the question texts it recorded."""
+        record = self.run(run_id)
+        spec = PromptSpec.model_validate(json.loads(record["scenario_json"]).get("prompt") or {})
+        asked = {
+            question_id: json.loads(users)
+            for question_id, users in self.db.execute(
+                "select question_id, users from run_questions where run_id = ?", [run_id]
+            )
+        }
+        names_by_hash: dict[bytes, list[str]] = {}
+        last: list[Any] = [None, ""]  # (persona, its system text): rows come persona by persona
+
+        def parts(names: bytes, values: str, question_id: str) -> tuple[str, list[str]]:
+            if names not in names_by_hash:
+                names_by_hash.update((h, json.loads(t)) for h, t in self.texts([names]).items())
+            if last[0] != (names, values):
+                attributes = dict(zip(names_by_hash[names], json.loads(values)))
+                persona = Persona(id=0, stratum="", weight=1.0, attributes=attributes)
+                last[:] = [(names, values), spec.system.format(persona=spec.render_persona(persona))]
+            return last[1], asked[question_id]["users"]
+
+        return parts
+
+    def prompt(self, run_id: str, persona_id: int, question_id: str, repeat: int = 0) -> tuple[str, bool]:
+        """One answer's exact prompt, and whether it hashes to the cache key the answer was asked under (False
+        when another simrun version renders personas differently). A run logged before m007 kept its prompts."""
+        row = self.db.execute(
+            'select a.cache_key, p.names, p."values", l.prompt from answers a'
+            " join personas p on p.run_id = a.run_id and p.id = a.persona_id"
+            " left join legacy_prompts l on l.run_id = a.run_id and l.persona_id = a.persona_id"
+            ' and l.question_id = a.question_id and l."repeat" = a."repeat"'
+            ' where a.run_id = ? and a.persona_id = ? and a.question_id = ? and a."repeat" = ?',
+            [run_id, persona_id, question_id, repeat],
+        ).fetchone()
+        if row is None:
+            raise KeyError((run_id, persona_id, question_id, repeat))
+        keys, names, values, legacy = row
+        if legacy is not None:
+            return legacy, True
+        system, users = self.prompt_parts(run_id)(names, values, question_id)
+        identity = json.loads(self.run(run_id)["simulator_identity"])
+        labels = json.loads(
+            self.db.execute(
+                "select users from run_questions where run_id = ? and question_id = ?", [run_id, question_id]
+            ).fetchone()[0]
+        )["labels"]
+        expected = b"".join(
+            cache_key_bytes(
+                cache_key(
+                    identity,
+                    Prompt(persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels),
+                    repeat,
+                )
+            )
+            for user in users
+        )
+        return prompt_text(system, users), expected == keys
 
     @writes
     def write_aggregates(self, run_id: str, rows: list[dict]) -> None:
@@ -447,22 +636,21 @@ class Store:
 
     def invalid_outputs(self, run_id: str, threshold: float = INVALID_THRESHOLD) -> list[InvalidOutput]:
         """Per enrichment step, the personas it wrote nothing usable for (``Persona.mark_invalid``), most first."""
-        rows = self.db.query(
-            "select j.key, j.type, j.value, count(*) as n from personas p, json_each(p.attributes) j"
-            " where p.run_id = ? and j.key like ? escape '\\' group by j.key, j.value",
-            [run_id, "\\__%\\_invalid"],
-        )
         reasons: dict[str, dict[str, int]] = {}
-        for row in rows:
-            step = row["key"].removeprefix(INVALID_PREFIX).removesuffix(INVALID_SUFFIX)
-            # runs logged before reasons were recorded apart keep "error: reply" as one string
-            reason = (
-                json.loads(row["value"]).get("reason", "")
-                if row["type"] == "object"
-                else str(row["value"]).split(": {")[0][:120]
-            )
-            by_reason = reasons.setdefault(step, {})
-            by_reason[reason] = by_reason.get(reason, 0) + row["n"]
+        marked = self.db.execute(
+            "select 1 from texts where text like ? escape '\\'"
+            " and hash in (select names from personas where run_id = ?)",
+            [f'%"{INVALID_PREFIX}%{INVALID_SUFFIX}"%'.replace("_", "\\_"), run_id],
+        ).fetchone()
+        for persona in self.personas(run_id) if marked else ():
+            for key, value in persona.attributes.items():
+                if not (key.startswith(INVALID_PREFIX) and key.endswith(INVALID_SUFFIX)):
+                    continue
+                step = key.removeprefix(INVALID_PREFIX).removesuffix(INVALID_SUFFIX)
+                # runs logged before reasons were recorded apart keep "error: reply" as one string
+                reason = value.get("reason", "") if isinstance(value, dict) else str(value).split(": {")[0][:120]
+                by_reason = reasons.setdefault(step, {})
+                by_reason[reason] = by_reason.get(reason, 0) + 1
         personas = self.db["personas"].count_where("run_id = ?", [run_id]) if reasons else 0
         outputs = [
             InvalidOutput(

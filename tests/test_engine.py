@@ -26,7 +26,7 @@ def run_towns(registry, db_path, *overrides, use_cache=True):
 def answers(store, run_id):
     return [
         (r["persona_id"], r["question_id"], r["distribution"], r["invalid"], r["prompt"])
-        for r in store.answer_rows(run_id)
+        for r in store.answer_rows(run_id, prompts=True)
     ]
 
 
@@ -40,7 +40,7 @@ def test_run_logs_everything(registry, tmp_path):
     persona = next(store.personas(run_id))
     assert list(persona.attributes) == ["town", "age", "generation"], "stored in the order prompts show them"
     assert persona.provenance == {"town": "example:towns", "age": "example:towns", "generation": "example:generation"}
-    row = next(store.answer_rows(run_id))
+    row = next(store.answer_rows(run_id, prompts=True))
     assert "age: " in row["prompt"] and "Do you like the town park?" in row["prompt"] and "A. Yes" in row["prompt"]
     assert abs(sum(json.loads(row["distribution"]).values()) - 1) < 1e-9
 
@@ -48,7 +48,7 @@ def test_run_logs_everything(registry, tmp_path):
 def test_weighted_aggregates_match_hand_computation(registry, tmp_path):
     store, run_id = run_towns(registry, tmp_path / "a.db")
     by_town: dict[str, list[tuple[float, dict]]] = {}
-    for r in store.answer_rows(run_id):
+    for r in store.answer_rows(run_id, prompts=True):
         if r["question_id"] == "q1":
             by_town.setdefault(r["stratum"], []).append((r["weight"], json.loads(r["distribution"])))
     shares = store.aggregates(run_id, "q1")
@@ -73,10 +73,10 @@ def test_second_run_is_served_from_cache(registry, tmp_path):
     log = tmp_path / "calls.log"
     store, first = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
     calls = log.read_text().count("\x1e")
-    assert calls == len({r["prompt"] for r in store.answer_rows(first)})
+    assert calls == len({r["prompt"] for r in store.answer_rows(first, prompts=True)})
     store, second = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
     assert log.read_text().count("\x1e") == calls  # no new model calls
-    assert all(r["cached"] for r in store.answer_rows(second))
+    assert all(r["cached"] for r in store.answer_rows(second, prompts=True))
     assert answers(store, first)[0][2:] == answers(store, second)[0][2:]
     run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}", use_cache=False)
     assert log.read_text().count("\x1e") == 2 * calls
@@ -84,7 +84,7 @@ def test_second_run_is_served_from_cache(registry, tmp_path):
 
 def test_prompt_exclude_hides_attribute(registry, tmp_path):
     store, run_id = run_towns(registry, tmp_path / "a.db", "prompt.exclude=[age]")
-    row = next(store.answer_rows(run_id))
+    row = next(store.answer_rows(run_id, prompts=True))
     assert "age:" not in row["prompt"] and "generation:" in row["prompt"]
 
 
@@ -167,7 +167,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     calls = log.read_text().split("\x1e")[:-1]
     asked = {
-        r["prompt"].replace("[system]\n", "").replace("\n[user]\n", "") for r in Store(killed_db).answer_rows(run_id)
+        r["prompt"].replace("[system]\n", "").replace("\n[user]\n", "")
+        for r in Store(killed_db).answer_rows(run_id, prompts=True)
     }
     assert len(calls) == len(set(calls)), "no completed model call is repeated across kill and resume"
     assert set(calls) == asked
@@ -224,7 +225,7 @@ def test_option_orders_map_back_and_average(registry, tmp_path, order, expected_
     store, run_id = run_towns(
         registry, tmp_path / "o.db", "simulator.with.first_option_bias=0.7", f"prompt.option_order={order}"
     )
-    rows = [r for r in store.answer_rows(run_id)]
+    rows = [r for r in store.answer_rows(run_id, prompts=True)]
     q1 = [r for r in rows if r["question_id"] == "q1"]
     for r in q1:
         assert json.loads(r["distribution"]) == pytest.approx(expected_q1)

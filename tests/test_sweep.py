@@ -39,7 +39,7 @@ def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_pat
     base = personas_of(store, runs["baseline"]["id"])
     assert len(base) == 24
     assert personas_of(store, runs["without age"]["id"]) == base
-    prompts = {r["prompt"] for r in store.answer_rows(runs["without age"]["id"])}
+    prompts = {r["prompt"] for r in store.answer_rows(runs["without age"]["id"], prompts=True)}
     assert not any("age: " in p for p in prompts) and all("generation: " in p for p in prompts)
     calls = log.read_text().split("\x1e")[:-1]
     assert len(calls) == len(set(calls)), "no prompt is asked twice across variants"
@@ -56,8 +56,8 @@ def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_pat
     )
     calls = log.read_text().count("\x1e")
     runs = store.sweep_runs(sweep_id)
-    assert calls == len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"])})
-    assert all(r["cached"] for r in store.answer_rows(runs["metrics.mean_share.option=B"]["id"]))
+    assert calls == len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"], prompts=True)})
+    assert all(r["cached"] for r in store.answer_rows(runs["metrics.mean_share.option=B"]["id"], prompts=True))
 
 
 def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):

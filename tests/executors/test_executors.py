@@ -48,7 +48,10 @@ class Replicas:
 
 
 def answers(store: Store, run_id: str) -> list[tuple]:
-    return [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in store.answer_rows(run_id)]
+    return [
+        (r["persona_id"], r["question_id"], r["distribution"], r["prompt"])
+        for r in store.answer_rows(run_id, prompts=True)
+    ]
 
 
 def test_replies_in_any_order_give_the_local_run_and_replica_changes_reach_the_hooks(tmp_path):

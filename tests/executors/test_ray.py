@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE
 
+from simrun.store import Store
+
 HERE = Path(__file__).resolve().parent
 EMBEDDED = [  # 80 personas x 2 questions in batches of 16: 5 batches, 2 chunks each, on one-thread replicas
     "run",
@@ -48,11 +50,14 @@ def local_run(db: Path, simrun: list[str]) -> None:
 
 
 def answers(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as connection:
-        return connection.execute(
-            "select persona_id, question_id, distribution, invalid, prompt, cache_key from answers"
-            " order by persona_id, question_id"
-        ).fetchall()
+    rows = Store(db, read_only=True).answer_rows(run_id(db), prompts=True)
+    keep = ("persona_id", "question_id", "distribution", "invalid", "prompt", "cache_key")
+    return [tuple(r[k] for k in keep) for r in rows]
+
+
+def run_id(db: Path) -> str:
+    [run] = Store(db, read_only=True).runs()
+    return run["id"]
 
 
 def run_record(db: Path, run_id: str) -> dict:

@@ -98,7 +98,7 @@ def test_faults_are_retried_counted_and_the_run_completes(server, tmp_path):
     finally:
         proxy.close()
     assert store.run(run_id)["status"] == "finished"
-    rows = list(store.answer_rows(run_id))
+    rows = list(store.answer_rows(run_id, prompts=True))
     assert len(rows) == 16 and all(r["invalid"] < 1 for r in rows)
     stats = json.loads(store.run(run_id)["simulator_stats"])
     assert stats["retries"] == len(proxy.faults) > 0
@@ -118,7 +118,7 @@ def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tm
         store, run_id = run_towns_on(proxy.url, tmp_path / "d.db", max_retries=2)
     finally:
         proxy.close()
-    rows = list(store.answer_rows(run_id))
+    rows = list(store.answer_rows(run_id, prompts=True))
     assert len(rows) == 16 and all(r["invalid"] == 1.0 for r in rows)
     assert all(
         r["error"].startswith("InternalServerError after 2 retries: ") and "injected 500" in r["error"] for r in rows

@@ -48,7 +48,7 @@ def run(registry, db, *overrides):
 def test_repeats_are_asked_stored_and_averaged(registry, tmp_path):
     once, run_once = run(registry, tmp_path / "a.db", "metrics={mean_share: {question: q1}}")
     store, run_id = run(registry, tmp_path / "b.db", "repeats=3")
-    rows = list(store.answer_rows(run_id))
+    rows = list(store.answer_rows(run_id, prompts=True))
     assert len(rows) == 24 * 2 * 3 and {r["repeat"] for r in rows} == {0, 1, 2}
     assert len({r["cache_key"] for r in rows}) == len({(r["prompt"], r["repeat"]) for r in rows})
     # a deterministic backend: repeats agree, shares equal a single run's, no run-to-run variance

@@ -31,7 +31,7 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
 def answers(store: Store, run_id: str) -> list[tuple]:
     return [
         (r["persona_id"], r["question_id"], r["repeat"], r["distribution"], r["invalid"], r["prompt"])
-        for r in store.answer_rows(run_id)
+        for r in store.answer_rows(run_id, prompts=True)
     ]
 
 

@@ -65,7 +65,10 @@ def test_a_full_disk_fails_the_run_with_its_reason_and_it_resumes_once_space_is_
     assert resumed.run(run_id)["status"] == "finished"
 
     def rows(store: Store, rid: str) -> list[tuple]:
-        return [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in store.answer_rows(rid)]
+        return [
+            (r["persona_id"], r["question_id"], r["distribution"], r["prompt"])
+            for r in store.answer_rows(rid, prompts=True)
+        ]
 
     assert rows(resumed, run_id) == rows(alone, solo_id) and len(rows(alone, solo_id)) == 6000
     assert sqlite3.connect(out / "r.db").execute("pragma integrity_check").fetchone() == ("ok",)

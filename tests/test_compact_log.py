@@ -1,0 +1,104 @@
+"""The compact run log (migration m007): a log written before it converts with nothing lost, and what a run
+writes now is every figure and the exact prompt, re-rendered and checked against the answer's cache key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+from conftest import EXAMPLE, ROOT
+
+from simrun.models import ModelAnswer
+from simrun.store import Store, pack_answer, unpack_answer
+
+OLD_LOG = ROOT / "tests" / "data" / "runlog-m006.db"  # written by simrun before m007: 3 runs, 80 answers
+
+
+def old_rows(path) -> tuple[list, list, dict]:
+    with sqlite3.connect(path) as connection:
+        personas = connection.execute(
+            "select run_id, id, stratum, weight, attributes, provenance from personas order by run_id, id"
+        ).fetchall()
+        answers = connection.execute(
+            'select run_id, persona_id, question_id, "repeat", prompt, raw, distribution, invalid, model, cache_key,'
+            ' cached, error from answers order by run_id, persona_id, question_id, "repeat"'
+        ).fetchall()
+        cache = dict(connection.execute("select key, response from llm_cache"))
+    return personas, answers, cache
+
+
+def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_LOG, path)
+    personas, answers, cache = old_rows(path)
+    store = Store(path)
+    runs = sorted(r["id"] for r in store.runs())
+    assert len(runs) == 3
+    assert [
+        (run, p.id, p.stratum, p.weight, json.dumps(p.attributes), json.dumps(p.provenance))
+        for run in runs
+        for p in store.personas(run)
+    ] == [tuple(row) for row in personas]
+    converted = [
+        (
+            run,
+            r["persona_id"],
+            r["question_id"],
+            r["repeat"],
+            r["prompt"],
+            r["raw"],
+            r["distribution"],
+            r["invalid"],
+            r["model"],
+            r["cache_key"],
+            r["cached"],
+            r["error"],
+        )
+        for run in runs
+        for r in store.answer_rows(run, prompts=True)
+    ]
+    old = [(*row[:9], ",".join(k[:32] for k in row[9].split(",")), *row[10:]) for row in answers]
+    assert converted == old and len(old) == 80
+    found = store.cached(cache)  # every key, by its first 32 hex digits
+    assert {key[:32]: response for key, response in cache.items()} == found
+
+
+def test_a_converted_log_serves_its_cache_to_the_same_scenario(tmp_path, invoke):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_LOG, path)
+    run_id = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=path).output.strip()
+    rows = list(Store(path, read_only=True).answer_rows(run_id, prompts=True))
+    assert len(rows) == 48 and all(r["cached"] for r in rows)  # keys computed now match keys stored then
+
+
+def test_the_prompt_is_re_rendered_exactly_and_checked_against_its_cache_key(invoke, tmp_path):
+    db = tmp_path / "r.db"
+    run_id = invoke(
+        "run", str(EXAMPLE / "towns.yaml"), "--set", "prompt.option_order=both", "--quiet", db=db
+    ).output.strip()
+    shown = invoke("show", run_id, "--prompt", "3", "q1", db=db)
+    assert shown.exit_code == 0, shown.output
+    [row] = [
+        r
+        for r in Store(db, read_only=True).answer_rows(run_id, prompts=True)
+        if (r["persona_id"], r["question_id"]) == (3, "q1")
+    ]
+    assert shown.output.strip() == row["prompt"]
+    assert row["prompt"].count("[system]") == 2 and "A. Not sure" in row["prompt"]  # both option orders
+    with sqlite3.connect(db) as connection:  # as if a later simrun rendered personas differently
+        connection.execute("update run_questions set users = replace(users, 'town park', 'city park')")
+    changed = invoke("show", run_id, "--prompt", "3", "q1", db=db)
+    assert changed.exit_code == 1
+    assert "does not match the prompt this answer was asked with" in changed.output
+
+
+def test_a_cached_answer_round_trips_exactly():
+    answer = ModelAnswer(
+        distribution={"A": 0.1 + 0.2, "B": 1 / 3, "C": 0.0}, invalid=1e-17, raw="Ü B", tokens=151, latency_ms=12.5
+    )
+    packed = pack_answer(answer)
+    assert isinstance(packed, bytes) and len(packed) < len(answer.model_dump_json()) / 2
+    assert unpack_answer(packed) == answer
+    other = ModelAnswer(distribution={"yes": 0.5, "no": 0.5}, invalid=0.0)
+    assert unpack_answer(pack_answer(other)) == other  # labels that are not A, B, ...: kept as JSON
