@@ -27,7 +27,7 @@ from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .schemas import schema_check
 from .shares import ShareSums
-from .store import Store, StoreError, cache_key, cache_key_of, dumps, now, pack_answer, unpack_answer
+from .store import Store, StoreError, cache_key_of, cache_keys, dumps, now, pack_answer, prompt_text, unpack_answer
 from .views import RunView
 
 AGGREGATE_CHUNK = 2_000  # answers of one question turned into arrays at a time: memory stays flat in N
@@ -282,36 +282,60 @@ class Engine:
             self.hook.batch_done(run=info, personas=batch, answers=answers)
 
     def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> list[Answer]:
-        """Answer every question for every persona, in every option order asked for."""
-        spec = loaded.scenario.prompt
+        """Answer every question for every persona, in every option order asked for.
+
+        The hot path of a run: a persona's system text is rendered once for all its questions, a question's
+        user text and labels once per batch.
+        """
+        spec, scenario = loaded.scenario.prompt, loaded.scenario
+        nobody = Persona(id=0, stratum="", weight=1.0)
+        asked = [
+            (q, q.labels, [(order, spec.render(nobody, q, "", order).user) for order in spec.orders(len(q.options))])
+            for q in scenario.questions
+        ]
         calls: list[Prompt] = []
-        groups: list[tuple[Question, list[tuple[list[int], int]]]] = []
+        groups: list[tuple[Question, list[tuple[list[int], str]], int]] = []
         for persona in batch:
-            persona_text = spec.render_persona(persona)
-            for question in loaded.scenario.questions:
-                for repeat in range(loaded.scenario.repeats):
-                    asked = []
-                    for order in spec.orders(len(question.options)):
-                        asked.append((order, len(calls)))
-                        prompt = spec.render(persona, question, persona_text, order)
-                        prompt.repeat = repeat
-                        calls.append(prompt)
-                    groups.append((question, asked))
+            system = spec.system.format(persona=spec.render_persona(persona))
+            for question, labels, orders in asked:
+                for repeat in range(scenario.repeats):
+                    groups.append((question, orders, len(calls)))
+                    calls.extend(
+                        Prompt(
+                            persona_id=persona.id,
+                            question_id=question.id,
+                            system=system,
+                            user=user,
+                            labels=labels,
+                            repeat=repeat,
+                        )
+                        for _, user in orders
+                    )
         replies, keys, cached = self.ask(calls, executor)
+        model = executor.simulator.model
         answers = []
-        for question, asked in groups:
-            first = calls[asked[0][1]]
-            combined = combine_orders(question, [(order, replies[i]) for order, i in asked])
+        for question, orders, start in groups:
+            span = range(start, start + len(orders))
+            first = calls[start]
+            if len(orders) == 1 and orders[0][0] == sorted(orders[0][0]):  # as asked: nothing to map back
+                reply = replies[start]
+            else:
+                reply = combine_orders(question, [(order, replies[i]) for (order, _), i in zip(orders, span)])
             answers.append(
                 Answer(
-                    **combined.model_dump(),
+                    distribution=reply.distribution,
+                    invalid=reply.invalid,
+                    raw=reply.raw,
+                    tokens=reply.tokens,
+                    latency_ms=reply.latency_ms,
+                    error=reply.error,
                     persona_id=first.persona_id,
                     question_id=first.question_id,
                     repeat=first.repeat,
-                    prompt="\n\n".join(calls[i].text for _, i in asked),
-                    model=executor.simulator.model,
-                    cache_key=",".join(keys[i] for _, i in asked),
-                    cached=all(keys[i] in cached for _, i in asked),
+                    prompt=prompt_text(first.system, [user for _, user in orders]),
+                    model=model,
+                    cache_key=",".join(keys[i] for i in span),
+                    cached=all(keys[i] in cached for i in span),
                 )
             )
         return answers
@@ -389,8 +413,7 @@ class Engine:
 
     def ask(self, prompts: list[Prompt], executor: Executor) -> tuple[list[ModelAnswer], list[str], set[str]]:
         """Model answers for prompts through the cache; answers that failed are not cached."""
-        identity = executor.simulator.identity()
-        keys = [cache_key(identity, p, p.repeat) for p in prompts]
+        keys = cache_keys(executor.simulator.identity(), prompts)
         answers, cached = self.through_cache(
             keys,
             prompts,
@@ -406,22 +429,22 @@ class Engine:
     def aggregate(self, run_id: str) -> None:
         """Weighted option shares per stratum and question, plus the whole population, streamed in chunks."""
         sums = ShareSums()
-        pending: dict[str, list[dict]] = defaultdict(list)
+        pending: dict[str, list[tuple]] = defaultdict(list)
 
         def flush(question_id: str) -> None:
             rows = pending.pop(question_id)
-            distributions = [json.loads(r["distribution"]) for r in rows]
+            distributions = [json.loads(distribution) for _, _, _, distribution in rows]
             labels = list(dict.fromkeys(label for d in distributions for label in d))  # by name, whatever the order
             values = np.array(
-                [[*(d.get(label, 0.0) for label in labels), r["invalid"]] for d, r in zip(distributions, rows)]
+                [[*(d.get(label, 0.0) for label in labels), row[2]] for d, row in zip(distributions, rows)]
             )
-            strata, codes = np.unique([r["stratum"] for r in rows], return_inverse=True)
-            sums.add(question_id, labels, strata.tolist(), codes, np.array([r["weight"] for r in rows]), values)
+            strata, codes = np.unique([row[0] for row in rows], return_inverse=True)
+            sums.add(question_id, labels, strata.tolist(), codes, np.array([row[1] for row in rows]), values)
 
-        for row in self.store.answer_rows(run_id):
-            pending[row["question_id"]].append(row)
-            if len(pending[row["question_id"]]) == AGGREGATE_CHUNK:
-                flush(row["question_id"])
+        for question_id, *row in self.store.share_rows(run_id):
+            pending[question_id].append(row)
+            if len(pending[question_id]) == AGGREGATE_CHUNK:
+                flush(question_id)
         for question_id in list(pending):
             flush(question_id)
         invalid = sums.invalid()

@@ -98,17 +98,37 @@ def prompt_text(system: str, users: list[str]) -> str:
     return "\n\n".join(f"[system]\n{system}\n[user]\n{user}" for user in users)
 
 
-def cache_key(identity: dict, prompt: Prompt, sample: int = 0) -> str:
-    """The cache key of asking ``prompt`` of the simulator ``identity`` describes (``sample``: the repeat)."""
-    return cache_key_of(
-        dumps(
-            {"model": identity, "system": prompt.system, "user": prompt.user, "labels": prompt.labels, "sample": sample}
+def cache_keys(identity: dict, prompts: list[Prompt]) -> list[str]:
+    """The cache key of asking each prompt (its ``repeat`` the sample) of the simulator ``identity`` describes:
+    ``cache_key_of`` the request ``{"labels", "model": identity, "sample", "system", "user"}`` as ``dumps`` writes
+    it. The hot path: the identity is serialized once, and each distinct text once (a persona's system text
+    serves all its questions, a question's text all personas)."""
+    model = dumps(identity)
+    encoded: dict[str, str] = {}
+    labels: dict[tuple[str, ...], str] = {}
+
+    def text(value: str) -> str:
+        if value not in encoded:
+            encoded[value] = json_string(value)
+        return encoded[value]
+
+    def options(value: list[str]) -> str:
+        key = tuple(value)
+        if key not in labels:
+            labels[key] = dumps(value)
+        return labels[key]
+
+    return [
+        cache_key_of(
+            f'{{"labels":{options(p.labels)},"model":{model},"sample":{p.repeat},'
+            f'"system":{text(p.system)},"user":{text(p.user)}}}'
         )
-    )
+        for p in prompts
+    ]
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+json_string = json.encoder.encode_basestring_ascii  # a str as dumps writes it, without building an encoder
+dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode  # one encoder, reused
 
 
 def table_names(conn: sqlite3.Connection) -> set[str]:
@@ -500,6 +520,16 @@ class Store:
         for batch in batches:  # no cursor stays open while the caller writes
             yield batch, list(self.personas(run_id, batch))
 
+    def share_rows(self, run_id: str) -> Iterator[tuple[str, str, float, float, str]]:
+        """(question id, stratum, weight, invalid, distribution JSON) of every answer: what aggregation reads."""
+        cursor = self.db.execute(
+            "select a.question_id, p.stratum, p.weight, a.invalid, a.distribution from answers a"
+            " join personas p on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ?",
+            [run_id],
+        )
+        while rows := cursor.fetchmany(5000):
+            yield from rows
+
     def answer_rows(self, run_id: str, prompts: bool = False) -> Iterator[dict]:
         """A run's answers with their persona's stratum and weight and the run's model, by persona and question.
 
@@ -590,16 +620,13 @@ class Store:
                 "select users from run_questions where run_id = ? and question_id = ?", [run_id, question_id]
             ).fetchone()[0]
         )["labels"]
-        expected = b"".join(
-            cache_key_bytes(
-                cache_key(
-                    identity,
-                    Prompt(persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels),
-                    repeat,
-                )
+        asked = [
+            Prompt(
+                persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels, repeat=repeat
             )
             for user in users
-        )
+        ]
+        expected = b"".join(cache_key_bytes(key) for key in cache_keys(identity, asked))
         return prompt_text(system, users), expected == keys
 
     @writes
