@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .baselines import split
 from .engine import build_pipeline
 from .models import INVALID_THRESHOLD
 from .registry import Registry
@@ -73,7 +74,11 @@ class Answers:
 
 
 def overall(store: Store, run_id: str) -> dict[str, float]:
-    return {f"{m['metric']}.{m['name']}": m["value"] for m in store.metrics(run_id) if not m["stratum"]}
+    return {
+        f"{m['metric']}.{m['name']}": m["value"]
+        for m in store.metrics(run_id)
+        if not m["stratum"] and not split(m["metric"])[1]  # the personas' scores; baselines are in show
+    }
 
 
 def compare(

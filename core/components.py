@@ -235,6 +235,9 @@ class Metric(Component):
     # True when compute() reads only run.questions, run.shares and run.invalid: compare then recomputes it on
     # bootstrap resamples of the personas for intervals. A metric that reads personas or answers leaves it False.
     resamplable: ClassVar[bool] = False
+    # True when a score needs baselines to be read (a distance, an error): the engine also scores the metric on
+    # the scenario's baselines (uniform answers, the model with no persona) and stores them beside it.
+    baselines: ClassVar[bool] = False
 
     def questions(self) -> list[Question]:
         """Questions this metric brings to the run (a benchmark's own), asked like the scenario's."""

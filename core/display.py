@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .baselines import split
 from .models import ALL_STRATA, INVALID_THRESHOLD, InvalidOutput
 from .store import Store
 
@@ -99,9 +100,14 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
     metrics = store.metrics(run_id)
     per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
     overall: dict[str, float] = {}
+    baselines: dict[str, dict[str, float]] = defaultdict(dict)
     for m in metrics:
-        key = f"{m['metric']}.{m['name']}"
-        if m["stratum"]:
+        metric, baseline = split(m["metric"])
+        key = f"{metric}.{m['name']}"
+        if baseline:
+            if not m["stratum"]:
+                baselines[baseline][key] = m["value"]
+        elif m["stratum"]:
             per_stratum[m["stratum"]][key] = m["value"]
         else:
             overall[key] = m["value"]
@@ -127,6 +133,7 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
         "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
         "metrics": overall,
+        "baselines": dict(baselines),  # baseline -> the same metrics scored on its answers (simrun.baselines)
         "metrics_by_stratum": dict(per_stratum),
         "shares": questions,
     }
@@ -187,7 +194,9 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
                 table.add_row(stratum, *(f"{shares[stratum].get(option, 0):.3f}" for option in labels))
             console.print(table)
     if summary["metrics"]:
-        table = unclipped(Table("metric", "value", title="metrics"))
+        baselines = summary["baselines"]
+        title = "metrics" + (" (beside: the same metric on each baseline's answers)" if baselines else "")
+        table = unclipped(Table("metric", "personas", *(b.replace("_", " ") for b in baselines), title=title))
         for name, value in summary["metrics"].items():
-            table.add_row(name, number(value, 4))
+            table.add_row(name, number(value, 4), *(number(baselines[b].get(name), 4) for b in baselines))
         console.print(table)

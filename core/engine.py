@@ -20,6 +20,7 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 
+from .baselines import SEPARATOR, BaselineView, uniform
 from .components import EnrichContext, Enricher, Executor, Metric, Sampler, Simulator, SimulatorSpec
 from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
 from .redaction import redact
@@ -204,6 +205,7 @@ class Engine:
             with self.started(loaded, pipeline):
                 try:
                     self._simulate(loaded, pipeline, info, personas_from)
+                    references = self.baseline_answers(loaded, pipeline)
                 finally:  # replicas lost before a failure are worth keeping too
                     with contextlib.suppress(StoreError):
                         self.store.add_simulator_stats(run_id, pipeline.executor.stats())
@@ -212,7 +214,7 @@ class Engine:
             self.aggregate(run_id)
             timings["aggregate_s"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
-            values = self.score(run_id, loaded, pipeline.metrics)
+            values = self.score(run_id, loaded, pipeline.metrics, references)
             timings["metrics_s"] = round(time.perf_counter() - started, 3)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -464,11 +466,53 @@ class Engine:
         ]
         self.store.write_aggregates(run_id, rows)
 
-    def score(self, run_id: str, loaded: LoadedScenario, metrics: list[tuple[str, Metric]]) -> dict[str, float]:
+    def baseline_answers(self, loaded: LoadedScenario, pipeline: Pipeline) -> dict[str, dict[str, ModelAnswer]]:
+        """Per baseline the scenario asks for, each question's answer; none when no metric is scored on them."""
+        if not any(metric.baselines for _, metric in pipeline.metrics):
+            return {}
+        wanted = loaded.scenario.baselines
+        answers = {"uniform": uniform({q.id: q for q in loaded.scenario.questions})} if "uniform" in wanted else {}
+        if "no_persona" in wanted:
+            answers["no_persona"] = self.ask_without_persona(loaded, pipeline.executor)
+        return answers
+
+    def ask_without_persona(self, loaded: LoadedScenario, executor: Executor) -> dict[str, ModelAnswer]:
+        """Each question asked in the scenario's prompt with an empty persona, in every option order, cached."""
+        spec = loaded.scenario.prompt
+        system = spec.system.format(persona="")
+        calls: list[Prompt] = []
+        groups = []
+        for question_id, texts in asked(loaded).items():
+            question = next(q for q in loaded.scenario.questions if q.id == question_id)
+            groups.append((question, spec.orders(len(question.options)), len(calls)))
+            calls.extend(
+                Prompt(persona_id=-1, question_id=question_id, system=system, user=user, labels=texts["labels"])
+                for user in texts["users"]
+            )
+        replies, _, _ = self.ask(calls, executor)
+        return {
+            q.id: combine_orders(q, [(order, replies[start + i]) for i, order in enumerate(orders)])
+            for q, orders, start in groups
+        }
+
+    def score(
+        self,
+        run_id: str,
+        loaded: LoadedScenario,
+        metrics: list[tuple[str, Metric]],
+        baselines: dict[str, dict[str, ModelAnswer]] | None = None,
+    ) -> dict[str, float]:
+        """Every metric on the run, then each metric that declares ``baselines`` on each baseline's answers."""
         view = RunView(self.store, run_id, loaded.scenario.questions)
         values: dict[str, float] = {}
         for name, metric in metrics:
             results = metric.compute(view)
             self.store.write_metrics(run_id, name, [r.model_dump() for r in results])
             values.update({f"{name}.{r.name}": r.value for r in results if not r.stratum})
+        for baseline, answers in (baselines or {}).items():
+            reference = BaselineView(view, answers)
+            for name, metric in metrics:
+                if metric.baselines:
+                    results = metric.compute(reference)
+                    self.store.write_metrics(run_id, f"{name}{SEPARATOR}{baseline}", [r.model_dump() for r in results])
         return values

@@ -91,7 +91,9 @@ def run_report(store: Store, summary: dict[str, Any], figures: list[tuple[str, A
         f"seed {summary['seed']}</p>",
         *invalid_notes("", summary["invalid_outputs"]),
     ]
-    parts += ["<h2>Metrics</h2>", _table(["metric", "value"], [[k, v] for k, v in summary["metrics"].items()])]
+    baselines = summary["baselines"]
+    rows = [[k, v, *(baselines[b].get(k) for b in baselines)] for k, v in summary["metrics"].items()]
+    parts += ["<h2>Metrics</h2>", _table(["metric", "personas", *baselines], rows)]
     plots = [_img(_png(figure), alt) for alt, figure in figures]
     if plots:
         parts += ["<h2>Plots</h2>", *plots]

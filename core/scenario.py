@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -70,6 +70,11 @@ class Scenario(BaseModel):
         description="metric name -> its config; a 'use' key picks the plugin when the name differs",
     )
     ablation: ComponentSpec | None = None
+    baselines: list[Literal["uniform", "no_persona"]] = Field(
+        default_factory=lambda: ["uniform", "no_persona"],
+        description="Scores beside the personas' for metrics that declare baselines (election, opinion, "
+        "wasserstein): uniform answers, and the model asked with no persona in the prompt. [] for none.",
+    )
 
     @field_validator("questions")
     @classmethod

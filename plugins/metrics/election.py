@@ -53,6 +53,7 @@ class ElectionMetric(Metric):
     """Per-state Democratic two-party share vs real results: error, bias, calls, electoral votes."""
 
     name = "election"
+    baselines = True  # also scored on uniform answers and on the model with no persona
     resamplable = True  # reads answer shares only: bootstrap intervals in compare
 
     class Config(StrictConfig):

@@ -149,6 +149,7 @@ class OpinionMetric(Metric):
     """OpinionQA representativeness, overall and per demographic group, vs real Pew answer counts."""
 
     name = "opinion"
+    baselines = True  # also scored on uniform answers and on the model with no persona
 
     class Config(StrictConfig):
         path: str = Field(

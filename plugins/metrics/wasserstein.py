@@ -19,6 +19,7 @@ class WassersteinMetric(Metric):
     """1 - normalised Wasserstein distance (and TVD) to each question's real answer distribution."""
 
     name = "wasserstein"
+    baselines = True  # also scored on uniform answers and on the model with no persona
     resamplable = True  # reads answer shares only: bootstrap intervals in compare
 
     class Config(StrictConfig):

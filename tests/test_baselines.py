@@ -1,0 +1,110 @@
+"""Baselines beside every score: uniform answers, and the model asked with no persona, scored by the same metric."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import EXAMPLE, ROOT
+
+from simrun import data
+from simrun.engine import Engine
+from simrun.models import Prompt
+from simrun.plugins.metrics.election import read_truth
+from simrun.registry import load_registry
+from simrun.scenario import load_scenario
+from simrun.store import Store
+
+ELECTION = ROOT / "scenarios" / "election.yaml"
+
+
+def election_run(tmp_path, *overrides: str) -> tuple[Store, str, list[str]]:
+    """The README's election scenario on the instant simulator, 2 personas per state; (store, run, calls asked)."""
+    registry = load_registry(EXAMPLE)
+    log = tmp_path / "calls.log"
+    common = ["sampler.with.per_state=2", "simulator.use=instant", f"simulator.with.call_log={log}"]
+    store = Store(tmp_path / "b.db")
+    run_id = Engine(registry, store).run(load_scenario(ELECTION, registry, [*common, *overrides]))
+    calls = log.read_text().split("\x1e")[:-1] if log.exists() else []
+    return store, run_id, calls
+
+
+def scores(store: Store, run_id: str) -> dict[str, dict[str, float]]:
+    by_metric: dict[str, dict[str, float]] = {}
+    for m in store.metrics(run_id):
+        if not m["stratum"]:
+            by_metric.setdefault(m["metric"], {})[m["name"]] = m["value"]
+    return by_metric
+
+
+def test_uniform_answers_score_what_a_coin_flip_forecast_would(tmp_path):
+    store, run_id, _ = election_run(tmp_path)
+    uniform = scores(store, run_id)["election@uniform"]
+    truth = read_truth(data.path("president_2024.csv"))
+    shares = [t["dem_votes"] / (t["dem_votes"] + t["rep_votes"]) for t in truth.values()]
+    assert uniform["national_dem_share"] == pytest.approx(0.5)
+    assert uniform["mae_points"] == pytest.approx(100 * sum(abs(0.5 - s) for s in shares) / len(shares))
+    assert uniform["invalid_rate"] == 0.0
+
+
+def test_the_no_persona_baseline_asks_each_question_once_with_an_empty_persona_and_caches_it(tmp_path):
+    store, run_id, calls = election_run(tmp_path, "prompt.option_order=both")
+    loaded = load_scenario(ELECTION, load_registry(EXAMPLE), ["prompt.option_order=both"])
+    spec, [question] = loaded.scenario.prompt, loaded.scenario.questions
+    empty = spec.system.format(persona="")
+    texts = json.loads(store.db.execute("select users from run_questions where run_id = ?", [run_id]).fetchone()[0])
+    assert sorted(c for c in calls if c.removeprefix(empty) in texts["users"]) == sorted(
+        empty + u for u in texts["users"]
+    )
+    assert len(calls) == 102 * 2 + 2  # every persona in both orders, then the empty persona in both
+
+    # the baseline is the instant simulator's answer to the empty-persona prompts, both orders averaged
+    registry = load_registry(EXAMPLE)
+    instant = registry.get("simulator", "instant").cls()
+    labels = texts["labels"]
+    asked = [
+        Prompt(persona_id=-1, question_id=question.id, system=empty, user=u, labels=labels) for u in texts["users"]
+    ]
+    [first, second] = instant.answer(asked)
+    dem = (first.distribution["A"] + second.distribution["B"]) / 2
+    rep = (first.distribution["B"] + second.distribution["A"]) / 2
+    no_persona = scores(store, run_id)["election@no_persona"]
+    assert no_persona["national_dem_share"] == pytest.approx(dem / (dem + rep))
+
+    again = Engine(registry, store).run(
+        load_scenario(
+            ELECTION,
+            registry,
+            ["sampler.with.per_state=2", "simulator.use=instant", "prompt.option_order=both"],
+        )
+    )
+    assert scores(store, again)["election@no_persona"] == no_persona  # from the cache, nothing asked
+
+
+def test_no_baselines_when_the_scenario_says_none_or_no_metric_needs_them(tmp_path, invoke):
+    store, run_id, calls = election_run(tmp_path, "baselines=[]")
+    assert set(scores(store, run_id)) == {"election"} and len(calls) == 102
+    towns = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=tmp_path / "t.db")
+    shown = json.loads(invoke("show", towns.output.strip(), "--json", db=tmp_path / "t.db").output)
+    assert shown["baselines"] == {}  # mean_share declares no baselines: nothing asked, nothing stored
+
+
+def test_show_and_report_put_each_baseline_beside_the_personas_score(tmp_path, invoke):
+    db = tmp_path / "s.db"
+    run = invoke(
+        "run", str(ELECTION), "--set", "sampler.with.per_state=1", "--set", "simulator.use=instant", "--quiet", db=db
+    )
+    run_id = run.output.strip()
+    shown = json.loads(invoke("show", run_id, "--json", db=db).output)
+    assert set(shown["baselines"]) == {"uniform", "no_persona"}
+    assert set(shown["baselines"]["uniform"]) == set(shown["metrics"])
+    text = invoke("show", run_id, db=db).output
+    assert "personas" in text and "no persona" in text and "uniform" in text
+    report = tmp_path / "r.html"
+    assert invoke("report", run_id, "-o", str(report), db=db).exit_code == 0
+    assert "<th>no_persona</th>" in report.read_text() and "<th>uniform</th>" in report.read_text()
+
+
+def test_an_unknown_baseline_is_refused_at_its_line(invoke):
+    result = invoke("validate", str(ELECTION), "--set", "baselines=[uniform, coin]")
+    assert result.exit_code == 2 and "baselines.1" in result.output and "no_persona" in result.output
