@@ -50,7 +50,7 @@ from .components import (  # noqa: E402
     StrictConfig,
     batched,
 )
-from .distributions import from_logprobs, from_samples, tvd  # noqa: E402
+from .distributions import correlation, from_logprobs, from_samples, tvd  # noqa: E402
 from .models import (  # noqa: E402
     ALL_STRATA,
     INVALID_THRESHOLD,
@@ -109,6 +109,7 @@ __all__ = [
     "from_logprobs",
     "from_samples",
     "tvd",
+    "correlation",
     # census tables and raking
     "Controls",
     "read_controls",

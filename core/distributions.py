@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from .models import ModelAnswer
 
@@ -71,3 +71,14 @@ def tvd(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     total_a, total_b = sum(a.values()), sum(b.values())
     keys = set(a) | set(b)
     return 0.5 * sum(abs(a.get(k, 0.0) / total_a - b.get(k, 0.0) / total_b) for k in keys)
+
+
+def correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson correlation of paired values; NaN with fewer than 3 pairs or when either side does not vary (a
+    simulation that says the same everywhere has no correlation to report, not a zero)."""
+    import numpy as np
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) < 3 or np.ptp(a) < 1e-12 or np.ptp(b) < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])

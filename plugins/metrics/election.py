@@ -23,7 +23,18 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import ALL_STRATA, CheckContext, Metric, MetricValue, Problem, StrictConfig, data, hookimpl, pyplot
+from simrun import (
+    ALL_STRATA,
+    CheckContext,
+    Metric,
+    MetricValue,
+    Problem,
+    StrictConfig,
+    correlation,
+    data,
+    hookimpl,
+    pyplot,
+)
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
 
@@ -39,14 +50,6 @@ def read_truth(path: Path) -> dict[str, dict[str, float]]:
     if not truth:
         raise ValueError(f"{path}: no states in the file")
     return truth
-
-
-def correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation; NaN when fewer than 3 states or either side does not vary (a model that says the same
-    everywhere has no correlation to report, not a zero)."""
-    if len(x) < 3 or np.ptp(x) < 1e-12 or np.ptp(y) < 1e-12:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 class ElectionMetric(Metric):

@@ -8,6 +8,11 @@ range. Refusals are not offered to the model and are left out of the human
 distribution, as OpinionQA does. Scores are averaged over questions, for
 everyone and for each demographic group the personas can be placed in; the
 human baseline is each group's own distribution scored against everyone's.
+Two readings come with each score: ``sampling_ceiling``, the representativeness
+as many real respondents as the run has personas (in that group) reach, drawn
+from the human counts (the attainable maximum at that N), and ``position_r``,
+the correlation across questions of the simulated and human mean positions on
+each question's scale (the right ordering of questions, whatever the level).
 
 The data are read from the path given (files as in ``shared/data/opinionqa``:
 ``opinionqa_questions.csv`` and ``opinionqa_group_counts.csv.gz``); simrun
@@ -29,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import Metric, MetricValue, Question, StrictConfig, hookimpl, pyplot
+from simrun import Metric, MetricValue, Question, StrictConfig, correlation, hookimpl, pyplot
 
 QUESTIONS = "opinionqa_questions.csv"
 COUNTS = "opinionqa_group_counts.csv.gz"
@@ -54,6 +59,24 @@ def representativeness(model: np.ndarray, human: np.ndarray, ordinal: np.ndarray
     model, human = model[:k] / model[:k].sum(), human[:k] / human[:k].sum()
     span = float(ordinal.max() - ordinal.min())
     return 1.0 - wasserstein_distance(ordinal, ordinal, model, human) / span
+
+
+CEILING_DRAWS = 20  # samples of real respondents averaged per question and group
+
+
+def sampled_ceiling(human: np.ndarray, ordinal: np.ndarray, n: int, rng: np.random.Generator) -> float:
+    """The representativeness ``n`` real respondents drawn from ``human`` reach on average: the best a run of
+    ``n`` personas can expect, since even a perfect simulator's answers carry that sampling noise."""
+    k = len(ordinal)
+    p = human[:k] / human[:k].sum()
+    draws = rng.multinomial(max(n, 1), p, size=CEILING_DRAWS)
+    return float(np.mean([representativeness(d.astype(float), p, ordinal) for d in draws if d.sum() > 0]))
+
+
+def mean_position(distribution: np.ndarray, ordinal: np.ndarray) -> float:
+    k = len(ordinal)
+    p = distribution[:k] / distribution[:k].sum()
+    return float(p @ ordinal)
 
 
 def scorable(question: Question) -> bool:
@@ -245,8 +268,15 @@ class OpinionMetric(Metric):
             p = np.array([dist.get(label, 0.0) for label in q.labels]) * row["weight"]
             for key in [("ALL", "ALL"), *((a, g) for a, g in membership[row["persona_id"]].items() if g)]:
                 sums[q.id][key] = sums[q.id].get(key, 0.0) + p
+        sizes: dict[tuple[str, str], int] = defaultdict(int)  # personas per group: the ceiling's sample size
+        for groups in membership.values():
+            for key in [("ALL", "ALL"), *((a, g) for a, g in groups.items() if g)]:
+                sizes[key] += 1
+        rng = np.random.default_rng(self.config.seed)
         scores: dict[tuple[str, str], list[float]] = defaultdict(list)
         baseline: dict[tuple[str, str], list[float]] = defaultdict(list)
+        ceiling: dict[tuple[str, str], list[float]] = defaultdict(list)
+        positions: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         for q in questions:
             ordinal = np.array(q.ordinal)
             human = {
@@ -261,10 +291,14 @@ class OpinionMetric(Metric):
                 scores[key].append(representativeness(model, truth, ordinal))
                 if key != ("ALL", "ALL"):
                     baseline[key].append(representativeness(truth, everyone, ordinal))
+                ceiling[key].append(sampled_ceiling(truth, ordinal, sizes[key], rng))
+                positions[key].append((mean_position(model, ordinal), mean_position(truth, ordinal)))
         overall = scores.get(("ALL", "ALL"), [])
+        everyone = ("ALL", "ALL")
         values = [
             MetricValue(name="representativeness", value=float(np.mean(overall)) if overall else float("nan")),
             MetricValue(name="questions", value=float(len(overall))),
+            *self.readings(ceiling[everyone], positions[everyone], ""),
         ]
         for (attr, group), xs in sorted(scores.items()):
             if attr == "ALL":
@@ -274,7 +308,20 @@ class OpinionMetric(Metric):
             values.append(
                 MetricValue(name="human_baseline", value=float(np.mean(baseline[(attr, group)])), stratum=stratum)
             )
+            values += self.readings(ceiling[(attr, group)], positions[(attr, group)], stratum)
         return values
+
+    @staticmethod
+    def readings(ceiling: list[float], positions: list[tuple[float, float]], stratum: str) -> list[MetricValue]:
+        """What makes a representativeness readable: the ceiling N real respondents reach, and whether the
+        simulated mean positions rise and fall across questions with the human ones."""
+        model, human = (np.array(side) for side in zip(*positions)) if positions else (np.array([]), np.array([]))
+        return [
+            MetricValue(
+                name="sampling_ceiling", value=float(np.mean(ceiling)) if ceiling else float("nan"), stratum=stratum
+            ),
+            MetricValue(name="position_r", value=correlation(model, human), stratum=stratum),
+        ]
 
 
 @hookimpl

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from simrun.models import Persona
-from simrun.plugins.metrics.opinion import OpinionMetric, income_group, representativeness
+from simrun.plugins.metrics.opinion import (
+    OpinionMetric,
+    income_group,
+    mean_position,
+    representativeness,
+    sampled_ceiling,
+)
 
 
 def test_formula_by_hand_on_non_uniform_ordinals():
@@ -139,6 +145,19 @@ def test_metric_overall_per_group_and_human_baseline(opinionqa):
         representativeness(np.array([0, 0, 1.0]), merged, ordinal)
     )
     assert ("representativeness", "EDUCATION=Postgraduate") not in values  # no human counts for it here
+    assert 0 < values[("sampling_ceiling", "SEX=Male")] < 1  # one real respondent is a long way from the group
+    assert np.isnan(values[("position_r", "")])  # one question: no correlation across questions to report
+
+
+def test_the_sampling_ceiling_rises_with_the_number_of_respondents():
+    human, ordinal = np.array([0.5, 0.2, 0.3]), np.array([1.0, 2.0, 3.0])
+    rng = np.random.default_rng(0)
+    ceilings = [sampled_ceiling(human, ordinal, n, rng) for n in (1, 10, 100, 10_000)]
+    assert ceilings == sorted(ceilings) and ceilings[0] < 0.8 and ceilings[-1] > 0.99
+
+
+def test_the_mean_position_is_on_the_questions_scale():
+    assert mean_position(np.array([1.0, 0.0, 1.0, 5.0]), np.array([1.0, 1.5, 3.0])) == pytest.approx(2.0)
 
 
 def test_missing_files_are_named(tmp_path):
