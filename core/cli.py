@@ -343,6 +343,27 @@ def show(
         print_run(store, run_id, invalid_threshold)
 
 
+@cli.command()
+@click.option("--port", default=8001, show_default=True, help="The port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The interface; 0.0.0.0 for every one.")
+@common
+def browse(port: int, host: str, db_path: str, registry: Registry) -> None:
+    """Browse the run log in datasette (pip install -e '.[browse]'), read-only, until Ctrl-C.
+
+    Every table and column is described; canned queries give a run's shares
+    by stratum, one persona's attributes and its answers with the exact
+    prompts, and one metric across runs and sweeps.
+    """
+    try:
+        from .browse import serve
+    except ImportError:
+        fail("simrun browse needs datasette, which is not installed: pip install -e '.[browse]'")
+    try:
+        serve(db_path, host, port, lambda url: click.echo(f"browsing {db_path} at {url} (Ctrl-C to stop)", err=True))
+    except OSError as exc:
+        fail(str(exc))
+
+
 cli.add_command(export)
 cli.add_command(sample_command)
 cli.add_command(report)
