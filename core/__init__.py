@@ -33,11 +33,13 @@ from .census import (  # noqa: E402
     shipped_controls,
 )
 from .components import (  # noqa: E402
+    COST_COUNTER,
     Ablation,
     CheckContext,
     Component,
     EnrichContext,
     Enricher,
+    Estimate,
     Executor,
     Metric,
     MetricValue,
@@ -83,6 +85,8 @@ __all__ = [
     "Metric",
     "Ablation",
     "Executor",
+    "Estimate",
+    "COST_COUNTER",
     "SimulatorSpec",
     "build_simulator",
     "StrictConfig",

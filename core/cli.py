@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -26,7 +27,7 @@ from .display import console, errors, print_comparison, print_run, run_summary, 
 from .engine import Engine, PlanError
 from .progress import watching
 from .registry import Registry
-from .scenario import ScenarioError, apply_overrides, scenario_schema, validate_data
+from .scenario import LoadedScenario, ScenarioError, apply_overrides, scenario_schema, validate_data
 from .store import Store, StoreError
 from .sweep import plan_sweep, run_sweep
 
@@ -69,6 +70,11 @@ def cli() -> None:
     help="With --resume: take the run over even though its owner, a process on another host, looks alive.",
 )
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="Send nothing: print the calls, tokens and cost of the answers the cache does not have yet.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result tables.")
 @common
 def run(
@@ -77,6 +83,7 @@ def run(
     resume_id: str | None,
     take_over: bool,
     no_cache: bool,
+    estimate: bool,
     quiet: bool,
     db_path: str,
     registry: Registry,
@@ -87,6 +94,11 @@ def run(
     unfinished batches are simulated; cached model answers are never asked for
     again. A resumed run may move: --set executor.with.address=HOST:6379.
     """
+    if estimate:
+        if scenario is None:
+            fail("--estimate needs a scenario file")
+        estimate_run(open_scenario(scenario, registry, overrides), registry, db_path, no_cache)
+        return
     store = Store(db_path)
     if resume_id:
         try:
@@ -214,6 +226,27 @@ def compare_command(
         click.echo(json.dumps(result, indent=2))
     else:
         print_comparison(result, list(wanted))
+
+
+def estimate_run(loaded: LoadedScenario, registry: Registry, db_path: str, no_cache: bool) -> None:
+    """What the run would ask, against the cache in ``db_path`` when there is one (none is created)."""
+    with tempfile.TemporaryDirectory() as empty:
+        store = Store(db_path, read_only=True) if Path(db_path).is_file() else Store(Path(empty) / "none.db")
+        answers, cached, asked, written = Engine(registry, store, use_cache=not no_cache).estimate(loaded)
+    cost = "no price known for this model" if asked.cost_usd is None else f"${asked.cost_usd:,.4f}"
+    to_send = (
+        f"to send: {asked.calls:,} call(s), ~{asked.prompt_tokens:,} prompt and {asked.completion_tokens:,} "
+        f"completion tokens, {cost}"
+        if asked.calls
+        else "nothing to send"
+    )
+    click.echo(f"{answers:,} answer(s), {cached:,} in the cache; {to_send}")
+    if written.calls:
+        click.echo(
+            f"and for enrichers: up to {written.calls:,} call(s) (every retry counted), ~{written.prompt_tokens:,} "
+            f"prompt and up to {written.completion_tokens:,} completion tokens, not priced; the answers above are "
+            "counted without what enrichers would write into personas"
+        )
 
 
 @cli.command()

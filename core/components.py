@@ -154,6 +154,18 @@ class Enricher(Component):
         raise NotImplementedError
 
 
+COST_COUNTER = "cost_microusd"  # a simulator's stats key for what its calls cost, in millionths of a USD
+
+
+class Estimate(BaseModel):
+    """What asking some prompts would take: calls, tokens and USD (``cost_usd`` None: no price known)."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None = None
+
+
 class Simulator(Component):
     """A language-model backend."""
 
@@ -197,8 +209,14 @@ class Simulator(Component):
         raise NotImplementedError
 
     def stats(self) -> dict[str, int]:
-        """Counters worth keeping with the run: retries, faults by kind, ..."""
+        """Counters worth keeping with the run: retries, faults by kind, tokens, ``COST_COUNTER`` ..."""
         return {}
+
+    def estimate(self, prompts: list[Prompt]) -> Estimate:
+        """What answering ``prompts`` would take, before anything is sent (``simrun run --estimate``). Default:
+        one call each, 4 characters a token, one token out, no price; an API backend adds its prices."""
+        characters = sum(len(p.system) + len(p.user) for p in prompts)
+        return Estimate(calls=len(prompts), prompt_tokens=characters // 4, completion_tokens=len(prompts))
 
     def close(self) -> None:
         """Release the model; called once when the run ends."""

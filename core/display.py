@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .baselines import split
+from .components import COST_COUNTER
 from .models import ALL_STRATA, INVALID_THRESHOLD, InvalidOutput
 from .store import Store
 
@@ -163,6 +164,11 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
             f"{resubmitted} chunk(s) of prompts resubmitted to the survivors",
             style="yellow" if lost else None,
         )
+    if COST_COUNTER in stats or "calls_unpriced" in stats:
+        cost, unpriced = stats.pop(COST_COUNTER, 0) / 1_000_000, stats.pop("calls_unpriced", 0)
+        prompt, completion = stats.pop("prompt_tokens", 0), stats.pop("completion_tokens", 0)
+        note = f"; {unpriced} call(s) of a model with no known price not counted" if unpriced else ""
+        console.print(f"API cost: ${cost:,.4f} for {prompt:,} prompt and {completion:,} completion tokens{note}")
     if stats:
         console.print(f"simulator: {stats}")
     failures = summary["failed_answers"]

@@ -21,8 +21,8 @@ import networkx as nx
 import numpy as np
 
 from .baselines import SEPARATOR, BaselineView, uniform
-from .components import EnrichContext, Enricher, Executor, Metric, Sampler, Simulator, SimulatorSpec
-from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo
+from .components import EnrichContext, Enricher, Estimate, Executor, Metric, Sampler, Simulator, SimulatorSpec
+from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo, failed_answer
 from .redaction import redact
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
@@ -150,6 +150,29 @@ def asked(loaded: LoadedScenario) -> dict[str, dict]:
         }
         for q in loaded.scenario.questions
     }
+
+
+class Tally(Executor):
+    """``--estimate``'s executor: it sends nothing, notes every call the cache lacked, and answers each with a
+    failure (an empty text for ``generate``), which the engine never caches."""
+
+    name = "tally"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[Prompt] = []
+        self.written: list[tuple[str, int]] = []  # generate calls: (prompt, max_tokens)
+
+    def map(
+        self, method: Literal["answer", "generate"], chunks: list[list[Any]], options: dict[str, Any]
+    ) -> Iterator[tuple[int, list[Any]]]:
+        for index, chunk in enumerate(chunks):
+            if method == "answer":
+                self.asked.extend(chunk)
+                yield index, [failed_answer(p.labels, "not sent: --estimate") for p in chunk]
+            else:
+                self.written.extend((text, options["max_tokens"]) for text in chunk)
+                yield index, [""] * len(chunk)
 
 
 class Engine:
@@ -283,8 +306,10 @@ class Engine:
             self.store.write_batch(info.id, index, batch, answers)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
 
-    def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> list[Answer]:
-        """Answer every question for every persona, in every option order asked for.
+    def prompts(
+        self, batch: list[Persona], loaded: LoadedScenario
+    ) -> tuple[list[Prompt], list[tuple[Question, list[tuple[list[int], str]], int]]]:
+        """Every prompt a batch asks, and per answer its question, option orders and first prompt's index.
 
         The hot path of a run: a persona's system text is rendered once for all its questions, a question's
         user text and labels once per batch.
@@ -313,6 +338,34 @@ class Engine:
                         )
                         for _, user in orders
                     )
+        return calls, groups
+
+    def estimate(self, loaded: LoadedScenario) -> tuple[int, int, Estimate, Estimate]:
+        """(answers the run has, how many the cache holds, what the answers it lacks would take, what the
+        enrichers' calls it lacks would take), going through the whole pipeline but sending nothing.
+
+        A call the cache lacks is answered with a failure that is never cached, so enrichers that call the model
+        see no reply and personas come out without what they would have written: their prompts are a bit short.
+        """
+        pipeline = build_pipeline(loaded, self.registry)
+        tally = Tally()
+        pipeline.executor = tally
+        answers = cached = 0
+        with self.started(loaded, pipeline):
+            for index, batch, _ in self.batches(loaded, pipeline, None):
+                for answer in self.answer(self.enrich(batch, index, loaded, pipeline), loaded, tally):
+                    answers, cached = answers + 1, cached + answer.cached
+            asked = pipeline.simulator.estimate(tally.asked)
+        written = Estimate(
+            calls=len(tally.written),
+            prompt_tokens=sum(len(text) for text, _ in tally.written) // 4,
+            completion_tokens=sum(limit for _, limit in tally.written),
+        )
+        return answers, cached, asked, written
+
+    def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> list[Answer]:
+        """Answer every question for every persona, in every option order asked for."""
+        calls, groups = self.prompts(batch, loaded)
         replies, keys, cached = self.ask(calls, executor)
         model = executor.simulator.model
         answers = []
@@ -376,7 +429,8 @@ class Engine:
             if len(fresh) != len(wanted):
                 raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
             new = {keys[i]: reply for i, reply in zip(wanted, fresh)}
-            self.store.cache(executor.simulator.model, {k: encode(r) for k, r in new.items() if keep(r)})
+            if kept := {k: encode(r) for k, r in new.items() if keep(r)}:
+                self.store.cache(executor.simulator.model, kept)
             replies.update(new)
         return [replies[k] for k in keys], cached
 

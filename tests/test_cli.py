@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -166,3 +167,23 @@ def test_commands_that_never_touch_a_run_log_take_no_db(command, tmp_path):
 
     result = CliRunner().invoke(cli, [*command, "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2 and "No such option '--db'" in result.output and not (tmp_path / "x.db").exists()
+
+
+def test_estimate_counts_what_the_cache_lacks_and_sends_nothing(invoke, tmp_path):
+    db = tmp_path / "e.db"
+    before = invoke("run", str(EXAMPLE / "towns.yaml"), "--estimate", db=db)
+    assert before.exit_code == 0, before.output
+    assert "48 answer(s), 0 in the cache; to send: 48 call(s), ~" in before.output
+    assert "no price known for this model" in before.output and not db.exists()  # nothing created
+    invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=db)
+    after = invoke("run", str(EXAMPLE / "towns.yaml"), "--estimate", db=db)
+    assert "48 answer(s), 48 in the cache; nothing to send" in after.output
+    api = invoke(
+        "run",
+        str(EXAMPLE / "towns.yaml"),
+        "--estimate",
+        "--set",
+        "simulator={use: litellm, with: {model: openai/gpt-4o-mini}}",
+        db=db,
+    )
+    assert api.exit_code == 0 and re.search(r"to send: 48 call\(s\), .* completion tokens, \$0\.\d{4}", api.output)

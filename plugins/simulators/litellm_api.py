@@ -39,6 +39,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from simrun import (
+    COST_COUNTER,
+    Estimate,
     ModelAnswer,
     Prompt,
     Simulator,
@@ -129,6 +131,8 @@ class LiteLLMSimulator(Simulator):
             "timeout_s",
             "requests_per_minute",
             "tokens_per_minute",
+            "input_cost_per_token",
+            "output_cost_per_token",
         }
     )
 
@@ -159,6 +163,10 @@ class LiteLLMSimulator(Simulator):
             "schema (llama-cpp-python's server; bounded integers sent as enums), or none (validate and retry only).",
         )
         extra: dict[str, Any] = Field(default_factory=dict, description="Passed to litellm.acompletion as is.")
+        input_cost_per_token: float | None = Field(
+            None, ge=0, description="USD per prompt token; default: litellm's price list (shipped, read offline)."
+        )
+        output_cost_per_token: float | None = Field(None, ge=0, description="USD per completion token; as above.")
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -226,6 +234,7 @@ class LiteLLMSimulator(Simulator):
                     **c.extra,
                 )
                 self.counts["requests"] += 1
+                self.book(response)
                 return read(response)
             except self.retryable as exc:
                 kind = type(exc).__name__
@@ -328,6 +337,43 @@ class LiteLLMSimulator(Simulator):
 
     def stats(self) -> dict[str, int]:
         return dict(self.counts)
+
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD for a call of these sizes: the config's prices, else litellm's list; None when neither knows."""
+        c = self.config
+        if c.input_cost_per_token is not None or c.output_cost_per_token is not None:
+            return prompt_tokens * (c.input_cost_per_token or 0) + completion_tokens * (c.output_cost_per_token or 0)
+        try:
+            prompt_cost, completion_cost = self.litellm.cost_per_token(
+                model=c.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+        except Exception:  # noqa: BLE001 - litellm raises its own (and plain) errors for a model it has no price for
+            return None
+        return prompt_cost + completion_cost
+
+    def book(self, response: Any) -> None:
+        """The cost ledger: tokens the provider counted, and their price, added to the run's counters."""
+        usage = _field(response, "usage")
+        prompt_tokens = int(_field(usage, "prompt_tokens") or 0) if usage else 0
+        completion_tokens = int(_field(usage, "completion_tokens") or 0) if usage else 0
+        self.counts["prompt_tokens"] += prompt_tokens
+        self.counts["completion_tokens"] += completion_tokens
+        cost = self.price(prompt_tokens, completion_tokens)
+        if cost is None:
+            self.counts["calls_unpriced"] += 1
+        else:
+            self.counts[COST_COUNTER] += round(cost * 1_000_000)
+
+    def estimate(self, prompts: list[Prompt]) -> Estimate:
+        calls = len(prompts) * (self.config.samples if self.config.mode == "samples" else 1)
+        completion = calls * (8 if self.config.mode == "samples" else 1)
+        prompt_tokens = super().estimate(prompts).prompt_tokens * (calls // max(len(prompts), 1))
+        return Estimate(
+            calls=calls,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            cost_usd=self.price(prompt_tokens, completion),
+        )
 
 
 @hookimpl

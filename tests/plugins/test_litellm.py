@@ -194,7 +194,8 @@ def test_generate_keeps_every_bound_on_llama_cpp_server_first_time(server):
     replies = sim.generate(TEMPTING_PROMPTS, max_tokens=160, json_schema=BOUNDED_SCHEMA)
     for reply in replies:
         jsonschema.validate(json.loads(reply), BOUNDED_SCHEMA)
-    assert sim.stats() == {"requests": len(TEMPTING_PROMPTS)}
+    counts = sim.stats()
+    assert counts["requests"] == len(TEMPTING_PROMPTS) and not any(k.startswith(("fault:", "retries")) for k in counts)
 
 
 def test_generate_gives_up_with_an_empty_text_when_replies_never_fit(server):
@@ -225,3 +226,20 @@ def test_rate_limiter_spaces_requests_and_tokens():
     assert tokens.delay(50) == pytest.approx(5.0)
     clock.now += 5.0
     assert tokens.delay(50) == 0
+
+
+def test_the_cost_ledger_counts_tokens_and_prices_them(server, tmp_path, invoke):
+    priced, price_id = run_towns_on(
+        server, tmp_path / "c.db", input_cost_per_token="0.000001", output_cost_per_token="0.000002"
+    )
+    stats = json.loads(priced.run(price_id)["simulator_stats"])
+    assert stats["prompt_tokens"] > 16 * 20 and stats["completion_tokens"] >= 16  # 16 one-token answers
+    assert stats["cost_microusd"] == stats["prompt_tokens"] + 2 * stats["completion_tokens"]
+    shown = invoke("show", price_id, db=tmp_path / "c.db").output
+    cost = (stats["prompt_tokens"] + 2 * stats["completion_tokens"]) / 1e6
+    assert f"API cost: ${cost:,.4f} for {stats['prompt_tokens']:,} prompt" in shown
+    unpriced, unpriced_id = run_towns_on(server, tmp_path / "u.db")  # a local model litellm has no price for
+    stats = json.loads(unpriced.run(unpriced_id)["simulator_stats"])
+    assert stats["calls_unpriced"] == stats["requests"] == 16 and "cost_microusd" not in stats
+    shown = " ".join(invoke("show", unpriced_id, db=tmp_path / "u.db").output.split())  # as one line, unwrapped
+    assert "16 call(s) of a model with no known price not counted" in shown
