@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import tempfile
 from pathlib import Path
@@ -105,11 +106,11 @@ def run(
             record = store.run(resume_id)
         except KeyError:
             fail(f"no run '{resume_id}' in {db_path}; `simrun runs` lists them")
-        moved = [o for o in overrides if not o.partition("=")[0].strip().startswith("executor.")]
+        moved = [o for o in overrides if o.partition("=")[0].strip().split(".")[0] not in RESUMABLE]
         if moved:
             fail(
-                f"--set {moved[0]}: a resumed run keeps its scenario; only executor.* (where the calls run, "
-                "which never changes an answer) may be set"
+                f"--set {moved[0]}: a resumed run keeps its scenario; only executor (where the calls run) and "
+                "baselines (scored after), which never change an answer, may be set"
             )
         data, source = json.loads(record["scenario_json"]), f"run {resume_id}"
         try:
@@ -226,6 +227,9 @@ def compare_command(
         click.echo(json.dumps(result, indent=2))
     else:
         print_comparison(result, list(wanted))
+
+
+RESUMABLE = {"executor", "baselines"}  # what --set may change on --resume: never an answer
 
 
 def estimate_run(loaded: LoadedScenario, registry: Registry, db_path: str, no_cache: bool) -> None:
@@ -387,10 +391,12 @@ def browse(port: int, host: str, db_path: str, registry: Registry) -> None:
     by stratum, one persona's attributes and its answers with the exact
     prompts, and one metric across runs and sweeps.
     """
-    try:
-        from .browse import serve
-    except ImportError:
+    if importlib.util.find_spec("datasette") is None:
         fail("simrun browse needs datasette, which is not installed: pip install -e '.[browse]'")
+    if any(c in Path(db_path).name for c in "#?%"):
+        fail(f"datasette cannot open a file whose name has #, ? or % ({db_path}): rename it, or link it as another")
+    from .browse import serve
+
     try:
         serve(db_path, host, port, lambda url: click.echo(f"browsing {db_path} at {url} (Ctrl-C to stop)", err=True))
     except OSError as exc:

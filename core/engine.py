@@ -140,6 +140,18 @@ def combine_orders(question: Question, replies: list[tuple[list[int], ModelAnswe
     )
 
 
+PLAIN = (str, int, float, bool, type(None))
+
+
+def as_stored(persona: Persona) -> Persona:
+    """The persona as the run log will give it back: a tuple is a list, a dict key a string. Its prompt is
+    rendered from this, so the prompt re-rendered from the log is the one asked."""
+    if all(type(value) in PLAIN for value in persona.attributes.values()):
+        return persona
+    values = json.loads(json.dumps(list(persona.attributes.values()), default=str))
+    return persona.model_copy(update={"attributes": dict(zip(persona.attributes, values))})
+
+
 def asked(loaded: LoadedScenario) -> dict[str, dict]:
     """Per question, its option labels and the user text of each option order: what re-renders a stored prompt."""
     spec, nobody = loaded.scenario.prompt, Persona(id=0, stratum="", weight=1.0)
@@ -182,6 +194,7 @@ class Engine:
         self.use_cache = use_cache
         self.hook = registry.manager.hook
         self.run_id: str | None = None  # the run in progress, for an interrupted caller
+        self.baseline_faults: dict[str, int] = {}  # baselines left out of a run, and why (kept with its stats)
 
     def run(
         self,
@@ -202,6 +215,7 @@ class Engine:
         """
         pipeline = build_pipeline(loaded, self.registry)
         s = loaded.scenario
+        self.baseline_faults = {}
         if resume is None:
             sweep_id, variant = sweep or (None, None)
             run_id = self.store.create_run(
@@ -323,7 +337,7 @@ class Engine:
         calls: list[Prompt] = []
         groups: list[tuple[Question, list[tuple[list[int], str]], int]] = []
         for persona in batch:
-            system = spec.system.format(persona=spec.render_persona(persona))
+            system = spec.system.format(persona=spec.render_persona(as_stored(persona)))
             for question, labels, orders in asked:
                 for repeat in range(scenario.repeats):
                     groups.append((question, orders, len(calls)))
@@ -372,9 +386,12 @@ class Engine:
         for question, orders, start in groups:
             span = range(start, start + len(orders))
             first = calls[start]
-            if len(orders) == 1 and orders[0][0] == sorted(orders[0][0]):  # as asked: nothing to map back
-                reply = replies[start]
-            else:
+            reply = replies[start]
+            # asked in the original order and answered on exactly its labels: nothing to map back or fill in
+            as_asked = (
+                len(orders) == 1 and orders[0][0] == sorted(orders[0][0]) and list(reply.distribution) == first.labels
+            )
+            if not as_asked:
                 reply = combine_orders(question, [(order, replies[i]) for (order, _), i in zip(orders, span)])
             answers.append(
                 Answer(
@@ -527,7 +544,12 @@ class Engine:
         wanted = loaded.scenario.baselines
         answers = {"uniform": uniform({q.id: q for q in loaded.scenario.questions})} if "uniform" in wanted else {}
         if "no_persona" in wanted:
-            answers["no_persona"] = self.ask_without_persona(loaded, pipeline.executor)
+            empty = self.ask_without_persona(loaded, pipeline.executor)
+            failed = [a.error for a in empty.values() if a.error]
+            if failed:  # a baseline the model could not answer is left out, never scored as if it had
+                self.baseline_faults[f"baseline_no_persona_failed:{failed[0][:80]}"] = len(failed)
+            else:
+                answers["no_persona"] = empty
         return answers
 
     def ask_without_persona(self, loaded: LoadedScenario, executor: Executor) -> dict[str, ModelAnswer]:
@@ -566,7 +588,14 @@ class Engine:
         for baseline, answers in (baselines or {}).items():
             reference = BaselineView(view, answers)
             for name, metric in metrics:
-                if metric.baselines:
+                if not metric.baselines:
+                    continue
+                try:
                     results = metric.compute(reference)
-                    self.store.write_metrics(run_id, f"{name}{SEPARATOR}{baseline}", [r.model_dump() for r in results])
+                except Exception as exc:  # noqa: BLE001 - a baseline the metric cannot score never fails the run
+                    self.baseline_faults[f"baseline_{baseline}_unscored:{name}: {type(exc).__name__}"] = 1
+                    continue
+                self.store.write_metrics(run_id, f"{name}{SEPARATOR}{baseline}", [r.model_dump() for r in results])
+        if self.baseline_faults:
+            self.store.add_simulator_stats(run_id, self.baseline_faults)
         return values

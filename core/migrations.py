@@ -230,6 +230,8 @@ def m007_compact_run_log(db: sqlite_utils.Database) -> None:
         ),
     )
     conn.executemany("insert or ignore into texts values (?, ?)", texts.items())
+    conn.execute("pragma legacy_alter_table = on")  # a user's view on an old table is left to find the new one
     for table in ("personas", "answers", "llm_cache"):
         conn.execute(f"drop table {table}")
         conn.execute(f"alter table {table}_v7 rename to {table}")
+    conn.execute("pragma legacy_alter_table = off")

@@ -74,7 +74,7 @@ def pack_answer(answer: ModelAnswer) -> bytes | str:
     if answer.error is not None or list(answer.distribution) != list(OPTION_LABELS[: len(values)]):
         return answer.model_dump_json(exclude_defaults=True)
     head = struct.pack(
-        f"<BBdId{len(values)}d", ANSWER_FORMAT, len(values), answer.invalid, answer.tokens, answer.latency_ms, *values
+        f"<BBdqd{len(values)}d", ANSWER_FORMAT, len(values), answer.invalid, answer.tokens, answer.latency_ms, *values
     )
     return head + answer.raw.encode()
 
@@ -83,13 +83,13 @@ def unpack_answer(stored: bytes | str) -> ModelAnswer:
     if isinstance(stored, str):
         return ModelAnswer.model_validate_json(stored)
     n = stored[1]
-    _, _, invalid, tokens, latency_ms, *values = struct.unpack_from(f"<BBdId{n}d", stored)
+    _, _, invalid, tokens, latency_ms, *values = struct.unpack_from(f"<BBdqd{n}d", stored)
     return ModelAnswer(
         distribution=dict(zip(OPTION_LABELS, values)),
         invalid=invalid,
         tokens=tokens,
         latency_ms=latency_ms,
-        raw=stored[struct.calcsize(f"<BBdId{n}d") :].decode(),
+        raw=stored[struct.calcsize(f"<BBdqd{n}d") :].decode(),
     )
 
 

@@ -108,3 +108,29 @@ def test_show_and_report_put_each_baseline_beside_the_personas_score(tmp_path, i
 def test_an_unknown_baseline_is_refused_at_its_line(invoke):
     result = invoke("validate", str(ELECTION), "--set", "baselines=[uniform, coin]")
     assert result.exit_code == 2 and "baselines.1" in result.output and "no_persona" in result.output
+
+
+def test_a_baseline_the_model_cannot_answer_is_left_out_and_the_run_finishes(tmp_path):
+    from simrun import failed_answer
+
+    registry = load_registry(EXAMPLE)
+    instant = registry.get("simulator", "instant").cls
+
+    class NeedsAPersona(instant):
+        name = "needs_persona"
+
+        def answer(self, prompts):
+            return [
+                failed_answer(p.labels, "HTTP 400: empty persona") if p.persona_id < 0 else a
+                for p, a in zip(prompts, super().answer(prompts))
+            ]
+
+    registry.add("simulator", "test", "test", "", NeedsAPersona)
+    store = Store(tmp_path / "f.db")
+    overrides = ["sampler.with.per_state=1", "simulator.use=needs_persona", "metrics.wasserstein={}"]
+    overrides += ["questions.0.truth=[0.5, 0.5]"]
+    run_id = Engine(registry, store).run(load_scenario(ELECTION, registry, overrides))
+    assert store.run(run_id)["status"] == "finished"
+    assert {m for m in scores(store, run_id)} == {"election", "election@uniform", "wasserstein", "wasserstein@uniform"}
+    stats = json.loads(store.run(run_id)["simulator_stats"])
+    assert stats == {"baseline_no_persona_failed:HTTP 400: empty persona": 1}

@@ -9,7 +9,10 @@ import sqlite3
 
 from conftest import EXAMPLE, ROOT
 
+from simrun.engine import Engine
 from simrun.models import ModelAnswer
+from simrun.registry import load_registry
+from simrun.scenario import load_scenario
 from simrun.store import Store, pack_answer, unpack_answer
 
 OLD_LOG = ROOT / "tests" / "data" / "runlog-m006.db"  # written by simrun before m007: 3 runs, 80 answers
@@ -95,10 +98,40 @@ def test_the_prompt_is_re_rendered_exactly_and_checked_against_its_cache_key(inv
 
 def test_a_cached_answer_round_trips_exactly():
     answer = ModelAnswer(
-        distribution={"A": 0.1 + 0.2, "B": 1 / 3, "C": 0.0}, invalid=1e-17, raw="Ü B", tokens=151, latency_ms=12.5
+        distribution={"A": 0.1 + 0.2, "B": 1 / 3, "C": 0.0}, invalid=1e-17, raw="Ü B", tokens=2**40, latency_ms=12.5
     )
     packed = pack_answer(answer)
     assert isinstance(packed, bytes) and len(packed) < len(answer.model_dump_json()) / 2
     assert unpack_answer(packed) == answer
     other = ModelAnswer(distribution={"yes": 0.5, "no": 0.5}, invalid=0.0)
     assert unpack_answer(pack_answer(other)) == other  # labels that are not A, B, ...: kept as JSON
+
+
+def test_a_users_view_on_the_old_tables_does_not_stop_the_conversion(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_LOG, path)
+    with sqlite3.connect(path) as connection:
+        connection.execute("create view my_answers as select run_id, persona_id, distribution from answers")
+    store = Store(path)
+    assert len(store.db.execute("select * from my_answers").fetchall()) == 80
+
+
+def test_a_prompt_is_asked_as_the_log_gives_it_back_whatever_the_attribute_types(tmp_path):
+    from simrun import Enricher
+
+    class Tags(Enricher):
+        name = "tags"
+        provides = frozenset({"tags"})
+
+        def enrich(self, batch, context):
+            for persona in batch:
+                persona.set("tags", ("a", ("b", 1)), "test")
+            return batch
+
+    registry = load_registry(EXAMPLE)
+    registry.add("enricher", "test", "test", "", Tags)
+    store = Store(tmp_path / "t.db")
+    run_id = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry, ["enrichers=[{use: tags}]"]))
+    for row in store.answer_rows(run_id, prompts=True):
+        text, matches = store.prompt(run_id, row["persona_id"], row["question_id"], row["repeat"])
+        assert matches and text == row["prompt"] and "['b', 1]" in text

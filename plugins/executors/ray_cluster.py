@@ -13,6 +13,7 @@ least-busy live replica for the next chunk.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -34,6 +35,7 @@ from simrun import (
 )
 
 ACTOR_OPTIONS = ("num_cpus", "num_gpus", "memory")  # the rest of ``resources`` are the cluster's custom resources
+POISON = 2  # replicas that may die holding one chunk before it is judged to be what kills them
 
 
 class ExecutorError(RuntimeError):
@@ -139,6 +141,7 @@ class RayExecutor(Executor):
 
         waiting = deque(range(len(chunks)))
         running: dict[Any, tuple[int, Any]] = {}
+        deaths = [0] * len(chunks)  # replicas lost while holding each chunk
         load = {actor: 0 for actor in self.alive}
         while waiting or running:
             while waiting and (free := [a for a in self.alive if load[a] < self.config.max_in_flight]):
@@ -156,8 +159,16 @@ class RayExecutor(Executor):
             load[actor] -= 1
             try:
                 replies = ray.get(done)
-            except ray.exceptions.RayActorError:
+            except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
                 self.lose(actor)
+                deaths[index] += 1
+                if deaths[index] == POISON:
+                    first = chunks[index][0]
+                    raise ExecutorError(
+                        f"{POISON} replicas died holding the same chunk of {len(chunks[index])} prompt(s) (the first "
+                        f"{getattr(first, 'persona_id', '?')} / {getattr(first, 'question_id', '?')}): "
+                        "something in it kills the simulator, so it is not sent again"
+                    ) from None
                 waiting.appendleft(index)
                 self.resubmitted += 1
                 continue
@@ -200,7 +211,8 @@ class RayExecutor(Executor):
         except (ray.exceptions.RayError, ConnectionError):
             pass
         for actor in self.actors:
-            ray.kill(actor)
+            with contextlib.suppress(Exception):  # already gone, or the cluster with it: nothing left to release
+                ray.kill(actor)
         if self.connected_here:
             ray.shutdown()
 

@@ -63,7 +63,7 @@ class Instant(Simulator):
 
     name = "instant"
     calls = 0
-    non_semantic = frozenset({"delay_s", "call_log", "kill_at_call", "kill_flag", "fail_with"})  # never an answer
+    non_semantic = frozenset({"delay_s", "call_log", "kill_at_call", "kill_flag", "fail_with", "kill_on"})
 
     class Config(StrictConfig):
         delay_s: float = 0.0
@@ -71,6 +71,7 @@ class Instant(Simulator):
         kill_at_call: int | None = None  # SIGKILL this process at the start of call N ...
         kill_flag: str | None = None  # ... if this file exists (it is removed: one crash only)
         fail_with: str | None = None  # raise RuntimeError(this) on every call, as a broken backend does
+        kill_on: str | None = None  # SIGKILL this process on a prompt holding this text, every time
         first_option_bias: float | None = None  # answer by position only: this mass on "A"
         vary_by_repeat: bool = False  # a different answer for each repeat, as a sampling model gives
 
@@ -89,6 +90,8 @@ class Instant(Simulator):
             os.kill(os.getpid(), signal.SIGKILL)
         if self.config.fail_with:
             raise RuntimeError(self.config.fail_with)
+        if self.config.kill_on and any(self.config.kill_on in p.system + p.user for p in prompts):
+            os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(self.config.delay_s * len(prompts))
         if self.config.call_log:  # completed calls only
             with open(self.config.call_log, "a") as f:

@@ -175,3 +175,11 @@ def test_a_simulator_that_fails_on_a_replica_fails_the_run_with_its_own_message(
     assert step["exit"] == 1
     assert "RuntimeError: the backend is down" in step["stderr"] and "Traceback" not in step["stderr"]
     assert f"simrun run --resume {report['run_id']}" in step["stderr"]
+
+
+def test_a_chunk_that_kills_every_replica_it_reaches_stops_the_run_after_two(tmp_path):
+    poison = ["--set", "simulator.with.kill_on=Brook", "--set", "executor.with.replicas=2"]
+    report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + poison)
+    [step] = report["steps"]
+    assert step["exit"] == 1
+    assert "2 replicas died holding the same chunk" in step["stderr"] and "Traceback" not in step["stderr"]
