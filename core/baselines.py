@@ -42,6 +42,9 @@ class BaselineView:
         answer = self.answers_by_question[question_id]
         return dict.fromkeys(self.run.shares(question_id), answer.invalid)
 
+    def sizes(self, question_id: str) -> dict[str, int]:
+        return self.run.sizes(question_id)
+
     def personas(self) -> Iterator[Persona]:
         return self.run.personas()
 

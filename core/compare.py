@@ -9,14 +9,14 @@ counted twice. Metrics are recomputed on each resample's answer shares.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
 
 from .baselines import split
 from .engine import build_pipeline
-from .models import INVALID_THRESHOLD
+from .models import ALL_STRATA, INVALID_THRESHOLD
 from .registry import Registry
 from .scenario import validate_data
 from .shares import ShareSums
@@ -49,7 +49,11 @@ class Answers:
         self.strata = sorted({s for s, _ in personas})
         self.stratum_index = np.array([self.strata.index(s) for s, _ in personas])
         self.questions = {}
+        self.sizes: dict[str, dict[str, int]] = {}
         for qid, (rows, dists, invalid) in by_question.items():
+            members = {(personas[r][0], personas[r][1]) for r in rows}
+            counts = Counter(stratum for stratum, _ in members)
+            self.sizes[qid] = {**counts, ALL_STRATA: len(members)}
             labels = sorted({label for d in dists for label in d})
             probs = np.array([[d.get(label, 0.0) for label in labels] for d in dists])
             self.questions[qid] = (np.array(rows), labels, np.column_stack([probs, invalid]))
@@ -124,7 +128,7 @@ def compare(
         per_rep: dict[str, list[float]] = defaultdict(list)
         questions = {q.id: q for q in loaded.scenario.questions}
         for b in range(reps):
-            view = SharesView(questions, *answers.resample(counts[b]))
+            view = SharesView(questions, *answers.resample(counts[b]), answers.sizes)
             for name, metric in metrics:
                 if not metric.resamplable:
                     no_interval.add(name)

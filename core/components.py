@@ -223,13 +223,17 @@ class Simulator(Component):
 
 
 class SharesData(Protocol):
-    """What a ``resamplable`` metric reads: the questions, and answer shares and invalid mass by stratum."""
+    """What a ``resamplable`` metric reads: the questions, and answer shares, invalid mass and sizes by stratum."""
 
     questions: dict[str, Question]
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]: ...
 
     def invalid(self, question_id: str) -> dict[str, float]: ...
+
+    def sizes(self, question_id: str) -> dict[str, int]:
+        """Personas who answered the question, per stratum (``ALL_STRATA`` too): the N behind each share."""
+        ...
 
 
 class RunData(SharesData, Protocol):
@@ -250,7 +254,7 @@ class Metric(Component):
     """Scores a finished run by reading the store (never engine memory)."""
 
     kind = "metric"
-    # True when compute() reads only run.questions, run.shares and run.invalid: compare then recomputes it on
+    # True when compute() reads only run.questions, run.shares, run.invalid and run.sizes: compare recomputes it on
     # bootstrap resamples of the personas for intervals. A metric that reads personas or answers leaves it False.
     resamplable: ClassVar[bool] = False
     # True when a score needs baselines to be read (a distance, an error): the engine also scores the metric on

@@ -29,6 +29,7 @@ import sqlite_utils
 from .concurrency import StoreError, T, alive, retrying, this_process, writes
 from .migrations import MIGRATIONS, cache_key_bytes, text_hash
 from .models import (
+    ALL_STRATA,
     INVALID_PREFIX,
     INVALID_SUFFIX,
     INVALID_THRESHOLD,
@@ -519,6 +520,18 @@ class Store:
         ]
         for batch in batches:  # no cursor stays open while the caller writes
             yield batch, list(self.personas(run_id, batch))
+
+    def sizes(self, run_id: str, question_id: str) -> dict[str, int]:
+        """Personas who answered a question, per stratum and in all (``ALL``)."""
+        counts = dict(
+            self.db.execute(
+                "select p.stratum, count(distinct a.persona_id) from answers a join personas p"
+                " on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ? and a.question_id = ?"
+                " group by p.stratum",
+                [run_id, question_id],
+            ).fetchall()
+        )
+        return {**counts, ALL_STRATA: sum(counts.values())}
 
     def share_rows(self, run_id: str) -> Iterator[tuple[str, str, float, float, str]]:
         """(question id, stratum, weight, invalid, distribution JSON) of every answer: what aggregation reads."""

@@ -27,6 +27,9 @@ class RunView:
     def invalid(self, question_id: str) -> dict[str, float]:
         return self.store.invalid(self.run_id, question_id)
 
+    def sizes(self, question_id: str) -> dict[str, int]:
+        return self.store.sizes(self.run_id, question_id)
+
     def personas(self) -> Iterator[Persona]:
         return self.store.personas(self.run_id)
 
@@ -38,12 +41,19 @@ class SharesView:
     """What a metric sees of one bootstrap resample: the questions and the answer shares."""
 
     def __init__(
-        self, questions: dict, shares: dict[str, dict[str, dict[str, float]]], invalid: dict[str, dict[str, float]]
+        self,
+        questions: dict,
+        shares: dict[str, dict[str, dict[str, float]]],
+        invalid: dict[str, dict[str, float]],
+        sizes: dict[str, dict[str, int]],
     ):
-        self.questions, self._shares, self._invalid = questions, shares, invalid
+        self.questions, self._shares, self._invalid, self._sizes = questions, shares, invalid, sizes
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]:
         return self._shares[question_id]
 
     def invalid(self, question_id: str) -> dict[str, float]:
         return self._invalid[question_id]
+
+    def sizes(self, question_id: str) -> dict[str, int]:
+        return self._sizes[question_id]

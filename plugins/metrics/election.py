@@ -6,7 +6,9 @@ against the real 2024 result (MEDSL, shipped in the package), or any results
 file with the same columns given as ``truth``: by error (MAE, RMSE, bias), by
 calls and electoral votes, by alignment 1 - W, and by correlation (Pearson and
 Spearman across states), which says whether the states come out in the right
-order even when the level is off.
+order even when the level is off. ``sampling_mae_points`` is the MAE that as
+many real voters per state as the run has personas reach by chance alone: the
+floor under ``mae_points`` at that N.
 
 Maine and Nebraska split their electoral votes by district; with state-level
 results only, both are counted winner-take-all. For 2024 that gives the
@@ -50,6 +52,20 @@ def read_truth(path: Path) -> dict[str, dict[str, float]]:
     if not truth:
         raise ValueError(f"{path}: no states in the file")
     return truth
+
+
+def sampling_mae(shares: np.ndarray, sizes: list[int]) -> float:
+    """The mean absolute error N voters drawn at random reach, per state exactly (binomial), averaged: the floor
+    under a run's MAE at its number of personas per state. NaN where a state has no persona."""
+    from scipy.stats import binom
+
+    errors = []
+    for p, n in zip(shares, sizes):
+        if n <= 0:
+            return float("nan")
+        k = np.arange(n + 1)
+        errors.append(float(np.sum(binom.pmf(k, n, p) * np.abs(k / n - p))))
+    return float(np.mean(errors))
 
 
 class ElectionMetric(Metric):
@@ -175,8 +191,11 @@ class ElectionMetric(Metric):
         votes = np.array([truth[s]["dem_votes"] + truth[s]["rep_votes"] for s in states])
         ev = np.array([truth[s]["electoral_votes"] for s in states])
         error = sim - true
+        sizes = run.sizes(c.question)
         values = [
             MetricValue(name="mae_points", value=float(np.mean(np.abs(error)) * 100)),
+            # What chance alone costs at the run's N: a perfect simulator's personas still vote as a sample
+            MetricValue(name="sampling_mae_points", value=sampling_mae(true, [sizes.get(s, 0) for s in states]) * 100),
             MetricValue(name="rmse_points", value=float(math.sqrt(np.mean(error**2)) * 100)),
             MetricValue(name="bias_points", value=float(np.mean(error) * 100)),
             MetricValue(name="states_called", value=float(np.sum((sim > 0.5) == (true > 0.5)))),

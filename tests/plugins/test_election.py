@@ -15,6 +15,9 @@ class ToyRun:
     def invalid(self, question_id):
         return {"ALL": 0.1}
 
+    def sizes(self, question_id):
+        return {"AA": 2, "BB": 1, "CC": 1, "ALL": 4}
+
 
 def test_three_state_toy_by_hand(tmp_path):
     truth = tmp_path / "truth.csv"
@@ -50,6 +53,8 @@ def test_three_state_toy_by_hand(tmp_path):
     r = cov / (sum((a - ms) ** 2 for a in sim) * sum((b - mt) ** 2 for b in true)) ** 0.5
     assert v[("pearson_r", "")] == pytest.approx(r)
     assert v[("spearman_rho", "")] == pytest.approx(0.5)
+    # chance alone at 2, 1 and 1 voters: AA E|k/2 - 0.6| = .16*.6 + .48*.1 + .36*.4; BB 2*.7*.3; CC 2*.45*.55
+    assert v[("sampling_mae_points", "")] == pytest.approx(100 * (0.288 + 0.42 + 0.495) / 3)
 
 
 def test_a_model_that_says_the_same_everywhere_has_no_correlation(tmp_path):
