@@ -11,7 +11,7 @@ root, it first moves itself into a network namespace with only loopback (``unsha
 
 Prints one JSON line.
 
-    python bench/executor.py [--instant-answers 20000] [--embedded-answers 320]
+    python bench/executor.py [--instant-answers 20000] [--embedded-answers 640]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def timed_run(folder: Path, name: str, overrides: list[str]) -> tuple[float, int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instant-answers", type=int, default=20_000)
-    parser.add_argument("--embedded-answers", type=int, default=320)
+    parser.add_argument("--embedded-answers", type=int, default=640)
     args = parser.parse_args()
     if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
         script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
@@ -70,7 +70,7 @@ def main() -> None:
     instant = [f"sampler.with.per_town={args.instant_answers // 4}", "batch_size=1024"]  # 2 towns, 2 questions
     embedded = [
         f"sampler.with.per_town={args.embedded_answers // 4}",
-        "batch_size=32",  # 64 prompts: 4 chunks, one running and one waiting on each replica
+        "batch_size=64",  # 128 prompts: 8 chunks, twice what 2 replicas x 2 in flight take (README, Scaling out)
         "simulator.use=embedded",
     ]
     try:

@@ -94,6 +94,11 @@ def unpack_answer(stored: bytes | str) -> ModelAnswer:
     )
 
 
+def sweep_hash(scenario: dict) -> str:
+    """A sweep's identity: its scenario but the executor, so a sweep resumed on another cluster is the same one."""
+    return sha256(dumps({key: value for key, value in scenario.items() if key != "executor"}))
+
+
 def prompt_text(system: str, users: list[str]) -> str:
     """A prompt as the run log shows it: one ``[system]``/``[user]`` pair per option order asked."""
     return "\n\n".join(f"[system]\n{system}\n[user]\n{user}" for user in users)
@@ -317,7 +322,7 @@ class Store:
                 "id": sweep_id,
                 "name": name,
                 "scenario_yaml": scenario_yaml,
-                "scenario_hash": sha256(dumps(scenario)),
+                "scenario_hash": sweep_hash(scenario),
                 "ablation": dumps(ablation),
                 "variants": dumps(variants),
                 "status": "running",
@@ -332,7 +337,7 @@ class Store:
         rows = list(
             self.db["sweeps"].rows_where(
                 "scenario_hash = ? and status != 'finished'",
-                [sha256(dumps(scenario))],
+                [sweep_hash(scenario)],
                 order_by="created_at desc, id desc",
                 limit=1,
             )

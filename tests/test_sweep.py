@@ -214,3 +214,14 @@ def test_a_tier_that_wrote_nothing_is_marked_in_show_compare_and_report(invoke, 
     page = out.read_text()
     assert "<p class='warn'>objective: objective wrote nothing usable for 24 of 24 personas (100%)" in page
     assert "objective (! objective 100% invalid)" in page
+
+
+def test_a_sweep_moved_to_another_executor_is_the_same_sweep(tmp_path):
+    from simrun.store import Store
+
+    store = Store(tmp_path / "s.db")
+    scenario = {"name": "s", "ablation": {"use": "seeds"}}
+    sweep_id = store.create_sweep("s", "", scenario, scenario["ablation"], ["a", "b"])
+    moved = {**scenario, "executor": {"use": "ray", "with": {"address": "10.0.0.5:6379"}}}
+    assert store.unfinished_sweep(moved) == sweep_id
+    assert store.unfinished_sweep({**scenario, "seed": 3}) is None  # anything else is another sweep

@@ -1,9 +1,10 @@
 """A whole scenario on the vLLM backend, through ``python -m simrun`` in a fresh process: vLLM spawns its engine
 and workers, so this also shows the entry point is safe to re-import as ``__main__``."""
 
-import sqlite3
 import subprocess
 import sys
+
+from simrun.store import Store
 
 SCENARIO = """
 name: vllm-smoke
@@ -34,6 +35,7 @@ def test_a_scenario_runs_end_to_end_on_vllm(smollm2_hf, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("select model, invalid from answers").fetchall()
+    store = Store(db, read_only=True)
+    [run] = store.runs()
+    rows = [(r["model"], r["invalid"]) for r in store.answer_rows(run["id"])]
     assert len(rows) == 4 and {model for model, _ in rows} == {"smollm2-hf"} and all(invalid < 1 for _, invalid in rows)
