@@ -152,16 +152,18 @@ def as_stored(persona: Persona) -> Persona:
     return persona.model_copy(update={"attributes": dict(zip(persona.attributes, values))})
 
 
+def question_texts(loaded: LoadedScenario) -> list[tuple[Question, list[tuple[list[int], str]]]]:
+    """Per question, each option order asked and the user text it gives: rendered once, whoever asks."""
+    spec, nobody = loaded.scenario.prompt, Persona(id=0, stratum="", weight=1.0)
+    return [
+        (q, [(order, spec.render(nobody, q, "", order).user) for order in spec.orders(len(q.options))])
+        for q in loaded.scenario.questions
+    ]
+
+
 def asked(loaded: LoadedScenario) -> dict[str, dict]:
     """Per question, its option labels and the user text of each option order: what re-renders a stored prompt."""
-    spec, nobody = loaded.scenario.prompt, Persona(id=0, stratum="", weight=1.0)
-    return {
-        q.id: {
-            "labels": q.labels,
-            "users": [spec.render(nobody, q, "", order).user for order in spec.orders(len(q.options))],
-        }
-        for q in loaded.scenario.questions
-    }
+    return {q.id: {"labels": q.labels, "users": [user for _, user in orders]} for q, orders in question_texts(loaded)}
 
 
 class Tally(Executor):
@@ -329,11 +331,7 @@ class Engine:
         user text and labels once per batch.
         """
         spec, scenario = loaded.scenario.prompt, loaded.scenario
-        nobody = Persona(id=0, stratum="", weight=1.0)
-        asked = [
-            (q, q.labels, [(order, spec.render(nobody, q, "", order).user) for order in spec.orders(len(q.options))])
-            for q in scenario.questions
-        ]
+        asked = [(q, q.labels, orders) for q, orders in question_texts(loaded)]
         calls: list[Prompt] = []
         groups: list[tuple[Question, list[tuple[list[int], str]], int]] = []
         for persona in batch:
@@ -554,20 +552,18 @@ class Engine:
 
     def ask_without_persona(self, loaded: LoadedScenario, executor: Executor) -> dict[str, ModelAnswer]:
         """Each question asked in the scenario's prompt with an empty persona, in every option order, cached."""
-        spec = loaded.scenario.prompt
-        system = spec.system.format(persona="")
+        system = loaded.scenario.prompt.system.format(persona="")
         calls: list[Prompt] = []
         groups = []
-        for question_id, texts in asked(loaded).items():
-            question = next(q for q in loaded.scenario.questions if q.id == question_id)
-            groups.append((question, spec.orders(len(question.options)), len(calls)))
+        for question, orders in question_texts(loaded):
+            groups.append((question, orders, len(calls)))
             calls.extend(
-                Prompt(persona_id=-1, question_id=question_id, system=system, user=user, labels=texts["labels"])
-                for user in texts["users"]
+                Prompt(persona_id=-1, question_id=question.id, system=system, user=user, labels=question.labels)
+                for _, user in orders
             )
         replies, _, _ = self.ask(calls, executor)
         return {
-            q.id: combine_orders(q, [(order, replies[start + i]) for i, order in enumerate(orders)])
+            q.id: combine_orders(q, [(order, replies[start + i]) for i, (order, _) in enumerate(orders)])
             for q, orders, start in groups
         }
 

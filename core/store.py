@@ -42,7 +42,6 @@ from .models import (
 )
 from .prompts import PromptSpec
 
-WRITE_BATCH = 1000  # rows per INSERT statement; sqlite-utils caps it by SQLite's variable limit
 BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another process's lock
 
 
