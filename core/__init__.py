@@ -52,7 +52,16 @@ from .components import (  # noqa: E402
     StrictConfig,
     batched,
 )
+from .coverage import (  # noqa: E402
+    COVERAGE_DIMENSIONS,
+    cell_of,
+    coverage_of,
+    draw_by_design,
+    entropy,
+    kish_effective_size,
+)
 from .distributions import correlation, from_logprobs, from_samples, tvd  # noqa: E402
+from .instruments import Instrument, InstrumentError, Skipped, read_instrument  # noqa: E402
 from .models import (  # noqa: E402
     ALL_STRATA,
     INVALID_THRESHOLD,
@@ -114,6 +123,18 @@ __all__ = [
     "from_samples",
     "tvd",
     "correlation",
+    # coverage of the population's trait combinations
+    "COVERAGE_DIMENSIONS",
+    "cell_of",
+    "coverage_of",
+    "draw_by_design",
+    "entropy",
+    "kish_effective_size",
+    # survey instruments in
+    "read_instrument",
+    "Instrument",
+    "Skipped",
+    "InstrumentError",
     # census tables and raking
     "Controls",
     "read_controls",

@@ -26,6 +26,8 @@ from .cli_support import (
 from .compare import compare
 from .display import console, errors, print_comparison, print_run, run_summary, unclipped
 from .engine import Engine, PlanError
+from .instruments import FORMATS, Format, InstrumentError, read_instrument
+from .models import OPTION_LABELS
 from .progress import watching
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, apply_overrides, scenario_schema, validate_data
@@ -401,6 +403,52 @@ def browse(port: int, host: str, db_path: str, registry: Registry) -> None:
         serve(db_path, host, port, lambda url: click.echo(f"browsing {db_path} at {url} (Ctrl-C to stop)", err=True))
     except OSError as exc:
         fail(str(exc))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the file's name and header.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: the questions and the skipped.")
+def questions(file: str, fmt: Format | None, as_json: bool) -> None:
+    """Print the questions FILE would bring to a scenario, and every one it skips with its type and why.
+
+    \b
+    FILE is one of:
+      a Qualtrics survey export (.qsf): single-answer multiple choice, and
+        Likert matrices as one question per row sharing the scale;
+      a Pew ATP / OpinionQA question file (columns key, question,
+        references or options, option_ordinal; 'Refused' is not offered);
+      a question bank CSV (columns id, text, options as "A | B | C" or a
+        JSON list, and optionally ordinal: numbers, or auto).
+    Ordinals come from the order of the options; trailing "Don't know",
+    "Refused" and alike have none. Use it in a scenario as
+      questions: [{from: FILE, only: [ID, ...]}]
+    """
+    try:
+        instrument = read_instrument(file, fmt)
+    except InstrumentError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(instrument.model_dump_json(indent=2, exclude_none=True))
+        return
+    table = Table(title=f"{len(instrument.questions)} question(s) from {file} ({instrument.format})", show_lines=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("question")
+    table.add_column("options")
+    for q in instrument.questions:
+        scale = q.ordinal or []
+        options = [
+            f"{OPTION_LABELS[i]}. {o}" + (f" [{scale[i]:g}]" if i < len(scale) else "") for i, o in enumerate(q.options)
+        ]
+        table.add_row(q.id, q.text, "\n".join(options))
+    console.print(table)
+    if instrument.skipped:
+        skipped = Table(title=f"{len(instrument.skipped)} skipped")
+        for column in ("id", "type", "why"):
+            skipped.add_column(column)
+        for s in instrument.skipped:
+            skipped.add_row(s.id, s.type, s.reason)
+        console.print(skipped)
 
 
 cli.add_command(export)

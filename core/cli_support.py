@@ -95,9 +95,11 @@ def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> 
     try:
         loaded = load_scenario(path, registry, list(overrides))
         build_pipeline(loaded, registry)  # config values and the enricher plan, before any work
-        return loaded
     except ScenarioError as exc:
         fail("invalid scenario\n" + exc.render())
+    for notice in loaded.notices:
+        errors.print(Text.assemble(("note:", "bold yellow"), " ", notice), soft_wrap=True)
+    return loaded
 
 
 def comparison(

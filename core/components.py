@@ -116,6 +116,11 @@ class Sampler(Component):
         """Yield batches of personas; the same rng state yields the same batches."""
         raise NotImplementedError
 
+    def population_cells(self, dimensions: tuple[str, ...]) -> dict[str, dict[tuple[str | None, ...], float]] | None:
+        """People per joint cell (``simrun.cell_of``) of these control dimensions in each stratum of the population
+        this sampler draws from, for the ``coverage`` metric; None (the default) when the sampler cannot tell."""
+        return None
+
 
 class Generate(Protocol):
     def __call__(
@@ -242,6 +247,10 @@ class RunData(SharesData, Protocol):
     def personas(self) -> Iterator[Persona]: ...
 
     def answers(self) -> Iterator[dict]: ...
+
+    def population_cells(
+        self, dimensions: tuple[str, ...], reference: dict[str, Any] | None = None
+    ) -> dict[str, dict[tuple[str | None, ...], float]] | None: ...
 
 
 class MetricValue(BaseModel):

@@ -96,6 +96,16 @@ def invalid_summary(output: dict[str, Any]) -> str:
     return InvalidOutput.model_validate(output).summary()
 
 
+def design(store: Store, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The sampler's design when it has one (``design: coverage`` draws rare cells more often, weights undo it),
+    with Kish's effective sample size of the weights."""
+    config = json.loads(record["scenario_json"]).get("sampler", {}).get("with") or {}
+    if "design" not in config:
+        return None
+    name = config["design"] + (f" (floor {config['floor']})" if "floor" in config else "")
+    return {"design": name, "effective_sample_size": store.effective_sample_size(record["id"])}
+
+
 def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
     record = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -131,6 +141,7 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "components": json.loads(record["components"]),
         "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
         "counts": store.counts(run_id),
+        "design": design(store, record),
         "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
         "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
         "metrics": overall,
@@ -156,6 +167,11 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
     counts = summary["counts"]
     console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
+    if summary["design"]:
+        console.print(
+            f"sampling design: {summary['design']['design']}; Kish effective sample size "
+            f"{summary['design']['effective_sample_size']:,.0f} of {counts['personas']:,} personas"
+        )
     stats = dict(summary["simulator_stats"])
     if "replicas_started" in stats:
         started, lost, resubmitted = (stats.pop(k, 0) for k in REPLICA_COUNTERS)

@@ -575,7 +575,14 @@ class Engine:
         baselines: dict[str, dict[str, ModelAnswer]] | None = None,
     ) -> dict[str, float]:
         """Every metric on the run, then each metric that declares ``baselines`` on each baseline's answers."""
-        view = RunView(self.store, run_id, loaded.scenario.questions)
+        own = loaded.scenario.sampler
+
+        def sampler(spec: dict[str, Any] | None) -> Sampler:
+            use, config = (spec["use"], spec.get("with") or {}) if spec else (own.use, own.with_)
+            cls = self.registry.get("sampler", use).cls
+            return cls(cls.Config.model_validate(config))
+
+        view = RunView(self.store, run_id, loaded.scenario.questions, sampler)
         values: dict[str, float] = {}
         for name, metric in metrics:
             results = metric.compute(view)

@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "simrun.plugins.metrics.stability",
     "simrun.plugins.metrics.fidelity",
     "simrun.plugins.metrics.persona_text",
+    "simrun.plugins.metrics.coverage",
     "simrun.plugins.metrics.calibration",
     "simrun.plugins.ablations.attributes",
     "simrun.plugins.ablations.swap",

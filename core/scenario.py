@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .components import CheckContext, Problem
+from .instruments import Format, InstrumentError, read_instrument
 from .models import Question
 from .prompts import PromptSpec
 from .registry import Registry, UnknownComponent
@@ -63,7 +64,9 @@ class Scenario(BaseModel):
     )
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     questions: list[Question] = Field(
-        default_factory=list, description="Asked of every persona; metrics such as opinion add their own."
+        default_factory=list,
+        description="Asked of every persona; metrics such as opinion add their own. An item {from: FILE} brings "
+        "a survey's questions (Qualtrics .qsf, Pew/OpinionQA question file, CSV bank: see `simrun questions`).",
     )
     metrics: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict,
@@ -164,7 +167,7 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
 
 
 class LoadedScenario(BaseModel):
-    """A validated scenario with its source text, for the run log."""
+    """A validated scenario with its source text, for the run log; notices are worth saying before a run."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -172,6 +175,69 @@ class LoadedScenario(BaseModel):
     data: dict[str, Any]
     text: str
     source: str
+    notices: list[str] = []
+
+
+class QuestionFile(BaseModel):
+    """``questions: [{from: FILE}]``: a survey instrument's questions, read when the scenario is loaded."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", description="A .qsf, Pew/OpinionQA question file or CSV question bank.")
+    format: Format | None = Field(None, description="qualtrics, pew or csv; guessed from the file when not given.")
+    only: list[str] | None = Field(None, min_length=1, description="Just these question ids, in this order.")
+
+
+def expand_question_files(data: dict, lines: dict[PathKey, int], overridden: list[str]) -> tuple[list, list[str]]:
+    """Replace each ``{from: FILE}`` in ``questions`` by the file's questions, so the run log keeps the questions
+    themselves (a resumed run never reads the file again). Returns (issues, notices)."""
+    items = data.get("questions")
+    if isinstance(items, dict) and "from" in items:
+        items = [items]
+    if not isinstance(items, list) or not any(isinstance(i, dict) and "from" in i for i in items):
+        return [], []
+    expanded: list = []
+    issues: list[ScenarioIssue] = []
+    notices: list[str] = []
+    for index, item in enumerate(items):
+        if not (isinstance(item, dict) and "from" in item):
+            expanded.append(item)
+            continue
+        loc: PathKey = ("questions", index) if isinstance(data["questions"], list) else ("questions",)
+        try:
+            spec = QuestionFile.model_validate(item)
+        except ValidationError as exc:
+            issues.extend(_pydantic_issues(exc, loc, QuestionFile, lines, overridden))
+            continue
+        try:
+            instrument = read_instrument(spec.from_, spec.format)
+        except InstrumentError as exc:
+            issues.append(_issue_for(loc + ("from",), str(exc), lines, overridden))
+            continue
+        questions = instrument.questions
+        if spec.only is not None:
+            by_id = {q.id: q for q in questions}
+            unknown = [i for i in spec.only if i not in by_id]
+            if unknown:
+                hint = difflib.get_close_matches(unknown[0], list(by_id), n=1)
+                issues.append(
+                    _issue_for(
+                        loc + ("only",),
+                        f"{spec.from_} has no question {unknown}" + (f"; did you mean '{hint[0]}'?" if hint else ""),
+                        lines,
+                        overridden,
+                    )
+                )
+                continue
+            questions = [by_id[i] for i in spec.only]
+        expanded.extend(q.model_dump(exclude_none=True) for q in questions)
+        if instrument.skipped:
+            notices.append(
+                f"{spec.from_}: {len(questions)} question(s) taken, {len(instrument.skipped)} skipped as not askable; "
+                f"`simrun questions {spec.from_}` lists them and why"
+            )
+    data["questions"] = expanded
+    return issues, notices
 
 
 def _issue_for(loc: PathKey, message: str, lines: dict[PathKey, int], overridden: list[str]) -> ScenarioIssue:
@@ -296,6 +362,9 @@ def validate_data(
     overridden: list[str] | None = None,
 ) -> LoadedScenario:
     lines, overridden = lines or {}, overridden or []
+    file_issues, notices = expand_question_files(data, lines, overridden)
+    if file_issues:
+        raise ScenarioError(source, file_issues)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -341,7 +410,7 @@ def validate_data(
         issues.extend(_component_problems(scenario, configured, lines, overridden))
     if issues:
         raise ScenarioError(source, issues)
-    return LoadedScenario(scenario=scenario, data=data, text=text, source=source)
+    return LoadedScenario(scenario=scenario, data=data, text=text, source=source, notices=notices)
 
 
 def _component_problems(

@@ -721,6 +721,13 @@ class Store:
         )
         return sum(r["n"] for r in rows), [(r["error"], r["n"]) for r in rows[:most]]
 
+    def effective_sample_size(self, run_id: str) -> float:
+        """Kish's effective sample size of the run's persona weights, (sum w)^2 / sum w^2, in SQL."""
+        total, squares = self.db.execute(
+            "select sum(weight), sum(weight * weight) from personas where run_id = ?", [run_id]
+        ).fetchone()
+        return total * total / squares if squares else 0.0
+
     def counts(self, run_id: str) -> dict[str, int]:
         return {
             table: self.db[table].count_where("run_id = ?", [run_id]) for table in ("personas", "answers", "metrics")

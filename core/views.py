@@ -7,19 +7,25 @@ first three is ``resamplable``: ``simrun compare`` recomputes it on resamples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+from .coverage import Cell
 from .models import Persona, Question
 from .store import Store
+
+# builds a sampler from a {use, with} spec; None: the run's own sampler
+SamplerFactory = Callable[[dict[str, Any] | None], Any]
 
 
 class RunView:
     """A read-only view of one run, handed to metrics."""
 
-    def __init__(self, store: Store, run_id: str, questions: list[Question]):
+    def __init__(self, store: Store, run_id: str, questions: list[Question], samplers: SamplerFactory | None = None):
         self.store = store
         self.run_id = run_id
         self.questions = {q.id: q for q in questions}
+        self._samplers = samplers
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]:
         return self.store.aggregates(self.run_id, question_id)
@@ -35,6 +41,15 @@ class RunView:
 
     def answers(self) -> Iterator[dict]:
         return self.store.answer_rows(self.run_id)
+
+    def population_cells(
+        self, dimensions: tuple[str, ...], reference: dict[str, Any] | None = None
+    ) -> dict[str, dict[Cell, float]] | None:
+        """People per joint cell of ``dimensions`` in each stratum of the population the run's sampler draws from,
+        or ``reference``'s (a sampler as ``{use: census, with: {...}}``); None when that sampler cannot tell."""
+        if self._samplers is None:
+            return None
+        return self._samplers(reference).population_cells(dimensions)
 
 
 class SharesView:

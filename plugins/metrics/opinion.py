@@ -34,12 +34,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from simrun import Metric, MetricValue, Question, StrictConfig, correlation, hookimpl, pyplot
+from simrun import Metric, MetricValue, Question, StrictConfig, correlation, hookimpl, pyplot, read_instrument
 
 QUESTIONS = "opinionqa_questions.csv"
 COUNTS = "opinionqa_group_counts.csv.gz"
 DISAGREEMENT = "raw/Pew_American_Trends_Panel_disagreement_500/info.csv"
-REFUSED = "Refused"
 # Groups simrun's education cannot tell apart are merged on the human side too.
 MERGED = {
     ("EDUCATION", "High school graduate"): "High school or some college",
@@ -140,9 +139,10 @@ GROUPS: dict[str, tuple[str, Callable[[object], str | None]]] = {
 
 
 @cache
-def read_questions(path: Path) -> dict[str, dict]:
-    with (path / QUESTIONS).open(newline="") as f:
-        return {r["key"]: r for r in csv.DictReader(f)}
+@cache
+def read_questions(path: Path) -> dict[str, Question]:
+    """key -> question, 'Refused' left out; keys Pew gave to several questions are left out too."""
+    return {q.id: q for q in read_instrument(path / QUESTIONS, "pew").questions}
 
 
 @cache
@@ -161,11 +161,6 @@ def read_counts(path: Path) -> dict[str, dict[tuple[str, str], dict[str, float]]
             if r["attribute"] == "SEX":
                 counts[r["key"]][("ALL", "ALL")][r["option"]] += n
     return counts
-
-
-def question_from(row: dict) -> Question:
-    options = [o for o in json.loads(row["options"]) if o != REFUSED]
-    return Question(id=row["key"], text=row["question"], options=options, ordinal=json.loads(row["option_ordinal"]))
 
 
 class OpinionMetric(Metric):
@@ -220,7 +215,7 @@ class OpinionMetric(Metric):
             if self.config.limit is not None and self.config.limit < len(keys):
                 picked = np.random.default_rng(self.config.seed).choice(len(keys), self.config.limit, replace=False)
                 keys = [keys[i] for i in sorted(picked)]
-        return [q for q in (question_from(rows[k]) for k in keys) if scorable(q) or self.config.keys is not None]
+        return [q for q in (rows[k] for k in keys) if scorable(q) or self.config.keys is not None]
 
     def plots(self, by_stratum: dict[str, dict[str, float]]) -> list[tuple[str, Any]]:
         """Representativeness by demographic group, beside what one group of real respondents reaches of another."""

@@ -42,9 +42,11 @@ from simrun import (
     StrictConfig,
     age_band,
     batched,
+    cell_of,
     combination_key,
     control_category,
     data,
+    draw_by_design,
     encode,
     fit_state,
     hookimpl,
@@ -331,6 +333,13 @@ class CensusSampler(Sampler):
             None,
             description="Your own control table (state, table, dimension, category, count); overrides population's.",
         )
+        design: Literal["proportional", "coverage"] = Field(
+            "proportional",
+            description="proportional: personas in proportion to the population. coverage: every sex x age x "
+            "race/ethnicity x education cell gets `floor` personas when per_state allows, the rest go by the square "
+            "root of each cell's people, and design weights undo it (docs/coverage.md).",
+        )
+        floor: int = Field(1, ge=0, description="With design: coverage, the personas each cell gets at least.")
 
         @field_validator("states")
         @classmethod
@@ -467,6 +476,25 @@ class CensusSampler(Sampler):
             result.exclude("citizenship", "not a citizen")
         return result
 
+    @cached_property
+    def seed_cells(self) -> np.ndarray:
+        """Each seed respondent's coverage cell, as a code (cells are the seed's own attributes: never imputed)."""
+        codes: dict[tuple, int] = {}
+        return np.array([codes.setdefault(cell_of(r), len(codes)) for r in self.seed.records])
+
+    def population_cells(self, dimensions: tuple[str, ...]) -> dict[str, dict[tuple[str | None, ...], float]]:
+        """People per cell in each state: the raked seed's weights summed by cell, scaled to the represented."""
+        cells = [cell_of(r, dimensions) for r in self.seed.records]
+        out = {}
+        for state in self.allocation:
+            weights = self.fit(state).weights
+            scale = self.population(state) / weights.sum()
+            people: dict[tuple[str | None, ...], float] = {}
+            for cell, w in zip(cells, weights.tolist()):
+                people[cell] = people.get(cell, 0.0) + w * scale
+            out[state] = people
+        return out
+
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
         return batched(self.personas(rng), batch_size)
 
@@ -476,12 +504,13 @@ class CensusSampler(Sampler):
         next_id = 0
         for state, n in self.allocation.items():
             fit = self.fit(state)
-            weights = fit.weights
-            picks = rng.choice(len(weights), size=n, replace=True, p=weights / weights.sum())
+            picks, share = draw_by_design(fit.weights, self.seed_cells, n, rng, self.config.design, self.config.floor)
             combinations, combination = seed.combinations({a: fit.draw(a, picks, rng) for a in seed.imputed})
-            weight = self.population(state) / n
+            population = self.population(state)
+            # proportional: population / n exactly, as before designs existed (same seed, same weights)
+            weights = [population / n] * n if self.config.design == "proportional" else (population * share).tolist()
             name = names[state]["name"]
-            for respondent, drawn in zip(picks.tolist(), combination.tolist()):
+            for respondent, drawn, weight in zip(picks.tolist(), combination.tolist(), weights):
                 attributes = {"state": name, **seed.records[respondent], **combinations[drawn]}
                 # trusted values from the package's own tables: skip re-validation (1M personas in seconds)
                 yield Persona.model_construct(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from simrun import (
     ALL_STRATA,
@@ -35,7 +35,9 @@ from simrun import (
     Sampler,
     StrictConfig,
     batched,
+    cell_of,
     control_category,
+    draw_by_design,
     encode,
     fit_state,
     hookimpl,
@@ -94,6 +96,19 @@ class LibrarySampler(Sampler):
             "adults", description="Whose controls to rake to (as the census sampler's)."
         )
         controls: str | None = Field(None, description="Your own control table instead (as the census sampler's).")
+        design: Literal["proportional", "coverage"] = Field(
+            "proportional",
+            description="coverage (needs per_stratum): each sex x age x race/ethnicity x education cell of a "
+            "stratum's rows gets `floor` personas when per_stratum allows, the rest by the square root of its "
+            "weight, and design weights undo it (docs/coverage.md).",
+        )
+        floor: int = Field(1, ge=0, description="With design: coverage, the personas each cell gets at least.")
+
+        @model_validator(mode="after")
+        def _coverage_draws(self):
+            if self.design == "coverage" and self.per_stratum is None:
+                raise ValueError("design: coverage draws per_stratum personas per stratum: set per_stratum")
+            return self
 
         @field_validator("path")
         @classmethod
@@ -193,6 +208,20 @@ class LibrarySampler(Sampler):
         except RuntimeError as exc:
             raise RuntimeError(f"library sampler: {exc}") from None
 
+    def by_design(
+        self, stratum: str, indexes: list[int], raked: np.ndarray | None, n: int, rng: np.random.Generator
+    ) -> tuple[list[int], list[float]]:
+        """``design: coverage``: rows drawn for coverage of their cells, weighted to the stratum's people."""
+        weights = raked if raked is not None else np.array([self.row_weight(self.rows[i]) for i in indexes])
+        if raked is None and not self.config.weight and stratum in self.controls:
+            total = self.controls.population(stratum)
+        else:
+            total = float(weights.sum())
+        codes: dict[tuple, int] = {}
+        cells = np.array([codes.setdefault(cell_of(self.attributes(self.rows[i])), len(codes)) for i in indexes])
+        picks, share = draw_by_design(weights, cells, n, rng, "coverage", self.config.floor)
+        return [indexes[p] for p in picks.tolist()], (total * share).tolist()
+
     def sample(self, rng: np.random.Generator, batch_size: int) -> Iterator[list[Persona]]:
         return batched(self.personas(rng), batch_size)
 
@@ -207,7 +236,9 @@ class LibrarySampler(Sampler):
         for stratum, indexes in self.strata.items():
             n = self.config.per_stratum
             raked = self.raked(stratum, indexes) if self.config.rake else None
-            if raked is None:
+            if self.config.design == "coverage":
+                picks, weights = self.by_design(stratum, indexes, raked, n, rng)
+            elif raked is None:
                 picks = indexes if n is None else rng.choice(indexes, size=n, replace=n > len(indexes)).tolist()
                 weights = [self.weight_of(stratum, len(picks), self.rows[i]) for i in picks]
             elif n is None:
