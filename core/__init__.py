@@ -14,6 +14,7 @@ hookimpl = pluggy.HookimplMarker("simrun")
 from . import data  # noqa: E402 - the names below need hookimpl and __version__ defined first
 from .analysis import RunLog as RunLog  # noqa: E402 - notebooks: simrun.open("simrun.db"), kept out of __all__
 from .analysis import open as open  # noqa: E402
+from .baselines import FixedSharesView  # noqa: E402
 from .bundled import BUNDLED_MODEL, bundled_model  # noqa: E402
 from .census import (  # noqa: E402
     AGE_BANDS,
@@ -123,6 +124,7 @@ __all__ = [
     "from_samples",
     "tvd",
     "correlation",
+    "FixedSharesView",
     # coverage of the population's trait combinations
     "COVERAGE_DIMENSIONS",
     "cell_of",

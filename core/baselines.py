@@ -56,6 +56,35 @@ class BaselineView:
                 yield {**row, "distribution": encoded[row["question_id"]], "invalid": answer.invalid}
 
 
+class FixedSharesView:
+    """The run as a metric would see it had each stratum answered with given shares: a metric's own baseline,
+    such as the election metric's earlier result as a naive forecast (``Metric.own_baselines``)."""
+
+    def __init__(self, run: RunView, shares: dict[str, dict[str, dict[str, float]]]):
+        self.run, self._shares = run, shares  # question -> stratum -> label -> share
+        self.questions = run.questions
+
+    def shares(self, question_id: str) -> dict[str, dict[str, float]]:
+        return {stratum: dict(given) for stratum, given in self._shares[question_id].items()}
+
+    def invalid(self, question_id: str) -> dict[str, float]:
+        return dict.fromkeys(self._shares[question_id], 0.0)
+
+    def sizes(self, question_id: str) -> dict[str, int]:
+        return self.run.sizes(question_id)
+
+    def personas(self) -> Iterator[Persona]:
+        return self.run.personas()
+
+    def answers(self) -> Iterator[dict]:
+        """Each persona's answer is its stratum's shares; personas of strata with none given are left out."""
+        stratum_of = {p.id: p.stratum for p in self.run.personas()}
+        for row in self.run.answers():
+            given = self._shares.get(row["question_id"], {}).get(stratum_of.get(row["persona_id"], ""))
+            if given is not None:
+                yield {**row, "distribution": dumps(given), "invalid": 0.0}
+
+
 def split(metric: str) -> tuple[str, str]:
     """(metric, baseline) of a stored metric name; baseline "" for the personas' own score."""
     name, _, baseline = metric.partition(SEPARATOR)

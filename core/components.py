@@ -283,6 +283,12 @@ class Metric(Component):
         """The metric's figures for a run: ``run`` is ``RunData`` (a ``SharesData`` resample when ``resamplable``)."""
         raise NotImplementedError
 
+    def own_baselines(self, run: RunData) -> dict[str, RunData]:
+        """Baselines this metric brings beyond the scenario's (the election metric's earlier result, a naive
+        forecast): name -> a view of the run with the baseline's answers (``simrun.FixedSharesView``), scored by
+        ``compute`` and stored as ``NAME@BASELINE`` beside the personas' score. Default: none."""
+        return {}
+
 
 class Ablation(Component):
     """Turns one scenario into labelled variants that differ in one thing."""

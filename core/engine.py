@@ -588,11 +588,10 @@ class Engine:
             results = metric.compute(view)
             self.store.write_metrics(run_id, name, [r.model_dump() for r in results])
             values.update({f"{name}.{r.name}": r.value for r in results if not r.stratum})
-        for baseline, answers in (baselines or {}).items():
-            reference = BaselineView(view, answers)
-            for name, metric in metrics:
-                if not metric.baselines:
-                    continue
+        shared = {baseline: BaselineView(view, answers) for baseline, answers in (baselines or {}).items()}
+        for name, metric in metrics:
+            views = {**(shared if metric.baselines else {}), **metric.own_baselines(view)}
+            for baseline, reference in views.items():
                 try:
                     results = metric.compute(reference)
                 except Exception as exc:  # noqa: BLE001 - a baseline the metric cannot score never fails the run

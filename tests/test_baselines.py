@@ -134,3 +134,23 @@ def test_a_baseline_the_model_cannot_answer_is_left_out_and_the_run_finishes(tmp
     assert {m for m in scores(store, run_id)} == {"election", "election@uniform", "wasserstein", "wasserstein@uniform"}
     stats = json.loads(store.run(run_id)["simulator_stats"])
     assert stats == {"baseline_no_persona_failed:HTTP 400: empty persona": 1}
+
+
+def test_an_earlier_election_scores_as_the_naive_forecast_beside_the_personas(tmp_path):
+    truth = read_truth(data.path("president_2024.csv"))
+    earlier = tmp_path / "earlier [swapped].csv"  # a made-up earlier election: every state's two parties swapped
+    earlier.write_text(
+        "state,dem_votes,rep_votes,electoral_votes\n"
+        + "".join(f"{s},{t['rep_votes']},{t['dem_votes']},{t['electoral_votes']}\n" for s, t in truth.items())
+    )
+    store, run_id, _ = election_run(tmp_path, f"metrics.election.forecast={earlier}")
+    forecast = scores(store, run_id)["election@forecast"]
+    shares = [t["dem_votes"] / (t["dem_votes"] + t["rep_votes"]) for t in truth.values()]
+    assert forecast["mae_points"] == pytest.approx(100 * sum(abs(1 - 2 * s) for s in shares) / len(shares))
+    assert forecast["states_called"] == 0 and forecast["invalid_rate"] == 0.0
+    same = tmp_path / "same.csv"
+    same.write_text(data.path("president_2024.csv").read_text())
+    (tmp_path / "again").mkdir()
+    store, run_id, _ = election_run(tmp_path / "again", f"metrics.election.forecast={same}")
+    assert scores(store, run_id)["election@forecast"]["mae_points"] == pytest.approx(0.0, abs=1e-9)
+    assert "election@uniform" in scores(store, run_id)  # the scenario's baselines still come too

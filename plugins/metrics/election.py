@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 from simrun import (
     ALL_STRATA,
     CheckContext,
+    FixedSharesView,
     Metric,
     MetricValue,
     Problem,
@@ -85,8 +86,13 @@ class ElectionMetric(Metric):
         truth: str | None = Field(
             None, description="CSV with state, dem_votes, rep_votes, electoral_votes; default: 2024 (MEDSL)."
         )
+        forecast: str | None = Field(
+            None,
+            description="An earlier election in the same format: scored as the naive forecast that every state "
+            "votes as it did then (election@forecast, beside the personas' score).",
+        )
 
-        @field_validator("truth")
+        @field_validator("truth", "forecast")
         @classmethod
         def _readable(cls, value: str | None) -> str | None:
             if value is not None:
@@ -166,6 +172,19 @@ class ElectionMetric(Metric):
         )
         ax.tick_params(axis="x", labelsize=7, rotation=90)
         return [("simulated vs real Democratic share by state", scatter), ("error by state", bars)]
+
+    def own_baselines(self, run) -> dict[str, FixedSharesView]:
+        """``forecast``: each state's two-party result in the earlier election, as if the personas had voted so."""
+        c = self.config
+        if c.forecast is None or c.question not in run.questions:
+            return {}
+        earlier = read_truth(Path(c.forecast))
+        states = [s for s in run.shares(c.question) if s in earlier]
+        dem = {s: earlier[s]["dem_votes"] / (earlier[s]["dem_votes"] + earlier[s]["rep_votes"]) for s in states}
+        votes = {s: earlier[s]["dem_votes"] + earlier[s]["rep_votes"] for s in states}
+        national = sum(dem[s] * votes[s] for s in states) / sum(votes.values()) if states else 0.5
+        shares = {s: {c.dem_option: d, c.rep_option: 1 - d} for s, d in {**dem, ALL_STRATA: national}.items()}
+        return {"forecast": FixedSharesView(run, {c.question: shares})}
 
     def compute(self, run) -> list[MetricValue]:
         from scipy.stats import rankdata, wasserstein_distance  # 1.5 s to import: only when scoring
