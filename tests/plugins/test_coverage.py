@@ -151,3 +151,22 @@ def test_the_library_sampler_draws_for_coverage_too(tmp_path):
     assert sum(p.weight for p in rare) / sum(p.weight for p in personas) < 0.15  # weights bring it back down
     with pytest.raises(ValueError, match="set per_stratum"):
         LibrarySampler.Config(**{**config, "per_stratum": None})
+
+
+def test_compare_and_report_put_the_designs_coverage_side_by_side(tmp_path, invoke):
+    scenario = tmp_path / "designs.yaml"
+    scenario.write_text(
+        "name: designs\nsampler: {use: census, with: {states: [VT], per_state: 300}}\n"
+        "simulator: {use: instant}\nquestions:\n  - {id: q1, text: 'Like it?', options: ['Yes', 'No']}\n"
+        "metrics: {coverage: {}}\n"
+        "ablation: {use: swap, with: {field: sampler.with.design, "
+        "options: {proportional: proportional, coverage: coverage}}}\n"
+    )
+    assert invoke("sweep", str(scenario), "--quiet").exit_code == 0
+    sweep_id = json.loads(invoke("runs", "--json").output)[0]["sweep_id"]
+    compared = json.loads(invoke("compare", sweep_id, "--json").output)
+    reached = {v["label"]: v["metrics"]["coverage.cells_reached"]["value"] for v in compared["variants"]}
+    assert reached["coverage"] == 1.0 > reached["proportional"]
+    report = tmp_path / "designs.html"
+    assert invoke("report", sweep_id, "-o", str(report)).exit_code == 0
+    assert "coverage.tail_reached" in report.read_text()
