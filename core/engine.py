@@ -31,8 +31,6 @@ from .shares import ShareSums
 from .store import Store, StoreError, cache_key_of, cache_keys, dumps, now, pack_answer, prompt_text, unpack_answer
 from .views import RunView
 
-AGGREGATE_CHUNK = 2_000  # answers of one question turned into arrays at a time: memory stays flat in N
-
 
 class PlanError(ScenarioError):
     """The enrichers cannot be ordered: a cycle or an attribute nobody provides."""
@@ -250,7 +248,7 @@ class Engine:
                         self.store.add_simulator_stats(run_id, pipeline.executor.stats())
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
-            self.aggregate(run_id)
+            self.aggregate(run_id, loaded.scenario.questions)
             timings["aggregate_s"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
             values = self.score(run_id, loaded, pipeline.metrics, references)
@@ -497,27 +495,15 @@ class Engine:
         )
         return answers, keys, cached
 
-    def aggregate(self, run_id: str) -> None:
-        """Weighted option shares per stratum and question, plus the whole population, streamed in chunks."""
+    def aggregate(self, run_id: str, questions: list[Question]) -> None:
+        """Weighted option shares per stratum and question, plus the whole population, summed in SQL."""
+        labels = {q.id: q.labels for q in questions}
+        widest = max(labels.values(), key=len, default=[])
         sums = ShareSums()
-        pending: dict[str, list[tuple]] = defaultdict(list)
-
-        def flush(question_id: str) -> None:
-            rows = pending.pop(question_id)
-            distributions = [json.loads(distribution) for _, _, _, distribution in rows]
-            labels = list(dict.fromkeys(label for d in distributions for label in d))  # by name, whatever the order
-            values = np.array(
-                [[*(d.get(label, 0.0) for label in labels), row[2]] for d, row in zip(distributions, rows)]
-            )
-            strata, codes = np.unique([row[0] for row in rows], return_inverse=True)
-            sums.add(question_id, labels, strata.tolist(), codes, np.array([row[1] for row in rows]), values)
-
-        for question_id, *row in self.store.share_rows(run_id):
-            pending[question_id].append(row)
-            if len(pending[question_id]) == AGGREGATE_CHUNK:
-                flush(question_id)
-        for question_id in list(pending):
-            flush(question_id)
+        for question_id, stratum, weight, invalid, *by_label in self.store.share_sums(run_id, widest):
+            width = len(labels[question_id])
+            summed = np.array([*(v or 0.0 for v in by_label[:width]), invalid])
+            sums.add_sums(question_id, labels[question_id], stratum, weight, summed)
         invalid = sums.invalid()
         rows = [
             {

@@ -49,6 +49,14 @@ class ShareSums:
                 self.accumulate((question_id, name), sums, float(total))
         self.accumulate((question_id, ALL_STRATA), weighted.sum(0), float(weights.sum()))
 
+    def add_sums(self, question_id: str, labels: list[str], stratum: str, weight: float, sums: np.ndarray) -> None:
+        """A stratum's answers to one question already summed (``Store.share_sums``): the weighted probability of
+        each of ``labels`` followed by the weighted invalid mass, and the weight behind them."""
+        self.labels.setdefault(question_id, list(labels))
+        if stratum != ALL_STRATA:  # a stratum so named is the whole population, added for every stratum below
+            self.accumulate((question_id, stratum), sums, weight)
+        self.accumulate((question_id, ALL_STRATA), sums, weight)
+
     def accumulate(self, key: tuple[str, str], sums: np.ndarray, total: float) -> None:
         """Add to a (question, stratum)'s sums, widening earlier ones when a later call brought a new label."""
         before = self.sums.get(key)

@@ -136,6 +136,10 @@ json_string = json.encoder.encode_basestring_ascii  # a str as dumps writes it, 
 dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode  # one encoder, reused
 
 
+# distributions as dumps writes them; NaN and Infinity, which json accepts and SQLite does not, only as values
+NOT_JSON = "instr(a.distribution, ':NaN') or instr(a.distribution, 'Infinity')"
+
+
 def table_names(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
 
@@ -537,15 +541,32 @@ class Store:
         )
         return {**counts, ALL_STRATA: sum(counts.values())}
 
-    def share_rows(self, run_id: str) -> Iterator[tuple[str, str, float, float, str]]:
-        """(question id, stratum, weight, invalid, distribution JSON) of every answer: what aggregation reads."""
-        cursor = self.db.execute(
-            "select a.question_id, p.stratum, p.weight, a.invalid, a.distribution from answers a"
-            " join personas p on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ?",
+    def share_sums(self, run_id: str, labels: list[str]) -> list[tuple]:
+        """Per question and stratum: (question id, stratum, weight, weighted invalid mass, the weighted probability
+        of each of ``labels``, None where no answer has it), summed by SQLite in one pass over the answers: what
+        aggregation reads, with no row or JSON decoded in Python."""
+        columns = "".join(f", sum(p.weight * json_extract(a.distribution, '$.\"{label}\"'))" for label in labels)
+        joined = " from answers a join personas p on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ? and"
+        summed = self.db.execute(
+            f"select a.question_id, p.stratum, sum(p.weight), sum(p.weight * a.invalid){columns}{joined}"
+            f" not ({NOT_JSON}) group by a.question_id, p.stratum",
             [run_id],
-        )
-        while rows := cursor.fetchmany(5000):
-            yield from rows
+        ).fetchall()
+        # a buggy simulator's NaN or infinite probability is no JSON to SQLite: those few rows are summed here
+        for question_id, stratum, weight, invalid, text in self.db.execute(
+            f"select a.question_id, p.stratum, p.weight, a.invalid, a.distribution{joined} {NOT_JSON}", [run_id]
+        ):
+            distribution = json.loads(text)
+            summed.append(
+                (
+                    question_id,
+                    stratum,
+                    weight,
+                    weight * invalid,
+                    *(weight * distribution[k] if k in distribution else None for k in labels),
+                )
+            )
+        return summed
 
     def answer_rows(self, run_id: str, prompts: bool = False) -> Iterator[dict]:
         """A run's answers with their persona's stratum and weight and the run's model, by persona and question.
