@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .models import ModelAnswer, Persona, Prompt, Question
 
@@ -40,9 +40,24 @@ class CheckContext(BaseModel):
 
     scenario: Any  # simrun.scenario.Scenario, its questions including those metrics bring
     strata: frozenset[str] | None = None  # None: the sampler cannot say before sampling
+    registry: Any = None  # simrun.registry.Registry: the installed components, for sampler()
 
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.scenario.questions if q.id == question_id), None)
+
+    def sampler(self, use: str, config: dict[str, Any]) -> Sampler:
+        """The installed sampler ``use`` built from ``config`` (a component that names another, such as the
+        coverage metric's reference population); ValueError with what is installed, or what the config lacks."""
+        try:
+            cls = self.registry.get("sampler", use).cls
+        except LookupError as exc:
+            raise ValueError(str(exc)) from None
+        try:
+            return cls(cls.Config.model_validate(config))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise ValueError(f"sampler {use}: {where + ': ' if where else ''}{error['msg']}") from None
 
 
 class Component:

@@ -42,7 +42,8 @@ def draw_by_design(
     """Draw ``n`` rows of a weighted population: the rows picked, and the share of the population each stands for.
 
     ``proportional`` draws rows in proportion to their weights; each stands for 1/n. ``coverage`` gives every
-    cell (``cells``: each row's cell code) that has people ``floor`` draws when n allows, and spreads the rest
+    cell (``cells``: each row's cell code) that has people ``floor`` draws (fewer if n is too small for them all)
+    and spreads the rest
     over the cells in proportion to the square root of their people, so rare cells are reached; within a cell
     rows are drawn by weight. A persona in cell c stands for pi_c / E[draws in c]: weighted sums estimate the
     population's without bias, whatever the allocation (Hansen-Hurwitz).
@@ -53,7 +54,8 @@ def draw_by_design(
     codes, cell = np.unique(cells, return_inverse=True)
     pi = np.bincount(cell, weights=p, minlength=len(codes))
     alive = pi > 0
-    fixed = np.where(alive, floor, 0) if floor * alive.sum() <= n else np.zeros(len(codes), dtype=int)
+    floor = min(floor, n // max(int(alive.sum()), 1))  # the largest floor n allows, never all or nothing
+    fixed = np.where(alive, floor, 0)
     rest = n - int(fixed.sum())
     q = np.sqrt(pi) / np.sqrt(pi).sum()
     counts = fixed + rng.multinomial(rest, q)
@@ -97,19 +99,22 @@ def coverage_of(
     living = {c: n for c, n in population.items() if n > 0}
     total = sum(living.values())
     reached = {c for c, n in personas.items() if n > 0 and c in living}
-    in_tail, held = [], 0.0
+    # the tail: exactly `tail` of the people, from the rarest cell up; the cell that crosses the line counts in part
+    tail_people = tail * total
+    held = tail_reached = 0.0
     for c, n in sorted(living.items(), key=lambda item: (item[1], str(item[0]))):
-        if held >= tail * total:
+        part = min(n, tail_people - held)
+        if part <= 0:
             break
-        in_tail.append(c)
-        held += n
+        held += part
+        tail_reached += part if c in reached else 0.0
     counted = sum(personas.values())
     return {
         "cells": float(len(living)),
         "cells_reached": len(reached) / len(living) if living else float("nan"),
         "population_reached": sum(living[c] for c in reached) / total if total else float("nan"),
-        "tail_reached": sum(living[c] for c in in_tail if c in reached) / held if held else float("nan"),
+        "tail_reached": tail_reached / held if held else float("nan"),
         "effective_profiles": float(np.exp(entropy(np.array(list(personas.values()))))) if counted else 0.0,
-        "population_profiles": float(np.exp(entropy(np.array(list(living.values()))))),
+        "population_profiles": float(np.exp(entropy(np.array(list(living.values()))))) if living else 0.0,
         "outside": sum(n for c, n in personas.items() if c not in living) / counted if counted else 0.0,
     }

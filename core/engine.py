@@ -576,7 +576,12 @@ class Engine:
             values.update({f"{name}.{r.name}": r.value for r in results if not r.stratum})
         shared = {baseline: BaselineView(view, answers) for baseline, answers in (baselines or {}).items()}
         for name, metric in metrics:
-            views = {**(shared if metric.baselines else {}), **metric.own_baselines(view)}
+            try:
+                own = metric.own_baselines(view)
+            except Exception as exc:  # noqa: BLE001 - a baseline the metric cannot build never fails the run
+                self.baseline_faults[f"baseline_own_unbuilt:{name}: {type(exc).__name__}"] = 1
+                own = {}
+            views = {**(shared if metric.baselines else {}), **own}
             for baseline, reference in views.items():
                 try:
                     results = metric.compute(reference)

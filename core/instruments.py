@@ -12,7 +12,9 @@ from __future__ import annotations
 import ast
 import csv
 import html
+import io
 import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -50,8 +52,8 @@ QUALTRICS_TYPES = {
 }
 # Options such as these at the end of a scale have no place on it (Question.ordinal stops before them).
 OFF_SCALE = re.compile(
-    r"^\s*(don'?t know|do not know|not sure|unsure|no opinion|refused?|prefer not|rather not|"
-    r"decline|n/?a\b|not applicable|none of (the|these))",
+    r"^\s*(don'?t know|do not know|not sure|unsure|no opinion|refused?\b|prefer not|rather not|"
+    r"declined? to (answer|say|state|respond)|n/?a\b|not applicable|none of (the|these))",
     re.IGNORECASE,
 )
 
@@ -148,6 +150,8 @@ def _read_qsf(text: str, source: str) -> tuple[list[Question], list[Skipped]]:
         survey = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InstrumentError(f"{source}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise InstrumentError(f"{source}: JSON nested too deeply: not a Qualtrics survey export") from None
     elements = survey.get("SurveyElements") if isinstance(survey, dict) else None
     if not isinstance(elements, list):
         raise InstrumentError(f"{source}: no SurveyElements list: not a Qualtrics survey export (.qsf)")
@@ -162,6 +166,8 @@ def _read_qsf(text: str, source: str) -> tuple[list[Question], list[Skipped]]:
             payload = element.get("Payload")
             if not isinstance(payload, dict) or not isinstance(payload.get("QuestionID"), str):
                 raise InstrumentError(f"{where} ({element.get('PrimaryAttribute')}): question without a QuestionID")
+            if payload["QuestionID"] in payloads:
+                raise InstrumentError(f"{where}: a second question {payload['QuestionID']}; each needs its own id")
             payloads[payload["QuestionID"]] = payload
         elif element["Element"] == "BL":
             for block in _blocks(element.get("Payload"), where):
@@ -169,6 +175,7 @@ def _read_qsf(text: str, source: str) -> tuple[list[Question], list[Skipped]]:
                 ids = [i for i in ids if isinstance(i, str)]
                 (trash.update if block.get("Type") == "Trash" else order.extend)(ids)
     # Questions in the blocks' order; any no block holds (exports without a BL element) after them.
+    trash -= set(order)  # a question a live block lists too is asked
     order = list(dict.fromkeys([*order, *(q for q in payloads if q not in trash and q not in order)]))
     questions: list[Question] = []
     skipped = [Skipped(id=_export_tag(payloads[q]), type="in trash", reason="deleted") for q in payloads if q in trash]
@@ -177,6 +184,8 @@ def _read_qsf(text: str, source: str) -> tuple[list[Question], list[Skipped]]:
             raise InstrumentError(f"{source}: a block lists {qid}, which no SurveyElements question defines")
         try:
             asked, left = _qsf_question(payloads[qid])
+        except ValidationError as exc:  # well-formed but not askable: duplicate options, no text
+            asked, left = [], [Skipped(id=_export_tag(payloads[qid]), type="choice", reason=_reason(exc))]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InstrumentError(f"{source}: question {qid} ({_export_tag(payloads[qid])}): {_reason(exc)}") from None
         questions.extend(asked)
@@ -218,13 +227,13 @@ def _ordered(items: Any, order: Any, field: str) -> list[tuple[str, str]]:
     missing = [k for k in keys if k not in items]
     if missing:
         raise ValueError(f"{field} order names {missing}, which {field} lacks")
-    return [(k, plain_text(str(items[k].get("Display", "")))) for k in keys]
+    return [(k, plain_text(str(items[k].get("Display") or ""))) for k in keys]
 
 
 def _qsf_question(payload: dict) -> tuple[list[Question], list[Skipped]]:
     tag, kind = _export_tag(payload), str(payload.get("QuestionType"))
     selector, sub = payload.get("Selector"), payload.get("SubSelector")
-    text = plain_text(str(payload.get("QuestionText", "")))
+    text = plain_text(str(payload.get("QuestionText") or ""))
 
     def skip(reason: str, what: str = "") -> tuple[list[Question], list[Skipped]]:
         return [], [Skipped(id=tag, type=what or f"{kind}/{selector}", reason=reason)]
@@ -242,10 +251,14 @@ def _qsf_question(payload: dict) -> tuple[list[Question], list[Skipped]]:
         options = [label for _, label in _ordered(payload["Answers"], payload.get("AnswerOrder"), "Answers")]
         statements = _ordered(payload["Choices"], payload.get("ChoiceOrder"), "Choices")
         rows = [(f"{tag}_{_id(key)}", f"{text} {statement}".strip()) for key, statement in statements]
+        if not rows:
+            return skip("no rows of its own (carried forward from another question?)", f"Matrix/{selector}/{sub}")
     else:
         return skip("a question type simrun does not know", kind)
-    if "${" in text or any("${" in o for o in options):
+    if any("${" in t for t in [*options, *(row_text for _, row_text in rows)]):
         return skip("piped text (${...}) is filled in per respondent", f"{kind}/{selector}")
+    if any(not option for option in options):
+        return skip("an option with no text (an image?)")
     if len(options) > len(OPTION_LABELS):
         return skip(f"{len(options)} options; at most {len(OPTION_LABELS)} can be asked")
     if len(options) < 2:
@@ -258,8 +271,11 @@ def _qsf_question(payload: dict) -> tuple[list[Question], list[Skipped]]:
 
 
 def _read_csv(text: str, source: str, format: Format) -> tuple[list[Question], list[Skipped]]:
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     fields = {f.strip().lower(): f for f in reader.fieldnames or []}
+    repeated = [f for f, n in Counter(f.strip().lower() for f in reader.fieldnames or []).items() if n > 1]
+    if repeated:
+        raise InstrumentError(f"{source}:1: column {repeated[0]!r} appears twice in the header")
     need = ("key", "question") if format == "pew" else ("id", "text", "options")
     lacking = [n for n in need if n not in fields]
     if format == "pew" and not ({"references", "options"} & set(fields)):
@@ -272,9 +288,15 @@ def _read_csv(text: str, source: str, format: Format) -> tuple[list[Question], l
     for row in reader:
         line = reader.line_num
         row = {k.strip().lower(): (v or "") for k, v in row.items() if k is not None}
+        if not any(v.strip() for v in row.values()):
+            continue  # a blank line, or a spreadsheet's row of empty cells
         try:
             question = _pew_row(row) if format == "pew" else _bank_row(row)
-        except (ValueError, SyntaxError) as exc:
+        except ValidationError as exc:
+            if format == "csv":  # a bank is the user's own: every row should be askable
+                raise InstrumentError(f"{source}:{line}: {_reason(exc)}") from None
+            question = Skipped(id=row["key"], type="choice", reason=_reason(exc))
+        except (ValueError, SyntaxError, TypeError, RecursionError) as exc:
             raise InstrumentError(f"{source}:{line}: {_reason(exc)}") from None
         if isinstance(question, Skipped):
             skipped.append(question)
@@ -293,24 +315,31 @@ def _read_csv(text: str, source: str, format: Format) -> tuple[list[Question], l
     return questions, skipped
 
 
-def _listed(value: str, field: str) -> list:
+def _listed(value: str, field: str) -> list[str | float]:
     """A list cell: JSON (``["a", "b"]``), a Python literal as OpinionQA's raw files have, or ``a | b``."""
     value = value.strip()
-    if value.startswith("["):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = ast.literal_eval(value)
-        if not isinstance(parsed, list):
-            raise ValueError(f"{field}: expected a list")
-        return parsed
-    return [part.strip() for part in value.split("|")] if value else []
+    if not value.startswith("["):
+        return [part.strip() for part in value.split("|")] if value else []
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = ast.literal_eval(value)
+    if not isinstance(parsed, list) or not all(isinstance(x, (str, int, float)) for x in parsed):
+        raise ValueError(f"{field}: expected a list of texts or numbers")
+    return parsed
+
+
+def _numbers(value: str, field: str) -> list[float]:
+    numbers = [float(x) for x in _listed(value, field)]
+    if not all(math.isfinite(x) for x in numbers):
+        raise ValueError(f"{field}: NaN or infinity is no place on a scale")
+    return numbers
 
 
 def _pew_row(row: dict[str, str]) -> Question | Skipped:
     options = [str(o) for o in _listed(row.get("options") or row.get("references", ""), "options")]
     options = [o for o in options if o != REFUSED]
-    ordinal = [float(x) for x in _listed(row.get("option_ordinal", ""), "option_ordinal")] or None
+    ordinal = _numbers(row.get("option_ordinal", ""), "option_ordinal") or None
     if len(options) > len(OPTION_LABELS):
         return Skipped(id=row["key"], type="choice", reason=f"{len(options)} options")
     return Question(id=_id(row["key"]), text=row["question"].strip(), options=options, ordinal=ordinal)
@@ -319,9 +348,9 @@ def _pew_row(row: dict[str, str]) -> Question | Skipped:
 def _bank_row(row: dict[str, str]) -> Question:
     ordinal_cell = row.get("ordinal", "").strip()
     if ordinal_cell.lower() == "auto":
-        ordinal = scale_positions(_listed(row["options"], "options"))
+        ordinal = scale_positions([str(o) for o in _listed(row["options"], "options")])
     else:
-        ordinal = [float(x) for x in _listed(ordinal_cell, "ordinal")]
+        ordinal = _numbers(ordinal_cell, "ordinal")
     return Question(
         id=row["id"].strip(),
         text=row["text"].strip(),

@@ -407,18 +407,22 @@ def validate_data(
             )
         )
     if not issues:
-        issues.extend(_component_problems(scenario, configured, lines, overridden))
+        issues.extend(_component_problems(scenario, configured, lines, overridden, registry))
     if issues:
         raise ScenarioError(source, issues)
     return LoadedScenario(scenario=scenario, data=data, text=text, source=source, notices=notices)
 
 
 def _component_problems(
-    scenario: Scenario, configured: list[tuple[type, PathKey, BaseModel]], lines: dict, overridden: list[str]
+    scenario: Scenario,
+    configured: list[tuple[type, PathKey, BaseModel]],
+    lines: dict,
+    overridden: list[str],
+    registry: Registry,
 ) -> list[ScenarioIssue]:
     """Every component's own ``check`` against the whole scenario, each problem placed at its field's line."""
     sampler_cls, _, sampler_config = configured[0]
-    context = CheckContext(scenario=scenario, strata=sampler_cls.planned_strata(sampler_config))
+    context = CheckContext(scenario=scenario, strata=sampler_cls.planned_strata(sampler_config), registry=registry)
     issues = []
     for cls, loc, config in configured:
         try:

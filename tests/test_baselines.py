@@ -154,3 +154,15 @@ def test_an_earlier_election_scores_as_the_naive_forecast_beside_the_personas(tm
     store, run_id, _ = election_run(tmp_path / "again", f"metrics.election.forecast={same}")
     assert scores(store, run_id)["election@forecast"]["mae_points"] == pytest.approx(0.0, abs=1e-9)
     assert "election@uniform" in scores(store, run_id)  # the scenario's baselines still come too
+
+
+def test_a_baseline_a_metric_cannot_build_never_fails_the_run(tmp_path, monkeypatch):
+    from simrun.plugins.metrics.election import ElectionMetric
+
+    def unreadable(self, run):
+        raise OSError("the forecast file went away")
+
+    monkeypatch.setattr(ElectionMetric, "own_baselines", unreadable)
+    store, run_id, _ = election_run(tmp_path)
+    assert store.run(run_id)["status"] == "finished" and "election@uniform" in scores(store, run_id)
+    assert any(k.startswith("baseline_own_unbuilt:election") for k in json.loads(store.run(run_id)["simulator_stats"]))

@@ -193,3 +193,97 @@ def test_a_bad_question_file_entry_names_its_line_and_field(tmp_path, registry, 
     rendered = error.value.render()
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip(" -").startswith(field))
     assert expected in rendered and f"scenario.yaml:{line}" in rendered, rendered
+
+
+def qsf(*questions: dict, blocks: list | None = None) -> str:
+    """A minimal .qsf holding these question payloads (QuestionID, DataExportTag, ... as Qualtrics writes them)."""
+    elements = [{"Element": "SQ", "PrimaryAttribute": q["QuestionID"], "Payload": q} for q in questions]
+    if blocks is not None:
+        elements.insert(0, {"Element": "BL", "Payload": blocks})
+    return json.dumps({"SurveyEntry": {}, "SurveyElements": elements})
+
+
+def mc(qid: str, *choices, text: str | None = "Which?", tag: str | None = None) -> dict:
+    return {
+        "QuestionID": qid,
+        "DataExportTag": tag or qid.lower(),
+        "QuestionType": "MC",
+        "Selector": "SAVR",
+        "QuestionText": text,
+        "Choices": {str(i + 1): {"Display": c} for i, c in enumerate(choices)},
+        "ChoiceOrder": [i + 1 for i in range(len(choices))],
+    }
+
+
+def test_an_unaskable_question_is_skipped_with_why_and_the_rest_still_come(tmp_path):
+    matrix = {
+        "QuestionID": "QID5",
+        "DataExportTag": "grid",
+        "QuestionType": "Matrix",
+        "Selector": "Likert",
+        "SubSelector": "SingleAnswer",
+        "QuestionText": "Agree?",
+        "Choices": {},
+        "Answers": {"1": {"Display": "Agree"}, "2": {"Display": "Disagree"}},
+        "DynamicChoices": {"Locator": "q://QID1/ChoiceGroup/SelectedChoices"},
+    }
+    piped_row = {
+        **matrix,
+        "QuestionID": "QID6",
+        "DataExportTag": "grid2",
+        "Choices": {"1": {"Display": "I like ${q://QID1/ChoiceTextEntryValue}"}},
+    }
+    path = broken(
+        tmp_path,
+        "s.qsf",
+        qsf(
+            mc("QID1", "Yes", "yes "),  # two options that are one answer
+            mc("QID2", "Yes", None),  # an image-only choice
+            mc("QID3", "Yes", "No", text=None),  # no question text
+            mc("QID4", "Improved", "Stayed the same", "Declined", "Declined to answer"),
+            matrix,
+            piped_row,
+        ),
+    )
+    instrument = read_instrument(path)
+    assert [q.id for q in instrument.questions] == ["qid4"]
+    assert instrument.questions[0].ordinal == [1.0, 2.0, 3.0]  # "Declined" is on the scale, "Declined to answer" not
+    why = {s.id: s.reason for s in instrument.skipped}
+    assert "appears twice" in why["qid1"] and "no text" in why["qid2"] and "text" in why["qid3"]
+    assert "no rows of its own" in why["grid"] and "piped text" in why["grid2"]
+
+
+def test_a_question_a_live_block_lists_is_asked_even_if_the_trash_lists_it_too(tmp_path):
+    blocks = [
+        {"Type": "Trash", "BlockElements": [{"Type": "Question", "QuestionID": "QID1"}]},
+        {"Type": "Default", "BlockElements": [{"Type": "Question", "QuestionID": "QID1"}]},
+    ]
+    path = broken(tmp_path, "s.qsf", qsf(mc("QID1", "Yes", "No"), blocks=blocks))
+    assert [q.id for q in read_instrument(path).questions] == ["qid1"] and not read_instrument(path).skipped
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("s.qsf", qsf(mc("QID1", "Yes", "No"), mc("QID1", "A", "B")), "a second question QID1"),
+        ("s.qsf", "[" * 100_000, "nested too deeply"),
+        (
+            "bank.csv",
+            'id,text,options,ordinal\nq1,Rate,"Low | High","[[1], 2]"\n',
+            "bank.csv:2: ordinal: expected a list",
+        ),
+        ("bank.csv", 'id,text,options,ordinal\nq1,Rate,"Low | High","[NaN, 2]"\n', "bank.csv:2: ordinal: NaN"),
+        ("bank.csv", "id,text,options,id\nq1,Rate,Low | High,q2\n", "column 'id' appears twice"),
+        ("pew.csv", 'key,question,options,option_ordinal\nK1,Q?,"[""a"", ""b""]","[[1]]"\n', "pew.csv:2"),
+    ],
+)
+def test_hostile_files_are_named_not_tracebacks(tmp_path, name, text, expected):
+    with pytest.raises(InstrumentError) as error:
+        read_instrument(broken(tmp_path, name, text))
+    assert expected in str(error.value)
+
+
+def test_a_bank_keeps_quoted_line_breaks_and_skips_blank_rows(tmp_path):
+    text = 'id,text,options\r\nq1,"Line one\nline two",Yes | No\r\n,,\r\n\r\nq2,Again?,Yes | No\r\n'
+    questions = read_instrument(broken(tmp_path, "bank.csv", text)).questions
+    assert [q.text for q in questions] == ["Line one\nline two", "Again?"]

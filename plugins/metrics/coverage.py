@@ -25,8 +25,11 @@ from pydantic import Field
 
 from simrun import (
     COVERAGE_DIMENSIONS,
+    CheckContext,
     Metric,
     MetricValue,
+    Problem,
+    Sampler,
     StrictConfig,
     cell_of,
     coverage_of,
@@ -38,6 +41,16 @@ from simrun import (
 Cell = tuple[str | None, ...]
 
 
+class SamplerSpec(StrictConfig):
+    """A sampler as a scenario names one: ``{use: census, with: {states: all}}``."""
+
+    use: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"use": self.use, "with": self.with_}
+
+
 class CoverageMetric(Metric):
     """Cells, people and rare combinations a run's personas reach; the variety of LLM-written attributes."""
 
@@ -47,7 +60,7 @@ class CoverageMetric(Metric):
         tail: float = Field(
             0.05, gt=0, lt=1, description="The rarest cells that together hold this share of the people."
         )
-        reference: dict[str, Any] | None = Field(
+        reference: SamplerSpec | None = Field(
             None,
             description="The population as a sampler, e.g. {use: census, with: {states: all}}; default: the "
             "run's own sampler (a library run needs one).",
@@ -55,6 +68,37 @@ class CoverageMetric(Metric):
         attributes: list[str] | None = Field(
             None, description="Attributes whose variety to report; default: every one an LLM wrote (llm: provenance)."
         )
+
+    @classmethod
+    def check(cls, config: Config, context: CheckContext) -> list[Problem]:
+        """The population must be knowable before anything is simulated: a mistake here would fail the run only
+        when it is scored, and a resumed run keeps its metrics."""
+        spec = config.reference or SamplerSpec(
+            use=context.scenario.sampler.use, **{"with": context.scenario.sampler.with_}
+        )
+        field = "reference" if config.reference else ""
+        try:
+            sampler = context.sampler(spec.use, spec.with_)
+        except ValueError as exc:
+            return [Problem(field, str(exc))]
+        if type(sampler).population_cells is Sampler.population_cells:
+            return [
+                Problem(
+                    field,
+                    f"the {spec.use} sampler cannot tell its population's cells; "
+                    "give one as reference: {use: census, with: {states: all}}",
+                )
+            ]
+        reference = type(sampler).planned_strata(sampler.config)
+        if config.reference and context.strata and reference is not None and not context.strata & reference:
+            return [
+                Problem(
+                    field,
+                    f"shares no stratum with the run ({', '.join(sorted(context.strata)[:5])}, ...): "
+                    "the reference's strata must be the run's (state codes for census)",
+                )
+            ]
+        return []
 
     def compute(self, run) -> list[MetricValue]:
         personas: dict[str, Counter[Cell]] = defaultdict(Counter)
@@ -74,24 +118,28 @@ class CoverageMetric(Metric):
         if not personas:
             raise ValueError("coverage metric: the run has no personas")
         values: list[MetricValue] = []
-        population = run.population_cells(COVERAGE_DIMENSIONS, self.config.reference)
+        reference = self.config.reference.as_dict() if self.config.reference else None
+        population = run.population_cells(COVERAGE_DIMENSIONS, reference)
         if population is None:
             raise ValueError(
                 "coverage metric: the run's sampler cannot tell its population's cells; "
                 "give one as reference: {use: census, with: {states: all}}"
             )
+        matched = sorted(s for s in personas if s in population)
+        if not matched:
+            raise ValueError(
+                f"coverage metric: no stratum of the run ({', '.join(sorted(personas)[:5])}) is one of the "
+                f"population's ({', '.join(sorted(population)[:5])})"
+            )
         everyone: Counter[Cell] = Counter()
         nation: dict[Cell, float] = defaultdict(float)
-        for stratum, counts in sorted(personas.items()):
-            everyone.update(counts)
-            people = population.get(stratum)
-            if people is None:
-                continue
-            for cell, n in people.items():
+        for stratum in matched:  # overall: the matched strata's people and personas, pooled by cell
+            everyone.update(personas[stratum])
+            for cell, n in population[stratum].items():
                 nation[cell] += n
-            values.extend(self.figures(people, counts, weights[stratum], stratum))
-        all_weights = [w for ws in weights.values() for w in ws]
-        values.extend(self.figures(nation, everyone, all_weights, ""))
+            values.extend(self.figures(population[stratum], personas[stratum], weights[stratum], stratum))
+        values.extend(self.figures(nation, everyone, [w for s in matched for w in weights[s]], ""))
+        values.append(MetricValue(name="strata_without_population", value=float(len(personas) - len(matched))))
         for key, counts in sorted(written.items()):
             total = sum(counts.values())
             values += [

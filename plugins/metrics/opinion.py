@@ -139,7 +139,6 @@ GROUPS: dict[str, tuple[str, Callable[[object], str | None]]] = {
 
 
 @cache
-@cache
 def read_questions(path: Path) -> dict[str, Question]:
     """key -> question, 'Refused' left out; keys Pew gave to several questions are left out too."""
     return {q.id: q for q in read_instrument(path / QUESTIONS, "pew").questions}

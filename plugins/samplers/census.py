@@ -339,7 +339,9 @@ class CensusSampler(Sampler):
             "race/ethnicity x education cell gets `floor` personas when per_state allows, the rest go by the square "
             "root of each cell's people, and design weights undo it (docs/coverage.md).",
         )
-        floor: int = Field(1, ge=0, description="With design: coverage, the personas each cell gets at least.")
+        floor: int = Field(
+            1, ge=0, description="With design: coverage, the personas each cell gets at least (as per_state allows)."
+        )
 
         @field_validator("states")
         @classmethod

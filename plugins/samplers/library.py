@@ -102,7 +102,9 @@ class LibrarySampler(Sampler):
             "stratum's rows gets `floor` personas when per_stratum allows, the rest by the square root of its "
             "weight, and design weights undo it (docs/coverage.md).",
         )
-        floor: int = Field(1, ge=0, description="With design: coverage, the personas each cell gets at least.")
+        floor: int = Field(
+            1, ge=0, description="With design: coverage, the personas each cell gets at least (as per_stratum allows)."
+        )
 
         @model_validator(mode="after")
         def _coverage_draws(self):

@@ -170,3 +170,45 @@ def test_compare_and_report_put_the_designs_coverage_side_by_side(tmp_path, invo
     report = tmp_path / "designs.html"
     assert invoke("report", sweep_id, "-o", str(report)).exit_code == 0
     assert "coverage.tail_reached" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    "sampler, metric, expected",
+    [
+        ("{use: census, with: {states: [VT]}}", "{reference: {use: cenus}}", "did you mean 'census'"),
+        ("{use: census, with: {states: [VT]}}", "{reference: {with: {states: all}}}", "reference.use"),
+        (
+            "{use: census, with: {states: [VT]}}",
+            "{reference: {use: census, with: {states: [XX]}}}",
+            "sampler census: states: Value error, unknown state code",
+        ),
+        ("{use: census, with: {states: [VT]}}", "{reference: {use: census, with: {states: [WY]}}}", "no stratum"),
+        ("{use: towns}", "{}", "the towns sampler cannot tell its population's cells"),
+    ],
+)
+def test_a_coverage_metric_that_could_not_be_scored_is_refused_before_anything_is_asked(
+    tmp_path, invoke, sampler, metric, expected
+):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"name: c\nsampler: {sampler}\nsimulator: {{use: instant}}\n"
+        f"questions:\n  - {{id: q1, text: 'Like it?', options: ['Yes', 'No']}}\nmetrics:\n  coverage: {metric}\n"
+    )
+    result = invoke("validate", str(scenario))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and expected in said and "s.yaml:7" in said, said
+
+
+def test_strata_the_population_lacks_are_counted_and_left_out_of_the_overall_figures():
+    people = {("a",): 10.0, ("b",): 10.0}
+    personas = [Persona(id=i, stratum=s, weight=1.0) for i, s in enumerate(["VT", "TX", "TX"])]
+    values = CoverageMetric(CoverageMetric.Config()).compute(View(personas, {"VT": people}))
+    overall = {v.name: v.value for v in values if not v.stratum}
+    assert overall["personas"] == 1 and overall["strata_without_population"] == 1
+    with pytest.raises(ValueError, match=r"no stratum of the run \(TX, VT\)"):
+        CoverageMetric(CoverageMetric.Config()).compute(View(personas, {"CA": people}))
+
+
+def test_a_floor_too_large_for_n_gives_each_cell_what_n_allows():
+    picks, _ = draw_by_design(PEOPLE, CELL, 70, np.random.default_rng(0), "coverage", floor=3)
+    assert len(set(CELL[picks].tolist())) == CELLS  # floor 2 fits 30 cells in 70 draws; 3 would not
