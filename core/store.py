@@ -133,7 +133,21 @@ def cache_keys(identity: dict, prompts: list[Prompt]) -> list[str]:
 
 
 json_string = json.encoder.encode_basestring_ascii  # a str as dumps writes it, without building an encoder
-dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode  # one encoder, reused
+
+
+def _canonical_json() -> Callable[[Any], str]:
+    """Compact JSON with sorted keys. ``JSONEncoder.encode`` builds a C encoder on every call; this builds it
+    once, with the arguments ``iterencode`` gives it, so the output is the same (the run log's hot path)."""
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+    if json.encoder.c_make_encoder is None:
+        return encoder.encode
+    make = json.encoder.c_make_encoder(
+        None, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True
+    )
+    return lambda value: "".join(make(value, 0))
+
+
+dumps = _canonical_json()
 
 
 # distributions as dumps writes them; NaN and Infinity, which json accepts and SQLite does not, only as values
@@ -460,7 +474,7 @@ class Store:
                     a.invalid,
                     a.tokens,
                     a.latency_ms,
-                    b"".join(cache_key_bytes(k) for k in a.cache_key.split(",")),
+                    bytes.fromhex(a.cache_key.replace(",", "")),  # each key 32 hex digits: cache_key_bytes
                     int(a.cached),
                     a.error,
                 )

@@ -83,3 +83,20 @@ def test_non_semantic_must_name_config_fields(tmp_path):
     )
     with pytest.raises(PluginError, match="Bad.non_semantic names no Config field: timeout"):
         load_registry(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"B": 0.25, "A": 0.75},
+        "plain ünïcode \u2028 text",
+        [1, 2.5, None, True, float("nan"), float("inf"), -0.0],
+        {"z": [{"b": 1, "a": {"d": (1, 2)}}], "a": "x", "m": {}},
+        {1: "int key", 2: "another"},
+        {"when": __import__("datetime").date(2026, 12, 2)},  # not JSON: default=str
+    ],
+)
+def test_the_reused_encoder_writes_what_json_dumps_writes(value):
+    from simrun.store import dumps
+
+    assert dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -199,17 +199,22 @@ def test_lifecycle_hooks_see_the_run(tmp_path):
         @hookimpl
         def batch_done(self, run, personas, answers):
             seen.append(("batch", len(personas), len(answers)))
+            prompts.update({(a.persona_id, a.question_id): a.prompt for a in answers})
 
         @hookimpl
         def run_finished(self, run, metrics):
             seen.append(("finished", sorted(metrics)))
 
+    prompts = {}
     registry = load_registry(EXAMPLE)
     registry.manager.register(Observer())
-    run_towns(registry, tmp_path / "h.db")
+    store, run_id = run_towns(registry, tmp_path / "h.db")
     assert seen[0] == ("started", "towns", False)
     assert [s for s in seen if s[0] == "batch"] == [("batch", 8, 16)] * 3
     assert seen[-1] == ("finished", ["mean_share.share"])
+    # an answer's prompt, built when a hook reads it, is the one the run log gives back
+    logged = {(r["persona_id"], r["question_id"]): r["prompt"] for r in store.answer_rows(run_id, prompts=True)}
+    assert prompts == logged and all(p.startswith("[system]") for p in prompts.values())
 
 
 @pytest.mark.parametrize(
