@@ -12,7 +12,8 @@ Two readings come with each score: ``sampling_ceiling``, the representativeness
 as many real respondents as the run has personas (in that group) reach, drawn
 from the human counts (the attainable maximum at that N), and ``position_r``,
 the correlation across questions of the simulated and human mean positions on
-each question's scale (the right ordering of questions, whatever the level).
+each question's scale, 0 to 1 from end to end so scales of any length compare
+(the right ordering of questions, whatever the level).
 
 The data are read from the path given (files as in ``shared/data/opinionqa``:
 ``opinionqa_questions.csv`` and ``opinionqa_group_counts.csv.gz``); simrun
@@ -73,9 +74,11 @@ def sampled_ceiling(human: np.ndarray, ordinal: np.ndarray, n: int, rng: np.rand
 
 
 def mean_position(distribution: np.ndarray, ordinal: np.ndarray) -> float:
+    """The mean answer on the question's scale, from 0 (its lowest ordinal) to 1 (its highest): questions with 2
+    and 5 options compare, so a correlation across questions follows opinion, not the length of the scales."""
     k = len(ordinal)
     p = distribution[:k] / distribution[:k].sum()
-    return float(p @ ordinal)
+    return float((p @ ordinal - ordinal.min()) / (ordinal.max() - ordinal.min()))
 
 
 def scorable(question: Question) -> bool:

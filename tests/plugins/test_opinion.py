@@ -156,8 +156,9 @@ def test_the_sampling_ceiling_rises_with_the_number_of_respondents():
     assert ceilings == sorted(ceilings) and ceilings[0] < 0.8 and ceilings[-1] > 0.99
 
 
-def test_the_mean_position_is_on_the_questions_scale():
-    assert mean_position(np.array([1.0, 0.0, 1.0, 5.0]), np.array([1.0, 1.5, 3.0])) == pytest.approx(2.0)
+def test_the_mean_position_is_on_the_questions_scale_from_end_to_end():
+    assert mean_position(np.array([1.0, 0.0, 1.0, 5.0]), np.array([1.0, 1.5, 3.0])) == pytest.approx(0.5)
+    assert mean_position(np.array([0.0, 1.0]), np.array([1.0, 4.0])) == 1.0
 
 
 def test_missing_files_are_named(tmp_path):
