@@ -81,8 +81,18 @@ def overall(store: Store, run_id: str) -> dict[str, float]:
     return {
         f"{m['metric']}.{m['name']}": m["value"]
         for m in store.metrics(run_id)
-        if not m["stratum"] and not split(m["metric"])[1]  # the personas' scores; baselines are in show
+        if not m["stratum"] and not split(m["metric"])[1]  # the personas' scores; baselines_of has the others
     }
+
+
+def baselines_of(store: Store, run_id: str) -> dict[str, dict[str, float]]:
+    """baseline -> metric -> the overall value the metric scored on that baseline's answers (``NAME@BASELINE``)."""
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for m in store.metrics(run_id):
+        metric, baseline = split(m["metric"])
+        if baseline and not m["stratum"]:
+            out[baseline][f"{metric}.{m['name']}"] = m["value"]
+    return dict(out)
 
 
 def compare(
@@ -167,6 +177,7 @@ def compare(
                 "run_id": runs[label]["id"],
                 "paired": paired,
                 "metrics": metrics_out,
+                "baselines": baselines_of(store, runs[label]["id"]),
                 "invalid_outputs": invalid,
                 "mostly_failed": [o["step"] for o in invalid if o["mostly_failed"]],
             }

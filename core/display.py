@@ -47,9 +47,18 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         ]
         return Text.assemble(v["label"], *marks)
 
+    beside = list(dict.fromkeys(b for v in result["variants"] for b in v.get("baselines", {})))
     for name in names:
         table = unclipped(
-            Table("variant", "value", "95% interval", f"difference from {baseline}", "95% interval", title=name)
+            Table(
+                "variant",
+                "value",
+                "95% interval",
+                f"difference from {baseline}",
+                "95% interval",
+                *beside,  # the same metric on each baseline's answers, e.g. uniform and no_persona
+                title=name,
+            )
         )
         rows = sorted(
             result["variants"],
@@ -65,6 +74,7 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
                 ci(m["ci"]),
                 "" if v["label"] == baseline else fmt(m["diff"]),
                 "" if v["label"] == baseline else ci(m["diff_ci"]),
+                *(fmt(v.get("baselines", {}).get(b, {}).get(name)) for b in beside),
             )
         console.print(table)
     console.print(

@@ -166,3 +166,19 @@ def test_a_baseline_a_metric_cannot_build_never_fails_the_run(tmp_path, monkeypa
     store, run_id, _ = election_run(tmp_path)
     assert store.run(run_id)["status"] == "finished" and "election@uniform" in scores(store, run_id)
     assert any(k.startswith("baseline_own_unbuilt:election") for k in json.loads(store.run(run_id)["simulator_stats"]))
+
+
+def test_compare_puts_each_variants_baselines_beside_its_score(invoke):
+    swap = "ablation={use: swap, with: {field: prompt.style, options: {table: table, first_person: first_person}}}"
+    common = ["--set", "sampler.with.per_state=1", "--set", "simulator.use=instant", "--set", swap]
+    assert invoke("sweep", str(ELECTION), *common, "--quiet").exit_code == 0
+    sweep_id = json.loads(invoke("runs", "--json").output)[0]["sweep_id"]
+    compared = json.loads(invoke("compare", sweep_id, "--json").output)
+    truth = read_truth(data.path("president_2024.csv"))
+    shares = [t["dem_votes"] / (t["dem_votes"] + t["rep_votes"]) for t in truth.values()]
+    for variant in compared["variants"]:
+        uniform = variant["baselines"]["uniform"]["election.mae_points"]
+        assert uniform == pytest.approx(100 * sum(abs(0.5 - s) for s in shares) / len(shares))
+        assert "election.mae_points" in variant["baselines"]["no_persona"]
+    table = " ".join(invoke("compare", sweep_id, "--metric", "election.mae_points").output.split())
+    assert "uniform" in table and "no_person" in table  # column headers (a narrow terminal wraps them)
