@@ -5,6 +5,7 @@ measured is simrun itself: sampling, prompt rendering, cache look-ups and
 writes, batch commits, aggregation and metrics. Prints one JSON line.
 
     python bench/engine.py [--personas 20000] [--questions 5]
+    python bench/engine.py --sizes 2000,20000,200000   # each in its own process: is the cost flat in N?
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +31,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--personas", type=int, default=20000)
     parser.add_argument("--questions", type=int, default=5)
+    parser.add_argument("--sizes", help="Persona counts to measure one after another, each in a fresh process.")
     args = parser.parse_args()
+    if args.sizes:
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--personas", size, "--questions", str(args.questions)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.splitlines()[-1]
+            )
+            for size in args.sizes.split(",")
+        ]
+        print(json.dumps({"sizes": runs}))
+        return
     registry = load_registry(EXAMPLE)
     questions = [
         {"id": f"q{i}", "text": f"Question number {i}?", "options": ["Yes", "No"]} for i in range(args.questions)

@@ -34,15 +34,20 @@ class Towns(Sampler):
         return self.config.per_town * len(self.config.towns)
 
     def sample(self, rng, batch_size):
-        personas = []
-        for town in self.config.towns:
-            for age in rng.integers(18, 90, self.config.per_town):
-                p = Persona(id=len(personas), stratum=town, weight=1000 / self.config.per_town)
+        ages = [(town, rng.integers(18, 90, self.config.per_town)) for town in self.config.towns]  # drawn first
+        batch, next_id = [], 0
+        for town, drawn in ages:  # personas made batch by batch: memory stays flat however many are asked for
+            for age in drawn.tolist():
+                p = Persona(id=next_id, stratum=town, weight=1000 / self.config.per_town)
                 p.set("town", town, "example:towns")
-                p.set("age", int(age), "example:towns")
-                personas.append(p)
-        for start in range(0, len(personas), batch_size):
-            yield personas[start : start + batch_size]
+                p.set("age", age, "example:towns")
+                batch.append(p)
+                next_id += 1
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
 
 
 class Generation(Enricher):
