@@ -170,5 +170,5 @@ def metric_figures(record: dict[str, Any], summary: dict[str, Any], registry: Re
             stratum: {key.removeprefix(prefix): value for key, value in values.items() if key.startswith(prefix)}
             for stratum, values in summary["metrics_by_stratum"].items()
         }
-        figures += info.cls(info.cls.Config.model_validate(spec.with_)).plots(by_stratum)
+        figures += info.build(spec.with_).plots(by_stratum)
     return figures

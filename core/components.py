@@ -49,11 +49,11 @@ class CheckContext(BaseModel):
         """The installed sampler ``use`` built from ``config`` (a component that names another, such as the
         coverage metric's reference population); ValueError with what is installed, or what the config lacks."""
         try:
-            cls = self.registry.get("sampler", use).cls
+            info = self.registry.get("sampler", use)
         except LookupError as exc:
             raise ValueError(str(exc)) from None
         try:
-            return cls(cls.Config.model_validate(config))
+            return info.build(config)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"])

@@ -103,7 +103,7 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
                 "plugin": info.plugin,
             }
         )
-        return info.cls(info.cls.Config.model_validate(config))
+        return info.build(config)
 
     sampler = make("sampler", s.sampler.use, s.sampler.with_, "sampler")
     enrichers = [make("enricher", e.use, e.with_, f"enrichers.{i}") for i, e in enumerate(s.enrichers)]
@@ -561,12 +561,11 @@ class Engine:
         baselines: dict[str, dict[str, ModelAnswer]] | None = None,
     ) -> dict[str, float]:
         """Every metric on the run, then each metric that declares ``baselines`` on each baseline's answers."""
-        own = loaded.scenario.sampler
+        run_sampler = loaded.scenario.sampler
 
         def sampler(spec: dict[str, Any] | None) -> Sampler:
-            use, config = (spec["use"], spec.get("with") or {}) if spec else (own.use, own.with_)
-            cls = self.registry.get("sampler", use).cls
-            return cls(cls.Config.model_validate(config))
+            use, config = (spec["use"], spec.get("with") or {}) if spec else (run_sampler.use, run_sampler.with_)
+            return self.registry.get("sampler", use).build(config)
 
         view = RunView(self.store, run_id, loaded.scenario.questions, sampler)
         values: dict[str, float] = {}

@@ -19,6 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -82,6 +83,10 @@ class ComponentInfo:
     plugin: str
     package: str
     version: str
+
+    def build(self, config: dict[str, Any]) -> Component:
+        """The component made from a scenario's ``with:`` block (pydantic's ValidationError if it does not fit)."""
+        return self.cls(self.cls.Config.model_validate(config))
 
 
 @dataclass
@@ -191,5 +196,4 @@ def load_registry(plugins_dir: str | Path | None = None) -> Registry:
 
 def build_simulator(spec: SimulatorSpec) -> Simulator:
     """The simulator a spec describes, built from this machine's plugins (what an executor's replica runs)."""
-    info = load_registry(spec.plugins_dir).get("simulator", spec.name)
-    return info.cls(info.cls.Config.model_validate(spec.config))
+    return load_registry(spec.plugins_dir).get("simulator", spec.name).build(spec.config)

@@ -32,7 +32,7 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
             ],
         )
     info = registry.get("ablation", spec.use)
-    ablation = info.cls(info.cls.Config.model_validate(spec.with_))
+    ablation = info.build(spec.with_)
     base = {k: v for k, v in copy.deepcopy(loaded.data).items() if k != "ablation"}
     variants: list[tuple[str, LoadedScenario]] = []
     for label, data in ablation.variants(base):
