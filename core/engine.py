@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import time
 from collections import defaultdict
@@ -22,13 +23,13 @@ import numpy as np
 
 from .baselines import SEPARATOR, BaselineView, uniform
 from .components import EnrichContext, Enricher, Estimate, Executor, Metric, Sampler, Simulator, SimulatorSpec
-from .models import Answer, ModelAnswer, Persona, Prompt, Question, RunInfo, failed_answer
+from .models import Answered, Answers, ModelAnswer, Persona, Prompt, Question, RunInfo, failed_answer
 from .redaction import redact
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue
 from .schemas import schema_check
 from .shares import ShareSums
-from .store import Store, StoreError, cache_key_of, cache_keys, dumps, now, pack_answer, prompt_text, unpack_answer
+from .store import PromptKeys, Store, StoreError, cache_key_of, dumps, now, pack_answer, unpack_answer
 from .views import RunView
 
 
@@ -164,6 +165,25 @@ def asked(loaded: LoadedScenario) -> dict[str, dict]:
     return {q.id: {"labels": q.labels, "users": [user for _, user in orders]} for q, orders in question_texts(loaded)}
 
 
+@contextlib.contextmanager
+def few_collections() -> Iterator[None]:
+    """Python's cycle collector, left as it is, rescans every object the process has loaded (modules, schemas,
+    the pipeline) while a run allocates millions of short-lived ones: a tenth of the engine's time per answer.
+    For the block those objects are frozen out of its scans and the youngest generation is collected less
+    often; both are put back when it ends (a freeze the caller made itself is left alone)."""
+    threshold = gc.get_threshold()
+    ours = gc.get_freeze_count() == 0
+    if ours:
+        gc.freeze()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if ours:
+            gc.unfreeze()
+
+
 class Tally(Executor):
     """``--estimate``'s executor: it sends nothing, notes every call the cache lacked, and answers each with a
     failure (an empty text for ``generate``), which the engine never caches."""
@@ -241,7 +261,8 @@ class Engine:
             started = time.perf_counter()
             with self.started(loaded, pipeline):
                 try:
-                    self._simulate(loaded, pipeline, info, personas_from)
+                    with few_collections():
+                        self._simulate(loaded, pipeline, info, personas_from)
                     references = self.baseline_answers(loaded, pipeline)
                 finally:  # replicas lost before a failure are worth keeping too
                     with contextlib.suppress(StoreError):
@@ -320,36 +341,6 @@ class Engine:
             self.store.write_batch(info.id, index, batch, answers)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
 
-    def prompts(
-        self, batch: list[Persona], loaded: LoadedScenario
-    ) -> tuple[list[Prompt], list[tuple[Question, list[tuple[list[int], str]], int]]]:
-        """Every prompt a batch asks, and per answer its question, option orders and first prompt's index.
-
-        The hot path of a run: a persona's system text is rendered once for all its questions, a question's
-        user text and labels once per batch.
-        """
-        spec, scenario = loaded.scenario.prompt, loaded.scenario
-        asked = [(q, q.labels, orders) for q, orders in question_texts(loaded)]
-        calls: list[Prompt] = []
-        groups: list[tuple[Question, list[tuple[list[int], str]], int]] = []
-        for persona in batch:
-            system = spec.system.format(persona=spec.render_persona(as_stored(persona)))
-            for question, labels, orders in asked:
-                for repeat in range(scenario.repeats):
-                    groups.append((question, orders, len(calls)))
-                    calls.extend(
-                        Prompt(
-                            persona_id=persona.id,
-                            question_id=question.id,
-                            system=system,
-                            user=user,
-                            labels=labels,
-                            repeat=repeat,
-                        )
-                        for _, user in orders
-                    )
-        return calls, groups
-
     def estimate(self, loaded: LoadedScenario) -> tuple[int, int, Estimate, Estimate]:
         """(answers the run has, how many the cache holds, what the answers it lacks would take, what the
         enrichers' calls it lacks would take), going through the whole pipeline but sending nothing.
@@ -363,7 +354,7 @@ class Engine:
         answers = cached = 0
         with self.started(loaded, pipeline):
             for index, batch, _ in self.batches(loaded, pipeline, None):
-                for answer in self.answer(self.enrich(batch, index, loaded, pipeline), loaded, tally):
+                for answer in self.answer(self.enrich(batch, index, loaded, pipeline), loaded, tally).records:
                     answers, cached = answers + 1, cached + answer.cached
             asked = pipeline.simulator.estimate(tally.asked)
         written = Estimate(
@@ -373,53 +364,81 @@ class Engine:
         )
         return answers, cached, asked, written
 
-    def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> list[Answer]:
-        """Answer every question for every persona, in every option order asked for."""
-        calls, groups = self.prompts(batch, loaded)
-        replies, keys, cached = self.ask(calls, executor)
-        model = executor.simulator.model
-        answers = []
-        for question, orders, start in groups:
-            span = range(start, start + len(orders))
-            first = calls[start]
-            reply = replies[start]
-            # asked in the original order and answered on exactly its labels: nothing to map back or fill in
-            as_asked = (
-                len(orders) == 1 and orders[0][0] == sorted(orders[0][0]) and list(reply.distribution) == first.labels
+    def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> Answers:
+        """Answer every question for every persona, in every option order asked for.
+
+        The hot path of a run: a persona's system text is rendered and hashed once for all its questions, a
+        question's user texts once per batch, and a ``Prompt`` is made only for a call the cache lacks.
+        """
+        spec, repeats = loaded.scenario.prompt, loaded.scenario.repeats
+        asked = [
+            (
+                q,
+                tuple(q.labels),
+                [user for _, user in orders],
+                orders,
+                len(orders) == 1 and orders[0][0] == sorted(orders[0][0]),
             )
-            if not as_asked:
-                reply = combine_orders(question, [(order, replies[i]) for (order, _), i in zip(orders, span)])
-            answers.append(
-                Answer(
-                    distribution=reply.distribution,
-                    invalid=reply.invalid,
-                    raw=reply.raw,
-                    tokens=reply.tokens,
-                    latency_ms=reply.latency_ms,
-                    error=reply.error,
-                    persona_id=first.persona_id,
-                    question_id=first.question_id,
-                    repeat=first.repeat,
-                    prompt=prompt_text(first.system, [user for _, user in orders]),
-                    model=model,
-                    cache_key=",".join(keys[i] for i in span),
-                    cached=all(keys[i] in cached for i in span),
-                )
+            for q, orders in question_texts(loaded)
+        ]
+        prompt_keys = PromptKeys(executor.simulator.identity())
+        keys: list[bytes] = []
+        calls: list[tuple[int, str, str, str, tuple[str, ...], int]] = []  # what makes each call's Prompt
+        for persona in batch:
+            system = spec.system.format(persona=spec.render_persona(as_stored(persona)))
+            for question, labels, users, _, _ in asked:
+                for repeat in range(repeats):
+                    head = prompt_keys.head(labels, repeat, system)
+                    for user in users:
+                        keys.append(prompt_keys.key(head, user))
+                        calls.append((persona.id, question.id, system, user, labels, repeat))
+
+        def prompt(i: int) -> Prompt:
+            persona_id, question_id, system, user, labels, repeat = calls[i]
+            return Prompt(
+                persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels, repeat=repeat
             )
-        return answers
+
+        replies, cached = self.ask(keys, prompt, executor)
+        records = []
+        start = 0
+        for persona in batch:
+            for question, labels, users, orders, plain in asked:
+                for repeat in range(repeats):
+                    end = start + len(orders)
+                    reply = replies[start]
+                    if not (plain and tuple(reply.distribution) == labels):  # mapped back to the original options
+                        reply = combine_orders(
+                            question, [(order, replies[i]) for (order, _), i in zip(orders, range(start, end))]
+                        )
+                    records.append(
+                        Answered(
+                            persona.id,
+                            question.id,
+                            repeat,
+                            reply,
+                            b"".join(keys[start:end]),
+                            cached.issuperset(keys[start:end]),
+                            calls[start][2],
+                            users,
+                        )
+                    )
+                    start = end
+        return Answers(executor.simulator.model, records)
 
     def through_cache(
         self,
-        keys: list[str],
-        requests: list,
+        keys: list[bytes],
+        request: Callable[[int], Any],
         executor: Executor,
         method: Literal["answer", "generate"],
         options: dict[str, Any],
         encode: Callable[[Any], str | bytes],
         decode: Callable[[str | bytes], Any],
         keep: Callable[[Any], bool],
-    ) -> tuple[list, set[str]]:
-        """Replies for requests, from the cache where possible, each distinct key asked once.
+    ) -> tuple[list, set[bytes]]:
+        """Replies for the requests with these keys, from the cache where possible, each distinct key asked once
+        (``request(i)`` makes the i-th request, only when the cache lacks it).
 
         Misses go to the executor in chunks of the simulator's ``chunk_size``, and
         each chunk's replies are cached as soon as it returns (in any order), so a
@@ -430,14 +449,14 @@ class Engine:
         cached_replies = ((k, decode(v)) for k, v in self.store.cached(keys).items()) if self.use_cache else ()
         replies = {k: reply for k, reply in cached_replies if keep(reply)}
         cached = set(replies)
-        first_seen: dict[str, int] = {}
+        first_seen: dict[bytes, int] = {}
         for i, key in enumerate(keys):
             if key not in replies:
                 first_seen.setdefault(key, i)
         misses = list(first_seen.values())
         size = max(1, executor.simulator.chunk_size)
         chunks = [misses[start : start + size] for start in range(0, len(misses), size)]
-        for index, fresh in executor.map(method, [[requests[i] for i in chunk] for chunk in chunks], options):
+        for index, fresh in executor.map(method, [[request(i) for i in chunk] for chunk in chunks], options):
             wanted = chunks[index]
             if len(fresh) != len(wanted):
                 raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
@@ -470,7 +489,7 @@ class Engine:
         keys = [cache_key_of(dumps({**request, "generate": p})) for p in prompts]
         texts, _ = self.through_cache(
             keys,
-            prompts,
+            prompts.__getitem__,
             executor,
             "generate",
             {"max_tokens": max_tokens, "temperature": temperature, "json_schema": json_schema},
@@ -480,12 +499,14 @@ class Engine:
         )
         return texts
 
-    def ask(self, prompts: list[Prompt], executor: Executor) -> tuple[list[ModelAnswer], list[str], set[str]]:
-        """Model answers for prompts through the cache; answers that failed are not cached."""
-        keys = cache_keys(executor.simulator.identity(), prompts)
-        answers, cached = self.through_cache(
+    def ask(
+        self, keys: list[bytes], prompt: Callable[[int], Prompt], executor: Executor
+    ) -> tuple[list[ModelAnswer], set[bytes]]:
+        """Model answers through the cache for the prompts with these keys (``prompt(i)`` makes the i-th); answers
+        that failed are not cached. Returns them in order and the keys that came from the cache."""
+        return self.through_cache(
             keys,
-            prompts,
+            prompt,
             executor,
             "answer",
             {},
@@ -493,7 +514,6 @@ class Engine:
             decode=unpack_answer,
             keep=lambda a: a.error is None,
         )
-        return answers, keys, cached
 
     def aggregate(self, run_id: str, questions: list[Question]) -> None:
         """Weighted option shares per stratum and question, plus the whole population, summed in SQL."""
@@ -547,7 +567,8 @@ class Engine:
                 Prompt(persona_id=-1, question_id=question.id, system=system, user=user, labels=question.labels)
                 for _, user in orders
             )
-        replies, _, _ = self.ask(calls, executor)
+        prompt_keys = PromptKeys(executor.simulator.identity())
+        replies, _ = self.ask([prompt_keys.of(p) for p in calls], calls.__getitem__, executor)
         return {
             q.id: combine_orders(q, [(order, replies[start + i]) for i, (order, _) in enumerate(orders)])
             for q, orders, start in groups

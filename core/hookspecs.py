@@ -8,7 +8,7 @@ run without touching the engine; they must not change what they are given.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -76,8 +76,8 @@ def run_started(run: RunInfo) -> None:
 
 
 @hookspec
-def batch_done(run: RunInfo, personas: list[Persona], answers: list[Answer]) -> None:
-    """Called after each persona batch is simulated and committed to the store."""
+def batch_done(run: RunInfo, personas: list[Persona], answers: Sequence[Answer]) -> None:
+    """Called after each persona batch is simulated and committed to the store; each answer is made when read."""
 
 
 @hookspec

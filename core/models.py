@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import string
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple, overload
 
 from pydantic import BaseModel, Field, computed_field, field_validator, model_validator
 
@@ -182,6 +183,64 @@ class Answer(ModelAnswer):
     model: str
     cache_key: str
     cached: bool = False
+
+
+def prompt_text(system: str, users: list[str]) -> str:
+    """A prompt as the run log shows it: one ``[system]``/``[user]`` pair per option order asked."""
+    return "\n\n".join(f"[system]\n{system}\n[user]\n{user}" for user in users)
+
+
+class Answered(NamedTuple):
+    """One answer as the engine keeps it on its way to the run log: what an ``Answer`` is made from."""
+
+    persona_id: int
+    question_id: str
+    repeat: int
+    reply: ModelAnswer
+    keys: bytes  # the cache key of each option order asked, 16 bytes each
+    cached: bool
+    system: str
+    users: list[str]
+
+
+class Answers(Sequence[Answer]):
+    """A batch's answers. The engine writes them from plain records; each ``Answer``, prompt text and all, is
+    made only when an observer reads it, so a run nobody reads answers of never pays for them."""
+
+    def __init__(self, model: str, records: list[Answered]):
+        self.model, self.records = model, records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> Answer: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Answer]: ...
+
+    def __getitem__(self, index: int | slice) -> Answer | list[Answer]:
+        if isinstance(index, slice):
+            return [self.made(record) for record in self.records[index]]
+        return self.made(self.records[index])
+
+    def made(self, record: Answered) -> Answer:
+        keys, reply = record.keys, record.reply
+        return Answer(
+            distribution=reply.distribution,
+            invalid=reply.invalid,
+            raw=reply.raw,
+            tokens=reply.tokens,
+            latency_ms=reply.latency_ms,
+            error=reply.error,
+            persona_id=record.persona_id,
+            question_id=record.question_id,
+            repeat=record.repeat,
+            prompt=prompt_text(record.system, record.users),
+            model=self.model,
+            cache_key=",".join(keys[i : i + 16].hex() for i in range(0, len(keys), 16)),
+            cached=record.cached,
+        )
 
 
 class RunInfo(BaseModel):

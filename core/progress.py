@@ -9,7 +9,7 @@ executor with replicas, how many are alive.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -70,7 +70,7 @@ class ProgressObserver:
         self.bar.update(self.task, status="  ".join(part for part in (rate, self.replicas) if part))
 
     @hookimpl
-    def batch_done(self, run: RunInfo, personas: list[Persona], answers: list[Answer]) -> None:
+    def batch_done(self, run: RunInfo, personas: list[Persona], answers: Sequence[Answer]) -> None:
         self.answers += len(answers)
         self.advance(len(personas))
         self.show_status()

@@ -19,7 +19,7 @@ import os
 import secrets
 import sqlite3
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,18 +27,19 @@ from typing import Any
 import sqlite_utils
 
 from .concurrency import StoreError, T, alive, retrying, this_process, writes
-from .migrations import MIGRATIONS, cache_key_bytes, text_hash
+from .migrations import MIGRATIONS, text_hash
 from .models import (
     ALL_STRATA,
     INVALID_PREFIX,
     INVALID_SUFFIX,
     INVALID_THRESHOLD,
     OPTION_LABELS,
-    Answer,
+    Answers,
     InvalidOutput,
     ModelAnswer,
     Persona,
     Prompt,
+    prompt_text,
 )
 from .prompts import PromptSpec
 
@@ -58,9 +59,9 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cache_key_of(request: str) -> str:
-    """A model call's cache key: 32 hex digits of the SHA-256 of the request (stored as 16 bytes)."""
-    return hashlib.sha256(request.encode()).hexdigest()[:32]
+def cache_key_of(request: str) -> bytes:
+    """A model call's cache key: the first 16 bytes of the SHA-256 of the request."""
+    return hashlib.sha256(request.encode()).digest()[:16]
 
 
 ANSWER_FORMAT = 1  # the first byte of a cached answer stored as bytes
@@ -98,38 +99,50 @@ def sweep_hash(scenario: dict) -> str:
     return sha256(dumps({key: value for key, value in scenario.items() if key != "executor"}))
 
 
-def prompt_text(system: str, users: list[str]) -> str:
-    """A prompt as the run log shows it: one ``[system]``/``[user]`` pair per option order asked."""
-    return "\n\n".join(f"[system]\n{system}\n[user]\n{user}" for user in users)
+class PromptKeys:
+    """The cache key of asking prompts of the simulator ``identity`` describes: ``cache_key_of`` the request
+    ``{"labels", "model": identity, "sample", "system", "user"}`` as ``dumps`` writes it, each prompt's ``repeat``
+    its sample.
 
+    The hot path of a run, so the request is hashed as it is written, part by part: the hash of everything up to
+    the system text is kept per labels and sample, a persona's system text is hashed once for all its questions,
+    and only each question's user text is hashed per prompt.
+    """
 
-def cache_keys(identity: dict, prompts: list[Prompt]) -> list[str]:
-    """The cache key of asking each prompt (its ``repeat`` the sample) of the simulator ``identity`` describes:
-    ``cache_key_of`` the request ``{"labels", "model": identity, "sample", "system", "user"}`` as ``dumps`` writes
-    it. The hot path: the identity is serialized once, and each distinct text once (a persona's system text
-    serves all its questions, a question's text all personas)."""
-    model = dumps(identity)
-    encoded: dict[str, str] = {}
-    labels: dict[tuple[str, ...], str] = {}
+    def __init__(self, identity: dict):
+        self.model = dumps(identity)
+        self.starts: dict[tuple[tuple[str, ...], int], Any] = {}  # (labels, sample) -> hash up to the system text
+        self.ends: dict[str, bytes] = {}  # user text -> the request's end, encoded
+        self.system: str | None = None
+        self.heads: dict[tuple[tuple[str, ...], int], Any] = {}  # (labels, sample) -> hash up to the user text
 
-    def text(value: str) -> str:
-        if value not in encoded:
-            encoded[value] = json_string(value)
-        return encoded[value]
+    def head(self, labels: Sequence[str], repeat: int, system: str) -> Any:
+        """The hash of a request up to its user text (kept for the last system text asked about)."""
+        if system is not self.system:
+            self.system, self.heads = system, {}
+        which = (tuple(labels), repeat)
+        head = self.heads.get(which)
+        if head is None:
+            start = self.starts.get(which)
+            if start is None:
+                start = self.starts[which] = hashlib.sha256(
+                    f'{{"labels":{dumps(list(labels))},"model":{self.model},"sample":{repeat},"system":'.encode()
+                )
+            head = self.heads[which] = start.copy()
+            head.update(json_string(system).encode())
+        return head
 
-    def options(value: list[str]) -> str:
-        key = tuple(value)
-        if key not in labels:
-            labels[key] = dumps(value)
-        return labels[key]
+    def key(self, head: Any, user: str) -> bytes:
+        """The cache key of the request ``head`` began, ending with ``user``."""
+        end = self.ends.get(user)
+        if end is None:
+            end = self.ends[user] = f',"user":{json_string(user)}}}'.encode()
+        request = head.copy()
+        request.update(end)
+        return request.digest()[:16]
 
-    return [
-        cache_key_of(
-            f'{{"labels":{options(p.labels)},"model":{model},"sample":{p.repeat},'
-            f'"system":{text(p.system)},"user":{text(p.user)}}}'
-        )
-        for p in prompts
-    ]
+    def of(self, prompt: Prompt) -> bytes:
+        return self.key(self.head(prompt.labels, prompt.repeat, prompt.system), prompt.user)
 
 
 json_string = json.encoder.encode_basestring_ascii  # a str as dumps writes it, without building an encoder
@@ -192,6 +205,9 @@ class Store:
             return
         if self.db.execute("pragma journal_mode").fetchone()[0] != "wal":
             retrying(self.db.enable_wal)
+        # In WAL mode a commit need not wait for the disk: a killed process still loses nothing, and a power cut at
+        # most the last batches, which a resume asks again (a commit took 3 to 16 ms here, a batch's work 20).
+        self.db.execute("pragma synchronous = normal")
         self.migrate()
         # sqlite-utils probes for upsert support by creating and dropping a table the
         # first time it upserts; do that now, never inside a batch's transaction.
@@ -436,31 +452,39 @@ class Store:
         return {r["batch"] for r in self.db["progress"].rows_where("run_id = ?", [run_id])}
 
     @writes
-    def write_batch(self, run_id: str, batch: int, personas: list[Persona], answers: list[Answer]) -> None:
+    def write_batch(self, run_id: str, batch: int, personas: list[Persona], answers: Answers) -> None:
         """Commit a batch's personas, answers and progress marker together.
 
         Attribute names and provenance go to ``texts`` once and are referenced by hash; the prompt is not
         stored (``answer_rows(prompts=True)`` re-renders it), nor the model (the run has it).
         """
-        names = [json.dumps(list(p.attributes)) for p in personas]
-        provenance = [json.dumps(p.provenance, default=str) for p in personas]
-        self.keep_texts(names + provenance)
-        self.db.conn.executemany(
-            "insert or replace into personas values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        shared: dict[str, bytes] = {}  # text -> its hash; a batch's personas mostly share names and provenance
+
+        def reference(text: str) -> bytes:
+            if text not in shared:
+                shared[text] = text_hash(text)
+            return shared[text]
+
+        names: dict[tuple[str, ...], str] = {}  # attribute names -> their JSON, made once per distinct set
+        rows = []
+        for p in personas:
+            listed = tuple(p.attributes)
+            if listed not in names:
+                names[listed] = json.dumps(list(listed))
+            rows.append(
                 (
                     run_id,
                     p.id,
                     batch,
                     p.stratum,
                     p.weight,
-                    text_hash(name),
+                    reference(names[listed]),
                     json.dumps(list(p.attributes.values()), default=str),  # in prompt order, as the names
-                    text_hash(origin),
+                    reference(json.dumps(p.provenance, default=str)),
                 )
-                for p, name, origin in zip(personas, names, provenance)
-            ],
-        )
+            )
+        self.keep_texts(shared)
+        self.db.conn.executemany("insert or replace into personas values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self.db.conn.executemany(
             "insert or replace into answers values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -469,16 +493,17 @@ class Store:
                     a.persona_id,
                     a.question_id,
                     a.repeat,
-                    a.raw,
-                    dumps(a.distribution),
-                    a.invalid,
-                    a.tokens,
-                    a.latency_ms,
-                    bytes.fromhex(a.cache_key.replace(",", "")),  # each key 32 hex digits: cache_key_bytes
+                    reply.raw,
+                    dumps(reply.distribution),
+                    reply.invalid,
+                    reply.tokens,
+                    reply.latency_ms,
+                    a.keys,
                     int(a.cached),
-                    a.error,
+                    reply.error,
                 )
-                for a in answers
+                for a in answers.records
+                for reply in (a.reply,)
             ],
         )
         self.db.execute(
@@ -487,24 +512,23 @@ class Store:
         )
 
     # the model-call cache ---------------------------------------------
-    def cached(self, keys: Iterable[str]) -> dict[str, str | bytes]:
+    def cached(self, keys: Iterable[bytes]) -> dict[bytes, str | bytes]:
         """Cached responses, as stored (JSON text, or ``pack_answer`` bytes), for the keys (``cache_key_of``) found."""
-        wanted = [cache_key_bytes(k) for k in keys]
-        found: dict[str, str] = {}
+        wanted = list(keys)
+        found: dict[bytes, str | bytes] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, response in self.db.execute(f"select key, response from llm_cache where key in ({marks})", chunk):
-                found[key.hex()] = response
+            found.update(self.db.execute(f"select key, response from llm_cache where key in ({marks})", chunk))
         return found
 
     @writes
-    def cache(self, model: str, entries: dict[str, str | bytes]) -> None:
+    def cache(self, model: str, entries: dict[bytes, str | bytes]) -> None:
         self.keep_texts([model])
         created, model_ref = int(dt.datetime.now(dt.UTC).timestamp()), text_hash(model)
         self.db.conn.executemany(
             "insert or replace into llm_cache values (?, ?, ?, ?)",
-            [(cache_key_bytes(k), model_ref, v, created) for k, v in entries.items()],
+            [(key, model_ref, value, created) for key, value in entries.items()],
         )
 
     # reads for aggregation, metrics and export --------------------------
@@ -672,13 +696,8 @@ class Store:
                 "select users from run_questions where run_id = ? and question_id = ?", [run_id, question_id]
             ).fetchone()[0]
         )["labels"]
-        asked = [
-            Prompt(
-                persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels, repeat=repeat
-            )
-            for user in users
-        ]
-        expected = b"".join(cache_key_bytes(key) for key in cache_keys(identity, asked))
+        prompt_keys = PromptKeys(identity)
+        expected = b"".join(prompt_keys.key(prompt_keys.head(labels, repeat, system), user) for user in users)
         return prompt_text(system, users), expected == keys
 
     @writes

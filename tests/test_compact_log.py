@@ -10,10 +10,10 @@ import sqlite3
 from conftest import EXAMPLE, ROOT
 
 from simrun.engine import Engine
-from simrun.models import ModelAnswer
+from simrun.models import ModelAnswer, Prompt
 from simrun.registry import load_registry
 from simrun.scenario import load_scenario
-from simrun.store import Store, pack_answer, unpack_answer
+from simrun.store import PromptKeys, Store, cache_key_of, dumps, pack_answer, unpack_answer
 
 OLD_LOG = ROOT / "tests" / "data" / "runlog-m006.db"  # written by simrun before m007: 3 runs, 80 answers
 
@@ -63,8 +63,8 @@ def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
     ]
     old = [(*row[:9], ",".join(k[:32] for k in row[9].split(",")), *row[10:]) for row in answers]
     assert converted == old and len(old) == 80
-    found = store.cached(cache)  # every key, by its first 32 hex digits
-    assert {key[:32]: response for key, response in cache.items()} == found
+    found = store.cached(bytes.fromhex(key[:32]) for key in cache)  # every key, by its first 16 bytes
+    assert {bytes.fromhex(key[:32]): response for key, response in cache.items()} == found
 
 
 def test_a_converted_log_serves_its_cache_to_the_same_scenario(tmp_path, invoke):
@@ -135,3 +135,21 @@ def test_a_prompt_is_asked_as_the_log_gives_it_back_whatever_the_attribute_types
     for row in store.answer_rows(run_id, prompts=True):
         text, matches = store.prompt(run_id, row["persona_id"], row["question_id"], row["repeat"])
         assert matches and text == row["prompt"] and "['b', 1]" in text
+
+
+def test_prompt_keys_hashed_part_by_part_are_the_whole_requests_key():
+    """The engine hashes a request as it is written (a persona's system text once for all its questions): every
+    key must be the one the whole request gives, or a cache written before would serve nothing."""
+    identity = {"model": "m", "simulator": "s", "options": {"é": [1, "x"]}}
+    keys = PromptKeys(identity)
+    systems = ['age: 40\ntown: "Ashford"', "ville: Zürich ✓ \\ \u2028", 'age: 40\ntown: "Ashford"']
+    for system in systems:
+        for labels in (["A", "B"], ["A", "B", "C"]):
+            for repeat in (0, 3):
+                for user in ("Do you vote?\n\nA. Yes\nB. No", 'Say "maybe" — or not'):
+                    request = {"labels": labels, "model": identity, "sample": repeat, "system": system, "user": user}
+                    expected = cache_key_of(dumps(request))
+                    prompt = Prompt(
+                        persona_id=0, question_id="q", system=system, user=user, labels=labels, repeat=repeat
+                    )
+                    assert keys.key(keys.head(labels, repeat, system), user) == expected == keys.of(prompt)

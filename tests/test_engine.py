@@ -321,3 +321,17 @@ def test_batched_pauses_collection_only_while_a_batch_is_built():
         assert not gc.isenabled()  # a caller that had turned collection off keeps it off
     finally:
         gc.enable()
+
+
+def test_a_run_puts_the_cycle_collector_back_as_it_found_it(registry, tmp_path):
+    import gc
+
+    threshold = gc.get_threshold()
+    run_towns(registry, tmp_path / "gc.db")
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+    gc.freeze()  # the caller's own freeze is left alone
+    try:
+        run_towns(registry, tmp_path / "gc.db")
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == threshold
+    finally:
+        gc.unfreeze()
