@@ -22,9 +22,10 @@ class Towns(Sampler):
     class Config(StrictConfig):
         towns: list[str] = ["Ashford", "Brook"]
         per_town: int = 10
+        numbered: bool = False  # a house number each: no two personas alike, so every prompt is new (bench/engine)
 
     def provides(self):
-        return {"town", "age"}
+        return {"town", "age"} | ({"house"} if self.config.numbered else set())
 
     @classmethod
     def planned_strata(cls, config):
@@ -41,6 +42,8 @@ class Towns(Sampler):
                 p = Persona(id=next_id, stratum=town, weight=1000 / self.config.per_town)
                 p.set("town", town, "example:towns")
                 p.set("age", age, "example:towns")
+                if self.config.numbered:
+                    p.set("house", next_id, "example:towns")
                 batch.append(p)
                 next_id += 1
                 if len(batch) == batch_size:
