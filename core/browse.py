@@ -64,7 +64,12 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "Metric values per run and stratum ('' overall); metric NAME@BASELINE is NAME on a baseline's answers.",
         {},
     ),
-    "llm_cache": ("Every model call's reply, by a 16-byte key of the simulator identity and the request.", {}),
+    "llm_cache": (
+        "Every model call's reply, by a 16-byte key of the simulator identity and the request (a prompt's key"
+        " begins with 4 bytes of its system text's hash, so a persona's replies sit together).",
+        {},
+    ),
+    "cache_formats": ("Older key forms this log's cache still holds, looked up for a miss.", {}),
     "progress": ("Batches committed per run: what --resume skips.", {}),
     "legacy_prompts": ("Prompts of answers logged before simrun re-rendered them, kept as they were.", {}),
     "sweeps": ("One row per sweep: its scenario, ablation and variants.", {}),

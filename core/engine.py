@@ -399,7 +399,7 @@ class Engine:
                 persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels, repeat=repeat
             )
 
-        replies, cached = self.ask(keys, prompt, executor)
+        replies, cached = self.ask(keys, prompt, executor, prompt_keys)
         records = []
         start = 0
         for persona in batch:
@@ -436,9 +436,11 @@ class Engine:
         encode: Callable[[Any], str | bytes],
         decode: Callable[[str | bytes], Any],
         keep: Callable[[Any], bool],
+        legacy: Callable[[int], bytes] | None = None,
     ) -> tuple[list, set[bytes]]:
         """Replies for the requests with these keys, from the cache where possible, each distinct key asked once
-        (``request(i)`` makes the i-th request, only when the cache lacks it).
+        (``request(i)`` makes the i-th request, only when the cache lacks it; ``legacy(i)`` gives its key as an
+        older simrun wrote it, looked up for a miss in a log that holds such keys).
 
         Misses go to the executor in chunks of the simulator's ``chunk_size``, and
         each chunk's replies are cached as soon as it returns (in any order), so a
@@ -448,11 +450,17 @@ class Engine:
         """
         cached_replies = ((k, decode(v)) for k, v in self.store.cached(keys).items()) if self.use_cache else ()
         replies = {k: reply for k, reply in cached_replies if keep(reply)}
-        cached = set(replies)
         first_seen: dict[bytes, int] = {}
         for i, key in enumerate(keys):
             if key not in replies:
                 first_seen.setdefault(key, i)
+        if first_seen and legacy is not None and self.use_cache and self.store.legacy_prompt_keys:
+            older = {legacy(i): key for key, i in first_seen.items()}
+            for old_key, value in self.store.cached(older).items():
+                if keep(reply := decode(value)):
+                    replies[older[old_key]] = reply
+                    del first_seen[older[old_key]]
+        cached = set(replies)
         misses = list(first_seen.values())
         size = max(1, executor.simulator.chunk_size)
         chunks = [misses[start : start + size] for start in range(0, len(misses), size)]
@@ -500,7 +508,7 @@ class Engine:
         return texts
 
     def ask(
-        self, keys: list[bytes], prompt: Callable[[int], Prompt], executor: Executor
+        self, keys: list[bytes], prompt: Callable[[int], Prompt], executor: Executor, prompt_keys: PromptKeys
     ) -> tuple[list[ModelAnswer], set[bytes]]:
         """Model answers through the cache for the prompts with these keys (``prompt(i)`` makes the i-th); answers
         that failed are not cached. Returns them in order and the keys that came from the cache."""
@@ -513,6 +521,7 @@ class Engine:
             encode=pack_answer,
             decode=unpack_answer,
             keep=lambda a: a.error is None,
+            legacy=lambda i: prompt_keys.of(prompt(i), legacy=True),
         )
 
     def aggregate(self, run_id: str, questions: list[Question]) -> None:
@@ -568,7 +577,7 @@ class Engine:
                 for _, user in orders
             )
         prompt_keys = PromptKeys(executor.simulator.identity())
-        replies, _ = self.ask([prompt_keys.of(p) for p in calls], calls.__getitem__, executor)
+        replies, _ = self.ask([prompt_keys.of(p) for p in calls], calls.__getitem__, executor, prompt_keys)
         return {
             q.id: combine_orders(q, [(order, replies[start + i]) for i, (order, _) in enumerate(orders)])
             for q, orders, start in groups

@@ -235,3 +235,20 @@ def m007_compact_run_log(db: sqlite_utils.Database) -> None:
         conn.execute(f"drop table {table}")
         conn.execute(f"alter table {table}_v7 rename to {table}")
     conn.execute("pragma legacy_alter_table = off")
+
+
+@migration
+def m008_clustered_prompt_keys(db: sqlite_utils.Database) -> None:
+    """A prompt's cache key now begins with 4 bytes of the hash of its system text (``PromptKeys``), so a persona's
+    replies sit side by side in ``llm_cache`` and a commit writes a page per persona, not per reply.
+
+    Entries already there keep their keys, since a hash cannot be recomputed without its request: ``cache_formats``
+    notes that this log holds some, and the engine then also looks a miss up under its old key. Answers keep the
+    keys they were asked under; ``simrun show --prompt`` checks a prompt against either form.
+    """
+    db.conn.execute("create table cache_formats (format text primary key, noted_at text)")
+    if db.conn.execute("select 1 from llm_cache limit 1").fetchone():
+        db.conn.execute(
+            "insert into cache_formats values ('whole-request', ?)",
+            [dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
+        )

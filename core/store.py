@@ -13,6 +13,7 @@ second ``--resume`` of a live run is refused and a dead owner's run taken over.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -99,14 +100,19 @@ def sweep_hash(scenario: dict) -> str:
     return sha256(dumps({key: value for key, value in scenario.items() if key != "executor"}))
 
 
-class PromptKeys:
-    """The cache key of asking prompts of the simulator ``identity`` describes: ``cache_key_of`` the request
-    ``{"labels", "model": identity, "sample", "system", "user"}`` as ``dumps`` writes it, each prompt's ``repeat``
-    its sample.
+CLUSTER = 4  # bytes of a prompt's cache key taken from its system text alone
 
-    The hot path of a run, so the request is hashed as it is written, part by part: the hash of everything up to
-    the system text is kept per labels and sample, a persona's system text is hashed once for all its questions,
-    and only each question's user text is hashed per prompt.
+
+class PromptKeys:
+    """The cache key of asking prompts of the simulator ``identity`` describes. The request is
+    ``{"labels", "model": identity, "sample", "system", "user"}`` as ``dumps`` writes it, each prompt's ``repeat``
+    its sample; its key is 4 bytes of the SHA-256 of the system text, then 12 of the request's.
+
+    The system text's bytes come first so that a persona's questions sit side by side in ``llm_cache``: a key
+    that is a hash of the whole request lands each reply on a random page, and a commit writes a page per reply.
+    ``legacy=True`` gives the key simrun used before (16 bytes of the request's hash), which an older log's
+    cache and answers hold. The request is hashed as it is written, part by part: everything up to the system
+    text once per labels and sample, a persona's system text once for all its questions, the user text per prompt.
     """
 
     def __init__(self, identity: dict):
@@ -114,12 +120,15 @@ class PromptKeys:
         self.starts: dict[tuple[tuple[str, ...], int], Any] = {}  # (labels, sample) -> hash up to the system text
         self.ends: dict[str, bytes] = {}  # user text -> the request's end, encoded
         self.system: str | None = None
+        self.encoded = b""  # the last system text asked about, as the request writes it
+        self.cluster = b""  # and its keys' first bytes
         self.heads: dict[tuple[tuple[str, ...], int], Any] = {}  # (labels, sample) -> hash up to the user text
 
-    def head(self, labels: Sequence[str], repeat: int, system: str) -> Any:
-        """The hash of a request up to its user text (kept for the last system text asked about)."""
+    def head(self, labels: Sequence[str], repeat: int, system: str) -> tuple[Any, bytes]:
+        """The hash of a request up to its user text, and its key's first bytes (kept for the last system text)."""
         if system is not self.system:
-            self.system, self.heads = system, {}
+            self.system, self.heads, self.encoded = system, {}, json_string(system).encode()
+            self.cluster = hashlib.sha256(self.encoded).digest()[:CLUSTER]
         which = (tuple(labels), repeat)
         head = self.heads.get(which)
         if head is None:
@@ -129,20 +138,20 @@ class PromptKeys:
                     f'{{"labels":{dumps(list(labels))},"model":{self.model},"sample":{repeat},"system":'.encode()
                 )
             head = self.heads[which] = start.copy()
-            head.update(json_string(system).encode())
-        return head
+            head.update(self.encoded)
+        return head, self.cluster
 
-    def key(self, head: Any, user: str) -> bytes:
+    def key(self, head: tuple[Any, bytes], user: str, legacy: bool = False) -> bytes:
         """The cache key of the request ``head`` began, ending with ``user``."""
         end = self.ends.get(user)
         if end is None:
             end = self.ends[user] = f',"user":{json_string(user)}}}'.encode()
-        request = head.copy()
+        request = head[0].copy()
         request.update(end)
-        return request.digest()[:16]
+        return request.digest()[:16] if legacy else head[1] + request.digest()[: 16 - CLUSTER]
 
-    def of(self, prompt: Prompt) -> bytes:
-        return self.key(self.head(prompt.labels, prompt.repeat, prompt.system), prompt.user)
+    def of(self, prompt: Prompt, legacy: bool = False) -> bytes:
+        return self.key(self.head(prompt.labels, prompt.repeat, prompt.system), prompt.user, legacy)
 
 
 json_string = json.encoder.encode_basestring_ascii  # a str as dumps writes it, without building an encoder
@@ -512,6 +521,11 @@ class Store:
         )
 
     # the model-call cache ---------------------------------------------
+    @functools.cached_property
+    def legacy_prompt_keys(self) -> bool:
+        """Whether the cache holds replies under the prompt keys simrun used before m008 (``PromptKeys``)."""
+        return self.db.execute("select 1 from cache_formats where format = 'whole-request'").fetchone() is not None
+
     def cached(self, keys: Iterable[bytes]) -> dict[bytes, str | bytes]:
         """Cached responses, as stored (JSON text, or ``pack_answer`` bytes), for the keys (``cache_key_of``) found."""
         wanted = list(keys)
@@ -697,8 +711,9 @@ class Store:
             ).fetchone()[0]
         )["labels"]
         prompt_keys = PromptKeys(identity)
-        expected = b"".join(prompt_keys.key(prompt_keys.head(labels, repeat, system), user) for user in users)
-        return prompt_text(system, users), expected == keys
+        head = prompt_keys.head(labels, repeat, system)
+        expected = {b"".join(prompt_keys.key(head, user, legacy) for user in users) for legacy in (False, True)}
+        return prompt_text(system, users), keys in expected
 
     @writes
     def write_aggregates(self, run_id: str, rows: list[dict]) -> None:

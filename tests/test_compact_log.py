@@ -3,6 +3,7 @@ writes now is every figure and the exact prompt, re-rendered and checked against
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -137,19 +138,58 @@ def test_a_prompt_is_asked_as_the_log_gives_it_back_whatever_the_attribute_types
         assert matches and text == row["prompt"] and "['b', 1]" in text
 
 
-def test_prompt_keys_hashed_part_by_part_are_the_whole_requests_key():
+def test_prompt_keys_are_the_system_texts_hash_then_the_whole_requests():
     """The engine hashes a request as it is written (a persona's system text once for all its questions): every
-    key must be the one the whole request gives, or a cache written before would serve nothing."""
+    key must be 4 bytes of the system text's hash then 12 of the whole request's, and the legacy key the 16 bytes
+    an older simrun wrote, or a cache written before would serve nothing."""
     identity = {"model": "m", "simulator": "s", "options": {"é": [1, "x"]}}
     keys = PromptKeys(identity)
     systems = ['age: 40\ntown: "Ashford"', "ville: Zürich ✓ \\ \u2028", 'age: 40\ntown: "Ashford"']
     for system in systems:
+        cluster = hashlib.sha256(dumps(system).encode()).digest()[:4]
         for labels in (["A", "B"], ["A", "B", "C"]):
             for repeat in (0, 3):
                 for user in ("Do you vote?\n\nA. Yes\nB. No", 'Say "maybe" — or not'):
                     request = {"labels": labels, "model": identity, "sample": repeat, "system": system, "user": user}
-                    expected = cache_key_of(dumps(request))
+                    whole = cache_key_of(dumps(request))
                     prompt = Prompt(
                         persona_id=0, question_id="q", system=system, user=user, labels=labels, repeat=repeat
                     )
-                    assert keys.key(keys.head(labels, repeat, system), user) == expected == keys.of(prompt)
+                    head = keys.head(labels, repeat, system)
+                    assert keys.key(head, user) == cluster + whole[:12] == keys.of(prompt)
+                    assert keys.key(head, user, legacy=True) == whole == keys.of(prompt, legacy=True)
+
+
+def test_a_persona_s_replies_sit_side_by_side_in_the_cache(tmp_path, registry):
+    store = Store(tmp_path / "c.db")
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, ["sampler.with.numbered=true"])
+    run_id = Engine(registry, store).run(loaded)
+    keys = [row[0] for row in store.db.execute("select key from llm_cache order by key")]
+    clusters = [key[:4] for key in keys]
+    assert len(keys) == 2 * store.counts(run_id)["personas"]  # numbered personas: every prompt new
+    assert len(set(clusters)) == len(keys) // 2 and clusters[::2] == clusters[1::2]  # each persona's two, together
+
+
+OLD_CACHE_LOG = ROOT / "tests" / "data" / "runlog-m007.db"  # written by simrun before m008: towns, both option orders
+
+
+def test_a_log_written_before_m008_serves_its_cache_and_checks_its_prompts(tmp_path, invoke):
+    path = tmp_path / "m007.db"
+    shutil.copy(OLD_CACHE_LOG, path)
+    [old_run] = [r["id"] for r in Store(path, read_only=True).runs()]
+    args = ("--set", "prompt.option_order=both", "--set", "sampler.with.per_town=6", "--quiet")
+    run_id = invoke("run", str(EXAMPLE / "towns.yaml"), *args, db=path).output.strip()
+    store = Store(path, read_only=True)
+    assert store.legacy_prompt_keys
+    rows = list(store.answer_rows(run_id, prompts=True))
+    assert len(rows) == 24 and all(r["cached"] for r in rows)  # every reply found under its old key
+    assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 48  # nothing asked again
+    old = list(store.answer_rows(old_run, prompts=True))
+    assert [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in old] == [
+        (r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in rows
+    ]
+    for persona, question in ((0, "q1"), (5, "q2")):  # an old answer's prompt still matches the key it was asked under
+        shown = invoke("show", old_run, "--prompt", str(persona), question, db=path)
+        assert shown.exit_code == 0, shown.output
+    new = Store(tmp_path / "new.db")
+    assert not new.legacy_prompt_keys  # a new log has no old keys to look up
