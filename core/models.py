@@ -185,6 +185,11 @@ class Answer(ModelAnswer):
     cached: bool = False
 
 
+def cache_key_text(keys: bytes) -> str:
+    """An answer's cache keys as ``Answer.cache_key`` shows them: 32 hex digits per option order, comma-separated."""
+    return ",".join(keys[i : i + 16].hex() for i in range(0, len(keys), 16))
+
+
 def prompt_text(system: str, users: list[str]) -> str:
     """A prompt as the run log shows it: one ``[system]``/``[user]`` pair per option order asked."""
     return "\n\n".join(f"[system]\n{system}\n[user]\n{user}" for user in users)
@@ -225,7 +230,7 @@ class Answers(Sequence[Answer]):
         return self.made(self.records[index])
 
     def made(self, record: Answered) -> Answer:
-        keys, reply = record.keys, record.reply
+        reply = record.reply
         return Answer(
             distribution=reply.distribution,
             invalid=reply.invalid,
@@ -238,7 +243,7 @@ class Answers(Sequence[Answer]):
             repeat=record.repeat,
             prompt=prompt_text(record.system, record.users),
             model=self.model,
-            cache_key=",".join(keys[i : i + 16].hex() for i in range(0, len(keys), 16)),
+            cache_key=cache_key_text(record.keys),
             cached=record.cached,
         )
 

@@ -40,6 +40,7 @@ from .models import (
     ModelAnswer,
     Persona,
     Prompt,
+    cache_key_text,
     prompt_text,
 )
 from .prompts import PromptSpec
@@ -215,7 +216,7 @@ class Store:
         if self.db.execute("pragma journal_mode").fetchone()[0] != "wal":
             retrying(self.db.enable_wal)
         # In WAL mode a commit need not wait for the disk: a killed process still loses nothing, and a power cut at
-        # most the last batches, which a resume asks again (a commit took 3 to 16 ms here, a batch's work 20).
+        # most the last batches, which a resume asks again (a flushed commit took 3 to 16 ms here under load).
         self.db.execute("pragma synchronous = normal")
         self.migrate()
         # sqlite-utils probes for upsert support by creating and dropping a table the
@@ -649,9 +650,7 @@ class Store:
             for values in rows:
                 row = dict(zip(names, values))
                 row["run_id"], row["model"] = run_id, model
-                row["cache_key"] = ",".join(
-                    row["cache_key"][i : i + 16].hex() for i in range(0, len(row["cache_key"]), 16)
-                )
+                row["cache_key"] = cache_key_text(row["cache_key"])
                 if prompts:
                     legacy = row.pop("prompt")
                     row["prompt"] = legacy if legacy is not None else render(row.pop("names"), row.pop("values"), row)
