@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -31,6 +31,8 @@ from .schemas import schema_check
 from .shares import ShareSums
 from .store import PromptKeys, Store, StoreError, cache_key_of, dumps, now, pack_answer, unpack_answer
 from .views import RunView
+
+RECENT_REPLIES = 20_000  # cached replies a run keeps at hand (a few KB each at most)
 
 
 class PlanError(ScenarioError):
@@ -184,6 +186,17 @@ def few_collections() -> Iterator[None]:
             gc.unfreeze()
 
 
+class Ask(NamedTuple):
+    """One question asked of every persona in a batch, in one repeat: the user text of each option order."""
+
+    question: Question
+    labels: tuple[str, ...]
+    repeat: int
+    users: list[str]
+    orders: list[tuple[list[int], str]]
+    plain: bool  # asked once, in the question's own option order
+
+
 class Tally(Executor):
     """``--estimate``'s executor: it sends nothing, notes every call the cache lacked, and answers each with a
     failure (an empty text for ``generate``), which the engine never caches."""
@@ -215,6 +228,7 @@ class Engine:
         self.hook = registry.manager.hook
         self.run_id: str | None = None  # the run in progress, for an interrupted caller
         self.baseline_faults: dict[str, int] = {}  # baselines left out of a run, and why (kept with its stats)
+        self.recent: dict[bytes, Any] = {}  # cache key -> a reply the cache holds, the latest (``remember``)
 
     def run(
         self,
@@ -235,7 +249,7 @@ class Engine:
         """
         pipeline = build_pipeline(loaded, self.registry)
         s = loaded.scenario
-        self.baseline_faults = {}
+        self.baseline_faults, self.recent = {}, {}
         if resume is None:
             sweep_id, variant = sweep or (None, None)
             run_id = self.store.create_run(
@@ -370,60 +384,66 @@ class Engine:
         The hot path of a run: a persona's system text is rendered and hashed once for all its questions, a
         question's user texts once per batch, and a ``Prompt`` is made only for a call the cache lacks.
         """
-        spec, repeats = loaded.scenario.prompt, loaded.scenario.repeats
-        asked = [
-            (
-                q,
-                tuple(q.labels),
+        spec = loaded.scenario.prompt
+        asks = [  # what each persona is asked, in order: one per question and repeat
+            Ask(
+                question,
+                tuple(question.labels),
+                repeat,
                 [user for _, user in orders],
                 orders,
                 len(orders) == 1 and orders[0][0] == sorted(orders[0][0]),
             )
-            for q, orders in question_texts(loaded)
+            for question, orders in question_texts(loaded)
+            for repeat in range(loaded.scenario.repeats)
         ]
-        prompt_keys = PromptKeys(executor.simulator.identity())
-        keys: list[bytes] = []
-        calls: list[tuple[int, str, str, str, tuple[str, ...], int]] = []  # what makes each call's Prompt
-        for persona in batch:
-            system = spec.system.format(persona=spec.render_persona(as_stored(persona)))
-            for question, labels, users, _, _ in asked:
-                for repeat in range(repeats):
-                    head = prompt_keys.head(labels, repeat, system)
-                    for user in users:
-                        keys.append(prompt_keys.key(head, user))
-                        calls.append((persona.id, question.id, system, user, labels, repeat))
+        prompt_keys = PromptKeys(executor.simulator.identity(), [(a.labels, a.repeat, a.users) for a in asks])
+        systems = [spec.system.format(persona=spec.render_persona(as_stored(persona))) for persona in batch]
+        keys = [key for system in systems for key in prompt_keys.persona(system)]
+        prompts = [(a, user) for a in asks for user in a.users]  # a persona's prompts, in the order of its keys
 
         def prompt(i: int) -> Prompt:
-            persona_id, question_id, system, user, labels, repeat = calls[i]
+            which, (a, user) = i // len(prompts), prompts[i % len(prompts)]
             return Prompt(
-                persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels, repeat=repeat
+                persona_id=batch[which].id,
+                question_id=a.question.id,
+                system=systems[which],
+                user=user,
+                labels=a.labels,
+                repeat=a.repeat,
             )
 
         replies, cached = self.ask(keys, prompt, executor, prompt_keys)
         records = []
         start = 0
-        for persona in batch:
-            for question, labels, users, orders, plain in asked:
-                for repeat in range(repeats):
-                    end = start + len(orders)
-                    reply = replies[start]
-                    if not (plain and tuple(reply.distribution) == labels):  # mapped back to the original options
-                        reply = combine_orders(
-                            question, [(order, replies[i]) for (order, _), i in zip(orders, range(start, end))]
-                        )
+        for persona, system in zip(batch, systems):
+            for a in asks:
+                if a.plain:
+                    reply, key = replies[start], keys[start]
+                    if tuple(reply.distribution) != a.labels:  # other labels or order: mapped back to the options
+                        reply = combine_orders(a.question, [(a.orders[0][0], reply)])
                     records.append(
-                        Answered(
-                            persona.id,
-                            question.id,
-                            repeat,
-                            reply,
-                            b"".join(keys[start:end]),
-                            cached.issuperset(keys[start:end]),
-                            calls[start][2],
-                            users,
-                        )
+                        Answered(persona.id, a.question.id, a.repeat, reply, key, key in cached, system, a.users)
                     )
-                    start = end
+                    start += 1
+                    continue
+                end = start + len(a.orders)
+                reply = combine_orders(
+                    a.question, [(order, replies[i]) for (order, _), i in zip(a.orders, range(start, end))]
+                )
+                records.append(
+                    Answered(
+                        persona.id,
+                        a.question.id,
+                        a.repeat,
+                        reply,
+                        b"".join(keys[start:end]),
+                        cached.issuperset(keys[start:end]),
+                        system,
+                        a.users,
+                    )
+                )
+                start = end
         return Answers(executor.simulator.model, records)
 
     def through_cache(
@@ -448,8 +468,17 @@ class Engine:
         and a cached one it rejects (kept by an older version) is asked again.
         Returns the replies in order and the keys that came from the cache.
         """
-        cached_replies = ((k, decode(v)) for k, v in self.store.cached(keys).items()) if self.use_cache else ()
-        replies = {k: reply for k, reply in cached_replies if keep(reply)}
+        replies: dict[bytes, Any] = {}
+        if self.use_cache:
+            recent, unknown = self.recent, {}
+            for key in keys:
+                if (reply := recent.get(key)) is None:
+                    unknown[key] = None
+                else:
+                    replies[key] = reply
+            read = {k: reply for k, v in self.store.cached(unknown).items() if keep(reply := decode(v))}
+            self.remember(read)
+            replies.update(read)
         first_seen: dict[bytes, int] = {}
         for i, key in enumerate(keys):
             if key not in replies:
@@ -471,8 +500,16 @@ class Engine:
             new = {keys[i]: reply for i, reply in zip(wanted, fresh)}
             if kept := {k: encode(r) for k, r in new.items() if keep(r)}:
                 self.store.cache(executor.simulator.model, kept)
+                self.remember({k: new[k] for k in kept})
             replies.update(new)
         return [replies[k] for k in keys], cached
+
+    def remember(self, replies: dict[bytes, Any]) -> None:
+        """Keep replies just read from or written to the cache for the prompts asked again (a population's
+        personas repeat), up to ``RECENT_REPLIES``: they skip the look-up and the decoding."""
+        if len(self.recent) + len(replies) > RECENT_REPLIES:
+            self.recent.clear()
+        self.recent.update(replies)
 
     def generate(
         self,

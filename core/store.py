@@ -113,64 +113,73 @@ class PromptKeys:
     that is a hash of the whole request lands each reply on a random page, and a commit writes a page per reply.
     ``legacy=True`` gives the key simrun used before (16 bytes of the request's hash), which an older log's
     cache and answers hold. The request is hashed as it is written, part by part: everything up to the system
-    text once per labels and sample, a persona's system text once for all its questions, the user text per prompt.
+    text once per labels and sample, a persona's system text once for all of ``asks`` (each labels, sample and
+    the user texts asked with them: a run's questions), the user text per prompt.
     """
 
-    def __init__(self, identity: dict):
+    def __init__(self, identity: dict, asks: Iterable[tuple[Sequence[str], int, Sequence[str]]] = ()):
         self.model = dumps(identity)
         self.starts: dict[tuple[tuple[str, ...], int], Any] = {}  # (labels, sample) -> hash up to the system text
-        self.ends: dict[str, bytes] = {}  # user text -> the request's end, encoded
-        self.system: str | None = None
-        self.encoded = b""  # the last system text asked about, as the request writes it
-        self.cluster = b""  # and its keys' first bytes
-        self.heads: dict[tuple[tuple[str, ...], int], Any] = {}  # (labels, sample) -> hash up to the user text
+        self.asks = [(self.start(labels, repeat), [self.end(user) for user in users]) for labels, repeat, users in asks]
 
-    def head(self, labels: Sequence[str], repeat: int, system: str) -> tuple[Any, bytes]:
-        """The hash of a request up to its user text, and its key's first bytes (kept for the last system text)."""
-        if system is not self.system:
-            self.system, self.heads, self.encoded = system, {}, json_string(system).encode()
-            self.cluster = hashlib.sha256(self.encoded).digest()[:CLUSTER]
+    def start(self, labels: Sequence[str], repeat: int) -> Any:
+        """The hash of a request up to its system text."""
         which = (tuple(labels), repeat)
-        head = self.heads.get(which)
-        if head is None:
-            start = self.starts.get(which)
-            if start is None:
-                start = self.starts[which] = hashlib.sha256(
-                    f'{{"labels":{dumps(list(labels))},"model":{self.model},"sample":{repeat},"system":'.encode()
-                )
-            head = self.heads[which] = start.copy()
-            head.update(self.encoded)
-        return head, self.cluster
+        if which not in self.starts:
+            self.starts[which] = hashlib.sha256(
+                f'{{"labels":{dumps(list(labels))},"model":{self.model},"sample":{repeat},"system":'.encode()
+            )
+        return self.starts[which]
 
-    def key(self, head: tuple[Any, bytes], user: str, legacy: bool = False) -> bytes:
-        """The cache key of the request ``head`` began, ending with ``user``."""
-        end = self.ends.get(user)
-        if end is None:
-            end = self.ends[user] = f',"user":{json_string(user)}}}'.encode()
-        request = head[0].copy()
-        request.update(end)
-        return request.digest()[:16] if legacy else head[1] + request.digest()[: 16 - CLUSTER]
+    @staticmethod
+    def end(user: str) -> bytes:
+        """A request's bytes after its system text."""
+        return f',"user":{json_string(user)}}}'.encode()
+
+    def persona(self, system: str) -> list[bytes]:
+        """The key of every prompt of ``asks`` asked with this system text, in order."""
+        encoded = json_string(system).encode()
+        cluster = hashlib.sha256(encoded).digest()[:CLUSTER]
+        keys = []
+        for start, ends in self.asks:
+            head = start.copy()
+            head.update(encoded)
+            for end in ends:
+                request = head.copy()
+                request.update(end)
+                keys.append(cluster + request.digest()[: 16 - CLUSTER])
+        return keys
 
     def of(self, prompt: Prompt, legacy: bool = False) -> bytes:
-        return self.key(self.head(prompt.labels, prompt.repeat, prompt.system), prompt.user, legacy)
+        """One prompt's key."""
+        encoded = json_string(prompt.system).encode()
+        request = self.start(prompt.labels, prompt.repeat).copy()
+        request.update(encoded)
+        request.update(self.end(prompt.user))
+        if legacy:
+            return request.digest()[:16]
+        return hashlib.sha256(encoded).digest()[:CLUSTER] + request.digest()[: 16 - CLUSTER]
 
 
 json_string = json.encoder.encode_basestring_ascii  # a str as dumps writes it, without building an encoder
 
 
-def _canonical_json() -> Callable[[Any], str]:
-    """Compact JSON with sorted keys. ``JSONEncoder.encode`` builds a C encoder on every call; this builds it
-    once, with the arguments ``iterencode`` gives it, so the output is the same (the run log's hot path)."""
-    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+def _json_writer(sort_keys: bool, separators: tuple[str, str]) -> Callable[[Any], str]:
+    """``json.dumps`` with these options and ``default=str``, as a function. ``json.dumps`` builds an encoder on
+    every call; this builds it once, with the arguments ``iterencode`` gives it, so the output is the same (the
+    run log's hot path)."""
+    encoder = json.JSONEncoder(sort_keys=sort_keys, separators=separators, default=str)
     if json.encoder.c_make_encoder is None:
         return encoder.encode
+    item, key = separators
     make = json.encoder.c_make_encoder(
-        None, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True
+        None, str, json.encoder.encode_basestring_ascii, None, key, item, sort_keys, False, True
     )
     return lambda value: "".join(make(value, 0))
 
 
-dumps = _canonical_json()
+dumps = _json_writer(sort_keys=True, separators=(",", ":"))  # canonical: compact, keys sorted
+plain_dumps = _json_writer(sort_keys=False, separators=(", ", ": "))  # as json.dumps(value, default=str) writes
 
 
 # distributions as dumps writes them; NaN and Infinity, which json accepts and SQLite does not, only as values
@@ -480,7 +489,7 @@ class Store:
         for p in personas:
             listed = tuple(p.attributes)
             if listed not in names:
-                names[listed] = json.dumps(list(listed))
+                names[listed] = plain_dumps(list(listed))
             rows.append(
                 (
                     run_id,
@@ -489,8 +498,8 @@ class Store:
                     p.stratum,
                     p.weight,
                     reference(names[listed]),
-                    json.dumps(list(p.attributes.values()), default=str),  # in prompt order, as the names
-                    reference(json.dumps(p.provenance, default=str)),
+                    plain_dumps(list(p.attributes.values())),  # in prompt order, as the names
+                    reference(plain_dumps(p.provenance)),
                 )
             )
         self.keep_texts(shared)
@@ -710,8 +719,13 @@ class Store:
             ).fetchone()[0]
         )["labels"]
         prompt_keys = PromptKeys(identity)
-        head = prompt_keys.head(labels, repeat, system)
-        expected = {b"".join(prompt_keys.key(head, user, legacy) for user in users) for legacy in (False, True)}
+        asked = [
+            Prompt(
+                persona_id=persona_id, question_id=question_id, system=system, user=user, labels=labels, repeat=repeat
+            )
+            for user in users
+        ]
+        expected = {b"".join(prompt_keys.of(prompt, legacy) for prompt in asked) for legacy in (False, True)}
         return prompt_text(system, users), keys in expected
 
     @writes

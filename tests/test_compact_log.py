@@ -143,21 +143,25 @@ def test_prompt_keys_are_the_system_texts_hash_then_the_whole_requests():
     key must be 4 bytes of the system text's hash then 12 of the whole request's, and the legacy key the 16 bytes
     an older simrun wrote, or a cache written before would serve nothing."""
     identity = {"model": "m", "simulator": "s", "options": {"é": [1, "x"]}}
-    keys = PromptKeys(identity)
+    asks = [
+        (labels, repeat, ["Do you vote?\n\nA. Yes\nB. No", 'Say "maybe" — or not'])
+        for labels in (["A", "B"], ["A", "B", "C"])
+        for repeat in (0, 3)
+    ]
+    keys = PromptKeys(identity, asks)
     systems = ['age: 40\ntown: "Ashford"', "ville: Zürich ✓ \\ \u2028", 'age: 40\ntown: "Ashford"']
     for system in systems:
         cluster = hashlib.sha256(dumps(system).encode()).digest()[:4]
-        for labels in (["A", "B"], ["A", "B", "C"]):
-            for repeat in (0, 3):
-                for user in ("Do you vote?\n\nA. Yes\nB. No", 'Say "maybe" — or not'):
-                    request = {"labels": labels, "model": identity, "sample": repeat, "system": system, "user": user}
-                    whole = cache_key_of(dumps(request))
-                    prompt = Prompt(
-                        persona_id=0, question_id="q", system=system, user=user, labels=labels, repeat=repeat
-                    )
-                    head = keys.head(labels, repeat, system)
-                    assert keys.key(head, user) == cluster + whole[:12] == keys.of(prompt)
-                    assert keys.key(head, user, legacy=True) == whole == keys.of(prompt, legacy=True)
+        expected = []
+        for labels, repeat, users in asks:
+            for user in users:
+                request = {"labels": labels, "model": identity, "sample": repeat, "system": system, "user": user}
+                whole = cache_key_of(dumps(request))
+                prompt = Prompt(persona_id=0, question_id="q", system=system, user=user, labels=labels, repeat=repeat)
+                assert keys.of(prompt) == cluster + whole[:12]
+                assert keys.of(prompt, legacy=True) == whole
+                expected.append(cluster + whole[:12])
+        assert keys.persona(system) == expected
 
 
 def test_a_persona_s_replies_sit_side_by_side_in_the_cache(tmp_path, registry):

@@ -182,7 +182,7 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
     [key] = [row["key"] for row in store.db["llm_cache"].rows]
     store.cache("sizes", {key: json.dumps({"text": '{"household_size": 45}'})})
     assert (
-        engine.generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
+        Engine(registry, store).generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
         and bounded.calls == 2
     )
 
