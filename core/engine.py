@@ -12,6 +12,7 @@ import contextlib
 import functools
 import gc
 import json
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -153,6 +154,14 @@ def as_stored(persona: Persona) -> Persona:
     return persona.model_copy(update={"attributes": dict(zip(persona.attributes, values))})
 
 
+def share_rows(batch: list[Persona], answers: Answers) -> Iterator[tuple[str, str, float, float, dict[str, float]]]:
+    """A batch's answers as ``ShareSums.add_batch`` sums them, in the order the run log keeps them."""
+    personas = {p.id: p for p in batch}
+    for a in sorted(answers.records, key=operator.itemgetter(0, 1, 2)):  # persona, question id, repeat
+        persona = personas[a.persona_id]
+        yield a.question_id, persona.stratum, persona.weight, a.reply.invalid, a.reply.distribution
+
+
 def question_texts(loaded: LoadedScenario) -> list[tuple[Question, list[tuple[list[int], str]]]]:
     """Per question, each option order asked and the user text it gives: rendered once, whoever asks."""
     spec, nobody = loaded.scenario.prompt, Persona(id=0, stratum="", weight=1.0)
@@ -276,14 +285,14 @@ class Engine:
             with self.started(loaded, pipeline):
                 try:
                     with few_collections():
-                        self._simulate(loaded, pipeline, info, personas_from)
+                        sums = self._simulate(loaded, pipeline, info, personas_from)
                     references = self.baseline_answers(loaded, pipeline)
                 finally:  # replicas lost before a failure are worth keeping too
                     with contextlib.suppress(StoreError):
                         self.store.add_simulator_stats(run_id, pipeline.executor.stats())
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
-            self.aggregate(run_id, loaded.scenario.questions)
+            self.aggregate(run_id, loaded.scenario.questions, sums)
             timings["aggregate_s"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
             values = self.score(run_id, loaded, pipeline.metrics, references)
@@ -339,8 +348,12 @@ class Engine:
         pipeline: Pipeline,
         info: RunInfo,
         personas_from: str | None,
-    ) -> None:
+    ) -> ShareSums | None:
+        """Ask every batch not done yet and log it. Returns the run's answer shares, summed as the batches were
+        written, or None when an earlier process wrote some (``aggregate`` then reads them all from the log)."""
         done = self.store.done_batches(info.id)
+        labels = {q.id: q.labels for q in loaded.scenario.questions}
+        sums = ShareSums() if not done else None
         replicas = None
         for index, batch, fresh in self.batches(loaded, pipeline, personas_from):
             if (now_replicas := pipeline.executor.replicas()) != replicas and now_replicas is not None:
@@ -353,7 +366,10 @@ class Engine:
                 batch = self.enrich(batch, index, loaded, pipeline)
             answers = self.answer(batch, loaded, pipeline.executor)
             self.store.write_batch(info.id, index, batch, answers)
+            if sums is not None:
+                sums.add_batch(share_rows(batch, answers), labels)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
+        return sums
 
     def estimate(self, loaded: LoadedScenario) -> tuple[int, int, Estimate, Estimate]:
         """(answers the run has, how many the cache holds, what the answers it lacks would take, what the
@@ -561,15 +577,14 @@ class Engine:
             legacy=lambda i: prompt_keys.of(prompt(i), legacy=True),
         )
 
-    def aggregate(self, run_id: str, questions: list[Question]) -> None:
-        """Weighted option shares per stratum and question, plus the whole population, summed in SQL."""
-        labels = {q.id: q.labels for q in questions}
-        widest = max(labels.values(), key=len, default=[])
-        sums = ShareSums()
-        for question_id, stratum, weight, invalid, *by_label in self.store.share_sums(run_id, widest):
-            width = len(labels[question_id])
-            summed = np.array([*(v or 0.0 for v in by_label[:width]), invalid])
-            sums.add_sums(question_id, labels[question_id], stratum, weight, summed)
+    def aggregate(self, run_id: str, questions: list[Question], sums: ShareSums | None = None) -> None:
+        """Weighted option shares per stratum and question, plus the whole population: from ``sums`` as the run
+        summed them, or read back from the log batch by batch, to the same floats."""
+        if sums is None:
+            labels = {q.id: q.labels for q in questions}
+            sums = ShareSums()
+            for batch in self.store.share_rows(run_id):
+                sums.add_batch(batch, labels)
         invalid = sums.invalid()
         rows = [
             {

@@ -9,6 +9,7 @@ personas' probabilities for it, and ``ALL_STRATA`` holds the whole population.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -49,8 +50,24 @@ class ShareSums:
                 self.accumulate((question_id, name), sums, float(total))
         self.accumulate((question_id, ALL_STRATA), weighted.sum(0), float(weights.sum()))
 
+    def add_batch(self, answers: Iterable[tuple[str, str, float, float, dict[str, float]]], labels: dict) -> None:
+        """One batch's answers, each (question id, stratum, weight, invalid mass, distribution), in the order the run
+        log keeps them (persona, question id, repeat); ``labels`` maps question ids to their options. The batch is
+        summed first, then added: a run summed batch by batch in order, from memory or from the log, comes to the
+        same floats however its batches were split between the processes that ran them."""
+        partial: dict[tuple[str, str], list[float]] = {}  # (question, stratum) -> weight, per option, invalid
+        for question_id, stratum, weight, invalid, distribution in answers:
+            if (sums := partial.get((question_id, stratum))) is None:
+                sums = partial[(question_id, stratum)] = [0.0] * (len(labels[question_id]) + 2)
+            sums[0] += weight
+            for i, label in enumerate(labels[question_id], 1):
+                sums[i] += weight * distribution.get(label, 0.0)
+            sums[-1] += weight * invalid
+        for (question_id, stratum), sums in partial.items():
+            self.add_sums(question_id, labels[question_id], stratum, sums[0], np.array(sums[1:]))
+
     def add_sums(self, question_id: str, labels: list[str], stratum: str, weight: float, sums: np.ndarray) -> None:
-        """A stratum's answers to one question already summed (``Store.share_sums``): the weighted probability of
+        """A stratum's answers to one question already summed: the weighted probability of
         each of ``labels`` followed by the weighted invalid mass, and the weight behind them."""
         self.labels.setdefault(question_id, list(labels))
         if stratum != ALL_STRATA:  # a stratum so named is the whole population, added for every stratum below

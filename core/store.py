@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
+import operator
 import os
 import secrets
 import sqlite3
@@ -180,10 +182,6 @@ def _json_writer(sort_keys: bool, separators: tuple[str, str]) -> Callable[[Any]
 
 dumps = _json_writer(sort_keys=True, separators=(",", ":"))  # canonical: compact, keys sorted
 plain_dumps = _json_writer(sort_keys=False, separators=(", ", ": "))  # as json.dumps(value, default=str) writes
-
-
-# distributions as dumps writes them; NaN and Infinity, which json accepts and SQLite does not, only as values
-NOT_JSON = "instr(a.distribution, ':NaN') or instr(a.distribution, 'Infinity')"
 
 
 def table_names(conn: sqlite3.Connection) -> set[str]:
@@ -504,26 +502,23 @@ class Store:
             )
         self.keep_texts(shared)
         self.db.conn.executemany("insert or replace into personas values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self.db.conn.executemany(
-            "insert or replace into answers values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    run_id,
-                    a.persona_id,
-                    a.question_id,
-                    a.repeat,
+        columns: dict[int, tuple] = {}  # id of a reply -> its columns; the batch holds every reply, so ids stay
+        answer_rows = []
+        for a in answers.records:
+            reply = a.reply
+            if (stored := columns.get(id(reply))) is None:  # a reply the cache gave more than one answer, once
+                stored = columns[id(reply)] = (
                     reply.raw,
                     dumps(reply.distribution),
                     reply.invalid,
                     reply.tokens,
                     reply.latency_ms,
-                    a.keys,
-                    int(a.cached),
-                    reply.error,
                 )
-                for a in answers.records
-                for reply in (a.reply,)
-            ],
+            answer_rows.append(
+                (run_id, a.persona_id, a.question_id, a.repeat, *stored, a.keys, int(a.cached), reply.error)
+            )
+        self.db.conn.executemany(
+            "insert or replace into answers values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", answer_rows
         )
         self.db.execute(
             "insert or replace into progress (run_id, batch, personas, done_at) values (?, ?, ?, ?)",
@@ -603,32 +598,20 @@ class Store:
         )
         return {**counts, ALL_STRATA: sum(counts.values())}
 
-    def share_sums(self, run_id: str, labels: list[str]) -> list[tuple]:
-        """Per question and stratum: (question id, stratum, weight, weighted invalid mass, the weighted probability
-        of each of ``labels``, None where no answer has it), summed by SQLite in one pass over the answers: what
-        aggregation reads, with no row or JSON decoded in Python."""
-        columns = "".join(f", sum(p.weight * json_extract(a.distribution, '$.\"{label}\"'))" for label in labels)
-        joined = " from answers a join personas p on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ? and"
-        summed = self.db.execute(
-            f"select a.question_id, p.stratum, sum(p.weight), sum(p.weight * a.invalid){columns}{joined}"
-            f" not ({NOT_JSON}) group by a.question_id, p.stratum",
+    def share_rows(self, run_id: str) -> Iterator[list[tuple[str, str, float, float, dict[str, float]]]]:
+        """A run's answers batch by batch, in batch order, each as ``ShareSums.add_batch`` sums it: (question id,
+        stratum, weight, invalid mass, distribution), in the order the log keeps them."""
+        rows = self.db.execute(
+            "select p.batch, a.question_id, p.stratum, p.weight, a.invalid, a.distribution from answers a"
+            " join personas p on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ?"
+            ' order by p.batch, a.persona_id, a.question_id, a."repeat"',
             [run_id],
-        ).fetchall()
-        # a buggy simulator's NaN or infinite probability is no JSON to SQLite: those few rows are summed here
-        for question_id, stratum, weight, invalid, text in self.db.execute(
-            f"select a.question_id, p.stratum, p.weight, a.invalid, a.distribution{joined} {NOT_JSON}", [run_id]
-        ):
-            distribution = json.loads(text)
-            summed.append(
-                (
-                    question_id,
-                    stratum,
-                    weight,
-                    weight * invalid,
-                    *(weight * distribution[k] if k in distribution else None for k in labels),
-                )
-            )
-        return summed
+        )
+        for _, batch in itertools.groupby(rows, key=operator.itemgetter(0)):
+            yield [
+                (question, stratum, weight, invalid, json.loads(text))
+                for _, question, stratum, weight, invalid, text in batch
+            ]
 
     def answer_rows(self, run_id: str, prompts: bool = False) -> Iterator[dict]:
         """A run's answers with their persona's stratum and weight and the run's model, by persona and question.

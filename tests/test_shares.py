@@ -1,12 +1,14 @@
 """One computation of answer shares, fed answer by answer in chunks (the engine) or all at once (compare)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from conftest import EXAMPLE
 
 from simrun.engine import Engine
+from simrun.registry import load_registry
 from simrun.scenario import load_scenario
 from simrun.shares import ShareSums
 from simrun.store import Store
@@ -73,6 +75,45 @@ def test_the_engine_sums_shares_in_sql_as_python_sums_them_answer_by_answer(tmp_
         assert set(stored) == set(by_stratum)
         for stratum, shares in by_stratum.items():
             assert stored[stratum] == pytest.approx(shares, rel=1e-12)
+
+
+REVERSE = """
+from simrun import hookimpl
+from simrun.components import Enricher
+
+
+class Reverse(Enricher):
+    name = "reverse"
+
+    def enrich(self, batch, context):
+        return batch[::-1]
+
+
+@hookimpl
+def register_enrichers(register):
+    register(Reverse)
+"""
+
+
+def test_shares_summed_as_the_batches_are_written_are_the_ones_the_log_gives_back(tmp_path):
+    """A run sums its shares in memory; a resumed one reads them back from the log. Metrics of a resumed run must
+    equal an uninterrupted one's to the last bit, so both must add the same floats in the same order, whatever
+    order an enricher left a batch's personas in or the scenario lists its questions in."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    shutil.copy(EXAMPLE / "simrun_example.py", plugins)
+    (plugins / "reverse.py").write_text(REVERSE)
+    registry = load_registry(plugins)
+    store = Store(tmp_path / "s.db")
+    overrides = ["prompt.option_order=cyclic", "repeats=2", "questions.0.id=zz", "metrics.mean_share.question=zz"]
+    overrides += ["sampler.with.per_town=40", "batch_size=16", "enrichers=[{use: reverse}]"]
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
+    engine = Engine(registry, store)
+    run_id = engine.run(loaded)
+    summed = {q.id: store.aggregates(run_id, q.id) for q in loaded.scenario.questions}
+    engine.aggregate(run_id, loaded.scenario.questions)
+    assert {q.id: store.aggregates(run_id, q.id) for q in loaded.scenario.questions} == summed
+    assert summed["zz"]["ALL"] == pytest.approx(python_shares(store, run_id)["zz"]["ALL"], rel=1e-12)
 
 
 def test_a_nan_probability_from_a_buggy_simulator_still_aggregates(tmp_path, registry):
