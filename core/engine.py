@@ -33,7 +33,7 @@ from .shares import ShareSums
 from .store import PromptKeys, Store, StoreError, cache_key_of, dumps, now, pack_answer, unpack_answer
 from .views import RunView
 
-RECENT_REPLIES = 20_000  # cached replies a run keeps at hand (a few KB each at most)
+RECENT_REPLIES = 10_000  # cached replies a run keeps at hand (about 1.4 KB each: 14 MB at most)
 
 
 class PlanError(ScenarioError):
