@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .models import ModelAnswer, Persona, Prompt, Question
 
@@ -184,6 +184,9 @@ class Estimate(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float | None = None
+    price_note: str | None = Field(
+        None, description="Where the price comes from, or why none is known: what --estimate tells the user."
+    )
 
 
 class Simulator(Component):

@@ -315,6 +315,16 @@ def _read_csv(text: str, source: str, format: Format) -> tuple[list[Question], l
     return questions, skipped
 
 
+OPTIONS_HINT = 'options are separated by "|" (e.g. "Yes | No | Maybe") or given as a JSON list'
+
+
+def comma_separated(options: Any) -> bool:
+    """Options written as one text with commas ("Yes, No"), which reads as a single option."""
+    if isinstance(options, str):
+        options = [options]
+    return isinstance(options, list) and len(options) < 2 and any(isinstance(o, str) and "," in o for o in options)
+
+
 def _listed(value: str, field: str) -> list[str | float]:
     """A list cell: JSON (``["a", "b"]``), a Python literal as OpinionQA's raw files have, or ``a | b``."""
     value = value.strip()
@@ -346,14 +356,39 @@ def _pew_row(row: dict[str, str]) -> Question | Skipped:
 
 
 def _bank_row(row: dict[str, str]) -> Question:
+    options = [str(o) for o in _listed(row["options"], "options")]
+    if comma_separated(options):
+        raise ValueError(f"column options: {row['options'].strip()!r} is one option; {OPTIONS_HINT}")
     ordinal_cell = row.get("ordinal", "").strip()
-    if ordinal_cell.lower() == "auto":
-        ordinal = scale_positions([str(o) for o in _listed(row["options"], "options")])
-    else:
-        ordinal = _numbers(ordinal_cell, "ordinal")
+    ordinal = scale_positions(options) if ordinal_cell.lower() == "auto" else _numbers(ordinal_cell, "ordinal")
     return Question(
         id=row["id"].strip(),
         text=row["text"].strip(),
-        options=[str(o) for o in _listed(row["options"], "options")],
+        options=options,
         ordinal=ordinal or None,
+        truth=_truth(row.get("truth", ""), len(options)),
+    )
+
+
+def _truth(cell: str, options: int) -> list[float] | None:
+    """A bank's ``truth`` cell: the real answer distribution over the options, as shares or counts."""
+    if not cell.strip():
+        return None
+    try:
+        truth: list[float] | None = _numbers(cell, "truth")
+    except (ValueError, SyntaxError, TypeError, RecursionError):
+        truth = None
+    if truth is None:
+        problem = "is not a list of numbers"
+    elif len(truth) != options:
+        problem = f"has {len(truth)} value(s) for {options} options"
+    elif min(truth) < 0:
+        problem = "has a negative value"
+    elif sum(truth) <= 0:
+        problem = "is all zeros"
+    else:
+        return truth
+    raise ValueError(
+        f"column truth: {cell.strip()!r} {problem}; expected the real answer shares or counts, one per option "
+        'in the order of options, non-negative and not all zero, as "0.3 | 0.5 | 0.2" or a JSON list'
     )

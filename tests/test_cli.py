@@ -173,7 +173,10 @@ def test_estimate_counts_what_the_cache_lacks_and_sends_nothing(invoke, tmp_path
     db = tmp_path / "e.db"
     before = invoke("run", str(EXAMPLE / "towns.yaml"), "--estimate", db=db)
     assert before.exit_code == 0, before.output
-    assert "48 answer(s), 0 in the cache; to send: 48 call(s), ~" in before.output
+    # the personas' 48 and the no-persona baseline's 2 (one per question), which show compares answers with
+    assert "48 answer(s), 0 in the cache; to send: 50 call(s) (2 of them for the no-persona baseline), ~" in (
+        before.output
+    )
     assert "no price known for this model" in before.output and not db.exists()  # nothing created
     invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=db)
     after = invoke("run", str(EXAMPLE / "towns.yaml"), "--estimate", db=db)
@@ -186,4 +189,4 @@ def test_estimate_counts_what_the_cache_lacks_and_sends_nothing(invoke, tmp_path
         "simulator={use: litellm, with: {model: openai/gpt-4o-mini}}",
         db=db,
     )
-    assert api.exit_code == 0 and re.search(r"to send: 48 call\(s\), .* completion tokens, \$0\.\d{4}", api.output)
+    assert api.exit_code == 0 and re.search(r"to send: 50 call\(s\) .* completion tokens, \$0\.\d{4}", api.output)

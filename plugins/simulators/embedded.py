@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from simrun import (
+    Estimate,
     ModelAnswer,
     Prompt,
     Simulator,
@@ -312,6 +313,11 @@ class EmbeddedSimulator(Simulator):
             )
             out.append(result["choices"][0]["message"]["content"] or "")
         return out
+
+    def estimate(self, prompts: list[Prompt]) -> Estimate:
+        """The default count, priced at nothing: no provider bills these calls."""
+        note = "the model runs on this machine: it costs no API money"
+        return super().estimate(prompts).model_copy(update={"cost_usd": 0.0, "price_note": note})
 
     def close(self) -> None:
         if "llm" in self.__dict__:

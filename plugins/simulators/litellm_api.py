@@ -340,16 +340,25 @@ class LiteLLMSimulator(Simulator):
 
     def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         """USD for a call of these sizes: the config's prices, else litellm's list; None when neither knows."""
+        return self.priced(prompt_tokens, completion_tokens)[0]
+
+    def priced(self, prompt_tokens: int, completion_tokens: int) -> tuple[float | None, str]:
+        """``price``, and where it comes from or why there is none: --estimate says which."""
         c = self.config
         if c.input_cost_per_token is not None or c.output_cost_per_token is not None:
-            return prompt_tokens * (c.input_cost_per_token or 0) + completion_tokens * (c.output_cost_per_token or 0)
+            unset = [f for f in ("input_cost_per_token", "output_cost_per_token") if getattr(c, f) is None]
+            usd = prompt_tokens * (c.input_cost_per_token or 0) + completion_tokens * (c.output_cost_per_token or 0)
+            return usd, "your prices in simulator.with" + (f"; {unset[0]} is not set, counted as 0" if unset else "")
         try:
             prompt_cost, completion_cost = self.litellm.cost_per_token(
                 model=c.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
             )
         except Exception:  # noqa: BLE001 - litellm raises its own (and plain) errors for a model it has no price for
-            return None
-        return prompt_cost + completion_cost
+            return None, (
+                f"'{c.model}' is not in litellm's price list, and simulator.with sets no input_cost_per_token / "
+                "output_cost_per_token (USD per token) of your own"
+            )
+        return prompt_cost + completion_cost, "litellm's price list"
 
     def book(self, response: Any) -> None:
         """The cost ledger: tokens the provider counted, and their price, added to the run's counters."""
@@ -368,11 +377,9 @@ class LiteLLMSimulator(Simulator):
         calls = len(prompts) * (self.config.samples if self.config.mode == "samples" else 1)
         completion = calls * (8 if self.config.mode == "samples" else 1)
         prompt_tokens = super().estimate(prompts).prompt_tokens * (calls // max(len(prompts), 1))
+        cost, note = self.priced(prompt_tokens, completion)
         return Estimate(
-            calls=calls,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion,
-            cost_usd=self.price(prompt_tokens, completion),
+            calls=calls, prompt_tokens=prompt_tokens, completion_tokens=completion, cost_usd=cost, price_note=note
         )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from simrun import (
+    Estimate,
     ModelAnswer,
     Prompt,
     Simulator,
@@ -280,6 +281,11 @@ class VLLMSimulator(Simulator):
         for i, output in zip(fits, outputs):
             texts[i] = output.outputs[0].text if output.outputs else ""
         return texts
+
+    def estimate(self, prompts: list[Prompt]) -> Estimate:
+        """The default count, priced at nothing: no provider bills these calls."""
+        note = "vLLM runs the model on your own hardware: it costs no API money"
+        return super().estimate(prompts).model_copy(update={"cost_usd": 0.0, "price_note": note})
 
     def stats(self) -> dict[str, int]:
         return {"generate_prompts_too_long": self.too_long} if self.too_long else {}
