@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import tempfile
@@ -23,7 +24,6 @@ from .cli_support import (
     overrides_option,
     with_plugins,
 )
-from .compare import compare
 from .display import console, errors, print_comparison, print_run, run_summary, unclipped
 from .engine import Engine, PlanError
 from .instruments import FORMATS, Format, InstrumentError, read_instrument
@@ -102,8 +102,8 @@ def run(
             fail("--estimate needs a scenario file")
         estimate_run(open_scenario(scenario, registry, overrides), registry, db_path, no_cache)
         return
-    store = Store(db_path)
     if resume_id:
+        store = Store(db_path)
         try:
             record = store.run(resume_id)
         except KeyError:
@@ -124,6 +124,7 @@ def run(
         fail("give a scenario file, or --resume RUN_ID")
     else:
         loaded = open_scenario(scenario, registry, overrides)
+        store = Store(db_path)  # only now: a scenario that fails validation leaves no run log behind
     engine = Engine(registry, store, use_cache=not no_cache)
     try:
         description = f"simulating {len(loaded.scenario.questions)} question(s)"
@@ -151,11 +152,24 @@ def run(
 @cli.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @overrides_option
+@click.option(
+    "--seeds",
+    type=click.IntRange(1, 100),
+    help="Run every variant under K seeds (the scenario's seed, seed + 1, ...): compare's intervals then include "
+    "seed-to-seed variation. Same as replicates: K in the ablation block.",
+    metavar="K",
+)
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result table.")
 @common
 def sweep(
-    scenario: str, overrides: tuple[str, ...], no_cache: bool, quiet: bool, db_path: str, registry: Registry
+    scenario: str,
+    overrides: tuple[str, ...],
+    seeds: int | None,
+    no_cache: bool,
+    quiet: bool,
+    db_path: str,
+    registry: Registry,
 ) -> None:
     """Run every variant of SCENARIO's ablation block, each as a child run of one sweep.
 
@@ -167,12 +181,24 @@ def sweep(
     Variants that keep the sampler and enrichers reuse the baseline's personas;
     cached model answers are reused; running the same command again after a
     crash finishes the sweep without redoing finished variants.
+
+    At the end it prints what `simrun compare SWEEP_ID` does: how far each
+    variant moved answers from the baseline (shift), every metric with its
+    interval, and what to distrust (few personas, position bias, off-option
+    answers, personas the model ignores).
     """
+    if seeds is not None:
+        overrides = (*overrides, f"ablation.replicates={seeds}")
     loaded = open_scenario(scenario, registry, overrides)
+    try:
+        variants = plan_sweep(loaded, registry)  # every variant valid before the run log is created
+    except ScenarioError as exc:
+        fail("invalid sweep\n" + exc.render())
+    except Exception as exc:  # an ablation plugin's own fault, said in one line as during the sweep
+        failed(exc, None, db_path)
     store = Store(db_path)
     engine = Engine(registry, store, use_cache=not no_cache)
     try:
-        variants = plan_sweep(loaded, registry)
         if not quiet:
             errors.print(f"{len(variants)} variants: " + ", ".join(label for label, _ in variants))
         with watching(registry, not quiet and errors.is_terminal, f"sweep: {len(variants)} variants") as progress:
@@ -188,7 +214,7 @@ def sweep(
     if quiet:
         click.echo(sweep_id)
         return
-    print_comparison(compare(store, registry, sweep_id, reps=200), [])
+    print_comparison(comparison(store, registry, sweep_id, 200, f"no sweep '{sweep_id}'"), [])
     console.print(f"sweep {sweep_id}: `simrun compare {sweep_id}` for other metrics or --json")
 
 
@@ -210,7 +236,20 @@ def compare_command(
     db_path: str,
     registry: Registry,
 ) -> None:
-    """Compare a sweep's variants: each metric with a bootstrap interval and its difference from the baseline.
+    """Compare a sweep's variants: how far each moved answers, each metric with an interval, what to distrust.
+
+    \b
+    shift      how far each variant's answer shares moved from the baseline's
+               (TVD, 0 = same answers; per question the option that moved
+               most), with a paired bootstrap interval and a noise floor: the
+               shift swapping answers at random between the two gives. Needs
+               no truth: for a leave-one-out sweep, which attribute matters.
+    metrics    each with a 95% bootstrap interval (personas resampled within
+               strata; with --seeds, seeds too) and its difference from the
+               baseline, beside the same metric on the uniform and no-persona
+               baselines.
+    warnings   few personas per stratum, position bias, off-option answers,
+               personas the model ignores: what undermines the figures.
 
     A variant whose enrichment step (e.g. an LLM tier) wrote nothing usable for
     more than --invalid-threshold of its personas is marked, with the share and
@@ -225,10 +264,26 @@ def compare_command(
         f"no sweep '{sweep_id}' in {db_path}",
         invalid_threshold,
     )
+    check_metrics(result, wanted)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         print_comparison(result, list(wanted))
+
+
+def check_metrics(result: dict, wanted: tuple[str, ...]) -> None:
+    """Every --metric names a metric or a figure of one the sweep has; a typo is an error with the nearest names."""
+    names = {n for v in result["variants"] for n in v["metrics"]} | {"shift"}
+    known = names | {n.split(".", 1)[0] for n in names}
+    for name in wanted:
+        if name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+            fail(
+                f"--metric {name}: the sweep has no such metric"
+                + (f"; did you mean {' or '.join(near)}?" if near else "")
+                + f" It has: {', '.join(sorted(n for n in known if '.' not in n))} "
+                "(and their figures, e.g. NAME.FIGURE; `simrun compare --json` lists them)"
+            )
 
 
 RESUMABLE = {"executor", "baselines"}  # what --set may change on --resume: never an answer
@@ -238,11 +293,16 @@ def estimate_run(loaded: LoadedScenario, registry: Registry, db_path: str, no_ca
     """What the run would ask, against the cache in ``db_path`` when there is one (none is created)."""
     with tempfile.TemporaryDirectory() as empty:
         store = Store(db_path, read_only=True) if Path(db_path).is_file() else Store(Path(empty) / "none.db")
-        answers, cached, asked, written = Engine(registry, store, use_cache=not no_cache).estimate(loaded)
-    cost = "no price known for this model" if asked.cost_usd is None else f"${asked.cost_usd:,.4f}"
+        answers, cached, asked, baseline, written = Engine(registry, store, use_cache=not no_cache).estimate(loaded)
+    if asked.cost_usd is None:
+        why = asked.price_note or f"the {loaded.scenario.simulator.use} simulator reports no price"
+        cost = f"no price known for this model: {why}"
+    else:
+        cost = f"${asked.cost_usd:,.4f}" + (f" ({asked.price_note})" if asked.price_note else "")
     to_send = (
-        f"to send: {asked.calls:,} call(s), ~{asked.prompt_tokens:,} prompt and {asked.completion_tokens:,} "
-        f"completion tokens, {cost}"
+        f"to send: {asked.calls:,} call(s)"
+        + (f" ({baseline:,} of them for the no-persona baseline)" if baseline else "")
+        + f", ~{asked.prompt_tokens:,} prompt and {asked.completion_tokens:,} completion tokens, {cost}"
         if asked.calls
         else "nothing to send"
     )
@@ -263,12 +323,22 @@ def validate(scenario: str, overrides: tuple[str, ...], registry: Registry) -> N
     """Check SCENARIO (fields, plugin names, their configs, enricher order) without running it."""
     loaded = open_scenario(scenario, registry, overrides)
     s = loaded.scenario
+    try:
+        variants = plan_sweep(loaded, registry) if s.ablation is not None else []
+    except ScenarioError as exc:
+        fail("invalid sweep\n" + exc.render())
     console.print(
         Text("ok", "green"),
         f"{scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "
         f"simulator {s.simulator.use} (executor {s.executor.use}), {len(s.questions)} question(s), "
         f"metrics: {', '.join(s.metrics) or 'none'}",
     )
+    if s.ablation is not None:
+        seeds = f" x {s.ablation.replicates} seeds" if s.ablation.replicates > 1 else ""
+        console.print(
+            f"sweep: {len(variants) // s.ablation.replicates} variants{seeds} ({s.ablation.use}); `simrun compare` "
+            "measures each variant's shift from the baseline with or without metrics"
+        )
 
 
 @cli.command()
@@ -375,7 +445,11 @@ def show(
     try:
         summary = run_summary(store, run_id, invalid_threshold)
     except KeyError:
-        fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
+        try:
+            store.sweep(run_id)
+        except KeyError:
+            fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
+        fail(f"'{run_id}' is a sweep, not a run: `simrun compare {run_id}` compares its variants")
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -419,7 +493,10 @@ def questions(file: str, fmt: Format | None, as_json: bool) -> None:
       a Pew ATP / OpinionQA question file (columns key, question,
         references or options, option_ordinal; 'Refused' is not offered);
       a question bank CSV (columns id, text, options as "A | B | C" or a
-        JSON list, and optionally ordinal: numbers, or auto).
+        JSON list, never separated by commas; optionally ordinal: numbers,
+        or auto; and truth: the real answer distribution over the options
+        as shares or counts, one per option, "0.3 | 0.5 | 0.2" or a JSON
+        list, for the wasserstein metric).
     Ordinals come from the order of the options; trailing "Don't know",
     "Refused" and alike have none. Use it in a scenario as
       questions: [{from: FILE, only: [ID, ...]}]

@@ -110,10 +110,26 @@ def comparison(
     not_found: str,
     invalid_threshold: float = INVALID_THRESHOLD,
 ) -> dict[str, Any]:
-    """compare(), with its errors said to the user."""
+    """compare(), with its errors said to the user: a run's id given for a sweep's, plugins the sweep was run with
+    that are not loaded here."""
     try:
         return compare(store, registry, sweep_id, reps=reps, invalid_threshold=invalid_threshold)
     except KeyError:
-        fail(not_found)
+        try:
+            store.run(sweep_id)
+        except KeyError:
+            fail(not_found)
+        fail(f"'{sweep_id}' is a run, not a sweep: `simrun show {sweep_id}` shows it; `simrun runs` lists both")
+    except ScenarioError as exc:
+        fail(f"sweep {sweep_id}: {not_loaded(exc)}")
     except ValueError as exc:
         fail(str(exc))
+
+
+def not_loaded(exc: ScenarioError) -> str:
+    """A stored scenario that no longer validates, in one line: usually a plugin it was run with is not loaded."""
+    first = exc.issues[0].message if exc.issues else str(exc)
+    return (
+        f"its stored scenario does not validate here ({first}); if it was run with a plugin, load it the same way: "
+        "--plugins-dir DIR, or install the plugin's package"
+    )

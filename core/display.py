@@ -17,7 +17,8 @@ from rich.text import Text
 
 from .baselines import split
 from .components import COST_COUNTER
-from .models import ALL_STRATA, INVALID_THRESHOLD, InvalidOutput
+from .diagnostics import Diagnostics, diagnose
+from .models import ALL_STRATA, INVALID_THRESHOLD, OPTION_LABELS, InvalidOutput
 from .store import Store
 
 # No console markup: names, paths, labels and errors come from users, files and models, and "[...]" in them is text.
@@ -32,21 +33,112 @@ def unclipped(table: Table) -> Table:
     return table
 
 
+def fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def ci(pair: list[float] | None) -> str:
+    return "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"
+
+
+def variant_label(v: dict[str, Any]) -> Text:
+    """The variant's name, and each enrichment step of it that mostly failed."""
+    marks = [(f" (! {o['step']} {o['share']:.0%} invalid)", "red") for o in v["invalid_outputs"] if o["mostly_failed"]]
+    return Text.assemble(v["label"], *marks)
+
+
+def sweep_warnings(result: dict[str, Any]) -> list[str]:
+    """What to distrust in a sweep: the baseline variant's warnings, then any other variant's of another kind."""
+    variants = result["variants"]
+    said = {w.split(":", 1)[0] for w in variants[0]["diagnostics"]["warnings"]}
+    out = list(variants[0]["diagnostics"]["warnings"])
+    for v in variants[1:]:
+        for w in v["diagnostics"]["warnings"]:
+            if w.split(":", 1)[0] not in said:
+                out.append(f"{v['label']}: {w}")
+    if result["smallest_stratum"] < 2:
+        out.append(
+            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty"
+        )
+    return out
+
+
+def basis(result: dict[str, Any]) -> str:
+    """What the intervals rest on."""
+    base = result["variants"][0]
+    seeds = result.get("replicates", 1)
+    return (
+        f"{result['reps']} bootstrap resamples of {base['personas']:,} personas "
+        f"({len(base['personas_per_stratum'])} strata, fewest {result['smallest_stratum']} per stratum"
+        f"{' per seed' if seeds > 1 else ''}) x {seeds} seed(s)"
+        + ("; seeds resampled too, so intervals include seed-to-seed variation" if seeds > 1 else "")
+    )
+
+
+def moved_text(v: dict[str, Any], questions: int = 2) -> str:
+    """The options whose share moved most, per question: "vote2024: Kamala Harris, the Democrat +3.1 pts"."""
+    parts = []
+    for qid, changes in list((v["shift"] or {}).get("moved", {}).items())[:questions]:
+        option, change = changes[0]
+        parts.append(f"{qid}: {option} {change * 100:+.1f} pts")
+    return "; ".join(parts)
+
+
+def print_shift(result: dict[str, Any]) -> None:
+    """Variants ranked by how far their answers moved from the baseline's (TVD over answer shares)."""
+    moved = [v for v in result["variants"] if v["shift"] and "tvd" in v["shift"]["figures"]]
+    if not moved:
+        return
+    table = unclipped(
+        Table(
+            "variant",
+            "shift (TVD)",
+            "95% interval",
+            "noise floor",
+            "moved?",
+            "most moved option",
+            title=f"shift: how far each variant moved answers from '{result['baseline']}' (0 = same, 1 = disjoint)",
+        )
+    )
+    for v in sorted(moved, key=lambda v: -v["shift"]["figures"]["tvd"]["value"]):
+        figure = v["shift"]["figures"]["tvd"]
+        table.add_row(
+            variant_label(v),
+            fmt(figure["value"]),
+            ci(figure["ci"]),
+            fmt(figure.get("noise")),
+            verdict(figure),
+            moved_text(v),
+        )
+    console.print(table)
+
+
+def verdict(figure: dict[str, Any]) -> str:
+    """Whether a shift stands out from chance: above its noise floor (a one-sided permutation test at 5%)."""
+    if figure.get("noise") is None:
+        return "?"
+    return "yes" if figure["value"] > figure["noise"] else "no: within noise"
+
+
 def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
     baseline = result["baseline"]
+    console.print(
+        Text.assemble(
+            (f"sweep {result['sweep']}", "bold"),
+            f" {result['name']}: {len(result['variants'])} variants, baseline '{baseline}'",
+        )
+    )
+    console.print(f"intervals: {basis(result)}")
+    for warning in sweep_warnings(result):
+        console.print(f"! {warning}", style="yellow")
+    if not wanted or any(w == "shift" or w.startswith("shift.") for w in wanted):
+        print_shift(result)
     names = list(dict.fromkeys(n for v in result["variants"] for n in v["metrics"]))
-    if wanted:
-        names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
-    fmt = lambda x: "" if x is None else f"{x:.4g}"  # noqa: E731
-    ci = lambda pair: "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"  # noqa: E731
-
-    def label(v: dict[str, Any]) -> Text:
-        """The variant's name, and each enrichment step of it that mostly failed."""
-        marks = [
-            (f" (! {o['step']} {o['share']:.0%} invalid)", "red") for o in v["invalid_outputs"] if o["mostly_failed"]
-        ]
-        return Text.assemble(v["label"], *marks)
-
+    names = (
+        [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
+        if wanted
+        else [n for n in names if not n.startswith("shift.")]
+    )
     beside = list(dict.fromkeys(b for v in result["variants"] for b in v.get("baselines", {})))
     for name in names:
         table = unclipped(
@@ -69,7 +161,7 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
             if m is None:
                 continue
             table.add_row(
-                label(v),
+                variant_label(v),
                 fmt(m["value"]),
                 ci(m["ci"]),
                 "" if v["label"] == baseline else fmt(m["diff"]),
@@ -78,15 +170,9 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
             )
         console.print(table)
     console.print(
-        f"{result['reps']} bootstrap resamples of personas within strata; "
-        "variants are ranked by the size of their difference."
+        "variants are ranked by the size of their difference; n/a: the metric has no value for that variant. "
+        "The ALL stratum is the population: personas weighted by the people they stand for."
     )
-    if result["smallest_stratum"] < 2:
-        console.print(
-            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty; "
-            "sample more per stratum",
-            style="yellow",
-        )
     if result["no_interval"]:
         console.print(
             f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares"
@@ -140,6 +226,8 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
     ]
     questions = {qid: store.aggregates(run_id, qid) for qid in question_ids}
     return {
+        "diagnostics": diagnose(store, run_id).model_dump(),
+        "options": option_texts(record),
         "id": record["id"],
         "name": record["name"],
         "status": record["status"],
@@ -159,6 +247,40 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "metrics_by_stratum": dict(per_stratum),
         "shares": questions,
     }
+
+
+def option_texts(record: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """question -> option label -> the option's text, for the questions the scenario lists itself."""
+    questions = json.loads(record["scenario_json"]).get("questions") or []
+    return {
+        q["id"]: dict(zip(OPTION_LABELS, map(str, q["options"])))
+        for q in questions
+        if isinstance(q, dict) and "id" in q and isinstance(q.get("options"), list)
+    }
+
+
+def checks_text(diagnostics: dict[str, Any]) -> str:
+    """The run's checks in one line."""
+    d = Diagnostics.model_validate(diagnostics)
+    name, fewest = d.smallest
+    parts = [f"{len(d.personas_per_stratum)} strata, fewest personas {fewest} ({name})"]
+    if d.off_option is not None:
+        parts.append(f"off-option mass {d.off_option:.1%} (max {d.off_option_max:.1%})")
+    parts.append(
+        "position bias not measured (one option order)"
+        if d.position_bias is None
+        else f"position bias {d.position_bias:.2f} (0 content .. 1 place; {d.position_answers:,} answers)"
+    )
+    if d.persona_effect is not None:
+        parts.append(f"persona effect {d.persona_effect:.3f} (TVD from the no-persona answer)")
+    return "; ".join(parts)
+
+
+def print_diagnostics(diagnostics: dict[str, Any]) -> None:
+    """The run's checks on one line, then each warning they raise."""
+    console.print("checks: " + checks_text(diagnostics))
+    for warning in diagnostics["warnings"]:
+        console.print(f"! {warning}", style="yellow")
 
 
 def number(value: float | None, digits: int) -> str:
@@ -211,19 +333,32 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
             else ("yellow", "")
         )
         console.print(invalid_summary(output) + note, style=style)
+    print_diagnostics(summary["diagnostics"])
+    sizes = summary["diagnostics"]["personas_per_stratum"]
+    population = f"{ALL_STRATA}: the population, personas weighted by the people they stand for"
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})
-        table = unclipped(Table("stratum", *columns, title="per stratum"))
+        table = unclipped(Table("stratum", "personas", *columns, title="per stratum", caption=population))
         for stratum in sorted(strata):
-            table.add_row(stratum, *(number(strata[stratum].get(c), 3) for c in columns))
+            table.add_row(stratum, str(sizes.get(stratum, "")), *(number(strata[stratum].get(c), 3) for c in columns))
         console.print(table)
     else:
         for qid, shares in summary["shares"].items():
             labels = sorted({label for s in shares.values() for label in s})
-            table = Table("stratum", *labels, title=f"answer shares: {qid}")
+            texts = summary["options"].get(qid, {})
+            table = unclipped(
+                Table(
+                    "stratum",
+                    "personas",
+                    *(f"{label}. {texts[label]}" if label in texts else label for label in labels),
+                    title=f"answer shares: {qid}",
+                    caption=population,
+                )
+            )
             for stratum in sorted(shares, key=lambda s: (s == ALL_STRATA, s)):
-                table.add_row(stratum, *(f"{shares[stratum].get(option, 0):.3f}" for option in labels))
+                n = sum(sizes.values()) if stratum == ALL_STRATA else sizes.get(stratum, "")
+                table.add_row(stratum, str(n), *(f"{shares[stratum].get(option, 0):.3f}" for option in labels))
             console.print(table)
     if summary["metrics"]:
         baselines = summary["baselines"]

@@ -208,13 +208,18 @@ class Ask(NamedTuple):
 
 class Tally(Executor):
     """``--estimate``'s executor: it sends nothing, notes every call the cache lacked, and answers each with a
-    failure (an empty text for ``generate``), which the engine never caches."""
+    failure (an empty text for ``generate``), which the engine never caches.
+
+    A real run caches each answer as it comes, so a prompt asked again in a later batch is not sent twice:
+    with ``once``, the tally counts each prompt once too (its cache key is made of what it compares)."""
 
     name = "tally"
 
-    def __init__(self) -> None:
+    def __init__(self, once: bool = True) -> None:
         super().__init__()
+        self.once = once
         self.asked: list[Prompt] = []
+        self.seen: set[tuple[str, str, tuple[str, ...], int]] = set()
         self.written: list[tuple[str, int]] = []  # generate calls: (prompt, max_tokens)
 
     def map(
@@ -222,11 +227,26 @@ class Tally(Executor):
     ) -> Iterator[tuple[int, list[Any]]]:
         for index, chunk in enumerate(chunks):
             if method == "answer":
-                self.asked.extend(chunk)
+                for p in chunk:
+                    which = (p.system, p.user, tuple(p.labels), p.repeat)
+                    if which not in self.seen:
+                        self.asked.append(p)
+                        if self.once:
+                            self.seen.add(which)
                 yield index, [failed_answer(p.labels, "not sent: --estimate") for p in chunk]
             else:
                 self.written.extend((text, options["max_tokens"]) for text in chunk)
                 yield index, [""] * len(chunk)
+
+
+class RunEstimate(NamedTuple):
+    """What ``Engine.estimate`` finds a run would take."""
+
+    answers: int  # the personas' answers the run has
+    cached: int  # of them, those the cache holds
+    asked: Estimate  # every call the cache lacks, the no-persona baseline's included
+    baseline_calls: int  # of asked.calls, the no-persona baseline's
+    written: Estimate  # the enrichers' calls the cache lacks
 
 
 class Engine:
@@ -371,28 +391,31 @@ class Engine:
             self.hook.batch_done(run=info, personas=batch, answers=answers)
         return sums
 
-    def estimate(self, loaded: LoadedScenario) -> tuple[int, int, Estimate, Estimate]:
-        """(answers the run has, how many the cache holds, what the answers it lacks would take, what the
-        enrichers' calls it lacks would take), going through the whole pipeline but sending nothing.
+    def estimate(self, loaded: LoadedScenario) -> RunEstimate:
+        """What a run of ``loaded`` would ask that the cache lacks, going through the whole pipeline (the
+        no-persona baseline included) but sending nothing.
 
         A call the cache lacks is answered with a failure that is never cached, so enrichers that call the model
         see no reply and personas come out without what they would have written: their prompts are a bit short.
         """
         pipeline = build_pipeline(loaded, self.registry)
-        tally = Tally()
+        tally = Tally(once=self.use_cache)
         pipeline.executor = tally
         answers = cached = 0
         with self.started(loaded, pipeline):
             for index, batch, _ in self.batches(loaded, pipeline, None):
                 for answer in self.answer(self.enrich(batch, index, loaded, pipeline), loaded, tally).records:
                     answers, cached = answers + 1, cached + answer.cached
+            personas_asked = len(tally.asked)
+            self.baseline_answers(loaded, pipeline)  # asked as a run asks them: only when a metric scores them
             asked = pipeline.simulator.estimate(tally.asked)
+            baseline = pipeline.simulator.estimate(tally.asked[personas_asked:]).calls
         written = Estimate(
             calls=len(tally.written),
             prompt_tokens=sum(len(text) for text, _ in tally.written) // 4,
             completion_tokens=sum(limit for _, limit in tally.written),
         )
-        return answers, cached, asked, written
+        return RunEstimate(answers, cached, asked, baseline, written)
 
     def answer(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor) -> Answers:
         """Answer every question for every persona, in every option order asked for.
@@ -603,11 +626,13 @@ class Engine:
         self.store.write_aggregates(run_id, rows)
 
     def baseline_answers(self, loaded: LoadedScenario, pipeline: Pipeline) -> dict[str, dict[str, ModelAnswer]]:
-        """Per baseline the scenario asks for, each question's answer; none when no metric is scored on them."""
-        if not any(metric.baselines for _, metric in pipeline.metrics):
-            return {}
+        """Per baseline the scenario asks for, each question's answer. The model is asked without a persona even when
+        no metric scores that baseline: ``simrun show`` compares the personas' answers with it (``persona_effect``)."""
         wanted = loaded.scenario.baselines
-        answers = {"uniform": uniform({q.id: q for q in loaded.scenario.questions})} if "uniform" in wanted else {}
+        scored = any(metric.baselines for _, metric in pipeline.metrics)
+        answers = (
+            {"uniform": uniform({q.id: q for q in loaded.scenario.questions})} if "uniform" in wanted and scored else {}
+        )
         if "no_persona" in wanted:
             empty = self.ask_without_persona(loaded, pipeline.executor)
             failed = [a.error for a in empty.values() if a.error]

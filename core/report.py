@@ -12,7 +12,8 @@ import io
 import json
 from typing import Any
 
-from .models import InvalidOutput
+from .display import basis, checks_text, moved_text, sweep_warnings, verdict
+from .models import ALL_STRATA, InvalidOutput
 from .store import Store
 
 STYLE = """
@@ -89,22 +90,27 @@ def run_report(store: Store, summary: dict[str, Any], figures: list[tuple[str, A
         f"finished {summary['finished_at'] or '-'} · "
         f"{summary['counts']['personas']} personas · {summary['counts']['answers']} answers · "
         f"seed {summary['seed']}</p>",
+        *warning_list(summary["diagnostics"]["warnings"]),
+        f"<p class='meta'>checks: {html.escape(checks_text(summary['diagnostics']))}</p>",
         *invalid_notes("", summary["invalid_outputs"]),
     ]
     baselines = summary["baselines"]
-    rows = [[k, v, *(baselines[b].get(k) for b in baselines)] for k, v in summary["metrics"].items()]
+    rows = [[k, na(v), *(na(baselines[b].get(k)) for b in baselines)] for k, v in summary["metrics"].items()]
     parts += ["<h2>Metrics</h2>", _table(["metric", "personas", *baselines], rows)]
     plots = [_img(_png(figure), alt) for alt, figure in figures]
     if plots:
         parts += ["<h2>Plots</h2>", *plots]
+    sizes = summary["diagnostics"]["personas_per_stratum"]
     if per_stratum:
         columns = sorted({k for v in per_stratum.values() for k in v})
         parts += [
             "<h2>By stratum</h2>",
             _table(
-                ["stratum", *columns], [[s, *(per_stratum[s].get(c, "") for c in columns)] for s in sorted(per_stratum)]
+                ["stratum", "personas", *columns],
+                [[s, sizes.get(s, ""), *(na(per_stratum[s].get(c)) for c in columns)] for s in sorted(per_stratum)],
             ),
         ]
+    parts += share_tables(summary, sizes)
     parts += [
         "<h2>Run details</h2>",
         _table(
@@ -117,48 +123,184 @@ def run_report(store: Store, summary: dict[str, Any], figures: list[tuple[str, A
     return page(f"simrun run {summary['id']}", parts)
 
 
+def share_tables(summary: dict[str, Any], sizes: dict[str, int]) -> list[str]:
+    """Each question's answer shares per stratum, options by their text, with the personas behind each row."""
+    parts = []
+    for qid, shares in summary["shares"].items():
+        labels = sorted({label for by_label in shares.values() for label in by_label})
+        texts = summary["options"].get(qid, {})
+        rows = [
+            [
+                stratum,
+                sum(sizes.values()) if stratum == ALL_STRATA else sizes.get(stratum, ""),
+                *(shares[stratum].get(label, 0.0) for label in labels),
+            ]
+            for stratum in sorted(shares, key=lambda s: (s != ALL_STRATA, s))
+        ]
+        header = ["stratum", "personas", *(f"{label}. {texts[label]}" if label in texts else label for label in labels)]
+        parts += [f"<h2>Answer shares: {html.escape(qid)}</h2>", _table(header, rows)]
+    if parts:
+        parts.append(
+            f"<p class='meta'>{ALL_STRATA}: the population, personas weighted by the people they stand for.</p>"
+        )
+    return parts
+
+
+def warning_list(warnings: list[str]) -> list[str]:
+    """The warnings a reader must see before any figure, at the top of the page."""
+    if not warnings:
+        return []
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return [f"<div class='warn'><p>What to distrust:</p><ul>{items}</ul></div>"]
+
+
+def na(value: float | None) -> Any:
+    return "n/a" if value is None else value
+
+
+def interval_text(pair: list[float] | None) -> str:
+    return f"[{pair[0]:.4g}, {pair[1]:.4g}]" if pair else ""
+
+
+def shift_section(plt, result: dict[str, Any]) -> list[str]:
+    """Each variant's shift from the baseline with its interval, against zero and its noise floor."""
+    moved = [v for v in result["variants"] if v["shift"] and "tvd" in v["shift"]["figures"]]
+    if not moved:
+        return []
+    moved.sort(key=lambda v: -v["shift"]["figures"]["tvd"]["value"])
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.45 * len(moved) + 1)))
+    for i, v in enumerate(moved):
+        figure = v["shift"]["figures"]["tvd"]
+        if figure.get("noise") is not None:
+            ax.plot([0, figure["noise"]], [i, i], "-", color="#bbbbbb", linewidth=6, solid_capstyle="butt")
+        if figure["ci"]:
+            ax.plot(figure["ci"], [i, i], "|-", color="#3465a4", markersize=8)
+        ax.plot(figure["value"], i, "o", color="#3465a4")
+    ax.axvline(0, color="#444", linewidth=0.8)
+    ax.set_xlim(left=0)
+    ax.set_yticks(range(len(moved)), [marked(v) for v in moved])
+    ax.invert_yaxis()
+    ax.set(
+        xlabel=f"shift from '{result['baseline']}' (TVD of answer shares: 0 = same answers)",
+        title="How far each variant moved answers (dot, 95% interval; grey: noise floor)",
+    )
+    rows = [
+        [
+            marked(v),
+            v["shift"]["figures"]["tvd"]["value"],
+            interval_text(v["shift"]["figures"]["tvd"]["ci"]),
+            na(v["shift"]["figures"]["tvd"].get("noise")),
+            verdict(v["shift"]["figures"]["tvd"]),
+            moved_text(v, questions=5),
+        ]
+        for v in moved
+    ]
+    return [
+        "<h2>Shift: how far each variant moved answers</h2>",
+        "<p class='meta'>Total variation distance between the variant's and the baseline's answer shares, averaged "
+        "over questions (0: the same answers; 1: no option in common). It needs no real answers. The noise floor is "
+        "the shift that swapping each persona's two answers at random gives: a shift above it (a permutation test "
+        "at 5%) moved the answers.</p>",
+        _img(_png(fig), "shift by variant"),
+        _table(["variant", "shift (TVD)", "95% interval", "noise floor", "moved?", "most moved option"], rows),
+        *shift_by_stratum(result, moved),
+    ]
+
+
+def shift_by_stratum(result: dict[str, Any], moved: list[dict[str, Any]]) -> list[str]:
+    """Each variant's shift within each stratum: where the answers moved."""
+    sizes = result["variants"][0]["personas_per_stratum"]
+    strata = sorted({s for v in moved for s in v["shift"]["strata"].get("tvd", {})})
+    if not strata:
+        return []
+    rows = [
+        [
+            stratum,
+            sizes.get(stratum, ""),
+            *(na(v["shift"]["strata"]["tvd"].get(stratum, {}).get("value")) for v in moved),
+        ]
+        for stratum in strata
+    ]
+    return [
+        "<h3>Shift by stratum</h3>",
+        "<p class='meta'>The same distance within each stratum, averaged over questions; a stratum's figure rests on "
+        "its own personas only.</p>",
+        _table(["stratum", "personas", *(v["label"] for v in moved)], rows),
+    ]
+
+
+def metric_section(plt, result: dict[str, Any], name: str) -> list[str]:
+    """One metric: each variant's difference from the baseline with its interval, around zero, with the uniform and
+    no-persona baselines as reference lines; the values in a table, "n/a" where a variant has none."""
+    variants = result["variants"]
+    baseline = result["baseline"]
+    beside = list(dict.fromkeys(b for v in variants for b in v.get("baselines", {})))
+    base_value = variants[0]["metrics"].get(name, {}).get("value")
+    parts = [f"<h2>{html.escape(name)}</h2>"]
+    others = [v for v in variants[1:] if name in v["metrics"]]
+    if others and base_value is not None:
+        fig, ax = plt.subplots(figsize=(8, max(2.5, 0.45 * len(others) + 1)))
+        for i, v in enumerate(others):
+            m = v["metrics"][name]
+            if m["diff_ci"]:
+                ax.plot(m["diff_ci"], [i, i], "|-", color="#3465a4", markersize=8)
+            if m["diff"] is not None:
+                ax.plot(m["diff"], i, "o", color="#3465a4")
+        ax.axvline(0, color="#444", linewidth=1, label=f"{baseline} ({base_value:.4g})")
+        for b, style in zip(beside, ("--", ":", "-.")):
+            reference = variants[0]["baselines"].get(b, {}).get(name)
+            if reference is not None:
+                ax.axvline(reference - base_value, color="#a40000", linestyle=style, linewidth=1, label=b)
+        ax.set_yticks(
+            range(len(others)),
+            [marked(v) + ("" if v["metrics"][name]["diff"] is not None else " (n/a)") for v in others],
+        )
+        ax.invert_yaxis()
+        ax.legend(fontsize=7, loc="best")
+        ax.set(xlabel=f"difference from '{baseline}'", title=f"{name}: difference from '{baseline}' (95% interval)")
+        parts.append(_img(_png(fig), f"{name}: difference from {baseline}"))
+    rows = [
+        [
+            marked(v),
+            na(v["metrics"][name]["value"]),
+            interval_text(v["metrics"][name]["ci"]),
+            "" if v["label"] == baseline else na(v["metrics"][name]["diff"]),
+            interval_text(v["metrics"][name]["diff_ci"]),
+            *(na(v.get("baselines", {}).get(b, {}).get(name)) for b in beside),
+        ]
+        for v in variants
+        if name in v["metrics"]
+    ]
+    parts.append(
+        _table(["variant", "value", "95% interval", f"difference from {baseline}", "95% interval", *beside], rows)
+    )
+    return parts
+
+
 def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[str, dict[str, float]]]) -> str:
     plt = pyplot()
     variants = result["variants"]
     labels = [v["label"] for v in variants]
-    names = list(dict.fromkeys(n for v in variants for n in v["metrics"]))
+    names = [n for n in dict.fromkeys(n for v in variants for n in v["metrics"]) if not n.startswith("shift.")]
     parts = [
         f"<h1>simrun sweep {html.escape(result['sweep'])}: {html.escape(result['name'])}</h1>",
         f"<p class='meta'>{len(variants)} variants · baseline {html.escape(result['baseline'])} · "
-        f"{result['reps']} bootstrap resamples · ablation {html.escape(json.dumps(result['ablation']))}</p>",
+        f"intervals: {html.escape(basis(result))} · ablation {html.escape(json.dumps(result['ablation']))}</p>",
+        *warning_list(sweep_warnings(result)),
     ]
     parts += [
         note
         for v in variants
         for note in invalid_notes(f"{v['label']}: ", [o for o in v["invalid_outputs"] if o["mostly_failed"]])
     ]
+    parts += shift_section(plt, result)
     for name in names:
-        points = [(marked(v), v["metrics"][name]) for v in variants if name in v["metrics"]]
-        fig, ax = plt.subplots(figsize=(8, max(2.5, 0.4 * len(points))))
-        for i, (_, m) in enumerate(points):
-            if m[
-                "ci"
-            ]:  # a percentile interval need not contain the estimate: drawn as it is, not as error bars around it
-                ax.plot(m["ci"], [i, i], "|-", color="#3465a4", markersize=8)
-            ax.plot(m["value"], i, "o", color="#3465a4")
-        ax.set_yticks(range(len(points)), [label for label, _ in points])
-        ax.invert_yaxis()
-        ax.set(xlabel=name, title=f"{name} by variant (95% bootstrap interval)")
-        rows = [
-            [
-                label,
-                m["value"],
-                f"[{m['ci'][0]:.4g}, {m['ci'][1]:.4g}]" if m["ci"] else "",
-                m["diff"] if m["diff"] is not None else "",
-                f"[{m['diff_ci'][0]:.4g}, {m['diff_ci'][1]:.4g}]" if m["diff_ci"] else "",
-            ]
-            for label, m in points
-        ]
-        parts += [
-            f"<h2>{html.escape(name)}</h2>",
-            _img(_png(fig), f"{name} by variant"),
-            _table(["variant", "value", "95% interval", f"difference from {result['baseline']}", "95% interval"], rows),
-        ]
+        parts += metric_section(plt, result, name)
+    if result["no_interval"]:
+        parts.append(
+            f"<p class='meta'>No intervals for {html.escape(', '.join(result['no_interval']))}: these metrics read "
+            "more than answer shares, so they are not recomputed on resamples.</p>"
+        )
     states = sorted(
         {s for per in per_state_by_variant.values() for s, v in per.items() if "election.error_points" in v}
     )
@@ -168,7 +310,7 @@ def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[st
             per = per_state_by_variant.get(label, {})
             ax.plot(
                 states,
-                [per.get(s, {}).get("election.error_points", float("nan")) for s in states],
+                [nan_for_none(per.get(s, {}).get("election.error_points")) for s in states],
                 marker="o",
                 markersize=3,
                 linewidth=1,
@@ -180,6 +322,10 @@ def sweep_report(result: dict[str, Any], per_state_by_variant: dict[str, dict[st
         ax.legend(fontsize=7)
         parts += ["<h2>Per-state error by variant</h2>", _img(_png(fig), "per-state error by variant")]
     return page(f"simrun sweep {result['sweep']}", parts)
+
+
+def nan_for_none(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def page(title: str, parts: list[str]) -> str:

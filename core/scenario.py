@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .components import CheckContext, Problem
-from .instruments import Format, InstrumentError, read_instrument
+from .instruments import Format, InstrumentError, comma_separated, read_instrument
 from .models import Question
 from .prompts import PromptSpec
 from .registry import Registry, UnknownComponent
@@ -45,6 +45,19 @@ class ComponentSpec(BaseModel):
         return {} if value is None else value
 
 
+class AblationSpec(ComponentSpec):
+    """``ablation: {use: NAME, with: {...}, replicates: K}``: the ablation, and how many seeds each variant runs
+    under (``simrun sweep --seeds K``)."""
+
+    replicates: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Run every variant under this many seeds (seed, seed + 1, ...); simrun compare pools them, "
+        "and its intervals include what changes from seed to seed.",
+    )
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,7 +85,7 @@ class Scenario(BaseModel):
         default_factory=dict,
         description="metric name -> its config; a 'use' key picks the plugin when the name differs",
     )
-    ablation: ComponentSpec | None = None
+    ablation: AblationSpec | None = None
     baselines: list[Literal["uniform", "no_persona"]] = Field(
         default_factory=lambda: ["uniform", "no_persona"],
         description="Scores beside the personas' for metrics that declare baselines (election, opinion, "
@@ -277,6 +290,8 @@ def _pydantic_issues(
                 if close:
                     message += f"; did you mean '{close[0]}'?"
                 message += f" Known fields: {', '.join(sorted(set(fields)))}"
+        if (prefix + loc)[:1] == ("questions",) and loc[-1:] == ("options",) and comma_separated(error.get("input")):
+            message += "; options are a YAML list, e.g. options: [Yes, No, Maybe] (a text with commas is one option)"
         issues.append(_issue_for(prefix + loc, message, lines, overridden))
     return issues
 
@@ -466,10 +481,13 @@ def scenario_schema(registry: Registry) -> dict:
         for name, info in sorted(registry.components[kind].items()):
             ref = f"{kind}_{name}_config"
             defs[ref] = info.cls.Config.model_json_schema()
+            properties = {"use": {"const": name}, "with": {"$ref": f"#/$defs/{ref}"}}
+            if kind == "ablation":
+                properties["replicates"] = AblationSpec.model_json_schema()["properties"]["replicates"]
             variants.append(
                 {
                     "type": "object",
-                    "properties": {"use": {"const": name}, "with": {"$ref": f"#/$defs/{ref}"}},
+                    "properties": properties,
                     "required": ["use"],
                     "additionalProperties": False,
                     "description": (info.cls.__doc__ or "").strip(),

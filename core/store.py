@@ -400,9 +400,12 @@ class Store:
             raise KeyError(sweep_id)
         return rows[0]
 
-    def sweep_runs(self, sweep_id: str) -> dict[str, dict]:
-        """Variant label -> its run record."""
-        return {r["variant"]: r for r in self.db["runs"].rows_where("sweep_id = ?", [sweep_id])}
+    def sweep_runs(self, sweep_id: str) -> dict[str, list[dict]]:
+        """Variant label -> its run records, one per replicate (seed), by seed."""
+        runs: dict[str, list[dict]] = {}
+        for r in self.db["runs"].rows_where("sweep_id = ?", [sweep_id], order_by="seed, created_at"):
+            runs.setdefault(r["variant"], []).append(r)
+        return runs
 
     @writes
     def finish_sweep(self, sweep_id: str) -> None:

@@ -19,7 +19,8 @@ PERSONA_FIELDS = ("sampler", "enrichers", "seed", "batch_size")
 
 
 def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, LoadedScenario]]:
-    """Every variant, validated (and its enrichers planned) before any work; the first is the baseline."""
+    """Every variant, validated (and its enrichers planned) before any work; the first is the baseline. With
+    ``replicates: K`` each variant comes K times, under seeds seed, seed + 1, ..., seed + K - 1."""
     spec = loaded.scenario.ablation
     if spec is None:
         raise ScenarioError(
@@ -34,20 +35,27 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
     info = registry.get("ablation", spec.use)
     ablation = info.build(spec.with_)
     base = {k: v for k, v in copy.deepcopy(loaded.data).items() if k != "ablation"}
-    variants: list[tuple[str, LoadedScenario]] = []
+    labelled: list[tuple[str, dict]] = []
     for label, data in ablation.variants(base):
-        if any(label == seen for seen, _ in variants):
+        if any(label == seen for seen, _ in labelled):
             raise ScenarioError(
                 loaded.source,
                 [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced the variant label '{label}' twice")],
             )
-        variant = validate_data(data, loaded.text, f"{loaded.source} [variant '{label}']", registry)
-        build_pipeline(variant, registry)
-        variants.append((label, variant))
-    if not variants:
+        labelled.append((label, data))
+    if not labelled:
         raise ScenarioError(
             loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced no variants")]
         )
+    variants: list[tuple[str, LoadedScenario]] = []
+    for replicate in range(spec.replicates):
+        for label, data in labelled:
+            data = copy.deepcopy(data)
+            data["seed"] = data.get("seed", loaded.scenario.seed) + replicate
+            where = f"variant '{label}'" + (f", seed {data['seed']}" if spec.replicates > 1 else "")
+            variant = validate_data(data, loaded.text, f"{loaded.source} [{where}]", registry)
+            build_pipeline(variant, registry)
+            variants.append((label, variant))
     return variants
 
 
@@ -58,29 +66,32 @@ def shares_personas(a: LoadedScenario, b: LoadedScenario) -> bool:
 def run_sweep(
     loaded: LoadedScenario, registry: Registry, store: Store, engine: Engine, progress: ProgressObserver | None = None
 ) -> str:
-    """Run every variant not finished yet, each a child run of one sweep; ``progress`` counts all of them."""
+    """Run every variant (and replicate) not finished yet, each a child run of one sweep; ``progress`` counts all
+    of them."""
     variants = plan_sweep(loaded, registry)
+    labels = list(dict.fromkeys(label for label, _ in variants))
     sweep_id = store.unfinished_sweep(loaded.data) or store.create_sweep(
-        loaded.scenario.name, loaded.text, loaded.data, loaded.data["ablation"], [label for label, _ in variants]
+        loaded.scenario.name, loaded.text, loaded.data, loaded.data["ablation"], labels
     )
-    existing = store.sweep_runs(sweep_id)
+    existing = {(r["variant"], r["seed"]): r for runs in store.sweep_runs(sweep_id).values() for r in runs}
     sizes = [build_pipeline(v, registry).sampler.total() for _, v in variants]
-    baseline_label, baseline = variants[0]
-    baseline_run: str | None = None
+    baselines: dict[int, tuple[LoadedScenario, str]] = {}  # seed -> the baseline variant and its run
     if progress is not None:
         progress.set_total(sum(sizes))
     for (label, variant), size in zip(variants, sizes):
-        record = existing.get(label)
+        seed = variant.scenario.seed
+        record = existing.get((label, seed))
         if record is not None and record["status"] == "finished":
             if progress is not None:
                 progress.advance(size)
             run_id = record["id"]
         else:
-            reuse = baseline_run if label != baseline_label and shares_personas(baseline, variant) else None
+            base = baselines.get(seed)
+            reuse = base[1] if base is not None and shares_personas(base[0], variant) else None
             run_id = engine.run(
                 variant, resume=record["id"] if record else None, personas_from=reuse, sweep=(sweep_id, label)
             )
-        if label == baseline_label:
-            baseline_run = run_id
+        if label == labels[0]:
+            baselines[seed] = (variant, run_id)
     store.finish_sweep(sweep_id)
     return sweep_id

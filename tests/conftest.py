@@ -11,6 +11,7 @@ from simrun.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "example_plugin"
+SCENARIOS = ROOT / "scenarios"
 NO_DATABASE = {"validate", "plugins", "schema"}  # commands that never touch a run log take no --db
 
 # vLLM (openai>=3) cannot share a venv with litellm (openai<3): its tests run in their own venv (README, .ci/run).

@@ -170,7 +170,8 @@ def test_a_persona_s_replies_sit_side_by_side_in_the_cache(tmp_path, registry):
     run_id = Engine(registry, store).run(loaded)
     keys = [row[0] for row in store.db.execute("select key from llm_cache order by key")]
     clusters = [key[:4] for key in keys]
-    assert len(keys) == 2 * store.counts(run_id)["personas"]  # numbered personas: every prompt new
+    # numbered personas: every prompt new; and the 2 questions asked with no persona (the no_persona baseline)
+    assert len(keys) == 2 * store.counts(run_id)["personas"] + 2
     assert len(set(clusters)) == len(keys) // 2 and clusters[::2] == clusters[1::2]  # each persona's two, together
 
 
@@ -187,7 +188,8 @@ def test_a_log_written_before_m008_serves_its_cache_and_checks_its_prompts(tmp_p
     assert store.legacy_prompt_keys
     rows = list(store.answer_rows(run_id, prompts=True))
     assert len(rows) == 24 and all(r["cached"] for r in rows)  # every reply found under its old key
-    assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 48  # nothing asked again
+    # nothing asked again but the 2 questions in 2 orders with no persona, a baseline the old run did not ask
+    assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 48 + 4
     old = list(store.answer_rows(old_run, prompts=True))
     assert [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in old] == [
         (r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in rows

@@ -12,6 +12,7 @@ from conftest import EXAMPLE, in_process
 from simrun import hookimpl
 from simrun.components import Enricher
 from simrun.engine import Engine, PlanError, order_enrichers
+from simrun.prompts import DEFAULT_SYSTEM
 from simrun.scenario import load_scenario
 from simrun.store import Store
 
@@ -73,7 +74,8 @@ def test_second_run_is_served_from_cache(registry, tmp_path):
     log = tmp_path / "calls.log"
     store, first = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
     calls = log.read_text().count("\x1e")
-    assert calls == len({r["prompt"] for r in store.answer_rows(first, prompts=True)})
+    asked = len({r["prompt"] for r in store.answer_rows(first, prompts=True)})
+    assert calls == asked + 2, "the personas' prompts, and the 2 questions with no persona (the no_persona baseline)"
     store, second = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
     assert log.read_text().count("\x1e") == calls  # no new model calls
     assert all(r["cached"] for r in store.answer_rows(second, prompts=True))
@@ -171,7 +173,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         for r in Store(killed_db).answer_rows(run_id, prompts=True)
     }
     assert len(calls) == len(set(calls)), "no completed model call is repeated across kill and resume"
-    assert set(calls) == asked
+    empty = DEFAULT_SYSTEM.format(persona="")  # the no_persona baseline: each question with no persona
+    no_persona = {call for call in calls if not call.removeprefix(empty).startswith("town: ")}
+    assert len(no_persona) == 2 and set(calls) == asked | no_persona
 
     clean_db = tmp_path / "clean.db"
     clean = simrun("run", str(scenario), "--db", str(clean_db), "--quiet")

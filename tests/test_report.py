@@ -3,7 +3,9 @@
 import json
 import shutil
 
-from conftest import EXAMPLE
+import pytest
+import yaml
+from conftest import EXAMPLE, SCENARIOS
 from playwright.sync_api import sync_playwright
 
 from simrun.report import sweep_report
@@ -87,7 +89,8 @@ def test_sweep_report_has_a_plot_per_metric_and_per_state_errors(invoke, tmp_pat
     title, images, problems = open_in_chromium(out)
     assert title == f"simrun sweep {sweep_id}"
     alts = dict(images)
-    assert alts["election.mae_points by variant"] and alts["per-state error by variant"]
+    assert alts["election.mae_points: difference from baseline"] and alts["per-state error by variant"]
+    assert alts["shift by variant"]
     assert all(alts.values()) and problems == []
 
 
@@ -107,23 +110,77 @@ def test_unknown_id_is_a_clear_error(invoke, tmp_path):
     assert result.exit_code == 2 and "no run or sweep 'nope'" in result.output
 
 
-def test_a_bootstrap_interval_that_leaves_out_its_estimate_is_drawn_as_it_is():
-    # percentile intervals of a skewed statistic can sit beside the estimate; error bars around it cannot be negative
-    metric = {"value": 0.915, "ci": [0.9158, 0.93], "diff": None, "diff_ci": None}
-    result = {
+def compared(variants, **metrics):
+    """compare()'s result for variants whose only figures are ``metrics`` (name -> per variant)."""
+    diagnostics = {"personas_per_stratum": {"CA": 40}, "off_option": 0.0, "warnings": []}
+    return {
         "sweep": "s1",
         "name": "n",
-        "baseline": "baseline",
+        "baseline": variants[0],
         "reps": 30,
+        "replicates": 1,
         "ablation": {},
+        "smallest_stratum": 40,
+        "no_interval": [],
         "variants": [
             {
-                "label": "baseline",
-                "metrics": {"election.mae_points": metric},
+                "label": label,
+                "personas": 40,
+                "personas_per_stratum": {"CA": 40},
+                "metrics": {name: values[i] for name, values in metrics.items() if values[i] is not None},
+                "shift": None,
+                "baselines": {},
+                "diagnostics": diagnostics,
                 "invalid_outputs": [],
                 "mostly_failed": [],
             }
+            for i, label in enumerate(variants)
         ],
     }
-    page = sweep_report(result, {})
-    assert "election.mae_points by variant" in page and "[0.9158, 0.93]" in page
+
+
+def test_a_bootstrap_interval_that_leaves_out_its_estimate_is_drawn_as_it_is():
+    # percentile intervals of a skewed statistic can sit beside the estimate; error bars around it cannot be negative
+    base = {"value": 0.915, "ci": [0.9, 0.93], "diff": 0.0, "diff_ci": [0.0, 0.0]}
+    other = {"value": 0.92, "ci": [0.9, 0.94], "diff": 0.005, "diff_ci": [0.0058, 0.02]}
+    page = sweep_report(compared(["baseline", "other"], **{"election.mae_points": [base, other]}), {})
+    assert "election.mae_points: difference from baseline" in page and "[0.0058, 0.02]" in page
+
+
+def test_a_metric_without_a_value_for_a_variant_shows_n_a():
+    # the tiers sweep: persona_text has no figure for the meta variant, whose personas no LLM wrote
+    written = {"value": None, "ci": None, "diff": None, "diff_ci": None}
+    page = sweep_report(compared(["meta", "objective"], **{"persona_text.polarity": [written, written]}), {})
+    assert page.count("n/a") >= 2
+
+
+def sweep_scenarios():
+    return sorted(p for p in SCENARIOS.glob("*.yaml") if "ablation" in yaml.safe_load(p.read_text()))
+
+
+@pytest.mark.parametrize("scenario", sweep_scenarios(), ids=lambda p: p.name)
+def test_the_report_of_every_shipped_sweep_renders(invoke, tmp_path, scenario):
+    db = tmp_path / "s.db"
+    result = invoke(
+        "sweep",
+        str(scenario),
+        "--quiet",
+        "--set",
+        "sampler.with.states=[VT, WY]",
+        "--set",
+        "sampler.with.per_state=3",
+        "--set",
+        "simulator={use: instant}",
+        db=db,
+    )
+    assert result.exit_code == 0, result.output
+    sweep_id = result.output.strip()
+    out = tmp_path / "sweep.html"
+    written = invoke("report", sweep_id, "-o", str(out), "--reps", "20", db=db)
+    assert written.exit_code == 0, written.output
+    title, images, problems = open_in_chromium(out)
+    alts = dict(images)
+    assert title == f"simrun sweep {sweep_id}" and problems == []
+    assert alts["shift by variant"] and all(alts.values()), alts
+    page = out.read_text()
+    assert "What to distrust" in page and "few personas" in page  # 3 per state

@@ -25,6 +25,12 @@ def sweep(registry, db, *overrides):
     return store, run_sweep(loaded, registry, store, Engine(registry, store))
 
 
+def one_each(runs):
+    """A sweep without replicates: each variant's one run."""
+    assert all(len(records) == 1 for records in runs.values())
+    return {label: records[0] for label, records in runs.items()}
+
+
 def personas_of(store, run_id):
     return [(p.id, p.stratum, p.weight, p.attributes) for p in store.personas(run_id)]
 
@@ -32,7 +38,7 @@ def personas_of(store, run_id):
 def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_path):
     log = tmp_path / "calls.log"
     store, sweep_id = sweep(registry, tmp_path / "s.db", f"simulator.with.call_log={log}")
-    runs = store.sweep_runs(sweep_id)
+    runs = one_each(store.sweep_runs(sweep_id))
     assert set(runs) == {"baseline", "without age", "without generation"}
     assert all(r["status"] == "finished" for r in runs.values())
     assert store.sweep(sweep_id)["status"] == "finished"
@@ -55,8 +61,9 @@ def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_pat
         "ablation.with={fields: {metrics.mean_share.option: [B]}}",
     )
     calls = log.read_text().count("\x1e")
-    runs = store.sweep_runs(sweep_id)
-    assert calls == len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"], prompts=True)})
+    runs = one_each(store.sweep_runs(sweep_id))
+    asked = len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"], prompts=True)})
+    assert calls == asked + 1, "the personas' prompts, and the question once with no persona (then cached)"
     assert all(r["cached"] for r in store.answer_rows(runs["metrics.mean_share.option=B"]["id"], prompts=True))
 
 
@@ -85,13 +92,13 @@ def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
     assert first.returncode == -signal.SIGKILL
     store = Store(db)
     [sweep_row] = list(store.db["sweeps"].rows)
-    before = store.sweep_runs(sweep_row["id"])
+    before = one_each(store.sweep_runs(sweep_row["id"]))
     assert before["baseline"]["status"] == "finished" and before["without age"]["status"] == "running"
 
     second = subprocess.run(args, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == sweep_row["id"], "the same sweep is resumed, not a new one started"
-    after = store.sweep_runs(sweep_row["id"])
+    after = one_each(store.sweep_runs(sweep_row["id"]))
     assert (
         after["baseline"]["id"] == before["baseline"]["id"]
         and after["without age"]["id"] == before["without age"]["id"]
@@ -200,7 +207,7 @@ def test_a_tier_that_wrote_nothing_is_marked_in_show_compare_and_report(invoke, 
         "mostly_failed": True,
     }
     text = " ".join(invoke("compare", sweep_id, "--reps", "20", db=db).output.split())
-    assert text.count("(!") == 1 and "100%" in text  # the variant's row is marked (the table wraps it)
+    assert text.count("(!") == 2 and "100%" in text  # its rows in the shift and metric tables are marked
     assert "objective: objective wrote nothing usable for 24 of 24 personas (100%), most often not JSON (24)" in text
     lenient = " ".join(invoke("compare", sweep_id, "--reps", "20", "--invalid-threshold", "1", db=db).output.split())
     assert "(! objective" not in lenient

@@ -6,6 +6,7 @@ model); it is for tests and benchmarks, never a default.
 
 import hashlib
 import os
+import re
 import signal
 import time
 
@@ -137,6 +138,24 @@ class Instant(Simulator):
         return [f"generated {hashlib.sha256(p.encode()).hexdigest()[:8]}" for p in prompts]
 
 
+class ByContent(Simulator):
+    """A deterministic answer by each option's text, wherever the option is listed: a model with no position bias."""
+
+    name = "by_content"
+
+    @property
+    def model(self):
+        return "by-content-hash"
+
+    def answer(self, prompts):
+        out = []
+        for p in prompts:
+            options = dict(re.findall(r"^([A-Z])\. (.+)$", p.user, flags=re.MULTILINE))
+            raw = [hashlib.sha256((p.system + options[label]).encode()).digest()[0] + 1 for label in p.labels]
+            out.append(ModelAnswer(distribution={label: r / sum(raw) for label, r in zip(p.labels, raw)}, invalid=0.0))
+        return out
+
+
 class MeanShare(Metric):
     """Population share of one option."""
 
@@ -204,6 +223,7 @@ def register_enrichers(register):
 @hookimpl
 def register_simulators(register):
     register(Instant)
+    register(ByContent)
 
 
 @hookimpl

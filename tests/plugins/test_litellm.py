@@ -124,7 +124,10 @@ def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tm
         r["error"].startswith("InternalServerError after 2 retries: ") and "injected 500" in r["error"] for r in rows
     )
     assert store.answer_errors(run_id)[0] == 16
-    assert json.loads(store.run(run_id)["simulator_stats"])["failed"] == 16
+    stats = json.loads(store.run(run_id)["simulator_stats"])
+    assert stats["failed"] == 18, "16 answers and the 2 questions asked with no persona (the no_persona baseline)"
+    [(fault, count)] = [(k, v) for k, v in stats.items() if k.startswith("baseline_no_persona_failed:")]
+    assert fault.startswith("baseline_no_persona_failed:InternalServerError after 2 retries") and count == 2
     assert store.db["llm_cache"].count == 0, "failures are not cached: a rerun asks again"
 
 
@@ -240,6 +243,7 @@ def test_the_cost_ledger_counts_tokens_and_prices_them(server, tmp_path, invoke)
     assert f"API cost: ${cost:,.4f} for {stats['prompt_tokens']:,} prompt" in shown
     unpriced, unpriced_id = run_towns_on(server, tmp_path / "u.db")  # a local model litellm has no price for
     stats = json.loads(unpriced.run(unpriced_id)["simulator_stats"])
-    assert stats["calls_unpriced"] == stats["requests"] == 16 and "cost_microusd" not in stats
+    # 16 answers, and each of the 2 questions asked once with no persona (the no_persona baseline)
+    assert stats["calls_unpriced"] == stats["requests"] == 18 and "cost_microusd" not in stats
     shown = " ".join(invoke("show", unpriced_id, db=tmp_path / "u.db").output.split())  # as one line, unwrapped
-    assert "16 call(s) of a model with no known price not counted" in shown
+    assert "18 call(s) of a model with no known price not counted" in shown

@@ -1,0 +1,194 @@
+"""Reading an ablation study: the shift needs no truth, replicates widen intervals, diagnostics say what to distrust."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLE
+
+from simrun.cli import cli
+from simrun.compare import Answers, compare, overall
+from simrun.diagnostics import diagnose, position_disagreement
+from simrun.engine import Engine
+from simrun.scenario import ScenarioError, load_scenario
+from simrun.store import Store
+from simrun.sweep import run_sweep
+
+SWEEP = EXAMPLE / "towns_sweep.yaml"
+
+
+def sweep(registry, db, *overrides):
+    loaded = load_scenario(SWEEP, registry, list(overrides))
+    store = Store(db)
+    return store, run_sweep(loaded, registry, store, Engine(registry, store))
+
+
+def by_label(result):
+    return {v["label"]: v for v in result["variants"]}
+
+
+def shares(store, run_id, question="q1"):
+    return store.aggregates(run_id, question)["ALL"]
+
+
+def test_the_shift_is_the_tvd_of_answer_shares_with_an_interval_and_a_noise_floor(registry, tmp_path):
+    store, sweep_id = sweep(
+        registry,
+        tmp_path / "s.db",
+        "ablation={use: swap, with: {field: simulator.with, options: {biased: {first_option_bias: 0.9}, same: {}}}}",
+        "sampler.with.per_town=40",
+    )
+    result = by_label(compare(store, registry, sweep_id, reps=100))
+    base = shares(store, result["baseline"]["run_id"])
+    biased = result["biased"]["shift"]["figures"]
+    expected = 0.5 * sum(abs(shares(store, result["biased"]["run_id"])[k] - base[k]) for k in base)
+    assert biased["tvd.q1"]["value"] == pytest.approx(expected) and biased["tvd"]["value"] == pytest.approx(expected)
+    assert biased["tvd"]["ci"][0] <= expected <= biased["tvd"]["ci"][1]
+    assert expected > biased["tvd"]["noise"], "a simulator that always says A moves answers beyond chance"
+    assert result["biased"]["shift"]["moved"]["q1"][0] == [
+        "Yes",
+        pytest.approx(shares(store, result["biased"]["run_id"])["A"] - base["A"]),
+    ]
+    same = result["same"]["shift"]["figures"]["tvd"]
+    assert same["value"] == 0 and same["ci"] == [0, 0] and same["noise"] == 0, "unchanged prompts, unchanged answers"
+    assert set(result["biased"]["shift"]["strata"]["tvd.q1"]) == {"Ashford", "Brook"}
+    assert result["biased"]["metrics"]["shift.tvd"]["value"] == pytest.approx(expected)
+
+
+def test_the_shift_of_answers_that_move_at_random_is_within_the_noise(registry, tmp_path):
+    # another system text gives the hash simulator fresh answers for every persona, drawn alike: no real effect
+    reworded = (
+        "ablation={use: swap, with: {field: prompt.system, options: {reworded: 'You are this person. {persona}'}}}"
+    )
+    store, sweep_id = sweep(registry, tmp_path / "s.db", "sampler.with.per_town=40", reworded)
+    figure = by_label(compare(store, registry, sweep_id, reps=200))["reworded"]["shift"]["figures"]["tvd"]
+    assert 0 < figure["value"] < figure["noise"]
+
+
+def test_compare_ranks_variants_by_shift_with_option_text(invoke, tmp_path):
+    db = tmp_path / "s.db"
+    swap = "ablation={use: swap, with: {field: simulator.with, options: {biased: {first_option_bias: 0.9}}}}"
+    assert invoke("sweep", str(SWEEP), "--quiet", "--set", swap, db=db).exit_code == 0
+    sweep_id = json.loads(invoke("runs", "--json", db=db).output)[0]["sweep_id"]
+    text = " ".join(invoke("compare", sweep_id, "--reps", "50", db=db).output.split())
+    assert "shift: how far each variant moved answers from 'baseline'" in text
+    assert "q1: Yes +" in text and "noise floor" in text
+
+
+def test_replicates_run_each_variant_under_k_seeds_and_widen_intervals(invoke, registry, tmp_path):
+    db = tmp_path / "r.db"
+    result = invoke("sweep", str(SWEEP), "--quiet", "--seeds", "3", db=db)
+    assert result.exit_code == 0, result.output
+    sweep_id = result.output.strip()
+    store = Store(db, read_only=True)
+    runs = store.sweep_runs(sweep_id)
+    assert {label: [r["seed"] for r in records] for label, records in runs.items()} == {
+        "baseline": [7, 8, 9],
+        "without age": [7, 8, 9],
+        "without generation": [7, 8, 9],
+    }
+    compared = compare(store, registry, sweep_id, reps=200)
+    assert compared["replicates"] == 3 and all(v["paired"] for v in compared["variants"])
+    single = [overall(store, r["id"])["mean_share.share"] for r in runs["baseline"]]
+    pooled = by_label(compared)["baseline"]["metrics"]["mean_share.share"]
+    assert min(single) <= pooled["value"] <= max(single)
+    assert pooled["ci"][0] <= min(single) and max(single) <= pooled["ci"][1], "every seed's value is inside"
+    text = " ".join(invoke("compare", sweep_id, "--reps", "50", db=db).output.split())
+    assert "x 3 seed(s); seeds resampled too" in text
+
+
+def test_two_stage_resampling_draws_seeds_too(registry, tmp_path):
+    store, sweep_id = sweep(registry, tmp_path / "s.db", "ablation.replicates=3")
+    answers = Answers(store, [r["id"] for r in store.sweep_runs(sweep_id)["baseline"]])
+    counts = answers.resample_counts(np.random.default_rng(0), 100)
+    replicate = np.array([r for r, _, _ in answers.personas])
+    weight_per_seed = np.stack([counts[:, replicate == k].sum(1) for k in range(3)], axis=1)
+    assert (weight_per_seed == 0).any(), "some resamples leave a seed out"
+    assert np.allclose(weight_per_seed.sum(1), len(answers.personas)), "each resample has as many personas"
+
+
+def test_a_bad_replicates_value_is_a_scenario_error(registry):
+    with pytest.raises(ScenarioError, match="replicates"):
+        load_scenario(SWEEP, registry, ["ablation.replicates=0"])
+
+
+@pytest.mark.parametrize(
+    ("orders", "replies", "expected"),
+    [
+        ([[0, 1, 2], [2, 1, 0]], [{"A": 1.0, "B": 0, "C": 0}, {"A": 1.0, "B": 0, "C": 0}], (1.0, 0.0)),  # place
+        ([[0, 1, 2], [2, 1, 0]], [{"A": 1.0, "B": 0, "C": 0}, {"A": 0, "B": 0, "C": 1.0}], (0.0, 1.0)),  # content
+        ([[0, 1], [1, 0]], [{"A": 0.5, "B": 0.5}, {"A": 0.5, "B": 0.5}], (0.0, 0.0)),  # indifferent
+    ],
+)
+def test_position_disagreement_reads_replies_by_content_and_by_place(orders, replies, expected):
+    labels = ["A", "B", "C"][: len(orders[0])]
+    assert position_disagreement(labels, orders, replies) == pytest.approx(expected)
+
+
+def run_towns(invoke, db, *overrides):
+    result = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", *(a for o in overrides for a in ("--set", o)), db=db)
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def test_position_bias_and_persona_effect_are_measured_and_warned_of(invoke, tmp_path):
+    db = tmp_path / "d.db"
+    first = run_towns(invoke, db, "prompt.option_order=both", "simulator.with.first_option_bias=0.8")
+    content = run_towns(invoke, db, "prompt.option_order=both", "simulator={use: by_content}")
+    store = Store(db, read_only=True)
+    biased, read = diagnose(store, first), diagnose(store, content)
+    assert biased.position_bias == pytest.approx(1.0) and biased.position_answers == 48
+    assert read.position_bias == pytest.approx(0.0)
+    assert biased.persona_effect == pytest.approx(0.0) and read.persona_effect > 0.05
+    shown = " ".join(invoke("show", first, db=db).output.split())
+    assert "! position bias: answers follow where an option is listed" in shown
+    assert "! personas ≈ no persona" in shown and "! few personas: 2 of 2 strata have fewer than 30" in shown
+    clean = " ".join(invoke("show", content, db=db).output.split())
+    assert "position bias 0.00" in clean and "! position bias" not in clean and "personas ≈" not in clean
+
+
+def test_enough_personas_and_one_order_say_so(invoke, tmp_path):
+    db = tmp_path / "n.db"
+    run_id = run_towns(invoke, db, "sampler.with.per_town=30")
+    result = json.loads(invoke("show", run_id, "--json", db=db).output)["diagnostics"]
+    assert result["personas_per_stratum"] == {"Ashford": 30, "Brook": 30} and result["position_bias"] is None
+    assert [w.split(":")[0] for w in result["warnings"]] == ["position bias not measured"]
+
+
+def test_show_names_options_personas_and_what_all_means(invoke, tmp_path):
+    db = tmp_path / "o.db"
+    run_id = run_towns(invoke, db, "metrics={}")
+    text = " ".join(invoke("show", run_id, db=db).output.split())
+    assert "A. Yes" in text and "C. Not sure" in text and "personas" in text
+    assert "ALL: the population, personas weighted by the people they stand for" in text
+
+
+def test_a_typo_in_metric_is_an_error_with_the_nearest_names(invoke, tmp_path):
+    db = tmp_path / "t.db"
+    sweep_id = invoke("sweep", str(SWEEP), "--quiet", db=db).output.strip()
+    result = invoke("compare", sweep_id, "--metric", "mean_shar", db=db)
+    assert (
+        result.exit_code == 2 and "did you mean mean_share" in result.output and "It has: mean_share" in result.output
+    )
+
+
+def test_show_and_compare_tell_a_run_from_a_sweep(invoke, tmp_path):
+    db = tmp_path / "i.db"
+    sweep_id = invoke("sweep", str(SWEEP), "--quiet", db=db).output.strip()
+    run_id = json.loads(invoke("runs", "--json", db=db).output)[0]["id"]
+    shown = invoke("show", sweep_id, db=db)
+    assert shown.exit_code == 2 and f"'{sweep_id}' is a sweep, not a run: `simrun compare {sweep_id}`" in shown.output
+    compared = invoke("compare", run_id, db=db)
+    assert compared.exit_code == 2 and f"'{run_id}' is a run, not a sweep" in compared.output
+
+
+@pytest.mark.parametrize("command", ["compare", "report"])
+def test_a_sweep_whose_plugins_are_not_loaded_is_one_line(invoke, tmp_path, command):
+    db = tmp_path / "p.db"
+    sweep_id = invoke("sweep", str(SWEEP), "--quiet", db=db).output.strip()
+    args = [command, sweep_id, "--db", str(db)] + (["-o", str(tmp_path / "r.html")] if command == "report" else [])
+    result = CliRunner().invoke(cli, args)  # no --plugins-dir: the example plugin is not loaded
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "no sampler named 'towns'" in result.output and "--plugins-dir" in result.output
