@@ -75,13 +75,30 @@ def basis(result: dict[str, Any]) -> str:
     )
 
 
-def moved_text(v: dict[str, Any], questions: int = 2) -> str:
-    """The options whose share moved most, per question: "vote2024: Kamala Harris, the Democrat +3.1 pts"."""
-    parts = []
-    for qid, changes in list((v["shift"] or {}).get("moved", {}).items())[:questions]:
-        option, change = changes[0]
-        parts.append(f"{qid}: {option} {change * 100:+.1f} pts")
-    return "; ".join(parts)
+def moved_text(v: dict[str, Any], top: int = 1) -> str:
+    """The options whose share moved most over all questions: "vote2024: Kamala Harris, the Democrat +3.1 pts"."""
+    changes = [
+        (qid, option, change) for qid, moved in (v["shift"] or {}).get("moved", {}).items() for option, change in moved
+    ]
+    changes.sort(key=lambda c: -abs(c[2]))
+    return "; ".join(f"{qid}: {option} {change * 100:+.1f} pts" for qid, option, change in changes[:top])
+
+
+def points(x: float | None) -> str:
+    """A distance between answer shares (0 to 1) as the points of answers that changed option."""
+    return "n/a" if x is None else f"{x * 100:.1f}"
+
+
+def points_ci(pair: list[float] | None) -> str:
+    return "" if pair is None else f"[{pair[0] * 100:.1f}, {pair[1] * 100:.1f}]"
+
+
+SHIFT_NOTE = (
+    "shift: the points of answer share that changed option (TVD x 100, averaged over questions; 0 = the same "
+    "answers). moved?: above the noise floor, the shift a random swap of each persona's two answers gives "
+    "(a permutation test at 5%). A model that answers the same prompt the same way makes even a tiny change 'yes': "
+    "read the size too."
+)
 
 
 def print_shift(result: dict[str, Any]) -> None:
@@ -92,25 +109,26 @@ def print_shift(result: dict[str, Any]) -> None:
     table = unclipped(
         Table(
             "variant",
-            "shift (TVD)",
+            "shift (pts)",
             "95% interval",
             "noise floor",
             "moved?",
             "most moved option",
-            title=f"shift: how far each variant moved answers from '{result['baseline']}' (0 = same, 1 = disjoint)",
+            title=f"shift: how far each variant moved answers from '{result['baseline']}'",
         )
     )
     for v in sorted(moved, key=lambda v: -v["shift"]["figures"]["tvd"]["value"]):
         figure = v["shift"]["figures"]["tvd"]
         table.add_row(
             variant_label(v),
-            fmt(figure["value"]),
-            ci(figure["ci"]),
-            fmt(figure.get("noise")),
+            points(figure["value"]),
+            points_ci(figure["ci"]),
+            points(figure.get("noise")),
             verdict(figure),
             moved_text(v),
         )
     console.print(table)
+    console.print(SHIFT_NOTE)
 
 
 def verdict(figure: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import io
 import json
 from typing import Any
 
-from .display import basis, checks_text, moved_text, sweep_warnings, verdict
+from .display import SHIFT_NOTE, basis, checks_text, moved_text, points, points_ci, sweep_warnings, verdict
 from .models import ALL_STRATA, InvalidOutput
 from .store import Store
 
@@ -172,37 +172,34 @@ def shift_section(plt, result: dict[str, Any]) -> list[str]:
     for i, v in enumerate(moved):
         figure = v["shift"]["figures"]["tvd"]
         if figure.get("noise") is not None:
-            ax.plot([0, figure["noise"]], [i, i], "-", color="#bbbbbb", linewidth=6, solid_capstyle="butt")
+            ax.plot([0, 100 * figure["noise"]], [i, i], "-", color="#bbbbbb", linewidth=6, solid_capstyle="butt")
         if figure["ci"]:
-            ax.plot(figure["ci"], [i, i], "|-", color="#3465a4", markersize=8)
-        ax.plot(figure["value"], i, "o", color="#3465a4")
+            ax.plot([100 * x for x in figure["ci"]], [i, i], "|-", color="#3465a4", markersize=8)
+        ax.plot(100 * figure["value"], i, "o", color="#3465a4")
     ax.axvline(0, color="#444", linewidth=0.8)
     ax.set_xlim(left=0)
     ax.set_yticks(range(len(moved)), [marked(v) for v in moved])
     ax.invert_yaxis()
     ax.set(
-        xlabel=f"shift from '{result['baseline']}' (TVD of answer shares: 0 = same answers)",
+        xlabel=f"shift from '{result['baseline']}': points of answer share that changed option (0 = same answers)",
         title="How far each variant moved answers (dot, 95% interval; grey: noise floor)",
     )
     rows = [
         [
             marked(v),
-            v["shift"]["figures"]["tvd"]["value"],
-            interval_text(v["shift"]["figures"]["tvd"]["ci"]),
-            na(v["shift"]["figures"]["tvd"].get("noise")),
+            points(v["shift"]["figures"]["tvd"]["value"]),
+            points_ci(v["shift"]["figures"]["tvd"]["ci"]),
+            points(v["shift"]["figures"]["tvd"].get("noise")),
             verdict(v["shift"]["figures"]["tvd"]),
-            moved_text(v, questions=5),
+            moved_text(v, top=3),
         ]
         for v in moved
     ]
     return [
         "<h2>Shift: how far each variant moved answers</h2>",
-        "<p class='meta'>Total variation distance between the variant's and the baseline's answer shares, averaged "
-        "over questions (0: the same answers; 1: no option in common). It needs no real answers. The noise floor is "
-        "the shift that swapping each persona's two answers at random gives: a shift above it (a permutation test "
-        "at 5%) moved the answers.</p>",
+        f"<p class='meta'>{html.escape(SHIFT_NOTE)} It needs no real answers.</p>",
         _img(_png(fig), "shift by variant"),
-        _table(["variant", "shift (TVD)", "95% interval", "noise floor", "moved?", "most moved option"], rows),
+        _table(["variant", "shift (pts)", "95% interval", "noise floor", "moved?", "most moved options"], rows),
         *shift_by_stratum(result, moved),
     ]
 
@@ -217,14 +214,14 @@ def shift_by_stratum(result: dict[str, Any], moved: list[dict[str, Any]]) -> lis
         [
             stratum,
             sizes.get(stratum, ""),
-            *(na(v["shift"]["strata"]["tvd"].get(stratum, {}).get("value")) for v in moved),
+            *(points(v["shift"]["strata"]["tvd"].get(stratum, {}).get("value")) for v in moved),
         ]
         for stratum in strata
     ]
     return [
         "<h3>Shift by stratum</h3>",
-        "<p class='meta'>The same distance within each stratum, averaged over questions; a stratum's figure rests on "
-        "its own personas only.</p>",
+        "<p class='meta'>The same shift (points) within each stratum, averaged over questions; a stratum's figure "
+        "rests on its own personas only.</p>",
         _table(["stratum", "personas", *(v["label"] for v in moved)], rows),
     ]
 
