@@ -28,6 +28,7 @@ def test_plugins_json_lists_every_kind_with_its_source(invoke):
         ("sampler", "towns"),
         ("enricher", "generation"),
         ("simulator", "instant"),
+        ("simulator", "by_content"),
         ("metric", "mean_share"),
         ("ablation", "seeds"),
     }
