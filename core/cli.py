@@ -24,7 +24,7 @@ from .cli_support import (
     overrides_option,
     with_plugins,
 )
-from .display import console, errors, print_comparison, print_run, run_summary, unclipped
+from .display import console, errors, print_run, run_summary, unclipped
 from .engine import Engine, PlanError
 from .instruments import FORMATS, Format, InstrumentError, read_instrument
 from .models import OPTION_LABELS
@@ -33,6 +33,7 @@ from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, apply_overrides, scenario_schema, validate_data
 from .store import Store, StoreError
 from .sweep import plan_sweep, run_sweep
+from .sweep_text import print_comparison
 
 
 class ScenarioGroup(click.Group):
@@ -103,6 +104,8 @@ def run(
         estimate_run(open_scenario(scenario, registry, overrides), registry, db_path, no_cache)
         return
     if resume_id:
+        if not Path(db_path).is_file():
+            fail(f"no run log {db_path} to resume {resume_id} from; --db names the file the run was logged to")
         store = Store(db_path)
         try:
             record = store.run(resume_id)
@@ -187,9 +190,11 @@ def sweep(
     interval, and what to distrust (few personas, position bias, off-option
     answers, personas the model ignores).
     """
-    if seeds is not None:
-        overrides = (*overrides, f"ablation.replicates={seeds}")
     loaded = open_scenario(scenario, registry, overrides)
+    if seeds is not None:
+        if loaded.scenario.ablation is None:
+            fail(f"--seeds {seeds}: {scenario} has no ablation block to run under several seeds; see `simrun sweep -h`")
+        loaded = open_scenario(scenario, registry, (*overrides, f"ablation.replicates={seeds}"))
     try:
         variants = plan_sweep(loaded, registry)  # every variant valid before the run log is created
     except ScenarioError as exc:
@@ -280,8 +285,8 @@ def check_metrics(result: dict, wanted: tuple[str, ...]) -> None:
             near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             fail(
                 f"--metric {name}: the sweep has no such metric"
-                + (f"; did you mean {' or '.join(near)}?" if near else "")
-                + f" It has: {', '.join(sorted(n for n in known if '.' not in n))} "
+                + (f"; did you mean {' or '.join(near)}" if near else "")
+                + f". It has: {', '.join(sorted(n for n in known if '.' not in n))} "
                 "(and their figures, e.g. NAME.FIGURE; `simrun compare --json` lists them)"
             )
 

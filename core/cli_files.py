@@ -126,11 +126,16 @@ def report(
 ) -> None:
     """Write one self-contained HTML page for a run (or a sweep) with its plots and tables.
 
-    A run with the election metric gets simulated vs real share by state and
-    the error per state; a sweep gets each metric per variant with bootstrap
-    intervals and the per-state error of every variant. Enrichment steps that
-    wrote nothing usable for more than --invalid-threshold of the personas are
-    named at the top, and their variants marked.
+    Both start with what to distrust (few personas, failed answers, position
+    bias, off-option answers, personas the model ignores). A run gets its
+    metrics beside the baselines, each metric's own plots and its answer shares
+    per stratum. A sweep gets each variant's shift from the baseline (how far
+    its answers moved, with intervals and a noise floor; by question and by
+    stratum), each metric as differences from the baseline around zero with the
+    uniform and no-persona scores as reference lines, and the per-state error
+    of every variant. Enrichment steps that wrote nothing usable for more than
+    --invalid-threshold of the personas are named at the top, and their
+    variants marked.
     """
     from .report import run_report, sweep_report
 

@@ -33,178 +33,6 @@ def unclipped(table: Table) -> Table:
     return table
 
 
-def fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
-
-
-def ci(pair: list[float] | None) -> str:
-    return "" if pair is None else f"[{pair[0]:.4g}, {pair[1]:.4g}]"
-
-
-def variant_label(v: dict[str, Any]) -> Text:
-    """The variant's name, and each enrichment step of it that mostly failed."""
-    marks = [(f" (! {o['step']} {o['share']:.0%} invalid)", "red") for o in v["invalid_outputs"] if o["mostly_failed"]]
-    return Text.assemble(v["label"], *marks)
-
-
-def sweep_warnings(result: dict[str, Any]) -> list[str]:
-    """What to distrust in a sweep: the baseline variant's warnings, then any other variant's of another kind."""
-    variants = result["variants"]
-    said = {w.split(":", 1)[0] for w in variants[0]["diagnostics"]["warnings"]}
-    out = list(variants[0]["diagnostics"]["warnings"])
-    for v in variants[1:]:
-        for w in v["diagnostics"]["warnings"]:
-            if w.split(":", 1)[0] not in said:
-                out.append(f"{v['label']}: {w}")
-    if result["smallest_stratum"] < 2:
-        out.append(
-            "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty"
-        )
-    return out
-
-
-def basis(result: dict[str, Any]) -> str:
-    """What the intervals rest on."""
-    base = result["variants"][0]
-    seeds = result.get("replicates", 1)
-    return (
-        f"{result['reps']} bootstrap resamples of {base['personas']:,} personas "
-        f"({len(base['personas_per_stratum'])} strata, fewest {result['smallest_stratum']} per stratum"
-        f"{' per seed' if seeds > 1 else ''}) x {seeds} seed(s)"
-        + ("; seeds resampled too, so intervals include seed-to-seed variation" if seeds > 1 else "")
-    )
-
-
-def moved_text(v: dict[str, Any], top: int = 1) -> str:
-    """The options whose share moved most over all questions: "vote2024: Kamala Harris, the Democrat +3.1 pts"."""
-    changes = [
-        (qid, option, change) for qid, moved in (v["shift"] or {}).get("moved", {}).items() for option, change in moved
-    ]
-    changes.sort(key=lambda c: -abs(c[2]))
-    return "; ".join(f"{qid}: {option} {change * 100:+.1f} pts" for qid, option, change in changes[:top])
-
-
-def points(x: float | None) -> str:
-    """A distance between answer shares (0 to 1) as the points of answers that changed option."""
-    return "n/a" if x is None else f"{x * 100:.1f}"
-
-
-def points_ci(pair: list[float] | None) -> str:
-    return "" if pair is None else f"[{pair[0] * 100:.1f}, {pair[1] * 100:.1f}]"
-
-
-SHIFT_NOTE = (
-    "shift: the points of answer share that changed option (TVD x 100, averaged over questions; 0 = the same "
-    "answers). moved?: above the noise floor, the shift a random swap of each persona's two answers gives "
-    "(a permutation test at 5%). A model that answers the same prompt the same way makes even a tiny change 'yes': "
-    "read the size too."
-)
-
-
-def print_shift(result: dict[str, Any]) -> None:
-    """Variants ranked by how far their answers moved from the baseline's (TVD over answer shares)."""
-    moved = [v for v in result["variants"] if v["shift"] and "tvd" in v["shift"]["figures"]]
-    if not moved:
-        return
-    table = unclipped(
-        Table(
-            "variant",
-            "shift (pts)",
-            "95% interval",
-            "noise floor",
-            "moved?",
-            "most moved option",
-            title=f"shift: how far each variant moved answers from '{result['baseline']}'",
-        )
-    )
-    for v in sorted(moved, key=lambda v: -v["shift"]["figures"]["tvd"]["value"]):
-        figure = v["shift"]["figures"]["tvd"]
-        table.add_row(
-            variant_label(v),
-            points(figure["value"]),
-            points_ci(figure["ci"]),
-            points(figure.get("noise")),
-            verdict(figure),
-            moved_text(v),
-        )
-    console.print(table)
-    console.print(SHIFT_NOTE)
-
-
-def verdict(figure: dict[str, Any]) -> str:
-    """Whether a shift stands out from chance: above its noise floor (a one-sided permutation test at 5%)."""
-    if figure.get("noise") is None:
-        return "?"
-    return "yes" if figure["value"] > figure["noise"] else "no: within noise"
-
-
-def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
-    baseline = result["baseline"]
-    console.print(
-        Text.assemble(
-            (f"sweep {result['sweep']}", "bold"),
-            f" {result['name']}: {len(result['variants'])} variants, baseline '{baseline}'",
-        )
-    )
-    console.print(f"intervals: {basis(result)}")
-    for warning in sweep_warnings(result):
-        console.print(f"! {warning}", style="yellow")
-    if not wanted or any(w == "shift" or w.startswith("shift.") for w in wanted):
-        print_shift(result)
-    names = list(dict.fromkeys(n for v in result["variants"] for n in v["metrics"]))
-    names = (
-        [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
-        if wanted
-        else [n for n in names if not n.startswith("shift.")]
-    )
-    beside = list(dict.fromkeys(b for v in result["variants"] for b in v.get("baselines", {})))
-    for name in names:
-        table = unclipped(
-            Table(
-                "variant",
-                "value",
-                "95% interval",
-                f"difference from {baseline}",
-                "95% interval",
-                *beside,  # the same metric on each baseline's answers, e.g. uniform and no_persona
-                title=name,
-            )
-        )
-        rows = sorted(
-            result["variants"],
-            key=lambda v: (v["label"] != baseline, -abs(v["metrics"].get(name, {}).get("diff") or 0)),
-        )
-        for v in rows:
-            m = v["metrics"].get(name)
-            if m is None:
-                continue
-            table.add_row(
-                variant_label(v),
-                fmt(m["value"]),
-                ci(m["ci"]),
-                "" if v["label"] == baseline else fmt(m["diff"]),
-                "" if v["label"] == baseline else ci(m["diff_ci"]),
-                *(fmt(v.get("baselines", {}).get(b, {}).get(name)) for b in beside),
-            )
-        console.print(table)
-    console.print(
-        "variants are ranked by the size of their difference; n/a: the metric has no value for that variant. "
-        "The ALL stratum is the population: personas weighted by the people they stand for."
-    )
-    if result["no_interval"]:
-        console.print(
-            f"no intervals for {', '.join(result['no_interval'])}: these metrics read more than answer shares"
-        )
-    for v in result["variants"]:
-        for output in v["invalid_outputs"]:
-            if output["mostly_failed"]:
-                console.print(
-                    f"{v['label']}: {invalid_summary(output)}. Over {result['invalid_threshold']:.0%}: "
-                    "its differences measure the failure, not the step.",
-                    style="red",
-                )
-
-
 def invalid_summary(output: dict[str, Any]) -> str:
     """``InvalidOutput.summary`` of an output as ``compare --json`` and ``show --json`` give it."""
     return InvalidOutput.model_validate(output).summary()
@@ -282,15 +110,19 @@ def checks_text(diagnostics: dict[str, Any]) -> str:
     d = Diagnostics.model_validate(diagnostics)
     name, fewest = d.smallest
     parts = [f"{len(d.personas_per_stratum)} strata, fewest personas {fewest} ({name})"]
+    if d.failed_answers:
+        parts.append(f"{d.failed_answers} of {d.answers} answers failed")
     if d.off_option is not None:
         parts.append(f"off-option mass {d.off_option:.1%} (max {d.off_option_max:.1%})")
     parts.append(
-        "position bias not measured (one option order)"
+        f"position bias not measured: {d.position_note}"
         if d.position_bias is None
         else f"position bias {d.position_bias:.2f} (0 content .. 1 place; {d.position_answers:,} answers)"
     )
     if d.persona_effect is not None:
-        parts.append(f"persona effect {d.persona_effect:.3f} (TVD from the no-persona answer)")
+        parts.append(f"persona effect {d.persona_effect * 100:.1f} pts (from the answer with no persona)")
+    if d.persona_spread is not None:
+        parts.append(f"persona spread {d.persona_spread * 100:.1f} pts (from the personas' average)")
     return "; ".join(parts)
 
 

@@ -407,7 +407,7 @@ class Engine:
                 for answer in self.answer(self.enrich(batch, index, loaded, pipeline), loaded, tally).records:
                     answers, cached = answers + 1, cached + answer.cached
             personas_asked = len(tally.asked)
-            self.baseline_answers(loaded, pipeline)  # asked as a run asks them: only when a metric scores them
+            self.baseline_answers(loaded, pipeline)  # asked as a run asks them
             asked = pipeline.simulator.estimate(tally.asked)
             baseline = pipeline.simulator.estimate(tally.asked[personas_asked:]).calls
         written = Estimate(

@@ -12,9 +12,23 @@ import io
 import json
 from typing import Any
 
-from .display import SHIFT_NOTE, basis, checks_text, moved_text, points, points_ci, sweep_warnings, verdict
+from .diagnostics import MIN_PER_STRATUM
+from .display import checks_text
 from .models import ALL_STRATA, InvalidOutput
 from .store import Store
+from .sweep_text import (
+    QUESTION_COLUMNS,
+    SHIFT_NOTE,
+    basis,
+    ci,
+    moved_text,
+    points,
+    points_ci,
+    question_rows,
+    shifted,
+    sweep_warnings,
+    verdict,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -158,16 +172,12 @@ def na(value: float | None) -> Any:
     return "n/a" if value is None else value
 
 
-def interval_text(pair: list[float] | None) -> str:
-    return f"[{pair[0]:.4g}, {pair[1]:.4g}]" if pair else ""
-
-
 def shift_section(plt, result: dict[str, Any]) -> list[str]:
-    """Each variant's shift from the baseline with its interval, against zero and its noise floor."""
-    moved = [v for v in result["variants"] if v["shift"] and "tvd" in v["shift"]["figures"]]
+    """Each variant's shift from the baseline with its interval, against zero and its noise floor; then by question
+    and by stratum."""
+    moved = shifted(result)
     if not moved:
         return []
-    moved.sort(key=lambda v: -v["shift"]["figures"]["tvd"]["value"])
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.45 * len(moved) + 1)))
     for i, v in enumerate(moved):
         figure = v["shift"]["figures"]["tvd"]
@@ -195,17 +205,21 @@ def shift_section(plt, result: dict[str, Any]) -> list[str]:
         ]
         for v in moved
     ]
+    by_question = [[v["label"], *row] for v in moved for row in question_rows(v)]
     return [
         "<h2>Shift: how far each variant moved answers</h2>",
         f"<p class='meta'>{html.escape(SHIFT_NOTE)} It needs no real answers.</p>",
         _img(_png(fig), "shift by variant"),
         _table(["variant", "shift (pts)", "95% interval", "noise floor", "moved?", "most moved options"], rows),
+        "<h3>Shift by question</h3>",
+        "<p class='meta'>The mean position's change is in the question's own scale units (ordinal questions).</p>",
+        _table(["variant", *QUESTION_COLUMNS], by_question),
         *shift_by_stratum(result, moved),
     ]
 
 
 def shift_by_stratum(result: dict[str, Any], moved: list[dict[str, Any]]) -> list[str]:
-    """Each variant's shift within each stratum: where the answers moved."""
+    """Each variant's shift within each stratum: where the answers moved; strata with few personas marked."""
     sizes = result["variants"][0]["personas_per_stratum"]
     strata = sorted({s for v in moved for s in v["shift"]["strata"].get("tvd", {})})
     if not strata:
@@ -213,15 +227,16 @@ def shift_by_stratum(result: dict[str, Any], moved: list[dict[str, Any]]) -> lis
     rows = [
         [
             stratum,
-            sizes.get(stratum, ""),
+            f"{sizes.get(stratum, '')}{' (few)' if sizes.get(stratum, 0) < MIN_PER_STRATUM else ''}",
             *(points(v["shift"]["strata"]["tvd"].get(stratum, {}).get("value")) for v in moved),
         ]
         for stratum in strata
     ]
     return [
         "<h3>Shift by stratum</h3>",
-        "<p class='meta'>The same shift (points) within each stratum, averaged over questions; a stratum's figure "
-        "rests on its own personas only.</p>",
+        "<p class='meta'>The same shift (points) within each stratum, averaged over questions. A stratum's figure "
+        f"rests on its own personas only, and a distance from few of them is biased upward: under {MIN_PER_STRATUM} "
+        "personas (few), read it as noise.</p>",
         _table(["stratum", "personas", *(v["label"] for v in moved)], rows),
     ]
 
@@ -260,9 +275,9 @@ def metric_section(plt, result: dict[str, Any], name: str) -> list[str]:
         [
             marked(v),
             na(v["metrics"][name]["value"]),
-            interval_text(v["metrics"][name]["ci"]),
+            ci(v["metrics"][name]["ci"]),
             "" if v["label"] == baseline else na(v["metrics"][name]["diff"]),
-            interval_text(v["metrics"][name]["diff_ci"]),
+            "" if v["label"] == baseline else ci(v["metrics"][name]["diff_ci"]),
             *(na(v.get("baselines", {}).get(b, {}).get(name)) for b in beside),
         ]
         for v in variants

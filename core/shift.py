@@ -1,10 +1,12 @@
 """The ``shift`` of a sweep's variant: how far its answers moved from the baseline variant's. It needs no truth.
 
 Per question and stratum, the total variation distance (TVD) between the two
-variants' answer shares (0: the same answers, 1: no option in common), and on
-ordinal scales the change of the mean position, in the scale's own units;
-overall and per stratum, the TVD averaged over questions. For a leave-one-out sweep it answers
-"which attribute moves answers most".
+variants' answer shares (0: the same answers, 1: no option in common), each
+option's change of share, and on ordinal scales the change of the mean
+position, in the scale's own units; overall and per stratum, the TVD averaged
+over questions. For a leave-one-out sweep it answers "which attribute moves
+answers most". Only questions asked with the same options in both variants are
+compared.
 
 A TVD is never below 0, and two samples of the same answers differ by chance, so
 beside each figure ``simrun compare`` gives a noise floor: the 95th percentile
@@ -15,16 +17,24 @@ noise floor moved the answers (a one-sided permutation test at the 5% level).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .models import ALL_STRATA, Question
 
 Shares = dict[str, dict[str, dict[str, float]]]  # question -> stratum -> option label -> share
-Figure = tuple[str, str]  # (name, stratum): ("tvd", ""), ("tvd.q1", "CA"), ("position.q1", "")
+Figure = tuple[str, str]  # (name, stratum): ("tvd", ""), ("tvd.q1", "CA"), ("position.q1", ""), ("change.q1.A", "")
+
+
+def distance(p: Sequence[float], q: Sequence[float]) -> float:
+    """Total variation distance between two distributions over the same options."""
+    return 0.5 * sum(abs(a - b) for a, b in zip(p, q))
 
 
 def tvd(a: dict[str, float], b: dict[str, float]) -> float:
-    return 0.5 * sum(abs(a.get(label, 0.0) - b.get(label, 0.0)) for label in set(a) | set(b))
+    labels = sorted(set(a) | set(b))
+    return distance([a.get(label, 0.0) for label in labels], [b.get(label, 0.0) for label in labels])
 
 
 def mean_position(question: Question, shares: dict[str, float]) -> float | None:
@@ -36,9 +46,18 @@ def mean_position(question: Question, shares: dict[str, float]) -> float | None:
     return sum(share * position for share, position in placed) / mass if mass > 0 else None
 
 
+def comparable(variant: dict[str, Question], baseline: dict[str, Question]) -> dict[str, Question]:
+    """The questions both variants asked with the same options (and scale): their answers can be compared."""
+    return {
+        qid: q
+        for qid, q in variant.items()
+        if qid in baseline and q.options == baseline[qid].options and q.ordinal == baseline[qid].ordinal
+    }
+
+
 def shift(questions: dict[str, Question], variant: Shares, baseline: Shares) -> dict[Figure, float]:
-    """The variant's shift from the baseline: ``tvd`` overall, ``tvd.Q`` per question (and stratum), and
-    ``position.Q`` for questions on an ordinal scale."""
+    """The variant's shift from the baseline over ``questions`` (see ``comparable``): ``tvd`` overall and per
+    stratum, ``tvd.Q`` per question, ``position.Q`` on ordinal scales, ``change.Q.LABEL`` per option."""
     out: dict[Figure, float] = {}
     per_stratum: dict[str, list[float]] = {}  # stratum ("" for the population) -> its TVD on each question
     for qid, question in questions.items():
@@ -47,27 +66,22 @@ def shift(questions: dict[str, Question], variant: Shares, baseline: Shares) -> 
         for stratum, shares in variant[qid].items():
             if stratum not in baseline[qid]:
                 continue
+            before = baseline[qid][stratum]
             where = "" if stratum == ALL_STRATA else stratum
-            out[(f"tvd.{qid}", where)] = tvd(shares, baseline[qid][stratum])
+            out[(f"tvd.{qid}", where)] = tvd(shares, before)
             per_stratum.setdefault(where, []).append(out[(f"tvd.{qid}", where)])
-            moved = mean_position(question, shares)
-            before = mean_position(question, baseline[qid][stratum])
-            if moved is not None and before is not None:
-                out[(f"position.{qid}", where)] = moved - before
+            moved, was = mean_position(question, shares), mean_position(question, before)
+            if moved is not None and was is not None:
+                out[(f"position.{qid}", where)] = moved - was
+            if not where:
+                for label in question.labels:
+                    out[(f"change.{qid}.{label}", "")] = shares.get(label, 0.0) - before.get(label, 0.0)
     for where, values in per_stratum.items():
         out[("tvd", where)] = float(np.mean(values))
     return out
 
 
-def most_moved(question: Question, variant: dict[str, float], baseline: dict[str, float], top: int = 2) -> list:
-    """The options whose share moved most, as (option text, change in share), largest first."""
-    changes = [
-        (option, variant.get(label, 0.0) - baseline.get(label, 0.0))
-        for label, option in zip(question.labels, question.options)
-    ]
-    return sorted(changes, key=lambda change: -abs(change[1]))[:top]
-
-
-def swapped_values(flip: np.ndarray, rows: np.ndarray, mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """One side of a random swap: each answer row is ``mine`` where its persona's ``flip`` is False, else ``theirs``."""
-    return np.where(flip[rows][:, None], theirs, mine)
+def mean_figures(figures: list[dict[Figure, float]]) -> dict[Figure, float]:
+    """Each figure's mean over several (one per seed); a figure some lack is left out."""
+    common = set.intersection(*(set(f) for f in figures)) if figures else set()
+    return {name: float(np.mean([f[name] for f in figures])) for name in common}

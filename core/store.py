@@ -103,6 +103,7 @@ def sweep_hash(scenario: dict) -> str:
     return sha256(dumps({key: value for key, value in scenario.items() if key != "executor"}))
 
 
+KEY_BYTES = 16  # a cache key's length; an answer asked in several option orders keeps one per order
 CLUSTER = 4  # bytes of a prompt's cache key taken from its system text alone
 
 

@@ -16,6 +16,7 @@ from .scenario import LoadedScenario, ScenarioError, ScenarioIssue, validate_dat
 from .store import Store
 
 PERSONA_FIELDS = ("sampler", "enrichers", "seed", "batch_size")
+SAMPLED_FIELDS = ("sampler", "seed", "batch_size")
 
 
 def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, LoadedScenario]]:
@@ -60,7 +61,13 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
 
 
 def shares_personas(a: LoadedScenario, b: LoadedScenario) -> bool:
+    """The same personas, enriched alike: a variant can reuse the baseline's."""
     return all(a.data.get(k) == b.data.get(k) for k in PERSONA_FIELDS)
+
+
+def same_people(a: LoadedScenario, b: LoadedScenario) -> bool:
+    """The same sampled people, however they were enriched: their answers can be compared person by person."""
+    return all(a.data.get(k) == b.data.get(k) for k in SAMPLED_FIELDS)
 
 
 def run_sweep(

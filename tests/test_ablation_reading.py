@@ -1,16 +1,18 @@
 """Reading an ablation study: the shift needs no truth, replicates widen intervals, diagnostics say what to distrust."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLE
+from conftest import EXAMPLE, ROOT
 
 from simrun.cli import cli
-from simrun.compare import Answers, compare, overall
+from simrun.compare import compare, overall
 from simrun.diagnostics import diagnose, position_disagreement
 from simrun.engine import Engine
+from simrun.resample import Answers, draws
 from simrun.scenario import ScenarioError, load_scenario
 from simrun.store import Store
 from simrun.sweep import run_sweep
@@ -46,10 +48,9 @@ def test_the_shift_is_the_tvd_of_answer_shares_with_an_interval_and_a_noise_floo
     assert biased["tvd.q1"]["value"] == pytest.approx(expected) and biased["tvd"]["value"] == pytest.approx(expected)
     assert biased["tvd"]["ci"][0] <= expected <= biased["tvd"]["ci"][1]
     assert expected > biased["tvd"]["noise"], "a simulator that always says A moves answers beyond chance"
-    assert result["biased"]["shift"]["moved"]["q1"][0] == [
-        "Yes",
-        pytest.approx(shares(store, result["biased"]["run_id"])["A"] - base["A"]),
-    ]
+    option, change, interval = result["biased"]["shift"]["moved"]["q1"][0]
+    assert option == "Yes" and change == pytest.approx(shares(store, result["biased"]["run_id"])["A"] - base["A"])
+    assert interval[0] <= change <= interval[1]
     same = result["same"]["shift"]["figures"]["tvd"]
     assert same["value"] == 0 and same["ci"] == [0, 0] and same["noise"] == 0, "unchanged prompts, unchanged answers"
     assert set(result["biased"]["shift"]["strata"]["tvd.q1"]) == {"Ashford", "Brook"}
@@ -100,12 +101,57 @@ def test_replicates_run_each_variant_under_k_seeds_and_widen_intervals(invoke, r
 
 def test_two_stage_resampling_draws_seeds_too(registry, tmp_path):
     store, sweep_id = sweep(registry, tmp_path / "s.db", "ablation.replicates=3")
-    answers = Answers(store, [r["id"] for r in store.sweep_runs(sweep_id)["baseline"]])
-    counts = answers.resample_counts(np.random.default_rng(0), 100)
-    replicate = np.array([r for r, _, _ in answers.personas])
-    weight_per_seed = np.stack([counts[:, replicate == k].sum(1) for k in range(3)], axis=1)
-    assert (weight_per_seed == 0).any(), "some resamples leave a seed out"
-    assert np.allclose(weight_per_seed.sum(1), len(answers.personas)), "each resample has as many personas"
+    seeds = [Answers(store, r["id"]) for r in store.sweep_runs(sweep_id)["baseline"]]
+    drawn = draws(np.random.default_rng(0), seeds, 100)
+    picked = [sorted(k for k, _ in copies) for copies in drawn]
+    assert all(len(p) == 3 for p in picked) and any(len(set(p)) < 3 for p in picked), "seeds drawn with replacement"
+    twice = next(copies for copies in drawn if len({k for k, _ in copies}) < 3)
+    counts = [c for k, c in twice if [j for j, _ in twice].count(k) > 1]
+    assert not np.array_equal(counts[0], counts[1]), "a seed drawn twice gets two draws of its personas"
+    assert all(c.sum() == 24 for copies in drawn for _, c in copies), "each copy has as many personas as its seed"
+
+
+def test_variants_of_other_people_are_compared_unpaired(registry, tmp_path):
+    store, sweep_id = sweep(
+        registry, tmp_path / "u.db", "ablation={use: grid, with: {fields: {sampler.with.per_town: [16]}}}"
+    )
+    other = by_label(compare(store, registry, sweep_id, reps=50))["sampler.with.per_town=16"]
+    assert not other["paired"] and other["personas"] == 32
+    figure = other["shift"]["figures"]["tvd"]
+    assert figure["value"] > 0 and figure["ci"] is not None and "noise" not in figure
+    assert other["metrics"]["mean_share.share"]["diff_ci"] is None, "no paired interval for other people"
+
+
+def test_failed_answers_are_warned_of_and_not_counted_as_a_shift(registry, tmp_path):
+    # a variant whose prompts did not change answers as the baseline did; then 4 of its calls are marked failed
+    same = "ablation={use: grid, with: {fields: {metrics.mean_share.option: [B]}}}"
+    store, sweep_id = sweep(registry, tmp_path / "f.db", same)
+    run_id = store.sweep_runs(sweep_id)["metrics.mean_share.option=B"][0]["id"]
+    store.db.execute(
+        "update answers set error = 'boom', invalid = 1.0, distribution = '{}'"
+        " where run_id = ? and question_id = 'q1' and persona_id < 4",
+        [run_id],
+    )
+    store.db.conn.commit()
+    compared = by_label(compare(store, registry, sweep_id, reps=20))
+    broken = compared["metrics.mean_share.option=B"]
+    kept = [r for r in store.answer_rows(run_id) if r["question_id"] == "q1" and r["error"] is None]
+    total = sum(r["weight"] for r in kept)
+    mean = {k: sum(r["weight"] * json.loads(r["distribution"])[k] for r in kept) / total for k in "ABC"}
+    base = shares(store, compared["baseline"]["run_id"])
+    assert broken["failed_answers"] == 4
+    assert broken["shift"]["figures"]["tvd.q1"]["value"] == pytest.approx(
+        0.5 * sum(abs(mean[k] - base[k]) for k in base)
+    )
+    assert any(w.startswith("failed answers: 4 of 24 calls failed") for w in broken["diagnostics"]["warnings"])
+
+
+def test_an_old_log_is_not_told_it_asked_one_option_order(tmp_path, invoke):
+    path = tmp_path / "m007.db"
+    shutil.copy(ROOT / "tests" / "data" / "runlog-m007.db", path)  # towns in both option orders, before m008
+    [run] = Store(path, read_only=True).runs()
+    checks = diagnose(Store(path, read_only=True), run["id"])
+    assert checks.orders == 2 and not any(w.startswith("position bias not measured") for w in checks.warnings)
 
 
 def test_a_bad_replicates_value_is_a_scenario_error(registry):
@@ -189,6 +235,6 @@ def test_a_sweep_whose_plugins_are_not_loaded_is_one_line(invoke, tmp_path, comm
     sweep_id = invoke("sweep", str(SWEEP), "--quiet", db=db).output.strip()
     args = [command, sweep_id, "--db", str(db)] + (["-o", str(tmp_path / "r.html")] if command == "report" else [])
     result = CliRunner().invoke(cli, args)  # no --plugins-dir: the example plugin is not loaded
-    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert "no sampler named 'towns'" in result.output and "--plugins-dir" in result.output
