@@ -22,6 +22,7 @@ from .cli_support import (
     invalid_threshold_option,
     open_scenario,
     overrides_option,
+    resume_command,
     with_plugins,
 )
 from .display import console, errors, print_run, run_summary, unclipped
@@ -127,6 +128,15 @@ def run(
         fail("give a scenario file, or --resume RUN_ID")
     else:
         loaded = open_scenario(scenario, registry, overrides)
+        if loaded.scenario.ablation is not None:
+            errors.print(
+                Text.assemble(
+                    ("note:", "bold yellow"),
+                    f" {scenario} has an ablation block; `simrun run` runs the scenario as written, once: "
+                    f"`simrun sweep {scenario}` runs every variant",
+                ),
+                soft_wrap=True,
+            )
         store = Store(db_path)  # only now: a scenario that fails validation leaves no run log behind
     engine = Engine(registry, store, use_cache=not no_cache)
     try:
@@ -136,16 +146,16 @@ def run(
     except PlanError as exc:
         fail(exc.render())
     except KeyboardInterrupt:
-        fail(f"interrupted; continue with: simrun run --resume {engine.run_id} --db {db_path}", 130)
+        fail(f"interrupted; continue with: {resume_command(engine.run_id, db_path, registry)}", 130)
     except StoreError as exc:
         fail(
             f"{exc}"
-            + (f"; then continue with: simrun run --resume {engine.run_id} --db {db_path}" if engine.run_id else "")
+            + (f"; then continue with: {resume_command(engine.run_id, db_path, registry)}" if engine.run_id else "")
         )
     except OSError:
         raise
     except Exception as exc:
-        failed(exc, engine.run_id, db_path)
+        failed(exc, engine.run_id, db_path, registry)
     if not quiet:
         print_run(store, run_id)
     else:
@@ -200,12 +210,19 @@ def sweep(
     except ScenarioError as exc:
         fail("invalid sweep\n" + exc.render())
     except Exception as exc:  # an ablation plugin's own fault, said in one line as during the sweep
-        failed(exc, None, db_path)
+        failed(exc, None, db_path, registry)
     store = Store(db_path)
     engine = Engine(registry, store, use_cache=not no_cache)
     try:
         if not quiet:
-            errors.print(f"{len(variants)} variants: " + ", ".join(label for label, _ in variants))
+            labels = list(dict.fromkeys(label for label, _ in variants))
+            runs_each = len(variants) // len(labels)
+            errors.print(
+                f"{len(labels)} variants"
+                + (f" x {runs_each} seeds" if runs_each > 1 else "")
+                + ": "
+                + ", ".join(labels)
+            )
         with watching(registry, not quiet and errors.is_terminal, f"sweep: {len(variants)} variants") as progress:
             sweep_id = run_sweep(loaded, registry, store, engine, progress)
     except ScenarioError as exc:
@@ -215,7 +232,7 @@ def sweep(
     except (StoreError, OSError):
         raise
     except Exception as exc:
-        failed(exc, engine.run_id, db_path)
+        failed(exc, engine.run_id, db_path, registry)
     if quiet:
         click.echo(sweep_id)
         return

@@ -26,14 +26,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def failed(exc: Exception, run_id: str | None, db_path: str) -> NoReturn:
+def resume_command(run_id: str | None, db_path: str, registry: Registry) -> str:
+    """The command that continues a run, with the plugins folder it was started with."""
+    plugins = f" --plugins-dir {registry.plugins_dir}" if registry.plugins_dir else ""
+    return f"simrun run --resume {run_id} --db {db_path}{plugins}"
+
+
+def failed(exc: Exception, run_id: str | None, db_path: str, registry: Registry) -> NoReturn:
     """A run that stopped on an error from a plugin or a backend: one line, and how to go on
     (SIMRUN_DEBUG=1: the traceback).
     """
     if os.environ.get("SIMRUN_DEBUG"):
         raise exc
     where = f"run {run_id} failed" if run_id else "failed"
-    resume = f"; fix the cause, then continue with: simrun run --resume {run_id} --db {db_path}" if run_id else ""
+    resume = f"; fix the cause, then continue with: {resume_command(run_id, db_path, registry)}" if run_id else ""
     fail(f"{where}: {type(exc).__name__}: {exc}{resume} (SIMRUN_DEBUG=1 shows the traceback)", 1)
 
 

@@ -69,15 +69,6 @@ def percentile_interval(xs: list[float] | np.ndarray, reps: int) -> list[float] 
     return [float(np.percentile(xs, 2.5)), float(np.percentile(xs, 97.5))]
 
 
-def distance_interval(point: float, xs: list[float], reps: int) -> list[float] | None:
-    """A distance's interval: resampled distances sit above the estimate as the estimate sits above the truth, so
-    the percentiles are reflected about it (the basic bootstrap), and floored at 0."""
-    percentiles = percentile_interval(xs, reps)
-    if percentiles is None:
-        return None
-    return [max(0.0, 2 * point - percentiles[1]), max(0.0, 2 * point - percentiles[0])]
-
-
 class Variant:
     """One variant's finished runs (one per seed), its scenario, metrics and answers."""
 
@@ -140,7 +131,10 @@ def compare(
     }
     unfinished = [label for label in labels if len(runs.get(label, [])) < replicates]
     if unfinished:
-        raise ValueError(f"sweep {sweep_id} has unfinished variants {unfinished}; run the sweep again to finish it")
+        raise ValueError(
+            f"sweep {sweep_id} has unfinished variants {unfinished}; to finish it, run `simrun sweep` again on the "
+            "same file with the same --set options (a sweep is found again by its scenario)"
+        )
     rng = np.random.default_rng(seed)
     variants = [Variant(store, registry, label, runs[label]) for label in labels]
     base = variants[0]
@@ -159,6 +153,7 @@ def compare(
             moved = shift_summary(v, base, base_shares, scored, base_scored, reps)
             if paired and all(a.aligned(b) for a, b in zip(v.answers, base.answers)):
                 add_noise(moved, v, base, rng, reps)
+                add_persona_shift(moved, v, base, base_draws, reps)
             metrics_out.update(
                 {
                     f"shift.{name}": {**figure, "diff": figure["value"], "diff_ci": figure["ci"]}
@@ -180,7 +175,7 @@ def compare(
                 "metrics": metrics_out,
                 "shift": moved,
                 "baselines": baselines_of(store, run_ids),
-                "diagnostics": diagnose(store, run_ids[0]).model_dump(),
+                "diagnostics": seed_diagnostics(store, run_ids),
                 "invalid_outputs": invalid,
                 "mostly_failed": [o["step"] for o in invalid if o["mostly_failed"]],
             }
@@ -238,7 +233,8 @@ def shift_summary(
     """The variant's shift: each figure (the mean over seeds) with its interval, per stratum, and per question the
     options whose share moved most."""
     questions = comparable(v.questions, base.questions)
-    point = mean_figures([shift(questions, mine, theirs) for mine, theirs in zip(v.point_shares(), base_shares)])
+    seeds = [shift(questions, mine, theirs) for mine, theirs in zip(v.point_shares(), base_shares)]
+    point = mean_figures(seeds)
     drawn = [
         mean_figures([shift(questions, mine, theirs) for (_, mine), (_, theirs) in zip(copies, base_copies)])
         for copies, base_copies in zip(scored, base_scored)
@@ -247,11 +243,13 @@ def shift_summary(
     strata: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for (name, stratum), x in sorted(point.items()):
         xs = [d.get((name, stratum), np.nan) for d in drawn]
-        ci = distance_interval(x, xs, reps) if name.startswith("tvd") else percentile_interval(xs, reps)
+        entry = {"value": x, "ci": percentile_interval(xs, reps)}
         if stratum:
-            strata[name][stratum] = {"value": x, "ci": ci}
+            strata[name][stratum] = entry
         else:
-            figures[name] = {"value": x, "ci": ci}
+            figures[name] = entry
+            if len(seeds) > 1:
+                entry["per_seed"] = [seed.get((name, stratum)) for seed in seeds]
     moved = {
         qid: sorted(
             [
@@ -287,3 +285,38 @@ def add_noise(moved: dict[str, Any], v: Variant, base: Variant, rng: np.random.G
     for name, figure in moved["figures"].items():
         if name.startswith("tvd"):
             figure["noise"] = float(np.percentile([d.get((name, ""), np.nan) for d in null], 95))
+
+
+def persona_shift(mine: Answers, theirs: Answers, questions: list[str], counts: np.ndarray) -> float:
+    """How far each persona's own answer moved (TVD between its two answers, weighted by ``counts`` and weight),
+    averaged over questions. Unlike the shift of shares, moves in opposite directions do not cancel."""
+    per_question = []
+    for qid in questions:
+        rows, _, values = mine.questions[qid]
+        w = counts[rows] * mine.weights[rows]
+        moved = 0.5 * np.abs(values[:, :-1] - theirs.questions[qid][2][:, :-1]).sum(axis=1)
+        per_question.append(float((w * moved).sum() / w.sum()) if w.sum() > 0 else np.nan)
+    return float(np.mean(per_question)) if per_question else np.nan
+
+
+def add_persona_shift(moved: dict[str, Any], v: Variant, base: Variant, drawn: list[Draw], reps: int) -> None:
+    """The persona shift (``persona_shift``) of an ``aligned`` variant: its mean over seeds, with its interval."""
+    questions = [q for q in moved["questions"] if all(q in a.questions for a in v.answers)]
+    pairs = list(zip(v.answers, base.answers))
+    point = np.mean([persona_shift(a, b, questions, np.ones(len(a.personas))) for a, b in pairs])
+    xs = [np.mean([persona_shift(*pairs[k], questions, counts) for k, counts in copies]) for copies in drawn]
+    if np.isfinite(point):
+        moved["figures"]["persona"] = {"value": float(point), "ci": percentile_interval(xs, reps)}
+
+
+def seed_diagnostics(store: Store, run_ids: list[str]) -> dict[str, Any]:
+    """The first seed's checks, with the warnings of every seed (one of each kind, the first seed's first)."""
+    checks = [diagnose(store, run_id) for run_id in run_ids]
+    out = checks[0].model_dump()
+    kinds = {w.split(":", 1)[0] for w in out["warnings"]}
+    for seed, check in zip(run_ids[1:], checks[1:]):
+        for warning in check.warnings:
+            if warning.split(":", 1)[0] not in kinds:
+                kinds.add(warning.split(":", 1)[0])
+                out["warnings"].append(f"{warning} (run {seed})")
+    return out

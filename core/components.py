@@ -45,6 +45,21 @@ class CheckContext(BaseModel):
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.scenario.questions if q.id == question_id), None)
 
+    def provided(self) -> frozenset[str] | None:
+        """Every attribute the scenario's sampler and enrichers declare they provide; None when one declares
+        nothing (a sampler whose columns are only known from its file), so nothing can be said to be missing."""
+        specs = [("sampler", self.scenario.sampler), *(("enricher", e) for e in self.scenario.enrichers)]
+        out: set[str] = set()
+        for kind, spec in specs:
+            try:
+                declared = self.registry.get(kind, spec.use).build(spec.with_).declared("provides")
+            except (LookupError, ValidationError, TypeError, ValueError, OSError):
+                return None  # its own check reports what is wrong with it
+            if kind == "sampler" and not declared:
+                return None
+            out |= declared
+        return frozenset(out)
+
     def sampler(self, use: str, config: dict[str, Any]) -> Sampler:
         """The installed sampler ``use`` built from ``config`` (a component that names another, such as the
         coverage metric's reference population); ValueError with what is installed, or what the config lacks."""

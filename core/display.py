@@ -8,6 +8,8 @@ off, "[...]" in them is text. ``run_summary`` is also what ``show --json`` and
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -22,7 +24,10 @@ from .models import ALL_STRATA, INVALID_THRESHOLD, OPTION_LABELS, InvalidOutput
 from .store import Store
 
 # No console markup: names, paths, labels and errors come from users, files and models, and "[...]" in them is text.
-console = Console(markup=False, highlight=False)
+# Piped or redirected, rich would wrap tables at 80 columns and break numbers mid-token: wide lines read better in
+# a file or a pager. A terminal, or COLUMNS set, keeps its own width.
+PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+console = Console(markup=False, highlight=False, width=PIPED_WIDTH)
 errors = Console(stderr=True, markup=False, highlight=False)
 
 

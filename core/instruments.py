@@ -287,6 +287,11 @@ def _read_csv(text: str, source: str, format: Format) -> tuple[list[Question], l
     lines: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
+        if format == "csv" and row.get(None):  # csv.DictReader keeps the cells past the header's under None
+            raise InstrumentError(
+                f"{source}:{line}: {len(row[None])} more cell(s) than the header has columns ({row[None]!r} are "
+                f"past the end): a comma inside a cell needs the cell in double quotes; {OPTIONS_HINT}"
+            )
         row = {k.strip().lower(): (v or "") for k, v in row.items() if k is not None}
         if not any(v.strip() for v in row.values()):
             continue  # a blank line, or a spreadsheet's row of empty cells

@@ -22,6 +22,7 @@ from .sweep_text import (
     basis,
     ci,
     moved_text,
+    per_persona,
     points,
     points_ci,
     question_rows,
@@ -201,6 +202,7 @@ def shift_section(plt, result: dict[str, Any]) -> list[str]:
             points_ci(v["shift"]["figures"]["tvd"]["ci"]),
             points(v["shift"]["figures"]["tvd"].get("noise")),
             verdict(v["shift"]["figures"]["tvd"]),
+            per_persona(v),
             moved_text(v, top=3),
         ]
         for v in moved
@@ -210,7 +212,18 @@ def shift_section(plt, result: dict[str, Any]) -> list[str]:
         "<h2>Shift: how far each variant moved answers</h2>",
         f"<p class='meta'>{html.escape(SHIFT_NOTE)} It needs no real answers.</p>",
         _img(_png(fig), "shift by variant"),
-        _table(["variant", "shift (pts)", "95% interval", "noise floor", "moved?", "most moved options"], rows),
+        _table(
+            [
+                "variant",
+                "shift (pts)",
+                "95% interval",
+                "noise floor",
+                "moved?",
+                "per persona (pts)",
+                "most moved options",
+            ],
+            rows,
+        ),
         "<h3>Shift by question</h3>",
         "<p class='meta'>The mean position's change is in the question's own scale units (ordinal questions).</p>",
         _table(["variant", *QUESTION_COLUMNS], by_question),

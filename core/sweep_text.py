@@ -29,11 +29,13 @@ def points_ci(pair: list[float] | None) -> str:
 
 
 SHIFT_NOTE = (
-    "shift: the points of answer share that changed option (TVD x 100, averaged over questions; 0 = the same "
-    "answers); its interval is corrected for the upward bias every distance has. moved?: above the noise floor, the "
-    "shift a random swap of each persona's two answers gives (a permutation test at 5%: among 20 variants that "
-    "change nothing, one says 'yes' by chance); n/a when the variant has other personas. A model that answers the "
-    "same prompt the same way makes even a tiny change 'yes': read the size too."
+    "shift: the points of answer share that changed option in the population (TVD x 100, averaged over questions; "
+    "0 = the same answers); a distance between two samples is above 0 even when nothing changed, so judge it "
+    "against the noise floor, the shift a random swap of each persona's two answers gives: moved? says 'yes' above "
+    "it (a permutation test at 5%: among 20 variants that change nothing, one says 'yes' by chance; n/a when the "
+    "variant has other personas). A model that answers the same prompt the same way makes even a tiny change 'yes': "
+    "read the size too. per persona: how far each persona's own answer moved, on average; far above the shift, "
+    "personas moved in directions that cancel out in the population."
 )
 
 
@@ -94,6 +96,17 @@ def moved_text(v: dict[str, Any], top: int = 1) -> str:
     )
 
 
+def per_persona(v: dict[str, Any]) -> str:
+    """How far each persona's own answer moved, with its interval; "n/a" for a variant of other personas."""
+    figure = v["shift"]["figures"].get("persona")
+    return "n/a" if figure is None else f"{points(figure['value'])} {points_ci(figure['ci'])}".rstrip()
+
+
+def by_seed(figure: dict[str, Any]) -> str:
+    """Each seed's own shift, in points: does the ranking hold from one draw of personas to the next?"""
+    return ", ".join(points(x) for x in figure.get("per_seed", []))
+
+
 def verdict(figure: dict[str, Any]) -> str:
     """Whether a shift stands out from chance: above its noise floor (a one-sided permutation test at 5%)."""
     if figure.get("noise") is None:
@@ -141,10 +154,14 @@ def print_shift(result: dict[str, Any], per_question: bool) -> None:
             "95% interval",
             "noise floor",
             "moved?",
+            "per persona (pts)",
             "most moved option",
             title=f"shift: how far each variant moved answers from '{result['baseline']}'",
         )
     )
+    seeds = result.get("replicates", 1) > 1
+    if seeds:
+        table.add_column("by seed (pts)")
     for v in moved:
         figure = v["shift"]["figures"]["tvd"]
         table.add_row(
@@ -153,7 +170,9 @@ def print_shift(result: dict[str, Any], per_question: bool) -> None:
             points_ci(figure["ci"]),
             points(figure.get("noise")),
             verdict(figure),
+            per_persona(v),
             moved_text(v),
+            *([by_seed(figure)] if seeds else []),
         )
     console.print(table)
     if per_question:

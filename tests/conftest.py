@@ -6,12 +6,17 @@ from click.testing import CliRunner
 
 from simrun.cli import cli
 from simrun.components import Executor, Simulator, SimulatorSpec
+from simrun.engine import Engine
 from simrun.plugins.executors.local import LocalExecutor
 from simrun.registry import load_registry
+from simrun.scenario import load_scenario
+from simrun.store import Store
+from simrun.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "example_plugin"
 SCENARIOS = ROOT / "scenarios"
+TOWNS_SWEEP = EXAMPLE / "towns_sweep.yaml"
 NO_DATABASE = {"validate", "plugins", "schema"}  # commands that never touch a run log take no --db
 
 # vLLM (openai>=3) cannot share a venv with litellm (openai<3): its tests run in their own venv (README, .ci/run).
@@ -58,3 +63,11 @@ class PersonasView:
 
     def personas(self):
         return iter(self._personas)
+
+
+def sweep_towns(registry, db, *overrides):
+    """The example plugin's sweep (towns, leave age or generation out), run into ``db``: (store, sweep id)."""
+    store = Store(db)
+    return store, run_sweep(
+        load_scenario(TOWNS_SWEEP, registry, list(overrides)), registry, store, Engine(registry, store)
+    )

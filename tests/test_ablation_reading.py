@@ -6,24 +6,16 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLE, ROOT
+from conftest import EXAMPLE, ROOT, TOWNS_SWEEP, sweep_towns
 
 from simrun.cli import cli
 from simrun.compare import compare, overall
 from simrun.diagnostics import diagnose, position_disagreement
-from simrun.engine import Engine
 from simrun.resample import Answers, draws
 from simrun.scenario import ScenarioError, load_scenario
 from simrun.store import Store
-from simrun.sweep import run_sweep
 
-SWEEP = EXAMPLE / "towns_sweep.yaml"
-
-
-def sweep(registry, db, *overrides):
-    loaded = load_scenario(SWEEP, registry, list(overrides))
-    store = Store(db)
-    return store, run_sweep(loaded, registry, store, Engine(registry, store))
+SWEEP = TOWNS_SWEEP
 
 
 def by_label(result):
@@ -35,7 +27,7 @@ def shares(store, run_id, question="q1"):
 
 
 def test_the_shift_is_the_tvd_of_answer_shares_with_an_interval_and_a_noise_floor(registry, tmp_path):
-    store, sweep_id = sweep(
+    store, sweep_id = sweep_towns(
         registry,
         tmp_path / "s.db",
         "ablation={use: swap, with: {field: simulator.with, options: {biased: {first_option_bias: 0.9}, same: {}}}}",
@@ -62,7 +54,7 @@ def test_the_shift_of_answers_that_move_at_random_is_within_the_noise(registry, 
     reworded = (
         "ablation={use: swap, with: {field: prompt.system, options: {reworded: 'You are this person. {persona}'}}}"
     )
-    store, sweep_id = sweep(registry, tmp_path / "s.db", "sampler.with.per_town=40", reworded)
+    store, sweep_id = sweep_towns(registry, tmp_path / "s.db", "sampler.with.per_town=40", reworded)
     figure = by_label(compare(store, registry, sweep_id, reps=200))["reworded"]["shift"]["figures"]["tvd"]
     assert 0 < figure["value"] < figure["noise"]
 
@@ -100,7 +92,7 @@ def test_replicates_run_each_variant_under_k_seeds_and_widen_intervals(invoke, r
 
 
 def test_two_stage_resampling_draws_seeds_too(registry, tmp_path):
-    store, sweep_id = sweep(registry, tmp_path / "s.db", "ablation.replicates=3")
+    store, sweep_id = sweep_towns(registry, tmp_path / "s.db", "ablation.replicates=3")
     seeds = [Answers(store, r["id"]) for r in store.sweep_runs(sweep_id)["baseline"]]
     drawn = draws(np.random.default_rng(0), seeds, 100)
     picked = [sorted(k for k, _ in copies) for copies in drawn]
@@ -112,7 +104,7 @@ def test_two_stage_resampling_draws_seeds_too(registry, tmp_path):
 
 
 def test_variants_of_other_people_are_compared_unpaired(registry, tmp_path):
-    store, sweep_id = sweep(
+    store, sweep_id = sweep_towns(
         registry, tmp_path / "u.db", "ablation={use: grid, with: {fields: {sampler.with.per_town: [16]}}}"
     )
     other = by_label(compare(store, registry, sweep_id, reps=50))["sampler.with.per_town=16"]
@@ -125,7 +117,7 @@ def test_variants_of_other_people_are_compared_unpaired(registry, tmp_path):
 def test_failed_answers_are_warned_of_and_not_counted_as_a_shift(registry, tmp_path):
     # a variant whose prompts did not change answers as the baseline did; then 4 of its calls are marked failed
     same = "ablation={use: grid, with: {fields: {metrics.mean_share.option: [B]}}}"
-    store, sweep_id = sweep(registry, tmp_path / "f.db", same)
+    store, sweep_id = sweep_towns(registry, tmp_path / "f.db", same)
     run_id = store.sweep_runs(sweep_id)["metrics.mean_share.option=B"][0]["id"]
     store.db.execute(
         "update answers set error = 'boom', invalid = 1.0, distribution = '{}'"
@@ -238,3 +230,55 @@ def test_a_sweep_whose_plugins_are_not_loaded_is_one_line(invoke, tmp_path, comm
     assert result.exit_code == 2
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert "no sampler named 'towns'" in result.output and "--plugins-dir" in result.output
+
+
+def test_the_persona_shift_sees_moves_that_cancel_in_the_population(registry, tmp_path):
+    # another system text gives each persona a fresh answer, each its own way: every persona's answer moves while
+    # the population's shares hardly do
+    reworded = (
+        "ablation={use: swap, with: {field: prompt.system, options: {reworded: 'You are this person. {persona}'}}}"
+    )
+    store, sweep_id = sweep_towns(registry, tmp_path / "p.db", reworded, "sampler.with.per_town=40")
+    figures = by_label(compare(store, registry, sweep_id, reps=50))["reworded"]["shift"]["figures"]
+    assert figures["persona"]["value"] > 3 * figures["tvd"]["value"]
+    assert figures["persona"]["ci"][0] <= figures["persona"]["value"] <= figures["persona"]["ci"][1]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "said"),
+    [
+        ("[agee]", "no persona has an attribute 'agee'; did you mean 'age'?"),
+        ("[town]", "'town' is never shown in the prompt"),
+    ],
+)
+def test_an_attribute_that_cannot_change_the_prompt_is_refused(invoke, attributes, said):
+    result = invoke(
+        "validate",
+        str(TOWNS_SWEEP),
+        "--set",
+        f"ablation.with.attributes={attributes}",
+        "--set",
+        "prompt.exclude=[town]",
+    )
+    assert result.exit_code == 2 and said in " ".join(result.output.split())
+
+
+def test_a_csv_cell_with_unquoted_commas_is_named(tmp_path):
+    bank = tmp_path / "bank.csv"
+    bank.write_text("id,text,options\nq1,Like it?,Yes, No, Maybe\n")
+    result = CliRunner().invoke(cli, ["questions", str(bank)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "bank.csv:2: 2 more cell(s) than the header has columns" in said
+    assert "needs the cell in double quotes" in said
+
+
+def test_seeds_show_each_seeds_shift_and_run_warns_of_an_ablation(invoke, tmp_path):
+    db = tmp_path / "k.db"
+    sweep_id = invoke("sweep", str(TOWNS_SWEEP), "--quiet", "--seeds", "2", db=db).output.strip()
+    text = " ".join(invoke("compare", sweep_id, "--reps", "20", db=db).output.split())
+    assert "by seed (pts)" in text and "24 personas per seed" in text
+    compared = json.loads(invoke("compare", sweep_id, "--json", "--reps", "20", db=db).output)
+    tvd = by_label(compared)["without age"]["shift"]["figures"]["tvd"]
+    assert len(tvd["per_seed"]) == 2 and tvd["value"] == pytest.approx(sum(tvd["per_seed"]) / 2)
+    ran = invoke("run", str(TOWNS_SWEEP), "--quiet", db=db)
+    assert ran.exit_code == 0 and "has an ablation block" in ran.output and "simrun sweep" in ran.output

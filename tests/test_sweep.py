@@ -6,23 +6,16 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLE
+from conftest import EXAMPLE, TOWNS_SWEEP, sweep_towns
 
 from simrun.compare import compare
-from simrun.engine import Engine
 from simrun.plugins.ablations.grid import GridAblation
 from simrun.plugins.ablations.swap import SwapAblation
 from simrun.scenario import ScenarioError, load_scenario
 from simrun.store import Store
-from simrun.sweep import plan_sweep, run_sweep
+from simrun.sweep import plan_sweep
 
-SWEEP = EXAMPLE / "towns_sweep.yaml"
-
-
-def sweep(registry, db, *overrides):
-    loaded = load_scenario(SWEEP, registry, list(overrides))
-    store = Store(db)
-    return store, run_sweep(loaded, registry, store, Engine(registry, store))
+SWEEP = TOWNS_SWEEP
 
 
 def one_each(runs):
@@ -37,7 +30,7 @@ def personas_of(store, run_id):
 
 def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_path):
     log = tmp_path / "calls.log"
-    store, sweep_id = sweep(registry, tmp_path / "s.db", f"simulator.with.call_log={log}")
+    store, sweep_id = sweep_towns(registry, tmp_path / "s.db", f"simulator.with.call_log={log}")
     runs = one_each(store.sweep_runs(sweep_id))
     assert set(runs) == {"baseline", "without age", "without generation"}
     assert all(r["status"] == "finished" for r in runs.values())
@@ -53,7 +46,7 @@ def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_pat
 
 def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_path):
     log = tmp_path / "calls.log"
-    store, sweep_id = sweep(
+    store, sweep_id = sweep_towns(
         registry,
         tmp_path / "s.db",
         f"simulator.with.call_log={log}",
@@ -111,7 +104,7 @@ def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
 
 
 def test_compare_gives_paired_intervals(registry, tmp_path):
-    store, sweep_id = sweep(registry, tmp_path / "c.db")
+    store, sweep_id = sweep_towns(registry, tmp_path / "c.db")
     result = compare(store, registry, sweep_id, reps=100)
     by_label = {v["label"]: v for v in result["variants"]}
     base = by_label["baseline"]["metrics"]["mean_share.share"]
@@ -175,7 +168,7 @@ def test_grid_is_the_cartesian_product():
 
 def test_compare_survives_metrics_without_data(registry, tmp_path):
     """persona_text has no sentiment when no text is LLM-written: NaN, stored as NULL."""
-    store, sweep_id = sweep(registry, tmp_path / "n.db", "metrics={mean_share: {question: q1}, persona_text: {}}")
+    store, sweep_id = sweep_towns(registry, tmp_path / "n.db", "metrics={mean_share: {question: q1}, persona_text: {}}")
     result = compare(store, registry, sweep_id, reps=20)
     polarity = result["variants"][1]["metrics"]["persona_text.sentiment_polarity"]
     assert polarity == {"value": None, "ci": None, "diff": None, "diff_ci": None}
