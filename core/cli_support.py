@@ -125,7 +125,10 @@ def comparison(
             store.run(sweep_id)
         except KeyError:
             fail(not_found)
-        fail(f"'{sweep_id}' is a run, not a sweep: `simrun show {sweep_id}` shows it; `simrun runs` lists both")
+        fail(
+            f"'{sweep_id}' is a run, not a sweep: `simrun show {sweep_id}` shows it; `simrun runs --json` gives each "
+            "run's sweep_id"
+        )
     except ScenarioError as exc:
         fail(f"sweep {sweep_id}: {not_loaded(exc)}")
     except ValueError as exc:
