@@ -243,7 +243,10 @@ def sweep(
 @cli.command(name="compare")
 @click.argument("sweep_id")
 @click.option(
-    "--metric", "wanted", multiple=True, help="Only this metric (e.g. election or election.mae_points); repeatable."
+    "--metric",
+    "wanted",
+    multiple=True,
+    help="Only this metric (e.g. election or election.mae_points), or shift for the shift by question; repeatable.",
 )
 @click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -262,16 +265,19 @@ def compare_command(
 
     \b
     shift      how far each variant's answer shares moved from the baseline's
-               (TVD, 0 = same answers; per question the option that moved
-               most), with a paired bootstrap interval and a noise floor: the
-               shift swapping answers at random between the two gives. Needs
-               no truth: for a leave-one-out sweep, which attribute matters.
+               (points of answer share, 0 = same answers; the option that
+               moved most), with a paired bootstrap interval and a noise
+               floor: the shift swapping answers at random between the two
+               gives; and how far each persona's own answer moved. Needs no
+               truth: for a leave-one-out sweep, which attribute matters.
+               --metric shift adds each question's shift.
     metrics    each with a 95% bootstrap interval (personas resampled within
                strata; with --seeds, seeds too) and its difference from the
                baseline, beside the same metric on the uniform and no-persona
                baselines.
-    warnings   few personas per stratum, position bias, off-option answers,
-               personas the model ignores: what undermines the figures.
+    warnings   few personas per stratum, failed answers, position bias,
+               off-option answers, personas the model ignores: what
+               undermines the figures. docs/ablation.md reads one example.
 
     A variant whose enrichment step (e.g. an LLM tier) wrote nothing usable for
     more than --invalid-threshold of its personas is marked, with the share and
