@@ -18,17 +18,16 @@ from .models import ALL_STRATA, InvalidOutput
 from .store import Store
 from .sweep_text import (
     QUESTION_COLUMNS,
+    SHIFT_COLUMNS,
     SHIFT_NOTE,
     basis,
     ci,
     moved_text,
-    per_persona,
     points,
-    points_ci,
     question_rows,
+    shift_cells,
     shifted,
     sweep_warnings,
-    verdict,
 )
 
 STYLE = """
@@ -195,35 +194,13 @@ def shift_section(plt, result: dict[str, Any]) -> list[str]:
         xlabel=f"shift from '{result['baseline']}': points of answer share that changed option (0 = same answers)",
         title="How far each variant moved answers (dot, 95% interval; grey: noise floor)",
     )
-    rows = [
-        [
-            marked(v),
-            points(v["shift"]["figures"]["tvd"]["value"]),
-            points_ci(v["shift"]["figures"]["tvd"]["ci"]),
-            points(v["shift"]["figures"]["tvd"].get("noise")),
-            verdict(v["shift"]["figures"]["tvd"]),
-            per_persona(v),
-            moved_text(v, top=3),
-        ]
-        for v in moved
-    ]
+    rows = [[marked(v), *shift_cells(v), moved_text(v, top=3)] for v in moved]
     by_question = [[v["label"], *row] for v in moved for row in question_rows(v)]
     return [
         "<h2>Shift: how far each variant moved answers</h2>",
         f"<p class='meta'>{html.escape(SHIFT_NOTE)} It needs no real answers.</p>",
         _img(_png(fig), "shift by variant"),
-        _table(
-            [
-                "variant",
-                "shift (pts)",
-                "95% interval",
-                "noise floor",
-                "moved?",
-                "per persona (pts)",
-                "most moved options",
-            ],
-            rows,
-        ),
+        _table(["variant", *SHIFT_COLUMNS, "most moved options"], rows),
         "<h3>Shift by question</h3>",
         "<p class='meta'>The mean position's change is in the question's own scale units (ordinal questions).</p>",
         _table(["variant", *QUESTION_COLUMNS], by_question),

@@ -139,6 +139,21 @@ def question_rows(v: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+SHIFT_COLUMNS = ["shift (pts)", "95% interval", "noise floor", "moved?", "per persona (pts)"]
+
+
+def shift_cells(v: dict[str, Any]) -> list[str]:
+    """A variant's overall shift, as the ``SHIFT_COLUMNS`` of compare's table and the report's."""
+    figure = v["shift"]["figures"]["tvd"]
+    return [
+        points(figure["value"]),
+        points_ci(figure["ci"]),
+        points(figure.get("noise")),
+        verdict(figure),
+        per_persona(v),
+    ]
+
+
 QUESTION_COLUMNS = ["question", "shift (pts)", "95% interval", "mean position change", "most moved option"]
 
 
@@ -147,33 +162,14 @@ def print_shift(result: dict[str, Any], per_question: bool) -> None:
     moved = shifted(result)
     if not moved:
         return
-    table = unclipped(
-        Table(
-            "variant",
-            "shift (pts)",
-            "95% interval",
-            "noise floor",
-            "moved?",
-            "per persona (pts)",
-            "most moved option",
-            title=f"shift: how far each variant moved answers from '{result['baseline']}'",
-        )
-    )
+    title = f"shift: how far each variant moved answers from '{result['baseline']}'"
+    table = unclipped(Table("variant", *SHIFT_COLUMNS, "most moved option", title=title))
     seeds = result.get("replicates", 1) > 1
     if seeds:
         table.add_column("by seed (pts)")
     for v in moved:
-        figure = v["shift"]["figures"]["tvd"]
-        table.add_row(
-            variant_label(v),
-            points(figure["value"]),
-            points_ci(figure["ci"]),
-            points(figure.get("noise")),
-            verdict(figure),
-            per_persona(v),
-            moved_text(v),
-            *([by_seed(figure)] if seeds else []),
-        )
+        by = [by_seed(v["shift"]["figures"]["tvd"])] if seeds else []
+        table.add_row(variant_label(v), *shift_cells(v), moved_text(v), *by)
     console.print(table)
     if per_question:
         for v in moved:
