@@ -157,7 +157,7 @@ def run(
     except Exception as exc:
         failed(exc, engine.run_id, db_path, registry)
     if not quiet:
-        print_run(store, run_id)
+        print_run(run_summary(store, run_id))
     else:
         click.echo(run_id)
 
@@ -481,7 +481,7 @@ def show(
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        print_run(store, run_id, invalid_threshold)
+        print_run(summary)
 
 
 @cli.command()

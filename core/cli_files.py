@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .cli_support import common, comparison, fail, invalid_threshold_option, open_scenario, overrides_option
-from .display import errors, run_summary
+from .display import errors, run_summary, scores
 from .engine import Engine, build_pipeline
 from .progress import progress_bar
 from .registry import Registry
@@ -152,7 +152,7 @@ def report(
             f"no run or sweep '{run_or_sweep_id}' in {db_path}",
             invalid_threshold,
         )
-        per_state = {v["label"]: run_summary(store, v["run_id"])["metrics_by_stratum"] for v in result["variants"]}
+        per_state = {v["label"]: scores(store, v["run_id"])[2] for v in result["variants"]}
         page = sweep_report(result, per_state)
     Path(output).write_text(page)
     errors.print(f"wrote {output}")

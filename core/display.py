@@ -53,13 +53,12 @@ def design(store: Store, record: dict[str, Any]) -> dict[str, Any] | None:
     return {"design": name, "effective_sample_size": store.effective_sample_size(record["id"])}
 
 
-def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
-    record = store.run(run_id)
-    metrics = store.metrics(run_id)
+def scores(store: Store, run_id: str) -> tuple[dict, dict, dict]:
+    """A run's metric figures: (overall, baseline -> overall, stratum -> figures), each figure as METRIC.NAME."""
     per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
     overall: dict[str, float] = {}
     baselines: dict[str, dict[str, float]] = defaultdict(dict)
-    for m in metrics:
+    for m in store.metrics(run_id):
         metric, baseline = split(m["metric"])
         key = f"{metric}.{m['name']}"
         if baseline:
@@ -69,6 +68,12 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
             per_stratum[m["stratum"]][key] = m["value"]
         else:
             overall[key] = m["value"]
+    return overall, dict(baselines), dict(per_stratum)
+
+
+def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
+    record = store.run(run_id)
+    overall, baselines, per_stratum = scores(store, run_id)
     question_ids = [
         r["question_id"]
         for r in store.db.query(
@@ -94,8 +99,8 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
         "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
         "metrics": overall,
-        "baselines": dict(baselines),  # baseline -> the same metrics scored on its answers (simrun.baselines)
-        "metrics_by_stratum": dict(per_stratum),
+        "baselines": baselines,  # baseline -> the same metrics scored on its answers (simrun.baselines)
+        "metrics_by_stratum": per_stratum,
         "shares": questions,
     }
 
@@ -146,8 +151,8 @@ def number(value: float | None, digits: int) -> str:
 REPLICA_COUNTERS = ("replicas_started", "replicas_lost", "chunks_resubmitted")  # an executor's, summed over resumes
 
 
-def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> None:
-    summary = run_summary(store, run_id, invalid_threshold)
+def print_run(summary: dict[str, Any]) -> None:
+    """A run as ``run_summary`` gives it, for the terminal."""
     console.print(Text.assemble((f"run {summary['id']}", "bold"), f" {summary['name']} - {summary['status']}"))
     if summary["error"]:
         console.print(summary["error"], style="red")
@@ -183,7 +188,7 @@ def print_run(store: Store, run_id: str, invalid_threshold: float = INVALID_THRE
         )
     for output in summary["invalid_outputs"]:
         style, note = (
-            ("red", f" (over {invalid_threshold:.0%}: this step's effect is not measured)")
+            ("red", f" (over {output['threshold']:.0%}: this step's effect is not measured)")
             if output["mostly_failed"]
             else ("yellow", "")
         )
