@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .baselines import split
-from .diagnostics import diagnose
+from .diagnostics import diagnose, unsaid
 from .engine import build_pipeline
 from .models import INVALID_THRESHOLD, Question
 from .registry import Registry
@@ -313,10 +313,8 @@ def seed_diagnostics(store: Store, run_ids: list[str]) -> dict[str, Any]:
     """The first seed's checks, with the warnings of every seed (one of each kind, the first seed's first)."""
     checks = [diagnose(store, run_id) for run_id in run_ids]
     out = checks[0].model_dump()
-    kinds = {w.split(":", 1)[0] for w in out["warnings"]}
+    said: set[str] = set()
+    out["warnings"] = unsaid(out["warnings"], said)
     for seed, check in zip(run_ids[1:], checks[1:]):
-        for warning in check.warnings:
-            if warning.split(":", 1)[0] not in kinds:
-                kinds.add(warning.split(":", 1)[0])
-                out["warnings"].append(f"{warning} (run {seed})")
+        out["warnings"] += [f"{warning} (run {seed})" for warning in unsaid(check.warnings, said)]
     return out

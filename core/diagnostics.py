@@ -232,6 +232,18 @@ def no_persona_answers(store: Store, asked: dict, spec: PromptSpec, identity: di
     return out
 
 
+def unsaid(warnings: list[str], said: set[str]) -> list[str]:
+    """The warnings of a kind (the words before the colon: "few personas") not in ``said`` yet, which now are: a
+    sweep or a run's seeds say each kind once."""
+    out = []
+    for warning in warnings:
+        kind = warning.split(":", 1)[0]
+        if kind not in said:
+            said.add(kind)
+            out.append(warning)
+    return out
+
+
 def warnings_of(d: Diagnostics) -> list[str]:
     """The checks that undermine the run's figures, each in a sentence a reader can act on."""
     out = []

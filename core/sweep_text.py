@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from .diagnostics import unsaid
 from .display import console, invalid_summary, unclipped
 
 
@@ -53,13 +54,10 @@ def variant_label(v: dict[str, Any]) -> Text:
 def sweep_warnings(result: dict[str, Any]) -> list[str]:
     """What to distrust in a sweep: the baseline variant's warnings, then any other variant's of another kind."""
     variants = result["variants"]
-    said = {w.split(":", 1)[0] for w in variants[0]["diagnostics"]["warnings"]}
-    out = list(variants[0]["diagnostics"]["warnings"])
+    said: set[str] = set()
+    out = unsaid(variants[0]["diagnostics"]["warnings"], said)
     for v in variants[1:]:
-        for w in v["diagnostics"]["warnings"]:
-            if w.split(":", 1)[0] not in said:
-                said.add(w.split(":", 1)[0])
-                out.append(f"{v['label']}: {w}")
+        out += [f"{v['label']}: {w}" for w in unsaid(v["diagnostics"]["warnings"], said)]
     if result["smallest_stratum"] == 1:
         out.append(
             "a stratum has a single persona: resampling within it cannot vary, so intervals understate uncertainty"
