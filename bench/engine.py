@@ -74,7 +74,7 @@ def main() -> None:
             started = time.perf_counter()
             engine.run(loaded)  # every answer now comes from the cache
             cached = time.perf_counter() - started
-            answers = store.counts(run_id)["answers"]
+            answers = store.runs.counts(run_id)["answers"]
             figures[f"{population}overhead_ms_per_answer"] = round(fresh / answers * 1000, 4)
             figures[f"{population}cached_rerun_ms_per_answer"] = round(cached / answers * 1000, 4)
             figures[f"{population}cache_entries"] = store.db.execute("select count(*) from llm_cache").fetchone()[0]

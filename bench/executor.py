@@ -39,7 +39,7 @@ ISOLATED = "SIMRUN_BENCH_LOOPBACK_ONLY"
 
 
 def simulate_seconds(store: Store, run_id: str) -> float:
-    return json.loads(store.run(run_id)["timings"])["simulate_s"]
+    return json.loads(store.runs.get(run_id)["timings"])["simulate_s"]
 
 
 def timed_run(folder: Path, name: str, overrides: list[str]) -> tuple[float, int]:
@@ -49,7 +49,7 @@ def timed_run(folder: Path, name: str, overrides: list[str]) -> tuple[float, int
     started = time.perf_counter()
     run_id = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry, overrides))
     elapsed = time.perf_counter() - started
-    return min(elapsed, simulate_seconds(store, run_id)), store.counts(run_id)["answers"]
+    return min(elapsed, simulate_seconds(store, run_id)), store.runs.counts(run_id)["answers"]
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def main() -> None:
         db = Path(tmp) / "runlog.db"
         store = Store(db)
         run_id = Engine(registry, store).run(loaded)
-        counts = store.counts(run_id)
+        counts = store.runs.counts(run_id)
         store.db.conn.close()
         sizes = table_bytes(db)
         file_bytes = db.stat().st_size

@@ -30,11 +30,11 @@ class RunLog:
     def runs(self) -> Any:
         """One row per run, newest first: id, name, status, seed, sweep and variant, times, error."""
         columns = ["id", "name", "status", "seed", "sweep_id", "variant", "created_at", "finished_at", "error"]
-        return _pandas().DataFrame([{c: r[c] for c in columns} for r in self.store.runs()], columns=columns)
+        return _pandas().DataFrame([{c: r[c] for c in columns} for r in self.store.runs.all()], columns=columns)
 
     def personas(self, run_id: str) -> Any:
         """One row per persona: id, stratum, weight and one column per attribute (hidden ``_`` ones left out)."""
-        self.store.run(run_id)  # a KeyError names an unknown run
+        self.store.runs.get(run_id)  # a KeyError names an unknown run
         rows = [
             {
                 "id": p.id,
@@ -42,14 +42,14 @@ class RunLog:
                 "weight": p.weight,
                 **{k: v for k, v in p.attributes.items() if not k.startswith("_")},
             }
-            for p in self.store.personas(run_id)
+            for p in self.store.personas.rows(run_id)
         ]
         return _pandas().DataFrame(rows)
 
     def answers(self, run_id: str) -> Any:
         """One row per persona x question x repeat: the option probabilities (``p_A``, ...), invalid mass,
         model, whether it came from the cache, the error of a failed answer, and the exact prompt."""
-        self.store.run(run_id)
+        self.store.runs.get(run_id)
         rows = [
             {
                 "persona_id": r["persona_id"],
@@ -64,15 +64,17 @@ class RunLog:
                 "error": r["error"],
                 "prompt": r["prompt"],
             }
-            for r in self.store.answer_rows(run_id, prompts=True)
+            for r in self.store.answers.rows(run_id, prompts=True)
         ]
         return _pandas().DataFrame(rows)
 
     def metrics(self, run_id: str) -> Any:
         """One row per figure: metric, name, stratum ("" for the whole run) and value (NaN where there was no data)."""
-        self.store.run(run_id)
+        self.store.runs.get(run_id)
         columns = ["metric", "name", "stratum", "value"]
-        return _pandas().DataFrame([{c: m[c] for c in columns} for m in self.store.metrics(run_id)], columns=columns)
+        return _pandas().DataFrame(
+            [{c: m[c] for c in columns} for m in self.store.results.metrics(run_id)], columns=columns
+        )
 
 
 def open(path: str | Path) -> RunLog:  # noqa: A001 - simrun.open(...), as the docs promise

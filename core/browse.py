@@ -121,7 +121,7 @@ class PromptFunction:
         if not hasattr(self.local, "store"):
             self.local.store = Store(self.path, read_only=True)
         try:
-            return self.local.store.prompt(run_id, int(persona_id), question_id, int(repeat))[0]
+            return self.local.store.prompts.get(run_id, int(persona_id), question_id, int(repeat))[0]
         except (KeyError, ValueError, TypeError):
             return None
 

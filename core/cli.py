@@ -109,7 +109,7 @@ def run(
             fail(f"no run log {db_path} to resume {resume_id} from; --db names the file the run was logged to")
         store = Store(db_path)
         try:
-            record = store.run(resume_id)
+            record = store.runs.get(resume_id)
         except KeyError:
             fail(f"no run '{resume_id}' in {db_path}; `simrun runs` lists them")
         moved = [o for o in overrides if o.partition("=")[0].strip().split(".")[0] not in RESUMABLE]
@@ -409,7 +409,7 @@ def runs(as_json: bool, db_path: str, registry: Registry) -> None:
     store = Store(db_path, read_only=True)
     rows = [
         {k: r[k] for k in ("id", "name", "status", "seed", "sweep_id", "variant", "created_at", "finished_at")}
-        for r in store.runs()
+        for r in store.runs.all()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -456,7 +456,7 @@ def show(
     if prompt_of:
         persona, question = prompt_of
         try:
-            text, matches = store.prompt(run_id, int(persona), question, repeat)
+            text, matches = store.prompts.get(run_id, int(persona), question, repeat)
         except (KeyError, ValueError):
             fail(
                 f"run '{run_id}' in {db_path} has no answer of persona {persona} to question '{question}' "
@@ -474,7 +474,7 @@ def show(
         summary = run_summary(store, run_id, invalid_threshold)
     except KeyError:
         try:
-            store.sweep(run_id)
+            store.sweeps.get(run_id)
         except KeyError:
             fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
         fail(f"'{run_id}' is a sweep, not a run: `simrun compare {run_id}` compares its variants")

@@ -32,14 +32,14 @@ def export(run_id: str, fmt: str | None, output: str | None, db_path: str, regis
     """Export a run's answers, one row per persona x question, with persona attributes and option probabilities."""
     store = Store(db_path, read_only=True)
     try:
-        store.run(run_id)
+        store.runs.get(run_id)
     except KeyError:
         fail(f"no run '{run_id}' in {db_path}; `simrun runs` lists them")
-    personas = {p.id: p for p in store.personas(run_id)}
+    personas = {p.id: p for p in store.personas.rows(run_id)}
     try:
         with RowWriter(output, format_for(output, fmt)) as writer:
             batch: list[dict] = []
-            for row in store.answer_rows(run_id, prompts=True):
+            for row in store.answers.rows(run_id, prompts=True):
                 persona = personas[row["persona_id"]]
                 batch.append(
                     {
@@ -142,7 +142,7 @@ def report(
     store = Store(db_path, read_only=True)
     try:
         summary = run_summary(store, run_or_sweep_id, invalid_threshold)
-        page = run_report(store, summary, metric_figures(store.run(run_or_sweep_id), summary, registry))
+        page = run_report(store, summary, metric_figures(store.runs.get(run_or_sweep_id), summary, registry))
     except KeyError:
         result = comparison(
             store,

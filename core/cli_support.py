@@ -122,7 +122,7 @@ def comparison(
         return compare(store, registry, sweep_id, reps=reps, invalid_threshold=invalid_threshold)
     except KeyError:
         try:
-            store.run(sweep_id)
+            store.runs.get(sweep_id)
         except KeyError:
             fail(not_found)
         fail(

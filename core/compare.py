@@ -33,7 +33,7 @@ from .views import SharesView
 def overall(store: Store, run_id: str) -> dict[str, float]:
     return {
         f"{m['metric']}.{m['name']}": m["value"]
-        for m in store.metrics(run_id)
+        for m in store.results.metrics(run_id)
         if not m["stratum"] and not split(m["metric"])[1]  # the personas' scores; baselines_of has the others
     }
 
@@ -53,7 +53,7 @@ def baselines_of(store: Store, run_ids: list[str]) -> dict[str, dict[str, float 
     per_run: dict[str, list[dict[str, float | None]]] = defaultdict(list)
     for run_id in run_ids:
         found: dict[str, dict[str, float | None]] = defaultdict(dict)
-        for m in store.metrics(run_id):
+        for m in store.results.metrics(run_id):
             metric, baseline = split(m["metric"])
             if baseline and not m["stratum"]:
                 found[baseline][f"{metric}.{m['name']}"] = m["value"]
@@ -122,12 +122,12 @@ def compare(
     ``invalid_threshold`` of its personas is marked ``mostly_failed``: its
     difference from the baseline then measures the failure, not the step.
     """
-    sweep = store.sweep(sweep_id)
+    sweep = store.sweeps.get(sweep_id)
     labels: list[str] = json.loads(sweep["variants"])
     replicates = int(json.loads(sweep["ablation"]).get("replicates", 1))
     runs = {
         label: [r for r in records if r["status"] == "finished"]
-        for label, records in store.sweep_runs(sweep_id).items()
+        for label, records in store.sweeps.runs(sweep_id).items()
     }
     unfinished = [label for label in labels if len(runs.get(label, [])) < replicates]
     if unfinished:
@@ -161,7 +161,9 @@ def compare(
                 }
             )
         run_ids = [r["id"] for r in v.records]
-        invalid = [o.model_dump() for run_id in run_ids for o in store.invalid_outputs(run_id, invalid_threshold)]
+        invalid = [
+            o.model_dump() for run_id in run_ids for o in store.results.invalid_outputs(run_id, invalid_threshold)
+        ]
         out.append(
             {
                 "label": v.label,

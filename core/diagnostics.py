@@ -103,7 +103,7 @@ Sampled = list[tuple[str, bytes, str, float]]  # (question, cache keys, distribu
 
 def diagnose(store: Store, run_id: str) -> Diagnostics:
     """The checks of one run, from its log."""
-    record = store.run(run_id)
+    record = store.runs.get(run_id)
     db = store.db
     per_stratum = dict(
         db.execute("select stratum, count(*) from personas where run_id = ? group by stratum", [run_id]).fetchall()
@@ -152,7 +152,7 @@ def sampled_answers(store: Store, run_id: str) -> Sampled:
 
 
 def replies_of(store: Store, keys: list[bytes]) -> dict[bytes, dict[str, float]]:
-    return {key: unpack_answer(value).distribution for key, value in store.cached(keys).items()}
+    return {key: unpack_answer(value).distribution for key, value in store.cache.get(keys).items()}
 
 
 def split_keys(keys: bytes) -> list[bytes]:

@@ -50,7 +50,7 @@ def design(store: Store, record: dict[str, Any]) -> dict[str, Any] | None:
     if "design" not in config:
         return None
     name = config["design"] + (f" (floor {config['floor']})" if "floor" in config else "")
-    return {"design": name, "effective_sample_size": store.effective_sample_size(record["id"])}
+    return {"design": name, "effective_sample_size": store.personas.effective_size(record["id"])}
 
 
 def scores(store: Store, run_id: str) -> tuple[dict, dict, dict]:
@@ -58,7 +58,7 @@ def scores(store: Store, run_id: str) -> tuple[dict, dict, dict]:
     per_stratum: dict[str, dict[str, float]] = defaultdict(dict)
     overall: dict[str, float] = {}
     baselines: dict[str, dict[str, float]] = defaultdict(dict)
-    for m in store.metrics(run_id):
+    for m in store.results.metrics(run_id):
         metric, baseline = split(m["metric"])
         key = f"{metric}.{m['name']}"
         if baseline:
@@ -72,7 +72,7 @@ def scores(store: Store, run_id: str) -> tuple[dict, dict, dict]:
 
 
 def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_THRESHOLD) -> dict[str, Any]:
-    record = store.run(run_id)
+    record = store.runs.get(run_id)
     overall, baselines, per_stratum = scores(store, run_id)
     question_ids = [
         r["question_id"]
@@ -80,7 +80,7 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
             "select distinct question_id from aggregates where run_id = ? order by question_id", [run_id]
         )
     ]
-    questions = {qid: store.aggregates(run_id, qid) for qid in question_ids}
+    questions = {qid: store.results.aggregates(run_id, qid) for qid in question_ids}
     return {
         "diagnostics": diagnose(store, run_id).model_dump(),
         "options": option_texts(record),
@@ -94,10 +94,10 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "timings": json.loads(record["timings"] or "{}"),
         "components": json.loads(record["components"]),
         "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
-        "counts": store.counts(run_id),
+        "counts": store.runs.counts(run_id),
         "design": design(store, record),
-        "failed_answers": dict(zip(("count", "most_common"), store.answer_errors(run_id))),
-        "invalid_outputs": [o.model_dump() for o in store.invalid_outputs(run_id, invalid_threshold)],
+        "failed_answers": dict(zip(("count", "most_common"), store.answers.errors(run_id))),
+        "invalid_outputs": [o.model_dump() for o in store.results.invalid_outputs(run_id, invalid_threshold)],
         "metrics": overall,
         "baselines": baselines,  # baseline -> the same metrics scored on its answers (simrun.baselines)
         "metrics_by_stratum": per_stratum,

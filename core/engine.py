@@ -281,12 +281,12 @@ class Engine:
         self.baseline_faults, self.recent = {}, {}
         if resume is None:
             sweep_id, variant = sweep or (None, None)
-            run_id = self.store.create_run(
+            run_id = self.store.runs.create(
                 s.name, loaded.text, loaded.data, s.seed, pipeline.components, sweep_id, variant
             )
         else:
             run_id = resume
-            self.store.claim_run(run_id, take_over)
+            self.store.runs.claim(run_id, take_over)
         self.run_id = run_id
         info = RunInfo(
             id=run_id,
@@ -300,7 +300,7 @@ class Engine:
         try:
             self.hook.run_started(run=info)
             simulator = pipeline.simulator
-            self.store.describe_run(run_id, simulator.model, simulator.identity(), asked(loaded))
+            self.store.runs.describe(run_id, simulator.model, simulator.identity(), asked(loaded))
             started = time.perf_counter()
             with self.started(loaded, pipeline):
                 try:
@@ -309,7 +309,7 @@ class Engine:
                     references = self.baseline_answers(loaded, pipeline)
                 finally:  # replicas lost before a failure are worth keeping too
                     with contextlib.suppress(StoreError):
-                        self.store.add_simulator_stats(run_id, pipeline.executor.stats())
+                        self.store.runs.add_stats(run_id, pipeline.executor.stats())
             timings["simulate_s"] = round(time.perf_counter() - started, 3)
             started = time.perf_counter()
             self.aggregate(run_id, loaded.scenario.questions, sums)
@@ -320,11 +320,11 @@ class Engine:
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             try:
-                self.store.update_run(run_id, status=status, error=redact(f"{type(exc).__name__}: {exc}"), owner=None)
+                self.store.runs.update(run_id, status=status, error=redact(f"{type(exc).__name__}: {exc}"), owner=None)
             except StoreError:  # e.g. the disk is full: the run stays "running", its owner gone, and resumes later
                 pass
             raise
-        self.store.update_run(run_id, status="finished", finished_at=now(), timings=dumps(timings), owner=None)
+        self.store.runs.update(run_id, status="finished", finished_at=now(), timings=dumps(timings), owner=None)
         self.hook.run_finished(run=info, metrics=values)
         return run_id
 
@@ -345,7 +345,7 @@ class Engine:
     ) -> Iterator[tuple[int, list[Persona], bool]]:
         """(batch index, personas, whether they still need enriching)."""
         if personas_from is not None:
-            for index, batch in self.store.persona_batches(personas_from):
+            for index, batch in self.store.personas.batches(personas_from):
                 yield index, batch, False
             return
         rng = np.random.default_rng(loaded.scenario.seed)
@@ -371,7 +371,7 @@ class Engine:
     ) -> ShareSums | None:
         """Ask every batch not done yet and log it. Returns the run's answer shares, summed as the batches were
         written, or None when an earlier process wrote some (``aggregate`` then reads them all from the log)."""
-        done = self.store.done_batches(info.id)
+        done = self.store.answers.done_batches(info.id)
         labels = {q.id: q.labels for q in loaded.scenario.questions}
         sums = ShareSums() if not done else None
         replicas = None
@@ -385,7 +385,7 @@ class Engine:
             if fresh:
                 batch = self.enrich(batch, index, loaded, pipeline)
             answers = self.answer(batch, loaded, pipeline.executor)
-            self.store.write_batch(info.id, index, batch, answers)
+            self.store.answers.write_batch(info.id, index, batch, answers)
             if sums is not None:
                 sums.add_batch(share_rows(batch, answers), labels)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
@@ -515,16 +515,16 @@ class Engine:
                     unknown[key] = None
                 else:
                     replies[key] = reply
-            read = {k: reply for k, v in self.store.cached(unknown).items() if keep(reply := decode(v))}
+            read = {k: reply for k, v in self.store.cache.get(unknown).items() if keep(reply := decode(v))}
             self.remember(read)
             replies.update(read)
         first_seen: dict[bytes, int] = {}
         for i, key in enumerate(keys):
             if key not in replies:
                 first_seen.setdefault(key, i)
-        if first_seen and legacy is not None and self.use_cache and self.store.legacy_prompt_keys:
+        if first_seen and legacy is not None and self.use_cache and self.store.cache.legacy_keys:
             older = {legacy(i): key for key, i in first_seen.items()}
-            for old_key, value in self.store.cached(older).items():
+            for old_key, value in self.store.cache.get(older).items():
                 if keep(reply := decode(value)):
                     replies[older[old_key]] = reply
                     del first_seen[older[old_key]]
@@ -538,7 +538,7 @@ class Engine:
                 raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
             new = {keys[i]: reply for i, reply in zip(wanted, fresh)}
             if kept := {k: encode(r) for k, r in new.items() if keep(r)}:
-                self.store.cache(executor.simulator.model, kept)
+                self.store.cache.put(executor.simulator.model, kept)
                 self.remember({k: new[k] for k in kept})
             replies.update(new)
         return [replies[k] for k in keys], cached
@@ -606,7 +606,7 @@ class Engine:
         if sums is None:
             labels = {q.id: q.labels for q in questions}
             sums = ShareSums()
-            for batch in self.store.share_rows(run_id):
+            for batch in self.store.answers.share_rows(run_id):
                 sums.add_batch(batch, labels)
         invalid = sums.invalid()
         rows = [
@@ -623,7 +623,7 @@ class Engine:
             for stratum, by_label in by_stratum.items()
             for label, share in by_label.items()
         ]
-        self.store.write_aggregates(run_id, rows)
+        self.store.results.write_aggregates(run_id, rows)
 
     def baseline_answers(self, loaded: LoadedScenario, pipeline: Pipeline) -> dict[str, dict[str, ModelAnswer]]:
         """Per baseline the scenario asks for, each question's answer. The model is asked without a persona even when
@@ -678,7 +678,7 @@ class Engine:
         values: dict[str, float] = {}
         for name, metric in metrics:
             results = metric.compute(view)
-            self.store.write_metrics(run_id, name, [r.model_dump() for r in results])
+            self.store.results.write_metrics(run_id, name, [r.model_dump() for r in results])
             values.update({f"{name}.{r.name}": r.value for r in results if not r.stratum})
         shared = {baseline: BaselineView(view, answers) for baseline, answers in (baselines or {}).items()}
         for name, metric in metrics:
@@ -694,7 +694,9 @@ class Engine:
                 except Exception as exc:  # noqa: BLE001 - a baseline the metric cannot score never fails the run
                     self.baseline_faults[f"baseline_{baseline}_unscored:{name}: {type(exc).__name__}"] = 1
                     continue
-                self.store.write_metrics(run_id, f"{name}{SEPARATOR}{baseline}", [r.model_dump() for r in results])
+                self.store.results.write_metrics(
+                    run_id, f"{name}{SEPARATOR}{baseline}", [r.model_dump() for r in results]
+                )
         if self.baseline_faults:
-            self.store.add_simulator_stats(run_id, self.baseline_faults)
+            self.store.runs.add_stats(run_id, self.baseline_faults)
         return values

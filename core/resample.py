@@ -34,7 +34,7 @@ class Answers:
             lambda: ([], [], [])
         )
         self.failed = 0
-        for row in store.answer_rows(run_id):
+        for row in store.answers.rows(run_id):
             pid = row["persona_id"]
             if pid not in index:
                 index[pid] = len(personas)

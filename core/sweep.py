@@ -77,10 +77,10 @@ def run_sweep(
     of them."""
     variants = plan_sweep(loaded, registry)
     labels = list(dict.fromkeys(label for label, _ in variants))
-    sweep_id = store.unfinished_sweep(loaded.data) or store.create_sweep(
+    sweep_id = store.sweeps.unfinished(loaded.data) or store.sweeps.create(
         loaded.scenario.name, loaded.text, loaded.data, loaded.data["ablation"], labels
     )
-    existing = {(r["variant"], r["seed"]): r for runs in store.sweep_runs(sweep_id).values() for r in runs}
+    existing = {(r["variant"], r["seed"]): r for runs in store.sweeps.runs(sweep_id).values() for r in runs}
     sizes = [build_pipeline(v, registry).sampler.total() for _, v in variants]
     baselines: dict[int, tuple[LoadedScenario, str]] = {}  # seed -> the baseline variant and its run
     if progress is not None:
@@ -100,5 +100,5 @@ def run_sweep(
             )
         if label == labels[0]:
             baselines[seed] = (variant, run_id)
-    store.finish_sweep(sweep_id)
+    store.sweeps.finish(sweep_id)
     return sweep_id

@@ -28,19 +28,19 @@ class RunView:
         self._samplers = samplers
 
     def shares(self, question_id: str) -> dict[str, dict[str, float]]:
-        return self.store.aggregates(self.run_id, question_id)
+        return self.store.results.aggregates(self.run_id, question_id)
 
     def invalid(self, question_id: str) -> dict[str, float]:
-        return self.store.invalid(self.run_id, question_id)
+        return self.store.results.invalid(self.run_id, question_id)
 
     def sizes(self, question_id: str) -> dict[str, int]:
-        return self.store.sizes(self.run_id, question_id)
+        return self.store.answers.sizes(self.run_id, question_id)
 
     def personas(self) -> Iterator[Persona]:
-        return self.store.personas(self.run_id)
+        return self.store.personas.rows(self.run_id)
 
     def answers(self) -> Iterator[dict]:
-        return self.store.answer_rows(self.run_id)
+        return self.store.answers.rows(self.run_id)
 
     def population_cells(
         self, dimensions: tuple[str, ...], reference: dict[str, Any] | None = None

@@ -23,7 +23,7 @@ def by_label(result):
 
 
 def shares(store, run_id, question="q1"):
-    return store.aggregates(run_id, question)["ALL"]
+    return store.results.aggregates(run_id, question)["ALL"]
 
 
 def test_the_shift_is_the_tvd_of_answer_shares_with_an_interval_and_a_noise_floor(registry, tmp_path):
@@ -75,7 +75,7 @@ def test_replicates_run_each_variant_under_k_seeds_and_widen_intervals(invoke, r
     assert result.exit_code == 0, result.output
     sweep_id = result.output.strip()
     store = Store(db, read_only=True)
-    runs = store.sweep_runs(sweep_id)
+    runs = store.sweeps.runs(sweep_id)
     assert {label: [r["seed"] for r in records] for label, records in runs.items()} == {
         "baseline": [7, 8, 9],
         "without age": [7, 8, 9],
@@ -93,7 +93,7 @@ def test_replicates_run_each_variant_under_k_seeds_and_widen_intervals(invoke, r
 
 def test_two_stage_resampling_draws_seeds_too(registry, tmp_path):
     store, sweep_id = sweep_towns(registry, tmp_path / "s.db", "ablation.replicates=3")
-    seeds = [Answers(store, r["id"]) for r in store.sweep_runs(sweep_id)["baseline"]]
+    seeds = [Answers(store, r["id"]) for r in store.sweeps.runs(sweep_id)["baseline"]]
     drawn = draws(np.random.default_rng(0), seeds, 100)
     picked = [sorted(k for k, _ in copies) for copies in drawn]
     assert all(len(p) == 3 for p in picked) and any(len(set(p)) < 3 for p in picked), "seeds drawn with replacement"
@@ -118,7 +118,7 @@ def test_failed_answers_are_warned_of_and_not_counted_as_a_shift(registry, tmp_p
     # a variant whose prompts did not change answers as the baseline did; then 4 of its calls are marked failed
     same = "ablation={use: grid, with: {fields: {metrics.mean_share.option: [B]}}}"
     store, sweep_id = sweep_towns(registry, tmp_path / "f.db", same)
-    run_id = store.sweep_runs(sweep_id)["metrics.mean_share.option=B"][0]["id"]
+    run_id = store.sweeps.runs(sweep_id)["metrics.mean_share.option=B"][0]["id"]
     store.db.execute(
         "update answers set error = 'boom', invalid = 1.0, distribution = '{}'"
         " where run_id = ? and question_id = 'q1' and persona_id < 4",
@@ -127,7 +127,7 @@ def test_failed_answers_are_warned_of_and_not_counted_as_a_shift(registry, tmp_p
     store.db.conn.commit()
     compared = by_label(compare(store, registry, sweep_id, reps=20))
     broken = compared["metrics.mean_share.option=B"]
-    kept = [r for r in store.answer_rows(run_id) if r["question_id"] == "q1" and r["error"] is None]
+    kept = [r for r in store.answers.rows(run_id) if r["question_id"] == "q1" and r["error"] is None]
     total = sum(r["weight"] for r in kept)
     mean = {k: sum(r["weight"] * json.loads(r["distribution"])[k] for r in kept) / total for k in "ABC"}
     base = shares(store, compared["baseline"]["run_id"])
@@ -141,7 +141,7 @@ def test_failed_answers_are_warned_of_and_not_counted_as_a_shift(registry, tmp_p
 def test_an_old_log_is_not_told_it_asked_one_option_order(tmp_path, invoke):
     path = tmp_path / "m007.db"
     shutil.copy(ROOT / "tests" / "data" / "runlog-m007.db", path)  # towns in both option orders, before m008
-    [run] = Store(path, read_only=True).runs()
+    [run] = Store(path, read_only=True).runs.all()
     checks = diagnose(Store(path, read_only=True), run["id"])
     assert checks.orders == 2 and not any(w.startswith("position bias not measured") for w in checks.warnings)
 

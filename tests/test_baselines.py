@@ -31,7 +31,7 @@ def election_run(tmp_path, *overrides: str) -> tuple[Store, str, list[str]]:
 
 def scores(store: Store, run_id: str) -> dict[str, dict[str, float]]:
     by_metric: dict[str, dict[str, float]] = {}
-    for m in store.metrics(run_id):
+    for m in store.results.metrics(run_id):
         if not m["stratum"]:
             by_metric.setdefault(m["metric"], {})[m["name"]] = m["value"]
     return by_metric
@@ -130,9 +130,9 @@ def test_a_baseline_the_model_cannot_answer_is_left_out_and_the_run_finishes(tmp
     overrides = ["sampler.with.per_state=1", "simulator.use=needs_persona", "metrics.wasserstein={}"]
     overrides += ["questions.0.truth=[0.5, 0.5]"]
     run_id = Engine(registry, store).run(load_scenario(ELECTION, registry, overrides))
-    assert store.run(run_id)["status"] == "finished"
+    assert store.runs.get(run_id)["status"] == "finished"
     assert {m for m in scores(store, run_id)} == {"election", "election@uniform", "wasserstein", "wasserstein@uniform"}
-    stats = json.loads(store.run(run_id)["simulator_stats"])
+    stats = json.loads(store.runs.get(run_id)["simulator_stats"])
     assert stats == {"baseline_no_persona_failed:HTTP 400: empty persona": 1}
 
 
@@ -164,8 +164,10 @@ def test_a_baseline_a_metric_cannot_build_never_fails_the_run(tmp_path, monkeypa
 
     monkeypatch.setattr(ElectionMetric, "own_baselines", unreadable)
     store, run_id, _ = election_run(tmp_path)
-    assert store.run(run_id)["status"] == "finished" and "election@uniform" in scores(store, run_id)
-    assert any(k.startswith("baseline_own_unbuilt:election") for k in json.loads(store.run(run_id)["simulator_stats"]))
+    assert store.runs.get(run_id)["status"] == "finished" and "election@uniform" in scores(store, run_id)
+    assert any(
+        k.startswith("baseline_own_unbuilt:election") for k in json.loads(store.runs.get(run_id)["simulator_stats"])
+    )
 
 
 def test_compare_puts_each_variants_baselines_beside_its_score(invoke):

@@ -70,7 +70,7 @@ def test_the_same_scenario_with_another_option_asks_again(invoke, tmp_path):
         "simulator.with.delay_s=0.0001",
         db=db,
     )  # a non-semantic change: served from the cache
-    rows = list(Store(db, read_only=True).answer_rows(again.output.strip(), prompts=True))
+    rows = list(Store(db, read_only=True).answers.rows(again.output.strip(), prompts=True))
     assert rows and all(r["cached"] and json.loads(r["distribution"])["A"] == pytest.approx(0.1) for r in rows)
 
 

@@ -154,8 +154,8 @@ def test_show_keeps_bracketed_metric_names(invoke, tmp_path):
     db = tmp_path / "simrun.db"
     invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=db)
     store = Store(db)
-    run_id = store.runs()[0]["id"]
-    store.write_metrics(run_id, "persona_text", [{"name": "flagged[descriptive]", "value": 3.0, "stratum": ""}])
+    run_id = store.runs.all()[0]["id"]
+    store.results.write_metrics(run_id, "persona_text", [{"name": "flagged[descriptive]", "value": 3.0, "stratum": ""}])
     result = invoke("show", run_id, db=db)
     assert "persona_text.flagged[descriptive]" in result.output  # rich markup would eat "[descriptive]"
 

@@ -37,12 +37,12 @@ def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
     shutil.copy(OLD_LOG, path)
     personas, answers, cache = old_rows(path)
     store = Store(path)
-    runs = sorted(r["id"] for r in store.runs())
+    runs = sorted(r["id"] for r in store.runs.all())
     assert len(runs) == 3
     assert [
         (run, p.id, p.stratum, p.weight, json.dumps(p.attributes), json.dumps(p.provenance))
         for run in runs
-        for p in store.personas(run)
+        for p in store.personas.rows(run)
     ] == [tuple(row) for row in personas]
     converted = [
         (
@@ -60,11 +60,11 @@ def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
             r["error"],
         )
         for run in runs
-        for r in store.answer_rows(run, prompts=True)
+        for r in store.answers.rows(run, prompts=True)
     ]
     old = [(*row[:9], ",".join(k[:32] for k in row[9].split(",")), *row[10:]) for row in answers]
     assert converted == old and len(old) == 80
-    found = store.cached(bytes.fromhex(key[:32]) for key in cache)  # every key, by its first 16 bytes
+    found = store.cache.get(bytes.fromhex(key[:32]) for key in cache)  # every key, by its first 16 bytes
     assert {bytes.fromhex(key[:32]): response for key, response in cache.items()} == found
 
 
@@ -72,7 +72,7 @@ def test_a_converted_log_serves_its_cache_to_the_same_scenario(tmp_path, invoke)
     path = tmp_path / "old.db"
     shutil.copy(OLD_LOG, path)
     run_id = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=path).output.strip()
-    rows = list(Store(path, read_only=True).answer_rows(run_id, prompts=True))
+    rows = list(Store(path, read_only=True).answers.rows(run_id, prompts=True))
     assert len(rows) == 48 and all(r["cached"] for r in rows)  # keys computed now match keys stored then
 
 
@@ -85,7 +85,7 @@ def test_the_prompt_is_re_rendered_exactly_and_checked_against_its_cache_key(inv
     assert shown.exit_code == 0, shown.output
     [row] = [
         r
-        for r in Store(db, read_only=True).answer_rows(run_id, prompts=True)
+        for r in Store(db, read_only=True).answers.rows(run_id, prompts=True)
         if (r["persona_id"], r["question_id"]) == (3, "q1")
     ]
     assert shown.output.strip() == row["prompt"]
@@ -133,8 +133,8 @@ def test_a_prompt_is_asked_as_the_log_gives_it_back_whatever_the_attribute_types
     registry.add("enricher", "test", "test", "", Tags)
     store = Store(tmp_path / "t.db")
     run_id = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry, ["enrichers=[{use: tags}]"]))
-    for row in store.answer_rows(run_id, prompts=True):
-        text, matches = store.prompt(run_id, row["persona_id"], row["question_id"], row["repeat"])
+    for row in store.answers.rows(run_id, prompts=True):
+        text, matches = store.prompts.get(run_id, row["persona_id"], row["question_id"], row["repeat"])
         assert matches and text == row["prompt"] and "['b', 1]" in text
 
 
@@ -171,7 +171,7 @@ def test_a_persona_s_replies_sit_side_by_side_in_the_cache(tmp_path, registry):
     keys = [row[0] for row in store.db.execute("select key from llm_cache order by key")]
     clusters = [key[:4] for key in keys]
     # numbered personas: every prompt new; and the 2 questions asked with no persona (the no_persona baseline)
-    assert len(keys) == 2 * store.counts(run_id)["personas"] + 2
+    assert len(keys) == 2 * store.runs.counts(run_id)["personas"] + 2
     assert len(set(clusters)) == len(keys) // 2 and clusters[::2] == clusters[1::2]  # each persona's two, together
 
 
@@ -181,16 +181,16 @@ OLD_CACHE_LOG = ROOT / "tests" / "data" / "runlog-m007.db"  # written by simrun 
 def test_a_log_written_before_m008_serves_its_cache_and_checks_its_prompts(tmp_path, invoke):
     path = tmp_path / "m007.db"
     shutil.copy(OLD_CACHE_LOG, path)
-    [old_run] = [r["id"] for r in Store(path, read_only=True).runs()]
+    [old_run] = [r["id"] for r in Store(path, read_only=True).runs.all()]
     args = ("--set", "prompt.option_order=both", "--set", "sampler.with.per_town=6", "--quiet")
     run_id = invoke("run", str(EXAMPLE / "towns.yaml"), *args, db=path).output.strip()
     store = Store(path, read_only=True)
-    assert store.legacy_prompt_keys
-    rows = list(store.answer_rows(run_id, prompts=True))
+    assert store.cache.legacy_keys
+    rows = list(store.answers.rows(run_id, prompts=True))
     assert len(rows) == 24 and all(r["cached"] for r in rows)  # every reply found under its old key
     # nothing asked again but the 2 questions in 2 orders with no persona, a baseline the old run did not ask
     assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 48 + 4
-    old = list(store.answer_rows(old_run, prompts=True))
+    old = list(store.answers.rows(old_run, prompts=True))
     assert [(r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in old] == [
         (r["persona_id"], r["question_id"], r["distribution"], r["prompt"]) for r in rows
     ]
@@ -198,4 +198,4 @@ def test_a_log_written_before_m008_serves_its_cache_and_checks_its_prompts(tmp_p
         shown = invoke("show", old_run, "--prompt", str(persona), question, db=path)
         assert shown.exit_code == 0, shown.output
     new = Store(tmp_path / "new.db")
-    assert not new.legacy_prompt_keys  # a new log has no old keys to look up
+    assert not new.cache.legacy_keys  # a new log has no old keys to look up

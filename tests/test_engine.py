@@ -27,21 +27,21 @@ def run_towns(registry, db_path, *overrides, use_cache=True):
 def answers(store, run_id):
     return [
         (r["persona_id"], r["question_id"], r["distribution"], r["invalid"], r["prompt"])
-        for r in store.answer_rows(run_id, prompts=True)
+        for r in store.answers.rows(run_id, prompts=True)
     ]
 
 
 def test_run_logs_everything(registry, tmp_path):
     store, run_id = run_towns(registry, tmp_path / "a.db")
-    record = store.run(run_id)
+    record = store.runs.get(run_id)
     assert record["status"] == "finished"
-    assert store.counts(run_id) == {"personas": 24, "answers": 48, "metrics": 3}
+    assert store.runs.counts(run_id) == {"personas": 24, "answers": 48, "metrics": 3}
     components = {c["as"]: c for c in json.loads(record["components"])}
     assert components["simulator"]["name"] == "instant"
-    persona = next(store.personas(run_id))
+    persona = next(store.personas.rows(run_id))
     assert list(persona.attributes) == ["town", "age", "generation"], "stored in the order prompts show them"
     assert persona.provenance == {"town": "example:towns", "age": "example:towns", "generation": "example:generation"}
-    row = next(store.answer_rows(run_id, prompts=True))
+    row = next(store.answers.rows(run_id, prompts=True))
     assert "age: " in row["prompt"] and "Do you like the town park?" in row["prompt"] and "A. Yes" in row["prompt"]
     assert abs(sum(json.loads(row["distribution"]).values()) - 1) < 1e-9
 
@@ -49,16 +49,16 @@ def test_run_logs_everything(registry, tmp_path):
 def test_weighted_aggregates_match_hand_computation(registry, tmp_path):
     store, run_id = run_towns(registry, tmp_path / "a.db")
     by_town: dict[str, list[tuple[float, dict]]] = {}
-    for r in store.answer_rows(run_id, prompts=True):
+    for r in store.answers.rows(run_id, prompts=True):
         if r["question_id"] == "q1":
             by_town.setdefault(r["stratum"], []).append((r["weight"], json.loads(r["distribution"])))
-    shares = store.aggregates(run_id, "q1")
+    shares = store.results.aggregates(run_id, "q1")
     for town, rows in by_town.items():
         expected = sum(w * d["A"] for w, d in rows) / sum(w for w, _ in rows)
         assert shares[town]["A"] == pytest.approx(expected)
     everyone = [x for rows in by_town.values() for x in rows]
     assert shares["ALL"]["A"] == pytest.approx(sum(w * d["A"] for w, d in everyone) / sum(w for w, _ in everyone))
-    metric = {(m["name"], m["stratum"]): m["value"] for m in store.metrics(run_id)}
+    metric = {(m["name"], m["stratum"]): m["value"] for m in store.results.metrics(run_id)}
     assert metric[("share", "")] == pytest.approx(shares["ALL"]["A"])
 
 
@@ -74,11 +74,11 @@ def test_second_run_is_served_from_cache(registry, tmp_path):
     log = tmp_path / "calls.log"
     store, first = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
     calls = log.read_text().count("\x1e")
-    asked = len({r["prompt"] for r in store.answer_rows(first, prompts=True)})
+    asked = len({r["prompt"] for r in store.answers.rows(first, prompts=True)})
     assert calls == asked + 2, "the personas' prompts, and the 2 questions with no persona (the no_persona baseline)"
     store, second = run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}")
     assert log.read_text().count("\x1e") == calls  # no new model calls
-    assert all(r["cached"] for r in store.answer_rows(second, prompts=True))
+    assert all(r["cached"] for r in store.answers.rows(second, prompts=True))
     assert answers(store, first)[0][2:] == answers(store, second)[0][2:]
     run_towns(registry, tmp_path / "a.db", f"simulator.with.call_log={log}", use_cache=False)
     assert log.read_text().count("\x1e") == 2 * calls
@@ -86,7 +86,7 @@ def test_second_run_is_served_from_cache(registry, tmp_path):
 
 def test_prompt_exclude_hides_attribute(registry, tmp_path):
     store, run_id = run_towns(registry, tmp_path / "a.db", "prompt.exclude=[age]")
-    row = next(store.answer_rows(run_id, prompts=True))
+    row = next(store.answers.rows(run_id, prompts=True))
     assert "age:" not in row["prompt"] and "generation:" in row["prompt"]
 
 
@@ -133,9 +133,9 @@ def test_an_old_database_is_upgraded(tmp_path):
     db["runs"].insert({"id": "r1", "name": "old", "status": "finished"})
     store = Store(tmp_path / "old.db")
     assert "simulator_stats" in store.db["runs"].columns_dict
-    store.add_simulator_stats("r1", {"retries": 2})
-    store.add_simulator_stats("r1", {"retries": 1, "http_429": 1})
-    assert json.loads(store.run("r1")["simulator_stats"]) == {"retries": 3, "http_429": 1}
+    store.runs.add_stats("r1", {"retries": 2})
+    store.runs.add_stats("r1", {"retries": 1, "http_429": 1})
+    assert json.loads(store.runs.get("r1")["simulator_stats"]) == {"retries": 3, "http_429": 1}
 
 
 def simrun(*args, **kwargs):
@@ -170,7 +170,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     calls = log.read_text().split("\x1e")[:-1]
     asked = {
         r["prompt"].replace("[system]\n", "").replace("\n[user]\n", "")
-        for r in Store(killed_db).answer_rows(run_id, prompts=True)
+        for r in Store(killed_db).answers.rows(run_id, prompts=True)
     }
     assert len(calls) == len(set(calls)), "no completed model call is repeated across kill and resume"
     empty = DEFAULT_SYSTEM.format(persona="")  # the no_persona baseline: each question with no persona
@@ -184,9 +184,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     killed, fresh = Store(killed_db), Store(clean_db)
     assert answers(killed, run_id) == answers(fresh, clean_id)
     strip = lambda ms: [(m["metric"], m["name"], m["stratum"], m["value"]) for m in ms]  # noqa: E731
-    assert strip(killed.metrics(run_id)) == strip(fresh.metrics(clean_id))
-    assert killed.counts(run_id) == {"personas": 120, "answers": 240, "metrics": 3}
-    assert killed.run(run_id)["status"] == "finished"
+    assert strip(killed.results.metrics(run_id)) == strip(fresh.results.metrics(clean_id))
+    assert killed.runs.counts(run_id) == {"personas": 120, "answers": 240, "metrics": 3}
+    assert killed.runs.get(run_id)["status"] == "finished"
 
 
 def test_lifecycle_hooks_see_the_run(tmp_path):
@@ -217,7 +217,7 @@ def test_lifecycle_hooks_see_the_run(tmp_path):
     assert [s for s in seen if s[0] == "batch"] == [("batch", 8, 16)] * 3
     assert seen[-1] == ("finished", ["mean_share.share"])
     # an answer's prompt, built when a hook reads it, is the one the run log gives back
-    logged = {(r["persona_id"], r["question_id"]): r["prompt"] for r in store.answer_rows(run_id, prompts=True)}
+    logged = {(r["persona_id"], r["question_id"]): r["prompt"] for r in store.answers.rows(run_id, prompts=True)}
     assert prompts == logged and all(p.startswith("[system]") for p in prompts.values())
 
 
@@ -234,7 +234,7 @@ def test_option_orders_map_back_and_average(registry, tmp_path, order, expected_
     store, run_id = run_towns(
         registry, tmp_path / "o.db", "simulator.with.first_option_bias=0.7", f"prompt.option_order={order}"
     )
-    rows = [r for r in store.answer_rows(run_id, prompts=True)]
+    rows = [r for r in store.answers.rows(run_id, prompts=True)]
     q1 = [r for r in rows if r["question_id"] == "q1"]
     for r in q1:
         assert json.loads(r["distribution"]) == pytest.approx(expected_q1)
@@ -289,7 +289,7 @@ class Counter:
 
 def test_observers_count_every_persona_of_a_resumed_run(registry, tmp_path):
     store, run_id = run_towns(registry, tmp_path / "o.db")
-    kept = sorted(store.done_batches(run_id))[:1]
+    kept = sorted(store.answers.done_batches(run_id))[:1]
     store.db.execute("delete from progress where run_id = ? and batch > ?", [run_id, kept[-1]])
     store.db.execute("update runs set status = 'failed' where id = ?", [run_id])
     store.db.conn.commit()

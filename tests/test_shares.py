@@ -55,7 +55,7 @@ def test_a_stratum_named_all_is_the_whole_population_counted_once():
 def python_shares(store, run_id: str) -> dict:
     """The run's shares summed answer by answer in Python, as compare's resamples do."""
     sums = ShareSums()
-    for row in store.answer_rows(run_id):
+    for row in store.answers.rows(run_id):
         distribution = json.loads(row["distribution"])
         labels = sorted(distribution)
         values = np.array([[*(distribution[k] for k in labels), row["invalid"]]])
@@ -71,7 +71,7 @@ def test_the_engine_sums_shares_in_sql_as_python_sums_them_answer_by_answer(tmp_
     run_id = Engine(registry, store).run(loaded)
     expected = python_shares(store, run_id)
     for question_id, by_stratum in expected.items():
-        stored = store.aggregates(run_id, question_id)
+        stored = store.results.aggregates(run_id, question_id)
         assert set(stored) == set(by_stratum)
         for stratum, shares in by_stratum.items():
             assert stored[stratum] == pytest.approx(shares, rel=1e-12)
@@ -110,9 +110,9 @@ def test_shares_summed_as_the_batches_are_written_are_the_ones_the_log_gives_bac
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
     engine = Engine(registry, store)
     run_id = engine.run(loaded)
-    summed = {q.id: store.aggregates(run_id, q.id) for q in loaded.scenario.questions}
+    summed = {q.id: store.results.aggregates(run_id, q.id) for q in loaded.scenario.questions}
     engine.aggregate(run_id, loaded.scenario.questions)
-    assert {q.id: store.aggregates(run_id, q.id) for q in loaded.scenario.questions} == summed
+    assert {q.id: store.results.aggregates(run_id, q.id) for q in loaded.scenario.questions} == summed
     assert summed["zz"]["ALL"] == pytest.approx(python_shares(store, run_id)["zz"]["ALL"], rel=1e-12)
 
 
@@ -128,7 +128,7 @@ def test_a_nan_probability_from_a_buggy_simulator_still_aggregates(tmp_path, reg
     )
     store.db.conn.commit()
     engine.aggregate(run_id, loaded.scenario.questions)
-    shares = store.aggregates(run_id, "q2")["ALL"]
+    shares = store.results.aggregates(run_id, "q2")["ALL"]
     assert shares["A"] is None and shares["B"] > 0  # that answer's NaN shows (SQLite stores it as NULL)
     expected = python_shares(store, run_id)["q1"]
-    assert all(store.aggregates(run_id, "q1")[s] == pytest.approx(expected[s]) for s in expected)
+    assert all(store.results.aggregates(run_id, "q1")[s] == pytest.approx(expected[s]) for s in expected)

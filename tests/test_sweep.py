@@ -25,20 +25,20 @@ def one_each(runs):
 
 
 def personas_of(store, run_id):
-    return [(p.id, p.stratum, p.weight, p.attributes) for p in store.personas(run_id)]
+    return [(p.id, p.stratum, p.weight, p.attributes) for p in store.personas.rows(run_id)]
 
 
 def test_variants_are_child_runs_sharing_the_baseline_personas(registry, tmp_path):
     log = tmp_path / "calls.log"
     store, sweep_id = sweep_towns(registry, tmp_path / "s.db", f"simulator.with.call_log={log}")
-    runs = one_each(store.sweep_runs(sweep_id))
+    runs = one_each(store.sweeps.runs(sweep_id))
     assert set(runs) == {"baseline", "without age", "without generation"}
     assert all(r["status"] == "finished" for r in runs.values())
-    assert store.sweep(sweep_id)["status"] == "finished"
+    assert store.sweeps.get(sweep_id)["status"] == "finished"
     base = personas_of(store, runs["baseline"]["id"])
     assert len(base) == 24
     assert personas_of(store, runs["without age"]["id"]) == base
-    prompts = {r["prompt"] for r in store.answer_rows(runs["without age"]["id"], prompts=True)}
+    prompts = {r["prompt"] for r in store.answers.rows(runs["without age"]["id"], prompts=True)}
     assert not any("age: " in p for p in prompts) and all("generation: " in p for p in prompts)
     calls = log.read_text().split("\x1e")[:-1]
     assert len(calls) == len(set(calls)), "no prompt is asked twice across variants"
@@ -54,10 +54,10 @@ def test_a_variant_with_unchanged_prompts_makes_no_model_calls(registry, tmp_pat
         "ablation.with={fields: {metrics.mean_share.option: [B]}}",
     )
     calls = log.read_text().count("\x1e")
-    runs = one_each(store.sweep_runs(sweep_id))
-    asked = len({r["prompt"] for r in store.answer_rows(runs["baseline"]["id"], prompts=True)})
+    runs = one_each(store.sweeps.runs(sweep_id))
+    asked = len({r["prompt"] for r in store.answers.rows(runs["baseline"]["id"], prompts=True)})
     assert calls == asked + 1, "the personas' prompts, and the question once with no persona (then cached)"
-    assert all(r["cached"] for r in store.answer_rows(runs["metrics.mean_share.option=B"]["id"], prompts=True))
+    assert all(r["cached"] for r in store.answers.rows(runs["metrics.mean_share.option=B"]["id"], prompts=True))
 
 
 def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
@@ -85,13 +85,13 @@ def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
     assert first.returncode == -signal.SIGKILL
     store = Store(db)
     [sweep_row] = list(store.db["sweeps"].rows)
-    before = one_each(store.sweep_runs(sweep_row["id"]))
+    before = one_each(store.sweeps.runs(sweep_row["id"]))
     assert before["baseline"]["status"] == "finished" and before["without age"]["status"] == "running"
 
     second = subprocess.run(args, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == sweep_row["id"], "the same sweep is resumed, not a new one started"
-    after = one_each(store.sweep_runs(sweep_row["id"]))
+    after = one_each(store.sweeps.runs(sweep_row["id"]))
     assert (
         after["baseline"]["id"] == before["baseline"]["id"]
         and after["without age"]["id"] == before["without age"]["id"]
@@ -100,7 +100,7 @@ def test_killed_sweep_finishes_on_rerun_without_redoing_work(tmp_path):
     calls = log.read_text().split("\x1e")[:-1]
     assert len(calls) == len(set(calls)), "no completed model call is repeated"
     for run in after.values():
-        assert store.counts(run["id"])["answers"] == 24
+        assert store.runs.counts(run["id"])["answers"] == 24
 
 
 def test_compare_gives_paired_intervals(registry, tmp_path):
@@ -221,7 +221,7 @@ def test_a_sweep_moved_to_another_executor_is_the_same_sweep(tmp_path):
 
     store = Store(tmp_path / "s.db")
     scenario = {"name": "s", "ablation": {"use": "seeds"}}
-    sweep_id = store.create_sweep("s", "", scenario, scenario["ablation"], ["a", "b"])
+    sweep_id = store.sweeps.create("s", "", scenario, scenario["ablation"], ["a", "b"])
     moved = {**scenario, "executor": {"use": "ray", "with": {"address": "10.0.0.5:6379"}}}
-    assert store.unfinished_sweep(moved) == sweep_id
-    assert store.unfinished_sweep({**scenario, "seed": 3}) is None  # anything else is another sweep
+    assert store.sweeps.unfinished(moved) == sweep_id
+    assert store.sweeps.unfinished({**scenario, "seed": 3}) is None  # anything else is another sweep

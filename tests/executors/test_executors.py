@@ -50,7 +50,7 @@ class Replicas:
 def answers(store: Store, run_id: str) -> list[tuple]:
     return [
         (r["persona_id"], r["question_id"], r["distribution"], r["prompt"])
-        for r in store.answer_rows(run_id, prompts=True)
+        for r in store.answers.rows(run_id, prompts=True)
     ]
 
 

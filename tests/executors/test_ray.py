@@ -50,13 +50,13 @@ def local_run(db: Path, simrun: list[str]) -> None:
 
 
 def answers(db: Path) -> list[tuple]:
-    rows = Store(db, read_only=True).answer_rows(run_id(db), prompts=True)
+    rows = Store(db, read_only=True).answers.rows(run_id(db), prompts=True)
     keep = ("persona_id", "question_id", "distribution", "invalid", "prompt", "cache_key")
     return [tuple(r[k] for k in keep) for r in rows]
 
 
 def run_id(db: Path) -> str:
-    [run] = Store(db, read_only=True).runs()
+    [run] = Store(db, read_only=True).runs.all()
     return run["id"]
 
 

@@ -97,10 +97,10 @@ def test_faults_are_retried_counted_and_the_run_completes(server, tmp_path):
         store, run_id = run_towns_on(proxy.url, tmp_path / "f.db", max_concurrency=3)
     finally:
         proxy.close()
-    assert store.run(run_id)["status"] == "finished"
-    rows = list(store.answer_rows(run_id, prompts=True))
+    assert store.runs.get(run_id)["status"] == "finished"
+    rows = list(store.answers.rows(run_id, prompts=True))
     assert len(rows) == 16 and all(r["invalid"] < 1 for r in rows)
-    stats = json.loads(store.run(run_id)["simulator_stats"])
+    stats = json.loads(store.runs.get(run_id)["simulator_stats"])
     assert stats["retries"] == len(proxy.faults) > 0
     assert stats["fault:RateLimitError"] == proxy.faults.count("429")
     assert sum(v for k, v in stats.items() if k.startswith("fault:")) == len(proxy.faults)
@@ -118,13 +118,13 @@ def test_a_server_that_always_fails_gives_invalid_answers_not_a_crash(server, tm
         store, run_id = run_towns_on(proxy.url, tmp_path / "d.db", max_retries=2)
     finally:
         proxy.close()
-    rows = list(store.answer_rows(run_id, prompts=True))
+    rows = list(store.answers.rows(run_id, prompts=True))
     assert len(rows) == 16 and all(r["invalid"] == 1.0 for r in rows)
     assert all(
         r["error"].startswith("InternalServerError after 2 retries: ") and "injected 500" in r["error"] for r in rows
     )
-    assert store.answer_errors(run_id)[0] == 16
-    stats = json.loads(store.run(run_id)["simulator_stats"])
+    assert store.answers.errors(run_id)[0] == 16
+    stats = json.loads(store.runs.get(run_id)["simulator_stats"])
     assert stats["failed"] == 18, "16 answers and the 2 questions asked with no persona (the no_persona baseline)"
     [(fault, count)] = [(k, v) for k, v in stats.items() if k.startswith("baseline_no_persona_failed:")]
     assert fault.startswith("baseline_no_persona_failed:InternalServerError after 2 retries") and count == 2
@@ -165,7 +165,7 @@ def test_a_key_echoed_by_the_server_is_masked_in_the_run_log_and_on_screen(serve
     assert proxy.faults and result.returncode == 1
     assert "AuthenticationError" in result.stderr and "***" in result.stderr and "Traceback" not in result.stderr
     assert SECRET not in result.stdout + result.stderr
-    [run] = Store(db, read_only=True).runs()
+    [run] = Store(db, read_only=True).runs.all()
     assert run["status"] == "failed" and "***" in run["error"] and SECRET not in run["error"]
     for path in tmp_path.glob("k.db*"):
         assert SECRET.encode() not in path.read_bytes()
@@ -235,14 +235,14 @@ def test_the_cost_ledger_counts_tokens_and_prices_them(server, tmp_path, invoke)
     priced, price_id = run_towns_on(
         server, tmp_path / "c.db", input_cost_per_token="0.000001", output_cost_per_token="0.000002"
     )
-    stats = json.loads(priced.run(price_id)["simulator_stats"])
+    stats = json.loads(priced.runs.get(price_id)["simulator_stats"])
     assert stats["prompt_tokens"] > 16 * 20 and stats["completion_tokens"] >= 16  # 16 one-token answers
     assert stats["cost_microusd"] == stats["prompt_tokens"] + 2 * stats["completion_tokens"]
     shown = invoke("show", price_id, db=tmp_path / "c.db").output
     cost = (stats["prompt_tokens"] + 2 * stats["completion_tokens"]) / 1e6
     assert f"API cost: ${cost:,.4f} for {stats['prompt_tokens']:,} prompt" in shown
     unpriced, unpriced_id = run_towns_on(server, tmp_path / "u.db")  # a local model litellm has no price for
-    stats = json.loads(unpriced.run(unpriced_id)["simulator_stats"])
+    stats = json.loads(unpriced.runs.get(unpriced_id)["simulator_stats"])
     # 16 answers, and each of the 2 questions asked once with no persona (the no_persona baseline)
     assert stats["calls_unpriced"] == stats["requests"] == 18 and "cost_microusd" not in stats
     shown = " ".join(invoke("show", unpriced_id, db=tmp_path / "u.db").output.split())  # as one line, unwrapped

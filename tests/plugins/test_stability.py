@@ -48,19 +48,19 @@ def run(registry, db, *overrides):
 def test_repeats_are_asked_stored_and_averaged(registry, tmp_path):
     once, run_once = run(registry, tmp_path / "a.db", "metrics={mean_share: {question: q1}}")
     store, run_id = run(registry, tmp_path / "b.db", "repeats=3")
-    rows = list(store.answer_rows(run_id, prompts=True))
+    rows = list(store.answers.rows(run_id, prompts=True))
     assert len(rows) == 24 * 2 * 3 and {r["repeat"] for r in rows} == {0, 1, 2}
     assert len({r["cache_key"] for r in rows}) == len({(r["prompt"], r["repeat"]) for r in rows})
     # a deterministic backend: repeats agree, shares equal a single run's, no run-to-run variance
-    repeated, single = store.aggregates(run_id, "q1"), once.aggregates(run_once, "q1")
+    repeated, single = store.results.aggregates(run_id, "q1"), once.results.aggregates(run_once, "q1")
     assert set(repeated) == set(single)
     for stratum, shares in single.items():
         assert repeated[stratum] == pytest.approx(shares)
-    metrics = {(m["metric"], m["name"]): m["value"] for m in store.metrics(run_id)}
+    metrics = {(m["metric"], m["name"]): m["value"] for m in store.results.metrics(run_id)}
     assert metrics[("stability", "run_to_run_variance")] == pytest.approx(0, abs=1e-12)
 
 
 def test_a_backend_that_varies_by_repeat_shows_run_to_run_variance(registry, tmp_path):
     store, run_id = run(registry, tmp_path / "c.db", "repeats=2", "simulator.with.vary_by_repeat=true")
-    metrics = {(m["metric"], m["name"]): m["value"] for m in store.metrics(run_id)}
+    metrics = {(m["metric"], m["name"]): m["value"] for m in store.results.metrics(run_id)}
     assert metrics[("stability", "run_to_run_variance")] > 0 and metrics[("stability", "between_persona_variance")] > 0

@@ -31,7 +31,7 @@ def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
 def answers(store: Store, run_id: str) -> list[tuple]:
     return [
         (r["persona_id"], r["question_id"], r["repeat"], r["distribution"], r["invalid"], r["prompt"])
-        for r in store.answer_rows(run_id, prompts=True)
+        for r in store.answers.rows(run_id, prompts=True)
     ]
 
 
@@ -55,8 +55,8 @@ def test_readers_in_a_loop_never_disturb_a_writer(tmp_path, solo):
             store = Store(db, read_only=True)
         except StoreError:  # the file exists but its schema is not written yet
             continue
-        for run in store.runs():
-            store.counts(run["id"])
+        for run in store.runs.all():
+            store.runs.counts(run["id"])
             reads += 1
         if reads and len(cli_reads) < 3:  # a CLI read takes a second: only once the run is there to read
             cli_reads.append(
@@ -68,7 +68,7 @@ def test_readers_in_a_loop_never_disturb_a_writer(tmp_path, solo):
     assert code == 0, err
     assert reads > 0 and cli_reads and all(r.returncode == 0 for r in cli_reads), [r.stderr for r in cli_reads]
     store = Store(db, read_only=True)
-    assert store.run(out.strip())["status"] == "finished" and answers(store, out.strip()) == solo
+    assert store.runs.get(out.strip())["status"] == "finished" and answers(store, out.strip()) == solo
 
 
 @pytest.mark.parametrize("runs", [2, 4])
@@ -81,7 +81,7 @@ def test_runs_started_together_on_a_new_database_all_finish_complete(tmp_path, s
     run_ids = [out.strip() for _, out, _ in results]
     assert len(set(run_ids)) == runs
     for run_id in run_ids:
-        assert store.run(run_id)["status"] == "finished" and store.run(run_id)["owner"] is None
+        assert store.runs.get(run_id)["status"] == "finished" and store.runs.get(run_id)["owner"] is None
         assert answers(store, run_id) == solo
 
 
@@ -103,7 +103,7 @@ def test_a_live_run_is_resumed_once_and_a_dead_owners_run_is_taken_over(tmp_path
         )
     )
     assert code == -signal.SIGKILL
-    [run] = Store(db, read_only=True).runs()
+    [run] = Store(db, read_only=True).runs.all()
     assert run["status"] == "running" and json.loads(run["owner"])["pid"]  # owned by a process that is gone
     first, second = simrun("run", "--resume", run["id"], "--db", str(db), "--quiet"), None
     second = simrun("run", "--resume", run["id"], "--db", str(db), "--quiet")
@@ -113,4 +113,4 @@ def test_a_live_run_is_resumed_once_and_a_dead_owners_run_is_taken_over(tmp_path
     assert f"run {run['id']} is being executed by process" in refusal or "has already finished" in refusal
     assert "Traceback" not in results[1][2]
     store = Store(db, read_only=True)
-    assert store.run(run["id"])["status"] == "finished" and answers(store, run["id"]) == solo
+    assert store.runs.get(run["id"])["status"] == "finished" and answers(store, run["id"]) == solo

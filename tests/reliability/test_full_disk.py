@@ -61,13 +61,13 @@ def test_a_full_disk_fails_the_run_with_its_reason_and_it_resumes_once_space_is_
         capture_output=True,
     )
     resumed, alone = Store(out / "r.db", read_only=True), Store(solo, read_only=True)
-    [solo_id] = [r["id"] for r in alone.runs()]
-    assert resumed.run(run_id)["status"] == "finished"
+    [solo_id] = [r["id"] for r in alone.runs.all()]
+    assert resumed.runs.get(run_id)["status"] == "finished"
 
     def rows(store: Store, rid: str) -> list[tuple]:
         return [
             (r["persona_id"], r["question_id"], r["distribution"], r["prompt"])
-            for r in store.answer_rows(rid, prompts=True)
+            for r in store.answers.rows(rid, prompts=True)
         ]
 
     assert rows(resumed, run_id) == rows(alone, solo_id) and len(rows(alone, solo_id)) == 6000

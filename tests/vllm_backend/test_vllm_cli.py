@@ -36,6 +36,6 @@ def test_a_scenario_runs_end_to_end_on_vllm(smollm2_hf, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     store = Store(db, read_only=True)
-    [run] = store.runs()
-    rows = [(r["model"], r["invalid"]) for r in store.answer_rows(run["id"])]
+    [run] = store.runs.all()
+    rows = [(r["model"], r["invalid"]) for r in store.answers.rows(run["id"])]
     assert len(rows) == 4 and {model for model, _ in rows} == {"smollm2-hf"} and all(invalid < 1 for _, invalid in rows)
