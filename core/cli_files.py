@@ -10,7 +10,10 @@ import click
 
 from .cli_support import common, comparison, fail, invalid_threshold_option, open_scenario, overrides_option
 from .display import errors, run_summary, scores
-from .engine import Engine, build_pipeline
+from .engine import build_pipeline, started
+from .engine.calls import ModelCalls
+from .engine.enrichment import enrich
+from .engine.sampling import batches
 from .progress import progress_bar
 from .registry import Registry
 from .scenario import ScenarioError, validate_data
@@ -85,16 +88,17 @@ def sample_command(
     """
     loaded = open_scenario(scenario, registry, overrides)
     pipeline = build_pipeline(loaded, registry)
-    engine = Engine(registry, Store(db_path))  # generated text is cached for later runs
+    store = Store(db_path)
+    calls = ModelCalls(store)  # generated text is cached for later runs
     try:
         with (
-            engine.started(loaded, pipeline),
+            started(loaded, pipeline, registry),
             RowWriter(output, format_for(output, fmt)) as writer,
             progress_bar(errors.is_terminal) as bar,
         ):
             task = bar.add_task("sampling personas", total=pipeline.sampler.total())
-            for index, batch, _ in engine.batches(loaded, pipeline, None):
-                batch = engine.enrich(batch, index, loaded, pipeline)
+            for index, batch, _ in batches(store, loaded, pipeline, None):
+                batch = enrich(batch, index, loaded, pipeline, calls)
                 writer.write(
                     [
                         {

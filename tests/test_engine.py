@@ -12,6 +12,8 @@ from conftest import EXAMPLE, in_process
 from simrun import hookimpl
 from simrun.components import Enricher
 from simrun.engine import Engine, PlanError, order_enrichers
+from simrun.engine.asking import answer
+from simrun.engine.calls import ModelCalls
 from simrun.prompts import DEFAULT_SYSTEM
 from simrun.scenario import load_scenario
 from simrun.store import Store
@@ -262,7 +264,7 @@ def test_failed_answers_are_recorded_but_never_cached(registry, tmp_path):
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
     batch = next(build_pipeline(loaded, registry).sampler.sample(np.random.default_rng(0), 4))
     store = Store(tmp_path / "f.db")
-    answers = Engine(registry, store).answer(batch, loaded, in_process(Flaky()))
+    answers = answer(batch, loaded, in_process(Flaky()), ModelCalls(store))
     assert len(answers) == 8
     assert all(a.invalid == 1.0 and a.error == "HTTP 503 after 5 retries" for a in answers)
     assert store.db["llm_cache"].count == 0

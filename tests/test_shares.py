@@ -8,6 +8,7 @@ import pytest
 from conftest import EXAMPLE
 
 from simrun.engine import Engine
+from simrun.engine.aggregation import aggregate
 from simrun.registry import load_registry
 from simrun.scenario import load_scenario
 from simrun.shares import ShareSums
@@ -111,7 +112,7 @@ def test_shares_summed_as_the_batches_are_written_are_the_ones_the_log_gives_bac
     engine = Engine(registry, store)
     run_id = engine.run(loaded)
     summed = {q.id: store.results.aggregates(run_id, q.id) for q in loaded.scenario.questions}
-    engine.aggregate(run_id, loaded.scenario.questions)
+    aggregate(store, run_id, loaded.scenario.questions)
     assert {q.id: store.results.aggregates(run_id, q.id) for q in loaded.scenario.questions} == summed
     assert summed["zz"]["ALL"] == pytest.approx(python_shares(store, run_id)["zz"]["ALL"], rel=1e-12)
 
@@ -127,7 +128,7 @@ def test_a_nan_probability_from_a_buggy_simulator_still_aggregates(tmp_path, reg
         ['{"A":NaN,"B":0.5}', run_id, persona],
     )
     store.db.conn.commit()
-    engine.aggregate(run_id, loaded.scenario.questions)
+    aggregate(store, run_id, loaded.scenario.questions)
     shares = store.results.aggregates(run_id, "q2")["ALL"]
     assert shares["A"] is None and shares["B"] > 0  # that answer's NaN shows (SQLite stores it as NULL)
     expected = python_shares(store, run_id)["q1"]

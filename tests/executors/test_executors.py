@@ -10,7 +10,7 @@ from typing import Any
 from conftest import EXAMPLE
 
 from simrun import CheckContext, Executor, build_simulator, hookimpl
-from simrun.engine import Engine, build_pipeline
+from simrun.engine import Engine, build_pipeline, started
 from simrun.models import RunInfo
 from simrun.plugins.executors.ray_cluster import RayExecutor
 from simrun.progress import ProgressObserver, progress_bar
@@ -73,9 +73,8 @@ def test_the_replica_spec_carries_the_plugins_folder_so_replicas_can_build_a_loc
     registry.add("executor", "test", "test", "", Backwards)
     overrides = ["executor.use=backwards", "simulator.with.first_option_bias=0.3"]
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
-    engine = Engine(registry, Store(tmp_path / "e.db"))
     pipeline = build_pipeline(loaded, registry)
-    with engine.started(loaded, pipeline):
+    with started(loaded, pipeline, registry):
         spec = pipeline.executor.spec
     assert spec.name == "instant" and spec.config == {"first_option_bias": 0.3}
     assert spec.plugins_dir == str(EXAMPLE.resolve())

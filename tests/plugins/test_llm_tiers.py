@@ -127,7 +127,7 @@ def test_persona_text_metric_by_hand():
 
 
 def test_engine_caches_generation_but_not_failures(registry, tmp_path):
-    from simrun.engine import Engine
+    from simrun.engine.calls import ModelCalls
     from simrun.store import Store
 
     class Counting:
@@ -143,15 +143,15 @@ def test_engine_caches_generation_but_not_failures(registry, tmp_path):
             self.calls += len(prompts)
             return ["" if "fail" in p else p.upper() for p in prompts]
 
-    engine, sim = Engine(registry, Store(tmp_path / "g.db")), Counting()
-    assert engine.generate(in_process(sim), ["a", "b", "a", "fail"]) == ["A", "B", "A", ""]
+    calls, sim = ModelCalls(Store(tmp_path / "g.db")), Counting()
+    assert calls.generate(in_process(sim), ["a", "b", "a", "fail"]) == ["A", "B", "A", ""]
     assert sim.calls == 3  # the repeated prompt is asked once
-    assert engine.generate(in_process(sim), ["a", "b", "fail"]) == ["A", "B", ""]
+    assert calls.generate(in_process(sim), ["a", "b", "fail"]) == ["A", "B", ""]
     assert sim.calls == 4  # only the failure is asked again
 
 
 def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
-    from simrun.engine import Engine
+    from simrun.engine.calls import ModelCalls
     from simrun.store import Store
 
     class Sizes:
@@ -169,20 +169,20 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
 
     schema = {"type": "object", "properties": {"household_size": {"type": "integer", "minimum": 1, "maximum": 12}}}
     store = Store(tmp_path / "g.db")
-    engine = Engine(registry, store)
+    calls = ModelCalls(store)
     unbounded = Sizes(30)  # a backend whose decoding ignored the bounds
-    assert engine.generate(in_process(unbounded), ["p"], json_schema=schema) == ['{"household_size": 30}']
+    assert calls.generate(in_process(unbounded), ["p"], json_schema=schema) == ['{"household_size": 30}']
     assert (
-        engine.generate(in_process(unbounded), ["p"], json_schema=schema) and unbounded.calls == 2
+        calls.generate(in_process(unbounded), ["p"], json_schema=schema) and unbounded.calls == 2
     )  # asked again, not served from the cache
     bounded = Sizes(4)
-    assert engine.generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
-    assert engine.generate(in_process(bounded), ["p"], json_schema=schema) and bounded.calls == 1
+    assert calls.generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
+    assert calls.generate(in_process(bounded), ["p"], json_schema=schema) and bounded.calls == 1
     # a cache written before replies were checked: its out-of-schema entry is a miss, not an answer
     [key] = [row["key"] for row in store.db["llm_cache"].rows]
     store.cache.put("sizes", {key: json.dumps({"text": '{"household_size": 45}'})})
     assert (
-        Engine(registry, store).generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
+        ModelCalls(store).generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
         and bounded.calls == 2
     )
 

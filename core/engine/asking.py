@@ -1,0 +1,143 @@
+"""Asking personas: every question of a batch, in every option order, each persona's prompt rendered once.
+
+Answers given under another option order are mapped back to the question's own options and averaged
+(``combine_orders``), so an answer is always about the options as the scenario lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from ..components import Executor
+from ..models import Answered, Answers, ModelAnswer, Persona, Prompt, Question
+from ..scenario import LoadedScenario
+from ..store import PromptKeys
+from .calls import ModelCalls
+
+
+def combine_orders(question: Question, replies: list[tuple[list[int], ModelAnswer]]) -> ModelAnswer:
+    """Map answers given under other option orders back to the original options and average them."""
+    usable = [(order, r) for order, r in replies if r.error is None]
+    if not usable:
+        return replies[0][1]
+    labels = question.labels
+    distribution = dict.fromkeys(labels, 0.0)
+    for order, reply in usable:
+        for position, original in enumerate(order):
+            distribution[labels[original]] += reply.distribution.get(labels[position], 0.0) / len(usable)
+    errors = [r.error for _, r in replies if r.error]
+    raw = " | ".join(r.raw for _, r in replies)
+    return ModelAnswer(
+        distribution=distribution,
+        invalid=sum(r.invalid for _, r in usable) / len(usable),
+        raw=raw + (f" | {len(errors)} order(s) failed: {errors[0]}" if errors else ""),
+        tokens=sum(r.tokens for _, r in replies),
+        latency_ms=sum(r.latency_ms for _, r in replies),
+    )
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def as_stored(persona: Persona) -> Persona:
+    """The persona as the run log will give it back: a tuple is a list, a dict key a string. Its prompt is
+    rendered from this, so the prompt re-rendered from the log is the one asked."""
+    if all(type(value) in PLAIN for value in persona.attributes.values()):
+        return persona
+    values = json.loads(json.dumps(list(persona.attributes.values()), default=str))
+    return persona.model_copy(update={"attributes": dict(zip(persona.attributes, values))})
+
+
+def question_texts(loaded: LoadedScenario) -> list[tuple[Question, list[tuple[list[int], str]]]]:
+    """Per question, each option order asked and the user text it gives: rendered once, whoever asks."""
+    spec, nobody = loaded.scenario.prompt, Persona(id=0, stratum="", weight=1.0)
+    return [
+        (q, [(order, spec.render(nobody, q, "", order).user) for order in spec.orders(len(q.options))])
+        for q in loaded.scenario.questions
+    ]
+
+
+def asked(loaded: LoadedScenario) -> dict[str, dict]:
+    """Per question, its option labels and the user text of each option order: what re-renders a stored prompt."""
+    return {q.id: {"labels": q.labels, "users": [user for _, user in orders]} for q, orders in question_texts(loaded)}
+
+
+class Ask(NamedTuple):
+    """One question asked of every persona in a batch, in one repeat: the user text of each option order."""
+
+    question: Question
+    labels: tuple[str, ...]
+    repeat: int
+    users: list[str]
+    orders: list[tuple[list[int], str]]
+    plain: bool  # asked once, in the question's own option order
+
+
+def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, calls: ModelCalls) -> Answers:
+    """Answer every question for every persona, in every option order asked for.
+
+    The hot path of a run: a persona's system text is rendered and hashed once for all its questions, a
+    question's user texts once per batch, and a ``Prompt`` is made only for a call the cache lacks.
+    """
+    spec = loaded.scenario.prompt
+    asks = [  # what each persona is asked, in order: one per question and repeat
+        Ask(
+            question,
+            tuple(question.labels),
+            repeat,
+            [user for _, user in orders],
+            orders,
+            len(orders) == 1 and orders[0][0] == sorted(orders[0][0]),
+        )
+        for question, orders in question_texts(loaded)
+        for repeat in range(loaded.scenario.repeats)
+    ]
+    prompt_keys = PromptKeys(executor.simulator.identity(), [(a.labels, a.repeat, a.users) for a in asks])
+    systems = [spec.system.format(persona=spec.render_persona(as_stored(persona))) for persona in batch]
+    keys = [key for system in systems for key in prompt_keys.persona(system)]
+    prompts = [(a, user) for a in asks for user in a.users]  # a persona's prompts, in the order of its keys
+
+    def prompt(i: int) -> Prompt:
+        which, (a, user) = i // len(prompts), prompts[i % len(prompts)]
+        return Prompt(
+            persona_id=batch[which].id,
+            question_id=a.question.id,
+            system=systems[which],
+            user=user,
+            labels=a.labels,
+            repeat=a.repeat,
+        )
+
+    replies, cached = calls.answers(keys, prompt, executor, prompt_keys)
+    records = []
+    start = 0
+    for persona, system in zip(batch, systems):
+        for a in asks:
+            if a.plain:
+                reply, key = replies[start], keys[start]
+                if tuple(reply.distribution) != a.labels:  # other labels or order: mapped back to the options
+                    reply = combine_orders(a.question, [(a.orders[0][0], reply)])
+                records.append(
+                    Answered(persona.id, a.question.id, a.repeat, reply, key, key in cached, system, a.users)
+                )
+                start += 1
+                continue
+            end = start + len(a.orders)
+            reply = combine_orders(
+                a.question, [(order, replies[i]) for (order, _), i in zip(a.orders, range(start, end))]
+            )
+            records.append(
+                Answered(
+                    persona.id,
+                    a.question.id,
+                    a.repeat,
+                    reply,
+                    b"".join(keys[start:end]),
+                    cached.issuperset(keys[start:end]),
+                    system,
+                    a.users,
+                )
+            )
+            start = end
+    return Answers(executor.simulator.model, records)
