@@ -340,34 +340,15 @@ class LiteLLMSimulator(Simulator):
 
     def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         """USD for a call of these sizes: the config's prices, else litellm's list; None when neither knows."""
-        return self.priced(prompt_tokens, completion_tokens)[0]
-
-    def priced(self, prompt_tokens: int, completion_tokens: int) -> tuple[float | None, str]:
-        """``price``, and where it comes from or why there is none: --estimate says which."""
-        c = self.config
-        if c.input_cost_per_token is not None or c.output_cost_per_token is not None:
-            unset = [f for f in ("input_cost_per_token", "output_cost_per_token") if getattr(c, f) is None]
-            usd = prompt_tokens * (c.input_cost_per_token or 0) + completion_tokens * (c.output_cost_per_token or 0)
-            return usd, "your prices in simulator.with" + (f"; {unset[0]} is not set, counted as 0" if unset else "")
-        try:
-            prompt_cost, completion_cost = self.litellm.cost_per_token(
-                model=c.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-            )
-        except Exception:  # noqa: BLE001 - litellm raises its own (and plain) errors for a model it has no price for
-            return None, (
-                f"'{c.model}' is not in litellm's price list, and simulator.with sets no input_cost_per_token / "
-                "output_cost_per_token (USD per token) of your own"
-            )
-        return prompt_cost + completion_cost, "litellm's price list"
+        return priced(self.config, self.litellm, prompt_tokens, completion_tokens)[0]
 
     def book(self, response: Any) -> None:
         """The cost ledger: tokens the provider counted, and their price, added to the run's counters."""
         usage = _field(response, "usage")
-        prompt_tokens = int(_field(usage, "prompt_tokens") or 0) if usage else 0
-        completion_tokens = int(_field(usage, "completion_tokens") or 0) if usage else 0
-        self.counts["prompt_tokens"] += prompt_tokens
-        self.counts["completion_tokens"] += completion_tokens
-        cost = self.price(prompt_tokens, completion_tokens)
+        tokens = [int(_field(usage, name) or 0) if usage else 0 for name in ("prompt_tokens", "completion_tokens")]
+        self.counts["prompt_tokens"] += tokens[0]
+        self.counts["completion_tokens"] += tokens[1]
+        cost = self.price(*tokens)
         if cost is None:
             self.counts["calls_unpriced"] += 1
         else:
@@ -377,10 +358,29 @@ class LiteLLMSimulator(Simulator):
         calls = len(prompts) * (self.config.samples if self.config.mode == "samples" else 1)
         completion = calls * (8 if self.config.mode == "samples" else 1)
         prompt_tokens = super().estimate(prompts).prompt_tokens * (calls // max(len(prompts), 1))
-        cost, note = self.priced(prompt_tokens, completion)
+        cost, note = priced(self.config, self.litellm, prompt_tokens, completion)
         return Estimate(
             calls=calls, prompt_tokens=prompt_tokens, completion_tokens=completion, cost_usd=cost, price_note=note
         )
+
+
+def priced(c: Any, litellm: Any, prompt_tokens: int, completion_tokens: int) -> tuple[float | None, str]:
+    """USD for a call of these sizes under config ``c`` (its prices, else litellm's list; None when neither
+    knows), and where it comes from or why there is none: --estimate says which."""
+    if c.input_cost_per_token is not None or c.output_cost_per_token is not None:
+        unset = [f for f in ("input_cost_per_token", "output_cost_per_token") if getattr(c, f) is None]
+        usd = prompt_tokens * (c.input_cost_per_token or 0) + completion_tokens * (c.output_cost_per_token or 0)
+        return usd, "your prices in simulator.with" + (f"; {unset[0]} is not set, counted as 0" if unset else "")
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=c.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+    except Exception:  # noqa: BLE001 - litellm raises its own (and plain) errors for a model it has no price for
+        return None, (
+            f"'{c.model}' is not in litellm's price list, and simulator.with sets no input_cost_per_token / "
+            "output_cost_per_token (USD per token) of your own"
+        )
+    return prompt_cost + completion_cost, "litellm's price list"
 
 
 @hookimpl
