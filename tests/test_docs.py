@@ -1,8 +1,10 @@
-"""docs/plugins.md is the plugin contract: a hook, base-class method or public name left out of it fails here."""
+"""docs/plugins.md is the plugin contract: a hook, base-class method or public name left out of it fails here;
+docs/architecture.md is the map of the code, checked against it."""
 
 import inspect
 import json
 import re
+from contextlib import closing
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +14,7 @@ import simrun
 from simrun import hookspecs
 from simrun.cli import cli
 from simrun.components import KINDS, Component
+from simrun.store import Store, table_names
 
 DOC = (ROOT / "docs" / "plugins.md").read_text()
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "simrun_spec")]
@@ -61,3 +64,19 @@ def test_the_simulator_example_runs_and_caches_by_its_option(tmp_path):
         shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
         shares.append(json.loads(shown.output)["metrics"]["mean_share.share"])
     assert shares == [pytest.approx(0.8), pytest.approx(0.3)]  # the second run is not served the first one's answers
+
+
+def test_the_architecture_map_names_real_modules_every_stage_and_every_table(tmp_path):
+    """docs/architecture.md is a newcomer's map: each path it names exists, each module of the engine and the run
+    log is on it, and so is each table a run log has."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = {p.rstrip(".") for p in re.findall(r"`((?:core|plugins|tests|docs)/[\w./-]+)`", text)}
+    named |= {p for p in re.findall(r"(?:core|plugins)/[\w/]+\.py", text)}
+    assert [p for p in sorted(named) if not (ROOT / p).exists()] == []
+    modules = [
+        f"core/{package}/{f.name}" for package in ("engine", "store") for f in (ROOT / "core" / package).glob("*.py")
+    ]
+    assert [m for m in sorted(modules) if m not in named] == []
+    with closing(Store(tmp_path / "new.db").db.conn) as conn:
+        tables = table_names(conn)
+    assert [t for t in sorted(tables) if f"`{t}`" not in text] == []
