@@ -1,17 +1,17 @@
 """``import simrun`` is the whole plugin API: every plugin, built-in ones included, imports from it and nothing else in
-simrun.
+simrun. And every module stays small enough to read whole.
 """
 
 import ast
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import EXAMPLE
+from conftest import EXAMPLE, ROOT
 
 import simrun
 from simrun.cli import cli
 
-PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+PLUGINS, CORE = ROOT / "plugins", ROOT / "core"
 
 
 def simrun_imports(path: Path) -> list[str]:
@@ -86,3 +86,21 @@ def test_provides_of_another_type_is_refused_with_the_component_named(tmp_path):
     result = validate_with(tmp_path, '"age"')
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "sampler 'declared_towns': provides must be a set of attribute names" in " ".join(result.output.split())
+
+
+MOST_LINES, MOST_CLASS_LINES = 420, 250  # a module a newcomer reads in one sitting; a class that does one thing
+
+
+def test_no_module_or_class_outgrows_its_room():
+    """Each module of simrun and its built-ins stays small enough to read whole (docs/architecture.md says which
+    does what): a module that outgrows this is split by what it does."""
+    too_long = {}
+    for path in sorted([*CORE.rglob("*.py"), *PLUGINS.rglob("*.py")]):
+        text = path.read_text()
+        classes = [node for node in ast.walk(ast.parse(text)) if isinstance(node, ast.ClassDef)]
+        if len(text.splitlines()) > MOST_LINES:
+            too_long[str(path.relative_to(ROOT))] = len(text.splitlines())
+        for node in classes:
+            if node.end_lineno - node.lineno + 1 > MOST_CLASS_LINES:
+                too_long[f"{path.relative_to(ROOT)}:{node.name}"] = node.end_lineno - node.lineno + 1
+    assert too_long == {}
