@@ -13,7 +13,7 @@ from rich.text import Text
 
 from .compare import compare
 from .display import errors
-from .engine import build_pipeline
+from .engine import build_pipeline, planned_total
 from .models import INVALID_THRESHOLD
 from .redaction import redact
 from .registry import PluginError, Registry, load_registry
@@ -100,7 +100,7 @@ invalid_threshold_option = click.option(
 def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> LoadedScenario:
     try:
         loaded = load_scenario(path, registry, list(overrides))
-        build_pipeline(loaded, registry)  # config values and the enricher plan, before any work
+        planned_total(build_pipeline(loaded, registry), loaded)  # configs, the enricher plan, personas planned
     except ScenarioError as exc:
         fail("invalid scenario\n" + exc.render())
     for notice in loaded.notices:

@@ -220,7 +220,10 @@ def _reason(exc: Exception) -> str:
 
 
 def _ordered(items: Any, order: Any, field: str) -> list[tuple[str, str]]:
-    """(key, plain text) of Choices or Answers in the given order (keys come as ints or strings)."""
+    """(key, plain text) of Choices or Answers in the given order (keys come as ints or strings); none when the
+    export leaves them empty (``[]``: carried forward from another question)."""
+    if items == []:
+        return []
     if not isinstance(items, dict):
         raise ValueError(f"{field} is not an object")
     keys = [str(k) for k in (order if isinstance(order, list) and order else items)]
@@ -243,6 +246,8 @@ def _qsf_question(payload: dict) -> tuple[list[Question], list[Skipped]]:
     if kind == "MC":
         if selector not in SINGLE_ANSWER:
             return skip("more than one answer allowed" if str(selector).startswith("MA") else "not single answer")
+        if payload.get("DynamicChoices") or payload.get("Choices") in ([], {}, None):
+            return skip("choices carried forward from another question: each respondent's own, not fixed options")
         options = [label for _, label in _ordered(payload["Choices"], payload.get("ChoiceOrder"), "Choices")]
         rows = [(tag, text)]
     elif kind == "Matrix":

@@ -72,7 +72,15 @@ class UnknownComponent(LookupError):
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
         failed = "".join(f"; plugin {plugin} failed to load ({error})" for plugin, error in (broken or {}).items())
-        super().__init__(f"no {kind} named '{name}'; {hint}installed: {', '.join(sorted(known)) or 'none'}{failed}")
+        where = (
+            ""
+            if close
+            else "; a plugin in a folder of .py files loads with --plugins-dir FOLDER, an installed one through "
+            "the 'simrun' entry point (simrun plugins lists what is loaded)"
+        )
+        super().__init__(
+            f"no {kind} named '{name}'; {hint}installed: {', '.join(sorted(known)) or 'none'}{failed}{where}"
+        )
 
 
 @dataclass(frozen=True)

@@ -335,18 +335,30 @@ def _component_problems(
     registry: Registry,
 ) -> list[ScenarioIssue]:
     """Every component's own ``check`` against the whole scenario, each problem placed at its field's line."""
-    sampler_cls, _, sampler_config = configured[0]
-    context = CheckContext(scenario=scenario, strata=sampler_cls.planned_strata(sampler_config), registry=registry)
+    sampler_cls, sampler_loc, sampler_config = configured[0]
     issues = []
+    try:
+        strata = sampler_cls.planned_strata(sampler_config)
+    except Exception as exc:  # noqa: BLE001 - a plugin's planning fails on its config: say whose, and where
+        issues.append(_issue_for(sampler_loc, _failed(sampler_cls, "planned_strata", exc), lines, overridden))
+        strata = None
+    context = CheckContext(scenario=scenario, strata=strata, registry=registry)
     for cls, loc, config in configured:
         try:
             problems = cls.check(config, context)
         except ValueError as exc:  # a file the check reads is bad; its message names file and line
             problems = [Problem("", str(exc))]
+        except Exception as exc:  # noqa: BLE001 - a check that breaks is the plugin's problem, named as such
+            problems = [Problem("", _failed(cls, "check", exc))]
         for problem in problems:
             field = tuple(int(p) if p.isdigit() else p for p in problem.field.split(".")) if problem.field else ()
             issues.append(_issue_for(loc + field, problem.message, lines, overridden))
     return issues
+
+
+def _failed(cls: type, method: str, exc: Exception) -> str:
+    """What a component's own method raised, said with the component's name, kind and method."""
+    return f"{cls.kind} '{cls.name}' failed in {method}(): {type(exc).__name__}: {exc}"
 
 
 def _add_questions(

@@ -191,3 +191,130 @@ def test_a_sweep_whose_variants_fail_validation_creates_no_run_log(tmp_path, inv
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "invalid sweep" in said and "[variant 'seed=-1']" in said
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "per_town, said", [(0, "plans 0 personas: a run needs at least one"), (-3, "plans -6 personas")]
+)
+def test_a_sampler_that_plans_no_personas_is_an_error_before_any_run(tmp_path, invoke, per_town, said):
+    db = tmp_path / "none.db"
+    result = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", "--set", f"sampler.with.per_town={per_town}", db=db)
+    assert result.exit_code != 0 and said in result.output and "sampler.with" in result.output
+    assert "KeyError" not in result.output and not db.exists()
+
+
+PLANS_FROM_A_FILE = """
+from pathlib import Path
+from simrun import Persona, Sampler, StrictConfig, hookimpl
+
+
+class FilePeople(Sampler):
+    name = "file_people"
+
+    class Config(StrictConfig):
+        path: str
+
+    @classmethod
+    def planned_strata(cls, config):
+        return frozenset(Path(config.path).read_text().split())
+
+    def total(self):
+        return 1
+
+    def sample(self, rng, batch_size):
+        yield [Persona(id=0, stratum="x", weight=1.0)]
+
+
+@hookimpl
+def register_samplers(register):
+    register(FilePeople)
+"""
+
+
+def test_a_plugin_that_fails_on_its_config_is_named_with_the_field_and_line(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "file_people.py").write_text(PLANS_FROM_A_FILE)
+    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())  # instant, generation
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        (EXAMPLE / "towns.yaml")
+        .read_text()
+        .replace("  use: towns\n  with:\n    per_town: 12\n", "  use: file_people\n  with:\n    path: nope.csv\n")
+    )
+    result = CliRunner().invoke(cli, ["validate", str(scenario), "--plugins-dir", str(plugins)])
+    assert result.exit_code != 0
+    assert (
+        f"{scenario}:6: sampler.with: sampler 'file_people' failed in planned_strata(): FileNotFoundError"
+        in result.output
+    )
+
+
+def test_a_component_nobody_registered_says_how_plugins_are_found(invoke, tmp_path):
+    result = CliRunner().invoke(cli, ["validate", str(EXAMPLE / "towns.yaml")])  # no --plugins-dir
+    assert result.exit_code != 0
+    assert "no sampler named 'towns'; installed:" in result.output
+    assert "--plugins-dir FOLDER" in " ".join(result.output.split())
+
+
+CARRIED_FORWARD = {
+    "SurveyEntry": {"SurveyID": "SV_1", "SurveyName": "carried"},
+    "SurveyElements": [
+        {
+            "Element": "BL",
+            "Payload": [
+                {
+                    "Type": "Default",
+                    "BlockElements": [{"Type": "Question", "QuestionID": q} for q in ("QID1", "QID21", "QID22")],
+                }
+            ],
+        },
+        {
+            "Element": "SQ",
+            "Payload": {
+                "QuestionID": "QID1",
+                "DataExportTag": "Q1",
+                "QuestionType": "MC",
+                "Selector": "SAVR",
+                "QuestionText": "Which of these do you use?",
+                "Choices": {"1": {"Display": "Radio"}, "2": {"Display": "Television"}},
+            },
+        },
+        {
+            "Element": "SQ",
+            "Payload": {
+                "QuestionID": "QID21",
+                "DataExportTag": "Q21",
+                "QuestionType": "MC",
+                "Selector": "SAVR",
+                "QuestionText": "Which of those do you trust most?",
+                "Choices": [],
+                "DynamicChoices": {"DynamicType": "ChoiceGroup", "Locator": "q://QID1/ChoiceGroup/SelectedChoices"},
+            },
+        },
+        {
+            "Element": "SQ",
+            "Payload": {
+                "QuestionID": "QID22",
+                "DataExportTag": "Q22",
+                "QuestionType": "Matrix",
+                "Selector": "Likert",
+                "SubSelector": "SingleAnswer",
+                "QuestionText": "How much do you trust each?",
+                "Choices": [],
+                "Answers": {"1": {"Display": "A lot"}, "2": {"Display": "Not at all"}},
+            },
+        },
+    ],
+}
+
+
+def test_a_qualtrics_question_with_carried_forward_choices_is_skipped_and_named(tmp_path):
+    path = tmp_path / "carried.qsf"
+    path.write_text(json.dumps(CARRIED_FORWARD))
+    instrument = read_instrument(path)
+    assert [q.id for q in instrument.questions] == ["Q1"]
+    skipped = {s.id: s.reason for s in instrument.skipped}
+    assert (
+        set(skipped) == {"Q21", "Q22"} and "carried forward" in skipped["Q21"] and "carried forward" in skipped["Q22"]
+    )

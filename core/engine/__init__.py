@@ -29,11 +29,20 @@ from .calls import ModelCalls
 from .enrichment import enrich
 from .estimate import RunEstimate, estimate
 from .memory import few_collections
-from .plan import Pipeline, PlanError, build_pipeline, order_enrichers, started
+from .plan import Pipeline, PlanError, build_pipeline, order_enrichers, planned_total, started
 from .sampling import batches
 from .scoring import score
 
-__all__ = ["Engine", "PlanError", "Pipeline", "RunEstimate", "build_pipeline", "order_enrichers", "started"]
+__all__ = [
+    "Engine",
+    "PlanError",
+    "Pipeline",
+    "RunEstimate",
+    "build_pipeline",
+    "order_enrichers",
+    "planned_total",
+    "started",
+]
 
 
 class Engine:
@@ -65,6 +74,7 @@ class Engine:
         bar among them) follow it through the lifecycle hooks.
         """
         pipeline = build_pipeline(loaded, self.registry)
+        total = planned_total(pipeline, loaded)  # before the run is created: a bad plan leaves no run behind
         s, runs = loaded.scenario, self.store.runs
         self.calls = ModelCalls(self.store, self.use_cache)
         faults: dict[str, int] = {}  # baselines left out of the run, and why (kept with its stats)
@@ -81,7 +91,7 @@ class Engine:
             seed=s.seed,
             db_path=self.store.path,
             resumed=resume is not None,
-            total=pipeline.sampler.total(),
+            total=total,
         )
         timings: dict[str, float] = {}
         try:

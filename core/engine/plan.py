@@ -100,6 +100,22 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
     return Pipeline(sampler, ordered, simulator, executor, metrics, components)
 
 
+def planned_total(pipeline: Pipeline, loaded: LoadedScenario) -> int:
+    """How many personas the sampler plans: at least one, or the run would have nothing to ask or score."""
+    total = pipeline.sampler.total()
+    if not isinstance(total, int) or isinstance(total, bool) or total < 1:
+        name = loaded.scenario.sampler.use
+        why = (
+            "a run needs at least one: check its config"
+            if isinstance(total, int) and total == 0
+            else "total() must return a whole number of at least 1"
+        )
+        raise PlanError(
+            loaded.source, [ScenarioIssue(("sampler", "with"), f"sampler '{name}' plans {total!r} personas: {why}")]
+        )
+    return total
+
+
 @contextlib.contextmanager
 def started(loaded: LoadedScenario, pipeline: Pipeline, registry: Registry) -> Iterator[None]:
     """The executor started on the scenario's simulator for the block; both released when it ends."""
