@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from .components import CheckContext, Problem
 from .instruments import InstrumentError, comma_separated, read_instrument
 from .models import Question
+from .overrides import apply_overrides, set_path
 from .registry import Registry, UnknownComponent
 from .scenario_models import (
     AblationSpec,
@@ -33,7 +34,6 @@ from .yaml_input import (
     ScenarioLoader,
     check_yaml_size,
     line_index,
-    load_bounded,
     load_yaml,
 )
 
@@ -52,52 +52,6 @@ __all__ = [  # the models live in scenario_models; loading them is here, and bot
     "set_path",
     "validate_data",
 ]
-
-
-def set_path(data: dict, dotted: str, value: Any) -> None:
-    """Set ``a.b.0.c`` in nested scenario data, creating mappings as needed."""
-    keys: list[str | int] = [int(k) if k.isdigit() else k for k in dotted.split(".")]
-    target: Any = data
-    for i, key in enumerate(keys[:-1]):
-        if isinstance(target, list):
-            target = target[key]  # type: ignore[index]
-            continue
-        if not isinstance(target.get(key), (dict, list)):
-            target[key] = [] if isinstance(keys[i + 1], int) else {}
-        target = target[key]
-    target[keys[-1]] = value  # type: ignore[index]
-
-
-def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
-    """Apply ``a.b.c=value`` overrides in place; return the paths they set."""
-    paths = []
-    for item in overrides:
-        dotted, sep, raw = item.partition("=")
-        if not sep or not dotted:
-            raise ScenarioError(
-                source, [ScenarioIssue((), f"--set {item!r}: expected PATH=VALUE, e.g. sampler.with.per_state=5")]
-            )
-        raw = raw.strip()
-        try:
-            value = load_bounded(raw) if raw else ""
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ScenarioError(
-                source,
-                [
-                    ScenarioIssue(
-                        (), f"--set {item[:120]!r}: the value is not valid YAML ({problem}); quote it if it is text"
-                    )
-                ],
-            ) from None
-        try:
-            set_path(data, dotted.strip(), value)
-        except (IndexError, KeyError, TypeError, AttributeError):
-            raise ScenarioError(
-                source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]
-            ) from None
-        paths.append(dotted.strip())
-    return paths
 
 
 def expand_question_files(data: dict, lines: dict[PathKey, int], overridden: list[str]) -> tuple[list, list[str]]:
