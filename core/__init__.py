@@ -76,12 +76,12 @@ from .models import (  # noqa: E402
     RunInfo,
     failed_answer,
 )
+from .overrides import set_path  # noqa: E402
 from .raking import Coded, Dimension, Imputed, RakeResult, combination_key, encode, fit_state, rake  # noqa: E402
 from .redaction import redact, secret  # noqa: E402
 from .registry import build_simulator  # noqa: E402
 from .report import pyplot  # noqa: E402
 from .rules import Rule, load_rules, violations  # noqa: E402
-from .overrides import set_path  # noqa: E402
 from .schemas import bounded_integer, bounded_integers_as_enums, integer_bounds, schema_check  # noqa: E402
 
 __all__ = [

@@ -32,7 +32,8 @@ from .writers import FORMATS, RowWriter, format_for
 )
 @common
 def export(run_id: str, fmt: str | None, output: str | None, db_path: str, registry: Registry) -> None:
-    """Export a run's answers, one row per persona x question, with persona attributes and option probabilities."""
+    """Export a run's answers, one row per persona x question x repeat (the scenario's repeats), with persona attributes
+    and option probabilities."""
     store = Store(db_path, read_only=True)
     try:
         store.runs.get(run_id)

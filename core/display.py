@@ -95,6 +95,8 @@ def run_summary(store: Store, run_id: str, invalid_threshold: float = INVALID_TH
         "components": json.loads(record["components"]),
         "simulator_stats": json.loads(record.get("simulator_stats") or "{}"),
         "counts": store.runs.counts(run_id),
+        "cache": store.answers.cache_use(run_id),
+        "simulator": {"model": record.get("model"), "identity": json.loads(record.get("simulator_identity") or "null")},
         "design": design(store, record),
         "failed_answers": dict(zip(("count", "most_common"), store.answers.errors(run_id))),
         "invalid_outputs": [o.model_dump() for o in store.results.invalid_outputs(run_id, invalid_threshold)],
@@ -157,7 +159,13 @@ def print_run(summary: dict[str, Any]) -> None:
     if summary["error"]:
         console.print(summary["error"], style="red")
     counts = summary["counts"]
-    console.print(f"{counts['personas']} personas, {counts['answers']} answers, timings {summary['timings']}")
+    cache = summary["cache"]
+    console.print(
+        f"{counts['personas']} personas, {counts['answers']} answers ({cache['from_cache']} from the cache, "
+        f"{cache['from_model']} from the model), timings {summary['timings']}"
+    )
+    if summary["simulator"]["identity"] is not None:
+        console.print(f"simulator identity (its cache key): {json.dumps(summary['simulator']['identity'])}")
     console.print("components: " + ", ".join(f"{c['as']}={c['name']}" for c in summary["components"]))
     if summary["design"]:
         console.print(

@@ -47,6 +47,12 @@ def test_run_by_file_name_then_runs_show_export(invoke, tmp_path):
     assert shown["counts"] == {"personas": 24, "answers": 48, "metrics": 3}
     assert set(shown["shares"]["q1"]) == {"Ashford", "Brook", "ALL"}
     assert "mean_share.share" in shown["metrics"]
+    assert (
+        shown["cache"] == {"from_cache": 0, "from_model": 48}
+        and shown["simulator"]["identity"]["simulator"] == "instant"
+    )
+    again = invoke(str(EXAMPLE / "towns.yaml"))  # the same scenario again: every answer from the cache, and it says so
+    assert "48 answers (48 from the cache, 0 from the model)" in again.output
 
     out = tmp_path / "answers.csv"
     assert invoke("export", run_id, "--format", "csv", "-o", str(out)).exit_code == 0

@@ -179,6 +179,13 @@ class Answers(Table):
                     row["prompt"] = legacy if legacy is not None else render(row.pop("names"), row.pop("values"), row)
                 yield row
 
+    def cache_use(self, run_id: str) -> dict[str, int]:
+        """How many of the run's answers the cache served, and how many the model gave (failures included)."""
+        from_cache, total = self.db.execute(
+            "select coalesce(sum(cached), 0), count(*) from answers where run_id = ?", [run_id]
+        ).fetchone()
+        return {"from_cache": from_cache, "from_model": total - from_cache}
+
     def errors(self, run_id: str, most: int = 3) -> tuple[int, list[tuple[str, int]]]:
         """How many answers failed, and their most common errors with counts."""
         rows = list(
