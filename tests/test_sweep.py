@@ -225,3 +225,12 @@ def test_a_sweep_moved_to_another_executor_is_the_same_sweep(tmp_path):
     moved = {**scenario, "executor": {"use": "ray", "with": {"address": "10.0.0.5:6379"}}}
     assert store.sweeps.unfinished(moved) == sweep_id
     assert store.sweeps.unfinished({**scenario, "seed": 3}) is None  # anything else is another sweep
+
+
+def test_grid_runs_the_values_the_scenario_already_has_once_as_its_baseline(registry):
+    from simrun.plugins.ablations.grid import GridAblation
+
+    scenario = {"seed": 7, "sampler": {"use": "towns", "with": {"per_town": 12}}}
+    grid = GridAblation(GridAblation.Config(fields={"sampler.with.per_town": [6, 12, 24], "seed": [7]}))
+    labels = [label for label, _ in grid.variants(scenario)]
+    assert labels == ["baseline", "sampler.with.per_town=6, seed=7", "sampler.with.per_town=24, seed=7"]

@@ -1,7 +1,8 @@
 """``grid``: every combination of values for several scenario fields.
 
 Any field ``--set`` can change: model, temperature, prompt style, seed,
-option order. The scenario as written is the baseline.
+option order. The scenario as written is the baseline, and a combination of the values it already has is not run
+again.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class GridAblation(Ablation):
             variant = copy.deepcopy(scenario)
             for path, value in zip(paths, values):
                 set_path(variant, path, copy.deepcopy(value))
+            if variant == scenario:  # the values as written: the baseline already runs them
+                continue
             yield ", ".join(f"{p}={v}" for p, v in zip(paths, values)), variant
 
 
