@@ -287,9 +287,17 @@ class RunData(SharesData, Protocol):
 
 
 class MetricValue(BaseModel):
+    """One figure of a metric: ``MetricValue("share", 0.52)`` or ``MetricValue(name="share", value=0.52,
+    stratum="CA")``; ``stratum`` "" is the whole population."""
+
     name: str
     value: float
     stratum: str = ""
+
+    def __init__(self, *args: Any, **fields: Any):
+        if len(args) > 3:
+            raise TypeError(f"MetricValue takes name, value and stratum: {len(args)} values given")
+        super().__init__(**dict(zip(("name", "value", "stratum"), args)), **fields)
 
 
 class Metric(Component):

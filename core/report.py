@@ -259,7 +259,9 @@ def metric_section(plt, result: dict[str, Any], name: str) -> list[str]:
         )
         ax.invert_yaxis()
         ax.legend(fontsize=7, loc="best")
-        ax.set(xlabel=f"difference from '{baseline}'", title=f"{name}: difference from '{baseline}' (95% interval)")
+        has_interval = any(v["metrics"][name]["diff_ci"] for v in others)
+        title = f"{name}: difference from '{baseline}'" + (" (95% interval)" if has_interval else " (no interval)")
+        ax.set(xlabel=f"difference from '{baseline}'", title=title)
         parts.append(_img(_png(fig), f"{name}: difference from {baseline}"))
     rows = [
         [

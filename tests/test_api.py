@@ -5,6 +5,7 @@ simrun. And every module stays small enough to read whole.
 import ast
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLE, ROOT
 
@@ -104,3 +105,10 @@ def test_no_module_or_class_outgrows_its_room():
             if node.end_lineno - node.lineno + 1 > MOST_CLASS_LINES:
                 too_long[f"{path.relative_to(ROOT)}:{node.name}"] = node.end_lineno - node.lineno + 1
     assert too_long == {}
+
+
+def test_a_metric_value_is_made_as_the_docs_write_it_by_keyword_or_in_order():
+    assert simrun.MetricValue("share", 0.5, "CA") == simrun.MetricValue(name="share", value=0.5, stratum="CA")
+    assert simrun.MetricValue("share", 0.5).stratum == ""
+    with pytest.raises(TypeError, match="name, value and stratum"):
+        simrun.MetricValue("share", 0.5, "CA", "extra")
