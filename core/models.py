@@ -143,6 +143,12 @@ class Prompt(BaseModel):
     user: str
     labels: list[str]
     repeat: int = Field(0, ge=0, description="Which repeat of this prompt (scenario repeats); seeds sampling backends.")
+    attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The persona's attributes this prompt shows, name -> value in prompt order (none the prompt "
+        "leaves out, an ablation's included): for a simulator that reads them rather than the text. Not part of "
+        "the cache key: the system text already shows them.",
+    )
 
     @property
     def text(self) -> str:

@@ -80,3 +80,23 @@ def test_the_architecture_map_names_real_modules_every_stage_and_every_table(tmp
     with closing(Store(tmp_path / "new.db").db.conn) as conn:
         tables = table_names(conn)
     assert [t for t in sorted(tables) if f"`{t}`" not in text] == []
+
+
+def test_the_rule_based_simulator_example_reads_the_persona_whatever_the_prompt_style(tmp_path):
+    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "class AgeRule(" in block)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "age_rule.py").write_text(example)
+    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())  # towns and mean_share
+    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
+
+    def share(*overrides: str) -> float:
+        sets = [item for o in ("simulator.use=age_rule", *overrides) for item in ("--set", o)]
+        result = CliRunner().invoke(cli, ["run", str(EXAMPLE / "towns.yaml"), "--quiet", *sets, *common])
+        assert result.exit_code == 0, result.output
+        shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
+        return json.loads(shown.output)["metrics"]["mean_share.share"]
+
+    table, first_person = share(), share("prompt.style=first_person")
+    assert table == pytest.approx(first_person) and table not in (pytest.approx(0.5), pytest.approx(0.1))
+    assert share("prompt.exclude=[age]") == pytest.approx(0.5)  # what the prompt leaves out, the simulator cannot see

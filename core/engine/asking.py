@@ -94,7 +94,8 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
         for repeat in range(loaded.scenario.repeats)
     ]
     prompt_keys = PromptKeys(executor.simulator.identity(), [(a.labels, a.repeat, a.users) for a in asks])
-    systems = [spec.system.format(persona=spec.render_persona(as_stored(persona))) for persona in batch]
+    stored = [as_stored(persona) for persona in batch]
+    systems = [spec.system.format(persona=spec.render_persona(persona)) for persona in stored]
     keys = [key for system in systems for key in prompt_keys.persona(system)]
     prompts = [(a, user) for a in asks for user in a.users]  # a persona's prompts, in the order of its keys
 
@@ -107,6 +108,7 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
             user=user,
             labels=a.labels,
             repeat=a.repeat,
+            attributes=dict(spec.shown(stored[which])),
         )
 
     replies, cached = calls.answers(keys, prompt, executor, prompt_keys)
