@@ -57,6 +57,8 @@ def with_plugins(fn: Callable) -> Callable:
             registry = load_registry(plugins_dir)
         except PluginError as exc:
             fail(f"plugin: {exc}")
+        for notice in registry.notices:
+            errors.print(Text.assemble(("note:", "bold yellow"), " ", notice), soft_wrap=True)
         try:
             return fn(*args, registry=registry, **kwargs)
         except StoreError as exc:

@@ -103,6 +103,7 @@ class Registry:
     components: dict[str, dict[str, ComponentInfo]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
     broken: dict[str, str] = field(default_factory=dict)  # entry point -> why it failed to load
     plugins_dir: str | None = None  # the --plugins-dir it was loaded with, so replicas elsewhere load it too
+    notices: list[str] = field(default_factory=list)  # worth a line before a command's output (overrides)
 
     def get(self, kind: str, name: str) -> ComponentInfo:
         try:
@@ -122,11 +123,18 @@ class Registry:
         if unknown:
             listed = ", ".join(sorted(unknown))
             raise PluginError(f"plugin {plugin}: {cls.__name__}.non_semantic names no Config field: {listed}")
-        if name in self.components[kind]:
-            raise PluginError(
-                f"{kind} '{name}' registered twice: by {self.components[kind][name].plugin} and by {plugin}"
+        info = ComponentInfo(kind, name, cls, plugin, package, version)
+        existing = self.components[kind].get(name)
+        if existing is not None:
+            if (package == "local") == (existing.package == "local"):  # two files of one folder, or two packages
+                raise PluginError(f"{kind} '{name}' registered twice: by {existing.plugin} and by {plugin}")
+            local, installed = (info, existing) if package == "local" else (existing, info)
+            self.notices.append(
+                f"{kind} '{name}' from --plugins-dir ({local.plugin}) is used instead of the one installed by "
+                f"{installed.package} {installed.version}".rstrip()
             )
-        self.components[kind][name] = ComponentInfo(kind, name, cls, plugin, package, version)
+            info = local
+        self.components[kind][name] = info
 
     def all(self) -> list[ComponentInfo]:
         return [info for by_name in self.components.values() for info in by_name.values()]

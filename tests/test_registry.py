@@ -7,7 +7,13 @@ import os
 import subprocess
 import sys
 
-from simrun.registry import DEFAULT_PLUGINS, load_registry
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLE
+
+from simrun import __version__
+from simrun.cli import cli
+from simrun.registry import DEFAULT_PLUGINS, PluginError, load_registry
 
 
 def fake_distribution(site, name: str, module: str, source: str) -> None:
@@ -85,3 +91,29 @@ def test_a_plugin_that_registers_something_invalid_is_left_out_in_one_line(tmp_p
     assert listed.returncode == 0, listed.stderr
     assert "simrun: plugin badreg (badreg) failed to load and is left out: PluginError" in listed.stderr
     assert "Traceback" not in listed.stderr
+
+
+def test_a_plugins_dir_component_is_used_instead_of_an_installed_one_of_its_name_with_a_note(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "my_census.py").write_text(
+        (EXAMPLE / "simrun_example.py").read_text().replace('name = "towns"', 'name = "census"')
+    )
+    registry = load_registry(plugins)
+    info = registry.get("sampler", "census")
+    assert info.package == "local" and info.plugin.endswith("my_census.py")
+    assert registry.notices == [
+        f"sampler 'census' from --plugins-dir ({plugins / 'my_census.py'}) is used instead of the one installed "
+        f"by simrun {__version__}"
+    ]
+    result = CliRunner().invoke(cli, ["plugins", "--plugins-dir", str(plugins)])
+    assert result.exit_code == 0 and "note: sampler 'census' from --plugins-dir" in " ".join(result.output.split())
+
+
+def test_one_name_twice_in_one_folder_is_still_an_error_naming_both(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for copy in ("a.py", "b.py"):
+        (plugins / copy).write_text((EXAMPLE / "simrun_example.py").read_text())
+    with pytest.raises(PluginError, match=r"registered twice: by .*a\.py and by .*b\.py"):
+        load_registry(plugins)
