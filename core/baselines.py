@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .models import ModelAnswer, Persona, Question
-from .store import dumps
+from .models import Answer, ModelAnswer, Persona, Question
 from .views import RunView
 
 BASELINES = ("uniform", "no_persona")
@@ -48,12 +47,11 @@ class BaselineView:
     def personas(self) -> Iterator[Persona]:
         return self.run.personas()
 
-    def answers(self) -> Iterator[dict]:
-        encoded = {qid: dumps(a.distribution) for qid, a in self.answers_by_question.items()}
+    def answers(self) -> Iterator[Answer]:
         for row in self.run.answers():
-            answer = self.answers_by_question.get(row["question_id"])
+            answer = self.answers_by_question.get(row.question_id)
             if answer is not None:
-                yield {**row, "distribution": encoded[row["question_id"]], "invalid": answer.invalid}
+                yield row.model_copy(update={"distribution": dict(answer.distribution), "invalid": answer.invalid})
 
 
 class FixedSharesView:
@@ -76,13 +74,12 @@ class FixedSharesView:
     def personas(self) -> Iterator[Persona]:
         return self.run.personas()
 
-    def answers(self) -> Iterator[dict]:
+    def answers(self) -> Iterator[Answer]:
         """Each persona's answer is its stratum's shares; personas of strata with none given are left out."""
-        stratum_of = {p.id: p.stratum for p in self.run.personas()}
         for row in self.run.answers():
-            given = self._shares.get(row["question_id"], {}).get(stratum_of.get(row["persona_id"], ""))
+            given = self._shares.get(row.question_id, {}).get(row.stratum)
             if given is not None:
-                yield {**row, "distribution": dumps(given), "invalid": 0.0}
+                yield row.model_copy(update={"distribution": dict(given), "invalid": 0.0})
 
 
 def split(metric: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .models import ModelAnswer, Persona, Prompt, Question
+from .models import Answer, ModelAnswer, Persona, Prompt, Question
 
 
 class StrictConfig(BaseModel):
@@ -279,7 +279,7 @@ class RunData(SharesData, Protocol):
 
     def personas(self) -> Iterator[Persona]: ...
 
-    def answers(self) -> Iterator[dict]: ...
+    def answers(self) -> Iterator[Answer]: ...
 
     def population_cells(
         self, dimensions: tuple[str, ...], reference: dict[str, Any] | None = None

@@ -180,15 +180,18 @@ class ModelAnswer(BaseModel):
 
 
 class Answer(ModelAnswer):
-    """A model answer placed in its run: persona, question, prompt, cache key."""
+    """A model answer placed in its run: persona (and its stratum and weight), question, repeat, prompt, cache key.
+    ``run.answers()`` leaves ``prompt`` empty (``simrun show RUN --prompt`` and ``export`` render it)."""
 
     persona_id: int
     question_id: str
     repeat: int = 0
-    prompt: str
+    prompt: str = ""
     model: str
     cache_key: str
     cached: bool = False
+    stratum: str = ""
+    weight: float = 1.0
 
 
 def cache_key_text(keys: bytes) -> str:

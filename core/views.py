@@ -7,11 +7,12 @@ first three is ``resamplable``: ``simrun compare`` recomputes it on resamples.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .coverage import Cell
-from .models import Persona, Question
+from .models import Answer, Persona, Question
 from .store import Store
 
 # builds a sampler from a {use, with} spec; None: the run's own sampler
@@ -39,8 +40,26 @@ class RunView:
     def personas(self) -> Iterator[Persona]:
         return self.store.personas.rows(self.run_id)
 
-    def answers(self) -> Iterator[dict]:
-        return self.store.answers.rows(self.run_id)
+    def answers(self) -> Iterator[Answer]:
+        """The run's answers by persona, question and repeat, each with its persona's stratum and weight."""
+        for row in self.store.answers.rows(self.run_id):
+            yield Answer.model_construct(  # read back from the log simrun wrote: already valid
+                distribution=json.loads(row["distribution"]),
+                invalid=row["invalid"],
+                raw=row["raw"] or "",
+                tokens=row["tokens"] or 0,
+                latency_ms=row["latency_ms"] or 0.0,
+                error=row["error"],
+                persona_id=row["persona_id"],
+                question_id=row["question_id"],
+                repeat=row["repeat"],
+                prompt="",
+                model=row["model"] or "",
+                cache_key=row["cache_key"],
+                cached=bool(row["cached"]),
+                stratum=row["stratum"],
+                weight=row["weight"],
+            )
 
     def population_cells(
         self, dimensions: tuple[str, ...], reference: dict[str, Any] | None = None

@@ -341,3 +341,36 @@ def test_a_run_puts_the_cycle_collector_back_as_it_found_it(registry, tmp_path):
         assert gc.get_freeze_count() > 0 and gc.get_threshold() == threshold
     finally:
         gc.unfreeze()
+
+
+def test_a_metric_reads_answers_as_the_docs_say_on_the_run_and_its_baselines(tmp_path):
+    from simrun import Answer, Metric, MetricValue
+    from simrun.registry import load_registry
+
+    seen: dict[str, list] = {}
+
+    class WeightedFirst(Metric):
+        """The weighted share of option A, read answer by answer."""
+
+        name = "weighted_first"
+        baselines = True
+
+        def compute(self, run):
+            answers = list(run.answers())
+            seen.setdefault("calls", []).append(answers)
+            total = sum(a.weight for a in answers)
+            return [MetricValue("share_a", sum(a.distribution["A"] * a.weight for a in answers) / total)]
+
+    registry = load_registry(EXAMPLE)
+    registry.add("metric", "test", "test", "", WeightedFirst)
+    store = Store(tmp_path / "m.db")
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, ["metrics={weighted_first: {}}"])
+    run_id = Engine(registry, store).run(loaded)
+    own, *baselines = seen["calls"]
+    assert len(own) == 48 and len(baselines) == 2  # the run, then the uniform and no-persona baselines
+    first = own[0]
+    assert isinstance(first, Answer) and isinstance(first.distribution, dict)
+    assert first.stratum in {"Ashford", "Brook"} and first.weight == pytest.approx(1000 / 12) and first.repeat == 0
+    assert sorted({round(a.distribution["A"], 9) for a in baselines[0]}) == [round(1 / 3, 9), 0.5]  # uniform
+    values = {m["metric"]: m["value"] for m in store.results.metrics(run_id)}
+    assert set(values) == {"weighted_first", "weighted_first@uniform", "weighted_first@no_persona"}

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -258,12 +257,11 @@ class OpinionMetric(Metric):
         sums: dict[str, dict[tuple[str, str], np.ndarray]] = defaultdict(dict)
         wanted = {q.id: q for q in questions}
         for row in run.answers():
-            q = wanted.get(row["question_id"])
+            q = wanted.get(row.question_id)
             if q is None:
                 continue
-            dist = json.loads(row["distribution"])
-            p = np.array([dist.get(label, 0.0) for label in q.labels]) * row["weight"]
-            for key in [("ALL", "ALL"), *((a, g) for a, g in membership[row["persona_id"]].items() if g)]:
+            p = np.array([row.distribution.get(label, 0.0) for label in q.labels]) * row.weight
+            for key in [("ALL", "ALL"), *((a, g) for a, g in membership[row.persona_id].items() if g)]:
                 sums[q.id][key] = sums[q.id].get(key, 0.0) + p
         sizes: dict[tuple[str, str], int] = defaultdict(int)  # personas per group: the ceiling's sample size
         for groups in membership.values():

@@ -12,7 +12,6 @@ mostly noise. Exact log-probability scoring has no run-to-run variance.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
 import numpy as np
@@ -34,9 +33,8 @@ class StabilityMetric(Metric):
     def compute(self, run) -> list[MetricValue]:
         answers: dict[str, dict[int, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
         for row in run.answers():
-            q = run.questions[row["question_id"]]
-            dist = json.loads(row["distribution"])
-            answers[q.id][row["persona_id"]].append(np.array([dist.get(label, 0.0) for label in q.labels]))
+            q = run.questions[row.question_id]
+            answers[q.id][row.persona_id].append(np.array([row.distribution.get(label, 0.0) for label in q.labels]))
         if not answers:
             raise ValueError("stability metric: the run has no answers")
         repeats = {len(r) for by_persona in answers.values() for r in by_persona.values()}

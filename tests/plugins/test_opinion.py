@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from simrun.models import Persona
+from simrun.models import Answer, Persona
 from simrun.plugins.metrics.opinion import (
     OpinionMetric,
     income_group,
@@ -103,6 +103,9 @@ class ToyRun:
         return iter(self._answers)
 
 
+TOY = {"model": "toy", "cache_key": "", "invalid": 0.0}  # what a run log adds to an answer, not read by the metric
+
+
 def test_metric_overall_per_group_and_human_baseline(opinionqa):
     metric = OpinionMetric(OpinionMetric.Config(path=str(opinionqa)))
     [q] = metric.questions()
@@ -112,18 +115,8 @@ def test_metric_overall_per_group_and_human_baseline(opinionqa):
         Persona(id=1, stratum="X", weight=3.0, attributes={"sex": "female", "education": "graduate degree"}),
     ]
     answers = [
-        {
-            "persona_id": 0,
-            "question_id": "Q_W1",
-            "weight": 1.0,
-            "distribution": json.dumps({"A": 0.0, "B": 0.0, "C": 1.0}),
-        },
-        {
-            "persona_id": 1,
-            "question_id": "Q_W1",
-            "weight": 3.0,
-            "distribution": json.dumps({"A": 1.0, "B": 0.0, "C": 0.0}),
-        },
+        Answer(persona_id=0, question_id="Q_W1", weight=1.0, distribution={"A": 0.0, "B": 0.0, "C": 1.0}, **TOY),
+        Answer(persona_id=1, question_id="Q_W1", weight=3.0, distribution={"A": 1.0, "B": 0.0, "C": 0.0}, **TOY),
     ]
     values = {(v.name, v.stratum): v.value for v in metric.compute(ToyRun([q], personas, answers))}
     ordinal = np.array([1.0, 1.5, 3.0])

@@ -1,10 +1,8 @@
-import json
-
 import pytest
 from conftest import EXAMPLE
 
 from simrun.engine import Engine
-from simrun.models import Question
+from simrun.models import Answer, Question
 from simrun.plugins.metrics.stability import StabilityMetric
 from simrun.scenario import load_scenario
 from simrun.store import Store
@@ -18,7 +16,14 @@ class ToyRun:
 
     def answers(self):
         return iter(
-            {"persona_id": pid, "question_id": "q", "distribution": json.dumps({"A": a, "B": 1 - a})}
+            Answer(
+                persona_id=pid,
+                question_id="q",
+                distribution={"A": a, "B": 1 - a},
+                invalid=0.0,
+                model="toy",
+                cache_key="",
+            )
             for pid, a in self.rows
         )
 
