@@ -100,3 +100,11 @@ def test_the_rule_based_simulator_example_reads_the_persona_whatever_the_prompt_
     table, first_person = share(), share("prompt.style=first_person")
     assert table == pytest.approx(first_person) and table not in (pytest.approx(0.5), pytest.approx(0.1))
     assert share("prompt.exclude=[age]") == pytest.approx(0.5)  # what the prompt leaves out, the simulator cannot see
+
+
+def test_the_plugin_test_example_passes(tmp_path, monkeypatch):
+    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "run_scenario(" in block)
+    monkeypatch.chdir(ROOT)  # its paths are relative to the repository, as a plugin's own tests would be to its
+    namespace: dict = {}
+    exec(compile(example, "docs/plugins.md", "exec"), namespace)
+    namespace["test_towns_answers_put_the_bias_on_the_first_option"](tmp_path)
