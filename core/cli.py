@@ -332,6 +332,11 @@ def estimate_run(loaded: LoadedScenario, registry: Registry, db_path: str, no_ca
         else "nothing to send"
     )
     click.echo(f"{answers:,} answer(s), {cached:,} in the cache; {to_send}")
+    if asked.calls and asked.calls - baseline != answers - cached:
+        click.echo(
+            "calls are counted per distinct request: personas whose prompts are the same share one, each option "
+            "order asked is one, and a simulator that samples makes one per sample"
+        )
     if written.calls:
         click.echo(
             f"and for enrichers: up to {written.calls:,} call(s) (every retry counted), ~{written.prompt_tokens:,} "

@@ -125,6 +125,7 @@ def test_estimate_counts_every_call_a_run_makes_no_persona_baseline_included(tmp
     sent = calls.read_text().count("\x1e")
     assert to_send(estimated.output) == sent
     assert "(4 of them for the no-persona baseline)" in estimated.output  # 2 questions x 2 orders
+    assert "counted per distinct request" in estimated.output  # why the calls are not the answers to get
     again = invoke("run", str(path), "--estimate", db=db)
     assert "nothing to send" in again.output, again.output  # the baseline's answers are in the cache too
     uncached = invoke("run", str(path), "--estimate", "--no-cache", db=db)
