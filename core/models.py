@@ -221,8 +221,9 @@ class Answers(Sequence[Answer]):
     """A batch's answers. The engine writes them from plain records; each ``Answer``, prompt text and all, is
     made only when an observer reads it, so a run nobody reads answers of never pays for them."""
 
-    def __init__(self, model: str, records: list[Answered]):
+    def __init__(self, model: str, records: list[Answered], people: dict[int, tuple[str, float]] | None = None):
         self.model, self.records = model, records
+        self.people = people or {}  # persona id -> (stratum, weight)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -240,6 +241,7 @@ class Answers(Sequence[Answer]):
 
     def made(self, record: Answered) -> Answer:
         reply = record.reply
+        stratum, weight = self.people.get(record.persona_id, ("", 1.0))
         return Answer(
             distribution=reply.distribution,
             invalid=reply.invalid,
@@ -254,6 +256,8 @@ class Answers(Sequence[Answer]):
             model=self.model,
             cache_key=cache_key_text(record.keys),
             cached=record.cached,
+            stratum=stratum,
+            weight=weight,
         )
 
 

@@ -70,6 +70,8 @@ def run_scenario(
     installed, each ``overrides`` item applied as ``--set`` would; log it to ``db`` (a new file in a temporary
     folder, removed with the returned run, when not given). An invalid scenario raises ``ScenarioError`` with
     the same messages ``simrun validate`` prints."""
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides is a list of PATH=VALUE items, e.g. [{overrides!r}]")
     registry = registry or load_registry(plugins_dir)
     if isinstance(scenario, dict):
         loaded = parse_scenario(yaml.safe_dump(scenario, sort_keys=False), "<scenario>", registry, list(overrides))
@@ -81,6 +83,6 @@ def run_scenario(
         db = Path(folder.name) / "simrun.db"
     store = Store(db)
     run = FinishedRun(store, Engine(registry, store).run(loaded), loaded)
-    if folder is not None:
-        weakref.finalize(run, folder.cleanup)
+    if folder is not None:  # the log goes with the run: its connection closed, then its folder removed
+        weakref.finalize(run, lambda: (store.db.conn.close(), folder.cleanup()))
     return run

@@ -104,7 +104,23 @@ def test_the_rule_based_simulator_example_reads_the_persona_whatever_the_prompt_
 
 def test_the_plugin_test_example_passes(tmp_path, monkeypatch):
     example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "run_scenario(" in block)
-    monkeypatch.chdir(ROOT)  # its paths are relative to the repository, as a plugin's own tests would be to its
-    namespace: dict = {}
+    monkeypatch.chdir(tmp_path)  # its paths are its own file's, wherever the tests run from
+    namespace: dict = {"__file__": str(ROOT / "tests" / "test_plugin_example.py")}
     exec(compile(example, "docs/plugins.md", "exec"), namespace)
     namespace["test_towns_answers_put_the_bias_on_the_first_option"](tmp_path)
+
+
+def test_a_system_template_without_the_persona_gives_the_simulator_no_attributes(tmp_path):
+    """What the prompt does not show, neither its cache key nor its attributes hold: personas alike in text are
+    alike to a rule-based simulator too (else the first persona's answer would be served to all)."""
+    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "class AgeRule(" in block)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "age_rule.py").write_text(example)
+    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())
+    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
+    sets = ["--set", "simulator.use=age_rule", "--set", "prompt.system=You are answering a survey."]
+    result = CliRunner().invoke(cli, ["run", str(EXAMPLE / "towns.yaml"), "--quiet", *sets, *common])
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
+    assert json.loads(shown.output)["metrics"]["mean_share.share"] == pytest.approx(0.5)

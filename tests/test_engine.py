@@ -275,6 +275,7 @@ class Counter:
 
     def __init__(self):
         self.total, self.done, self.resumed = None, 0, 0
+        self.placed: set[tuple[str, float]] = set()  # each answer's stratum and weight, as its persona's
 
     @hookimpl
     def run_started(self, run):
@@ -283,6 +284,8 @@ class Counter:
     @hookimpl
     def batch_done(self, run, personas, answers):
         self.done += len(personas)
+        own = {p.id: (p.stratum, p.weight) for p in personas}
+        self.placed |= {(a.stratum, a.weight) for a in answers if (a.stratum, a.weight) == own[a.persona_id]}
 
     @hookimpl
     def batch_resumed(self, run, personas):
@@ -303,6 +306,7 @@ def test_observers_count_every_persona_of_a_resumed_run(registry, tmp_path):
     finally:
         registry.manager.unregister(counter)
     assert counter.total == 24 and counter.resumed == 8 and counter.done == 16
+    assert {stratum for stratum, _ in counter.placed} == {"Ashford", "Brook"}  # answers carry their persona's place
 
 
 def test_batched_pauses_collection_only_while_a_batch_is_built():

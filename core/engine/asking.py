@@ -7,6 +7,7 @@ Answers given under another option order are mapped back to the question's own o
 from __future__ import annotations
 
 import json
+import string
 from typing import NamedTuple
 
 from ..components import Executor
@@ -98,6 +99,8 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
     systems = [spec.system.format(persona=spec.render_persona(persona)) for persona in stored]
     keys = [key for system in systems for key in prompt_keys.persona(system)]
     prompts = [(a, user) for a in asks for user in a.users]  # a persona's prompts, in the order of its keys
+    # a system template without {persona} shows none: its prompts carry no attributes, as their text and key have none
+    shows_persona = any(field == "persona" for _, field, _, _ in string.Formatter().parse(spec.system))
 
     def prompt(i: int) -> Prompt:
         which, (a, user) = i // len(prompts), prompts[i % len(prompts)]
@@ -108,7 +111,7 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
             user=user,
             labels=a.labels,
             repeat=a.repeat,
-            attributes=dict(spec.shown(stored[which])),
+            attributes=dict(spec.shown(stored[which])) if shows_persona else {},
         )
 
     replies, cached = calls.answers(keys, prompt, executor, prompt_keys)
@@ -142,4 +145,4 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
                 )
             )
             start = end
-    return Answers(executor.simulator.model, records)
+    return Answers(executor.simulator.model, records, {p.id: (p.stratum, p.weight) for p in batch})
