@@ -124,3 +124,14 @@ def test_a_system_template_without_the_persona_gives_the_simulator_no_attributes
     assert result.exit_code == 0, result.output
     shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
     assert json.loads(shown.output)["metrics"]["mean_share.share"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "block", re.findall(r"```python\n(.*?)```", DOC, re.S), ids=lambda b: b.strip().splitlines()[0][:40]
+)
+def test_every_python_block_of_the_plugin_docs_runs_with_the_public_api(block):
+    """Each snippet runs as written given `from simrun import *` (a hook's signature, a class, a whole plugin),
+    so a name the docs use that simrun lacks, or a typo in an example, fails here."""
+    namespace = {name: getattr(simrun, name) for name in simrun.__all__}
+    namespace["__file__"] = str(ROOT / "tests" / "test_plugin_example.py")  # the testing example's own file
+    exec(compile(block, "docs/plugins.md", "exec"), namespace)
