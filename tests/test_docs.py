@@ -18,6 +18,28 @@ from simrun.store import Store, table_names
 
 DOC = (ROOT / "docs" / "plugins.md").read_text()
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "simrun_spec")]
+BLOCKS = re.findall(r"```python\n(.*?)```", DOC, re.S)
+
+
+def example(marker: str) -> str:
+    """The docs' python block that holds ``marker``."""
+    return next(block for block in BLOCKS if marker in block)
+
+
+def share_with_example(tmp_path, marker: str, *overrides: str) -> float:
+    """``mean_share.share`` of the example plugin's towns run with the docs' example plugin (the block holding
+    ``marker``) in the plugins folder beside it, each override given as --set; all runs of a test share one log."""
+    plugins = tmp_path / "plugins"
+    if not plugins.is_dir():
+        plugins.mkdir()
+        (plugins / "docs_example.py").write_text(example(marker))
+        (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())  # towns, mean_share
+    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
+    sets = [item for override in overrides for item in ("--set", override)]
+    result = CliRunner().invoke(cli, ["run", str(EXAMPLE / "towns.yaml"), "--quiet", *sets, *common])
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
+    return json.loads(shown.output)["metrics"]["mean_share.share"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -38,31 +60,10 @@ def test_every_base_class_member_is_documented(cls):
 
 
 def test_the_simulator_example_runs_and_caches_by_its_option(tmp_path):
-    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "class Echo(Simulator)" in block)
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "echo.py").write_text(example)
-    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())  # towns and mean_share
-    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
-    shares = []
-    for first in ("0.8", "0.3"):
-        result = CliRunner().invoke(
-            cli,
-            [
-                "run",
-                str(EXAMPLE / "towns.yaml"),
-                "--quiet",
-                "--set",
-                "simulator.use=echo",
-                "--set",
-                f"simulator.with.first={first}",
-                *common,
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
-        shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
-        shares.append(json.loads(shown.output)["metrics"]["mean_share.share"])
+    shares = [
+        share_with_example(tmp_path, "class Echo(Simulator)", "simulator.use=echo", f"simulator.with.first={first}")
+        for first in ("0.8", "0.3")
+    ]
     assert shares == [pytest.approx(0.8), pytest.approx(0.3)]  # the second run is not served the first one's answers
 
 
@@ -83,19 +84,8 @@ def test_the_architecture_map_names_real_modules_every_stage_and_every_table(tmp
 
 
 def test_the_rule_based_simulator_example_reads_the_persona_whatever_the_prompt_style(tmp_path):
-    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "class AgeRule(" in block)
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "age_rule.py").write_text(example)
-    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())  # towns and mean_share
-    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
-
     def share(*overrides: str) -> float:
-        sets = [item for o in ("simulator.use=age_rule", *overrides) for item in ("--set", o)]
-        result = CliRunner().invoke(cli, ["run", str(EXAMPLE / "towns.yaml"), "--quiet", *sets, *common])
-        assert result.exit_code == 0, result.output
-        shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
-        return json.loads(shown.output)["metrics"]["mean_share.share"]
+        return share_with_example(tmp_path, "class AgeRule(", "simulator.use=age_rule", *overrides)
 
     table, first_person = share(), share("prompt.style=first_person")
     assert table == pytest.approx(first_person) and table not in (pytest.approx(0.5), pytest.approx(0.1))
@@ -103,32 +93,20 @@ def test_the_rule_based_simulator_example_reads_the_persona_whatever_the_prompt_
 
 
 def test_the_plugin_test_example_passes(tmp_path, monkeypatch):
-    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "run_scenario(" in block)
     monkeypatch.chdir(tmp_path)  # its paths are its own file's, wherever the tests run from
     namespace: dict = {"__file__": str(ROOT / "tests" / "test_plugin_example.py")}
-    exec(compile(example, "docs/plugins.md", "exec"), namespace)
+    exec(compile(example("run_scenario("), "docs/plugins.md", "exec"), namespace)
     namespace["test_towns_answers_put_the_bias_on_the_first_option"](tmp_path)
 
 
 def test_a_system_template_without_the_persona_gives_the_simulator_no_attributes(tmp_path):
     """What the prompt does not show, neither its cache key nor its attributes hold: personas alike in text are
     alike to a rule-based simulator too (else the first persona's answer would be served to all)."""
-    example = next(block for block in re.findall(r"```python\n(.*?)```", DOC, re.S) if "class AgeRule(" in block)
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "age_rule.py").write_text(example)
-    (plugins / "simrun_example.py").write_text((EXAMPLE / "simrun_example.py").read_text())
-    common = ["--db", str(tmp_path / "d.db"), "--plugins-dir", str(plugins)]
-    sets = ["--set", "simulator.use=age_rule", "--set", "prompt.system=You are answering a survey."]
-    result = CliRunner().invoke(cli, ["run", str(EXAMPLE / "towns.yaml"), "--quiet", *sets, *common])
-    assert result.exit_code == 0, result.output
-    shown = CliRunner().invoke(cli, ["show", result.output.strip(), "--json", *common], catch_exceptions=False)
-    assert json.loads(shown.output)["metrics"]["mean_share.share"] == pytest.approx(0.5)
+    overrides = ("simulator.use=age_rule", "prompt.system=You are answering a survey.")
+    assert share_with_example(tmp_path, "class AgeRule(", *overrides) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(
-    "block", re.findall(r"```python\n(.*?)```", DOC, re.S), ids=lambda b: b.strip().splitlines()[0][:40]
-)
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.strip().splitlines()[0][:40])
 def test_every_python_block_of_the_plugin_docs_runs_with_the_public_api(block):
     """Each snippet runs as written given `from simrun import *` (a hook's signature, a class, a whole plugin),
     so a name the docs use that simrun lacks, or a typo in an example, fails here."""
