@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Sequence
 from typing import Any, NamedTuple, overload
@@ -221,9 +222,13 @@ class Answers(Sequence[Answer]):
     """A batch's answers. The engine writes them from plain records; each ``Answer``, prompt text and all, is
     made only when an observer reads it, so a run nobody reads answers of never pays for them."""
 
-    def __init__(self, model: str, records: list[Answered], people: dict[int, tuple[str, float]] | None = None):
-        self.model, self.records = model, records
-        self.people = people or {}  # persona id -> (stratum, weight)
+    def __init__(self, model: str, records: list[Answered], personas: Sequence[Persona] = ()):
+        self.model, self.records, self.personas = model, records, personas
+
+    @functools.cached_property
+    def people(self) -> dict[int, tuple[str, float]]:
+        """Persona id -> (stratum, weight), for the answers an observer reads (never on the engine's own path)."""
+        return {p.id: (p.stratum, p.weight) for p in self.personas}
 
     def __len__(self) -> int:
         return len(self.records)

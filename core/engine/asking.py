@@ -101,9 +101,12 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
     prompts = [(a, user) for a in asks for user in a.users]  # a persona's prompts, in the order of its keys
     # a system template without {persona} shows none: its prompts carry no attributes, as their text and key have none
     shows_persona = any(field == "persona" for _, field, _, _ in string.Formatter().parse(spec.system))
+    shown: dict[int, dict] = {}  # persona index -> the attributes its prompts show, made at its first miss
 
     def prompt(i: int) -> Prompt:
         which, (a, user) = i // len(prompts), prompts[i % len(prompts)]
+        if which not in shown:
+            shown[which] = dict(spec.shown(stored[which])) if shows_persona else {}
         return Prompt(
             persona_id=batch[which].id,
             question_id=a.question.id,
@@ -111,7 +114,7 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
             user=user,
             labels=a.labels,
             repeat=a.repeat,
-            attributes=dict(spec.shown(stored[which])) if shows_persona else {},
+            attributes=shown[which],
         )
 
     replies, cached = calls.answers(keys, prompt, executor, prompt_keys)
@@ -145,4 +148,4 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
                 )
             )
             start = end
-    return Answers(executor.simulator.model, records, {p.id: (p.stratum, p.weight) for p in batch})
+    return Answers(executor.simulator.model, records, batch)
