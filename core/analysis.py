@@ -69,9 +69,10 @@ class RunLog:
         return _pandas().DataFrame(rows)
 
     def metrics(self, run_id: str) -> Any:
-        """One row per figure: metric, name, stratum ("" for the whole run) and value (NaN where there was no data)."""
+        """One row per figure: metric, name, question ("" for all of them), stratum ("" for the whole run) and value
+        (NaN where there was no data)."""
         self.store.runs.get(run_id)
-        columns = ["metric", "name", "stratum", "value"]
+        columns = ["metric", "name", "question", "stratum", "value"]
         return _pandas().DataFrame(
             [{c: m[c] for c in columns} for m in self.store.results.metrics(run_id)], columns=columns
         )

@@ -61,7 +61,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "texts": ("Texts many rows share (attribute names, provenance, model names), stored once by hash.", {}),
     "aggregates": ("Weighted option shares per run, question and stratum (ALL: everyone).", {}),
     "metrics": (
-        "Metric values per run and stratum ('' overall); metric NAME@BASELINE is NAME on a baseline's answers.",
+        "Metric values per run, question and stratum ('' for all); metric NAME@BASELINE is NAME on a baseline's"
+        " answers.",
         {},
     ),
     "llm_cache": (
@@ -96,7 +97,8 @@ QUERIES: dict[str, dict[str, str]] = {
     "metric_across_runs": {
         "title": "One metric across runs and sweeps",
         "sql": "select r.id as run_id, r.name, r.sweep_id, r.variant, r.created_at, m.value from metrics m"
-        " join runs r on r.id = m.run_id where m.metric = :metric and m.name = :name and m.stratum = ''"
+        " join runs r on r.id = m.run_id where m.metric = :metric and m.name = :name and m.question = :question"
+        " and m.stratum = ''"
         " order by r.created_at",
     },
 }

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .baselines import split
+from .components import figure_label
 from .diagnostics import diagnose, unsaid
 from .engine import build_pipeline
 from .models import INVALID_THRESHOLD, Question
@@ -32,7 +33,7 @@ from .views import SharesView
 
 def overall(store: Store, run_id: str) -> dict[str, float]:
     return {
-        f"{m['metric']}.{m['name']}": m["value"]
+        f"{m['metric']}.{figure_label(m['name'], m['question'])}": m["value"]
         for m in store.results.metrics(run_id)
         if not m["stratum"] and not split(m["metric"])[1]  # the personas' scores; baselines_of has the others
     }
@@ -56,7 +57,7 @@ def baselines_of(store: Store, run_ids: list[str]) -> dict[str, dict[str, float 
         for m in store.results.metrics(run_id):
             metric, baseline = split(m["metric"])
             if baseline and not m["stratum"]:
-                found[baseline][f"{metric}.{m['name']}"] = m["value"]
+                found[baseline][f"{metric}.{figure_label(m['name'], m['question'])}"] = m["value"]
         for baseline, values in found.items():
             per_run[baseline].append(values)
     return {baseline: mean_of(values) for baseline, values in per_run.items()}
@@ -97,7 +98,7 @@ class Variant:
         view = SharesView(self.questions, shares, invalid, answers.sizes)
         out: dict[str, float] = {}
         for name, metric in self.resamplable:
-            out.update({f"{name}.{r.name}": r.value for r in metric.compute(view) if not r.stratum})
+            out.update({f"{name}.{r.label}": r.value for r in metric.compute(view) if not r.stratum})
         return out, shares
 
     def point_shares(self) -> list[Shares]:

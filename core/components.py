@@ -288,16 +288,27 @@ class RunData(SharesData, Protocol):
 
 class MetricValue(BaseModel):
     """One figure of a metric: ``MetricValue("share", 0.52)`` or ``MetricValue(name="share", value=0.52,
-    stratum="CA")``; ``stratum`` "" is the whole population."""
+    stratum="CA", question="Q1")``; ``stratum`` "" is the whole population, ``question`` "" all questions.
+    Displays write a per-question figure as ``NAME[QUESTION]``."""
 
     name: str
     value: float
     stratum: str = ""
+    question: str = ""
 
     def __init__(self, *args: Any, **fields: Any):
-        if len(args) > 3:
-            raise TypeError(f"MetricValue takes name, value and stratum: {len(args)} values given")
-        super().__init__(**dict(zip(("name", "value", "stratum"), args)), **fields)
+        if len(args) > 4:
+            raise TypeError(f"MetricValue takes name, value, stratum and question: {len(args)} values given")
+        super().__init__(**dict(zip(("name", "value", "stratum", "question"), args)), **fields)
+
+    @property
+    def label(self) -> str:
+        return figure_label(self.name, self.question)
+
+
+def figure_label(name: str, question: str) -> str:
+    """How displays name a metric's figure: ``tvd`` overall, ``tvd[Q1]`` for one question."""
+    return f"{name}[{question}]" if question else name
 
 
 class Metric(Component):

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .baselines import split
-from .components import COST_COUNTER
+from .components import COST_COUNTER, figure_label
 from .diagnostics import Diagnostics, diagnose
 from .models import ALL_STRATA, INVALID_THRESHOLD, OPTION_LABELS, InvalidOutput
 from .store import Store
@@ -60,7 +60,7 @@ def scores(store: Store, run_id: str) -> tuple[dict, dict, dict]:
     baselines: dict[str, dict[str, float]] = defaultdict(dict)
     for m in store.results.metrics(run_id):
         metric, baseline = split(m["metric"])
-        key = f"{metric}.{m['name']}"
+        key = f"{metric}.{figure_label(m['name'], m['question'])}"
         if baseline:
             if not m["stratum"]:
                 baselines[baseline][key] = m["value"]

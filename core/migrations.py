@@ -252,3 +252,11 @@ def m008_clustered_prompt_keys(db: sqlite_utils.Database) -> None:
             "insert into cache_formats values ('whole-request', ?)",
             [dt.datetime.now(dt.UTC).isoformat(timespec="seconds")],
         )
+
+
+@migration
+def m009_metric_questions(db: sqlite_utils.Database) -> None:
+    """A metric's figure may belong to one question (``MetricValue.question``). Figures logged before keep the
+    question in their name (``tvd[Q1]``), which displays the same."""
+    db["metrics"].add_column("question", str, not_null_default="")
+    db["metrics"].transform(pk=("run_id", "metric", "name", "question", "stratum"))

@@ -30,6 +30,17 @@ def test_runs_personas_answers_and_metrics_as_dataframes(finished):
     assert share == pytest.approx(overall)  # the docs' worked example: a metric recomputed from the answers
 
 
+def test_a_per_question_figure_has_its_question_in_show_compare_and_the_dataframe(invoke, tmp_path):
+    db = tmp_path / "q.db"
+    towns = str(EXAMPLE / "towns.yaml")
+    run_id = invoke("run", towns, "--quiet", "--set", "repeats=2", "--set", "metrics={stability: {}}", db=db).output
+    shown = invoke("show", run_id.strip(), db=db).output
+    assert "stability.run_to_run_variance[q1]" in shown and "stability.run_to_run_variance[q2]" in shown
+    metrics = simrun.open(db).metrics(run_id.strip())
+    per_question = metrics[(metrics.name == "run_to_run_variance") & (metrics.question != "")]
+    assert sorted(per_question.question) == ["q1", "q2"] and list(metrics.columns)[:3] == ["metric", "name", "question"]
+
+
 def test_an_unknown_run_or_a_missing_file_is_said(finished, tmp_path):
     path, _ = finished
     with pytest.raises(KeyError):

@@ -110,5 +110,7 @@ def test_no_module_or_class_outgrows_its_room():
 def test_a_metric_value_is_made_as_the_docs_write_it_by_keyword_or_in_order():
     assert simrun.MetricValue("share", 0.5, "CA") == simrun.MetricValue(name="share", value=0.5, stratum="CA")
     assert simrun.MetricValue("share", 0.5).stratum == ""
-    with pytest.raises(TypeError, match="name, value and stratum"):
-        simrun.MetricValue("share", 0.5, "CA", "extra")
+    per_question = simrun.MetricValue("tvd", 0.1, "", "Q1")
+    assert per_question.question == "Q1" and per_question.label == "tvd[Q1]"
+    with pytest.raises(TypeError, match="name, value, stratum and question"):
+        simrun.MetricValue("share", 0.5, "CA", "Q1", "extra")

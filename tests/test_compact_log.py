@@ -32,6 +32,10 @@ def old_rows(path) -> tuple[list, list, dict]:
     return personas, answers, cache
 
 
+def all_metrics(store: Store) -> list[dict]:
+    return [m for run in store.runs.all() for m in store.results.metrics(run["id"])]
+
+
 def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
     path = tmp_path / "old.db"
     shutil.copy(OLD_LOG, path)
@@ -66,6 +70,11 @@ def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
     assert converted == old and len(old) == 80
     found = store.cache.get(bytes.fromhex(key[:32]) for key in cache)  # every key, by its first 16 bytes
     assert {bytes.fromhex(key[:32]): response for key, response in cache.items()} == found
+    with sqlite3.connect(OLD_LOG) as connection:
+        metrics = sorted(connection.execute("select run_id, metric, name, '', stratum, value from metrics"))
+    columns = ("run_id", "metric", "name", "question", "stratum", "value")
+    read = [tuple(m[c] for c in columns) for m in all_metrics(store)]
+    assert sorted(read) == metrics and len(metrics) == 9  # every figure, for all questions
 
 
 def test_a_converted_log_serves_its_cache_to_the_same_scenario(tmp_path, invoke):

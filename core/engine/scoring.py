@@ -35,7 +35,7 @@ def score(
     for name, metric in metrics:
         results = metric.compute(view)
         store.results.write_metrics(run_id, name, [r.model_dump() for r in results])
-        values.update({f"{name}.{r.name}": r.value for r in results if not r.stratum})
+        values.update({f"{name}.{r.label}": r.value for r in results if not r.stratum})
     shared = {baseline: BaselineView(view, answers) for baseline, answers in baselines.items()}
     for name, metric in metrics:
         try:

@@ -39,7 +39,7 @@ class Results(Table):
         self.db["metrics"].insert_all({"run_id": run_id, "metric": metric, **v} for v in values)
 
     def metrics(self, run_id: str) -> list[dict]:
-        return list(self.db["metrics"].rows_where("run_id = ?", [run_id], order_by="metric, name, stratum"))
+        return list(self.db["metrics"].rows_where("run_id = ?", [run_id], order_by="metric, name, question, stratum"))
 
     def invalid_outputs(self, run_id: str, threshold: float = INVALID_THRESHOLD) -> list[InvalidOutput]:
         """Per enrichment step, the personas it wrote nothing usable for (``Persona.mark_invalid``), most first."""

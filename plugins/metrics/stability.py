@@ -53,8 +53,8 @@ class StabilityMetric(Metric):
             within_all.append(within)
             between_all.append(between)
             values += [
-                MetricValue(name=f"run_to_run_variance[{qid}]", value=within),
-                MetricValue(name=f"between_persona_variance[{qid}]", value=between),
+                MetricValue(name="run_to_run_variance", value=within, question=qid),
+                MetricValue(name="between_persona_variance", value=between, question=qid),
             ]
         within, between = float(np.mean(within_all)), float(np.nanmean(between_all))
         return [

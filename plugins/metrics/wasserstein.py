@@ -71,8 +71,8 @@ class WassersteinMetric(Metric):
             alignments.append(alignment)
             distances.append(tvd)
             values += [
-                MetricValue(name=f"alignment[{qid}]", value=float(alignment)),
-                MetricValue(name=f"tvd[{qid}]", value=tvd),
+                MetricValue(name="alignment", value=float(alignment), question=qid),
+                MetricValue(name="tvd", value=tvd, question=qid),
             ]
         if not alignments:
             raise ValueError(

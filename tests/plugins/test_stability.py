@@ -31,7 +31,7 @@ class ToyRun:
 def test_by_hand():
     # persona 0 answers A then B (variance 0.5 per option), persona 1 answers A twice (0):
     # run-to-run (1.0 + 0) / 2 = 0.5; persona means (0.5, 0.5) and (1, 0): 0.125 per option -> 0.25
-    values = {v.name: v.value for v in StabilityMetric().compute(ToyRun([(0, 1.0), (0, 0.0), (1, 1.0), (1, 1.0)]))}
+    values = {v.label: v.value for v in StabilityMetric().compute(ToyRun([(0, 1.0), (0, 0.0), (1, 1.0), (1, 1.0)]))}
     assert values["run_to_run_variance"] == pytest.approx(0.5)
     assert values["between_persona_variance"] == pytest.approx(0.25)
     assert values["ratio"] == pytest.approx(2.0)
@@ -61,11 +61,11 @@ def test_repeats_are_asked_stored_and_averaged(registry, tmp_path):
     assert set(repeated) == set(single)
     for stratum, shares in single.items():
         assert repeated[stratum] == pytest.approx(shares)
-    metrics = {(m["metric"], m["name"]): m["value"] for m in store.results.metrics(run_id)}
+    metrics = {(m["metric"], m["name"]): m["value"] for m in store.results.metrics(run_id) if not m["question"]}
     assert metrics[("stability", "run_to_run_variance")] == pytest.approx(0, abs=1e-12)
 
 
 def test_a_backend_that_varies_by_repeat_shows_run_to_run_variance(registry, tmp_path):
     store, run_id = run(registry, tmp_path / "c.db", "repeats=2", "simulator.with.vary_by_repeat=true")
-    metrics = {(m["metric"], m["name"]): m["value"] for m in store.results.metrics(run_id)}
+    metrics = {(m["metric"], m["name"]): m["value"] for m in store.results.metrics(run_id) if not m["question"]}
     assert metrics[("stability", "run_to_run_variance")] > 0 and metrics[("stability", "between_persona_variance")] > 0

@@ -22,7 +22,7 @@ def test_by_hand_on_an_ordinal_and_a_positional_question():
         "p": {"ALL": {"A": 0.8, "B": 0.2}},
         "n": {"ALL": {"A": 1.0, "B": 0.0}},
     }
-    values = {v.name: v.value for v in WassersteinMetric().compute(ToyRun([ordinal, positional, plain], shares))}
+    values = {v.label: v.value for v in WassersteinMetric().compute(ToyRun([ordinal, positional, plain], shares))}
     assert values["alignment[o]"] == pytest.approx(1 - 0.35 / 2)  # the OpinionQA hand case
     assert values["tvd[o]"] == pytest.approx(0.5 * (0.3 + 0.1 + 0.1 + 0.1))
     assert values["alignment[p]"] == pytest.approx(1 - 0.3)
