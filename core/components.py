@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .models import Answer, ModelAnswer, Persona, Prompt, Question
+from .plugin_source import plugin_source
 
 
 class StrictConfig(BaseModel):
@@ -231,6 +232,11 @@ class Simulator(Component):
             "model": self.model,
             "config": self.config.model_dump(mode="json", exclude=set(self.non_semantic)),
         }
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What every cache key is made of: ``identity()`` and where the simulator's code came from (an installed
+        plugin's distribution and version, a ``--plugins-dir`` file's hash; nothing for simrun's own)."""
+        return {**self.identity(), **plugin_source(type(self))}
 
     def answer(self, prompts: list[Prompt]) -> list[ModelAnswer]:
         """Return one answer per prompt, in order, each a distribution over its labels."""

@@ -1,11 +1,14 @@
 """A simulator's cache identity is its whole config by default: changing any option never serves a stale answer."""
 
+import importlib.metadata
 import json
 
 import pytest
+from click.testing import CliRunner
 from conftest import EXAMPLE
 from pydantic import Field
 
+from simrun.cli import cli
 from simrun.components import Simulator, StrictConfig
 from simrun.models import ModelAnswer
 from simrun.registry import PluginError, load_registry
@@ -100,3 +103,46 @@ def test_the_reused_encoder_writes_what_json_dumps_writes(value):
     from simrun.store import dumps
 
     assert dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def test_where_the_code_came_from_is_part_of_the_cache_identity():
+    import pluggy
+
+    from simrun.plugin_source import _editable, plugin_source
+    from simrun.plugins.simulators.embedded import EmbeddedSimulator
+
+    assert plugin_source(EmbeddedSimulator) == {}  # simrun's own: an upgrade keeps the cache paid for
+    assert plugin_source(pluggy.PluginManager) == {"code": f"pluggy {importlib.metadata.version('pluggy')}"}
+    assert not _editable(importlib.metadata.distribution("pluggy"))
+    here = plugin_source(Tuned)["code"]  # a class of a file no distribution installed: its name and source hash
+    assert here.startswith("test_cache_identity.py sha256:") and Tuned().cache_identity()["code"] == here
+
+
+def test_an_editable_install_is_told_from_a_released_one(tmp_path):
+    from simrun.plugin_source import _editable
+
+    info = tmp_path / "rules-1.0.dist-info"
+    info.mkdir()
+    (info / "direct_url.json").write_text('{"url": "file:///src/rules", "dir_info": {"editable": true}}')
+    assert _editable(importlib.metadata.PathDistribution(info))
+    (info / "direct_url.json").write_text("not json")
+    assert not _editable(importlib.metadata.PathDistribution(info))
+
+
+def test_an_edited_plugins_dir_file_asks_again_and_an_unedited_one_is_served(tmp_path):
+    plugins = tmp_path / "my [plugins]"
+    plugins.mkdir()
+    source = (EXAMPLE / "simrun_example.py").read_text()
+    (plugins / "simrun_example.py").write_text(source)
+    db = tmp_path / "c.db"
+
+    def cached() -> list[bool]:
+        args = ["run", str(EXAMPLE / "towns.yaml"), "--quiet", "--db", str(db), "--plugins-dir", str(plugins)]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return [r["cached"] for r in Store(db, read_only=True).answers.rows(result.output.strip())]
+
+    assert not any(cached())
+    assert all(cached())
+    (plugins / "simrun_example.py").write_text(source + "\n# the rules changed\n")
+    assert not any(cached())

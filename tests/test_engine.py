@@ -255,7 +255,7 @@ def test_failed_answers_are_recorded_but_never_cached(registry, tmp_path):
     class Flaky:
         name, model, chunk_size = "flaky", "flaky-model", 32
 
-        def identity(self):
+        def cache_identity(self):
             return {"model": self.model}
 
         def answer(self, prompts):

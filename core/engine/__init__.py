@@ -96,7 +96,7 @@ class Engine:
         timings: dict[str, float] = {}
         try:
             self.hook.run_started(run=info)
-            runs.describe(run_id, pipeline.simulator.model, pipeline.simulator.identity(), asked(loaded))
+            runs.describe(run_id, pipeline.simulator.model, pipeline.simulator.cache_identity(), asked(loaded))
             started_at = time.perf_counter()
             with started(loaded, pipeline, self.registry):
                 try:

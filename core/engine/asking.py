@@ -94,7 +94,7 @@ def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, cal
         for question, orders in question_texts(loaded)
         for repeat in range(loaded.scenario.repeats)
     ]
-    prompt_keys = PromptKeys(executor.simulator.identity(), [(a.labels, a.repeat, a.users) for a in asks])
+    prompt_keys = PromptKeys(executor.simulator.cache_identity(), [(a.labels, a.repeat, a.users) for a in asks])
     stored = [as_stored(persona) for persona in batch]
     systems = [spec.system.format(persona=spec.render_persona(persona)) for persona in stored]
     keys = [key for system in systems for key in prompt_keys.persona(system)]

@@ -44,7 +44,7 @@ def ask_without_persona(loaded: LoadedScenario, executor: Executor, calls: Model
             Prompt(persona_id=-1, question_id=question.id, system=system, user=user, labels=question.labels)
             for _, user in orders
         )
-    prompt_keys = PromptKeys(executor.simulator.identity())
+    prompt_keys = PromptKeys(executor.simulator.cache_identity())
     replies, _ = calls.answers([prompt_keys.of(p) for p in prompts], prompts.__getitem__, executor, prompt_keys)
     return {
         q.id: combine_orders(q, [(order, replies[start + i]) for i, (order, _) in enumerate(orders)])

@@ -123,7 +123,7 @@ class ModelCalls:
         backend's constrained decoding cannot enforce is checked here.
         """
         request = {
-            "model": executor.simulator.identity(),
+            "model": executor.simulator.cache_identity(),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "schema": json_schema,

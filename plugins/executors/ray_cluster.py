@@ -51,7 +51,7 @@ class Replica:
     def identity(self) -> tuple[str, dict[str, Any]]:
         import ray
 
-        return ray.get_runtime_context().get_node_id(), self.simulator.identity()
+        return ray.get_runtime_context().get_node_id(), self.simulator.cache_identity()
 
     def call(self, method: str, chunk: list[Any], options: dict[str, Any]) -> list[Any]:
         return getattr(self.simulator, method)(chunk, **options)
@@ -126,12 +126,12 @@ class RayExecutor(Executor):
             ) from None
         except ray.exceptions.RayActorError as exc:
             raise ExecutorError(f"a replica could not build the simulator: {cause(exc)}") from None
-        expected = json.dumps(simulator.identity(), sort_keys=True)
+        expected = json.dumps(simulator.cache_identity(), sort_keys=True)
         for node, identity in placed:
             if json.dumps(identity, sort_keys=True) != expected:
                 raise ExecutorError(
                     f"the replica on node {node} builds a different simulator from this machine's "
-                    f"({identity} here {simulator.identity()}): its answers would not match the cache"
+                    f"({identity} here {simulator.cache_identity()}): its answers would not match the cache"
                 )
 
     def map(

@@ -136,7 +136,7 @@ def test_engine_caches_generation_but_not_failures(registry, tmp_path):
         def __init__(self):
             self.calls = 0
 
-        def identity(self):
+        def cache_identity(self):
             return {"model": self.model}
 
         def generate(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
@@ -160,7 +160,7 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
         def __init__(self, size):
             self.size, self.calls = size, 0
 
-        def identity(self):
+        def cache_identity(self):
             return {"model": self.model}
 
         def generate(self, prompts, max_tokens=256, temperature=0.0, json_schema=None):
