@@ -28,6 +28,7 @@ from .display import console, errors, print_run, run_summary
 from .engine import Engine, PlanError
 from .progress import watching
 from .registry import Registry
+from .scaffold import plugin
 from .scenario import LoadedScenario, ScenarioError, apply_overrides, validate_data
 from .store import Store, StoreError
 from .sweep import plan_sweep, run_sweep
@@ -56,6 +57,7 @@ def cli() -> None:
     simrun compare SWEEP_ID               variants' metrics with bootstrap intervals
     simrun report ID -o report.html       a run or sweep as one HTML page with plots
     simrun plugins                        every installed component
+    simrun plugin new KIND NAME           start a plugin package that runs
 
     Every run is logged to SQLite (simrun.db by default): personas, prompts,
     answer distributions and metrics.
@@ -345,7 +347,7 @@ def estimate_run(loaded: LoadedScenario, registry: Registry, db_path: str, no_ca
         )
 
 
-for command in (validate, plugins, schema, runs, show, browse, questions, export, sample_command, report):
+for command in (validate, plugins, plugin, schema, runs, show, browse, questions, export, sample_command, report):
     cli.add_command(command)
 
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "example_plugin"
 SCENARIOS = ROOT / "scenarios"
 TOWNS_SWEEP = EXAMPLE / "towns_sweep.yaml"
-NO_DATABASE = {"validate", "plugins", "schema"}  # commands that never touch a run log take no --db
+NO_DATABASE = {"validate", "plugins", "plugin", "schema"}  # commands that never touch a run log take no --db
 
 # vLLM (openai>=3) cannot share a venv with litellm (openai<3): its tests run in their own venv (README, .ci/run).
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
