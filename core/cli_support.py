@@ -19,6 +19,7 @@ from .redaction import redact
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario
 from .store import Store, StoreError
+from .sweep import plan_sweep
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -57,8 +58,7 @@ def with_plugins(fn: Callable) -> Callable:
             registry = load_registry(plugins_dir)
         except PluginError as exc:
             fail(f"plugin: {exc}")
-        for notice in registry.notices:
-            errors.print(Text.assemble(("note:", "bold yellow"), " ", notice), soft_wrap=True)
+        say(registry.notices)
         try:
             return fn(*args, registry=registry, **kwargs)
         except StoreError as exc:
@@ -105,9 +105,24 @@ def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> 
         planned_total(build_pipeline(loaded, registry), loaded)  # configs, the enricher plan, personas planned
     except ScenarioError as exc:
         fail("invalid scenario\n" + exc.render())
-    for notice in loaded.notices:
-        errors.print(Text.assemble(("note:", "bold yellow"), " ", notice), soft_wrap=True)
+    say(loaded.notices)
     return loaded
+
+
+def say(notices: list[str]) -> None:
+    for notice in notices:
+        errors.print(Text.assemble(("note:", "bold yellow"), " ", notice), soft_wrap=True)
+
+
+def plan_variants(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, LoadedScenario]]:
+    """The sweep's variants, every one valid, or one line per problem; notes on variants left out."""
+    said = len(loaded.notices)
+    try:
+        variants = plan_sweep(loaded, registry)
+    except ScenarioError as exc:
+        fail("invalid sweep\n" + exc.render())
+    say(loaded.notices[said:])
+    return variants
 
 
 def comparison(

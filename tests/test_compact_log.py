@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 
+import numpy as np
 import pytest
 from conftest import EXAMPLE, ROOT
 
@@ -145,6 +146,7 @@ def test_a_prompt_is_asked_as_the_log_gives_it_back_whatever_the_attribute_types
         def enrich(self, batch, context):
             for persona in batch:
                 persona.set("tags", ("a", ("b", 1)), "test")
+                persona.set("count", np.int64(3), "test")  # a NumPy number is read back as the number
             return batch
 
     registry = load_registry(EXAMPLE)
@@ -154,6 +156,7 @@ def test_a_prompt_is_asked_as_the_log_gives_it_back_whatever_the_attribute_types
     for row in store.answers.rows(run_id, prompts=True):
         text, matches = store.prompts.get(run_id, row["persona_id"], row["question_id"], row["repeat"])
         assert matches and text == row["prompt"] and "['b', 1]" in text
+    assert {type(p.attributes["count"]) for p in store.personas.rows(run_id)} == {int}
 
 
 def test_prompt_keys_are_the_system_texts_hash_then_the_whole_requests():

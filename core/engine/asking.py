@@ -14,6 +14,7 @@ from ..components import Executor
 from ..models import Answered, Answers, ModelAnswer, Persona, Prompt, Question
 from ..scenario import LoadedScenario
 from ..store import PromptKeys
+from ..store.encoding import json_default
 from .calls import ModelCalls
 
 
@@ -46,7 +47,7 @@ def as_stored(persona: Persona) -> Persona:
     rendered from this, so the prompt re-rendered from the log is the one asked."""
     if all(type(value) in PLAIN for value in persona.attributes.values()):
         return persona
-    values = json.loads(json.dumps(list(persona.attributes.values()), default=str))
+    values = json.loads(json.dumps(list(persona.attributes.values()), default=json_default))
     return persona.model_copy(update={"attributes": dict(zip(persona.attributes, values))})
 
 
