@@ -306,7 +306,7 @@ def check_metrics(result: dict, wanted: tuple[str, ...]) -> None:
             near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             fail(
                 f"--metric {name}: the sweep has no such metric"
-                + (f"; did you mean {' or '.join(near)}" if near else "")
+                + (f"; did you mean {' or '.join(near)}?" if near else "")
                 + f". It has: {', '.join(sorted(n for n in known if '.' not in n))} "
                 "(and their figures, e.g. NAME.FIGURE; `simrun compare --json` lists them)"
             )

@@ -39,7 +39,7 @@ def failed(exc: Exception, run_id: str | None, db_path: str, registry: Registry)
     """
     if os.environ.get("SIMRUN_DEBUG"):
         raise exc
-    where = f"run {run_id} failed" if run_id else "failed"
+    where = " ".join([f"run {run_id} failed" if run_id else "failed", *getattr(exc, "__notes__", ())])
     resume = f"; fix the cause, then continue with: {resume_command(run_id, db_path, registry)}" if run_id else ""
     fail(f"{where}: {type(exc).__name__}: {exc}{resume} (SIMRUN_DEBUG=1 shows the traceback)", 1)
 

@@ -207,7 +207,7 @@ def print_run(summary: dict[str, Any]) -> None:
     strata = summary["metrics_by_stratum"]
     if strata:
         columns = sorted({k for values in strata.values() for k in values})
-        table = unclipped(Table("stratum", "personas", *columns, title="per stratum", caption=population))
+        table = unclipped(Table("stratum", "personas", *columns, title="per stratum"))
         for stratum in sorted(strata):
             table.add_row(stratum, str(sizes.get(stratum, "")), *(number(strata[stratum].get(c), 3) for c in columns))
         console.print(table)

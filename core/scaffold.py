@@ -3,6 +3,8 @@ starts from something that runs and changes it, rather than from a blank file an
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import re
 from pathlib import Path
 from string import Template
@@ -27,6 +29,9 @@ description = "A simrun $kind: $name"
 requires-python = ">=3.11"
 dependencies = ["simrun"]
 
+[project.optional-dependencies]
+test = ["pytest"]
+
 [project.entry-points.simrun]
 $name = "$module"
 
@@ -44,7 +49,7 @@ A simrun $kind, `$name`, made by `simrun plugin new $kind $name`.
 Install it beside simrun (the environment simrun runs in), then run its test:
 
 ```
-pip install -e .
+pip install -e '.[test]'
 python -m pytest
 ```
 
@@ -68,6 +73,14 @@ $component
 def $hook(register):
     register($cls)
 '''
+
+
+def installed(dist: str) -> bool:
+    try:
+        importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def class_name(kind: str, name: str) -> str:
@@ -140,15 +153,19 @@ def new(kind: str, name: str, parent: Path, registry: Registry) -> None:
 
     \b
     simrun plugin new metric first_share
-    cd simrun-first-share && pip install -e . && python -m pytest
+    cd simrun-first-share && pip install -e '.[test]' && python -m pytest
     """
     if name in registry.components[kind]:
         taken = registry.components[kind][name]
-        fail(f"NAME: a {kind} named '{name}' is already installed ({taken.package}): pick another name")
+        where = "loaded from --plugins-dir" if taken.package == "local" else f"installed ({taken.package})"
+        fail(f"NAME: a {kind} named '{name}' is already {where}: pick another name")
+    dist, module = "simrun-" + name.replace("_", "-"), f"simrun_{name}"
+    if installed(dist) or importlib.util.find_spec(module) is not None:
+        fail(f"NAME: {dist} (module {module}) is already installed: a new one would replace it; pick another name")
     try:
         folder = scaffold(kind, name, parent)
     except (ValueError, FileExistsError) as exc:
         fail(str(exc))
     article = "an" if kind[0] in "aeiou" else "a"
     click.echo(f"wrote {folder}: {article} {kind} named '{name}'")
-    click.echo(f"next: cd {folder} && pip install -e . && python -m pytest")
+    click.echo(f"next: cd {folder} && pip install -e '.[test]' && python -m pytest")

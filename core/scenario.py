@@ -142,7 +142,7 @@ def _pydantic_issues(
                 close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.5)
                 if close:
                     message += f"; did you mean '{close[0]}'?"
-                message += f" Known fields: {', '.join(sorted(set(fields)))}"
+                message += f" Known fields: {', '.join(sorted(set(fields)))}" if fields else " It takes no options."
         if (prefix + loc)[:1] == ("questions",) and loc[-1:] == ("options",) and comma_separated(error.get("input")):
             message += "; options are a YAML list, e.g. options: [Yes, No, Maybe] (a text with commas is one option)"
         issues.append(_issue_for(prefix + loc, message, lines, overridden))

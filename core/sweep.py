@@ -50,15 +50,20 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
         raise ScenarioError(
             loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced no variants")]
         )
-    first = validate_data(labelled[0][1], loaded.text, f"{loaded.source} [variant '{labelled[0][0]}']", registry)
-    for label, data in labelled[1:]:
+    written, first = labelled[0][0], validate_data(labelled[0][1], loaded.text, f"{loaded.source}", registry)
+    for label, data in list(labelled[1:]):
         variant = validate_data(data, loaded.text, f"{loaded.source} [variant '{label}']", registry)
-        if as_run(variant, registry) == as_run(first, registry):
-            labelled.remove((label, data))
+        if as_run(variant, registry) != as_run(first, registry):
+            continue
+        labelled.remove((label, data))
+        if labelled[0][0] == written:  # the user's name for what the scenario as written runs: the baseline's
+            labelled[0] = (label, labelled[0][1])
             loaded.notices.append(
-                f"variant '{label}' runs exactly as '{labelled[0][0]}' (it writes out what is already the default):"
-                " it is not run twice"
+                f"variant '{label}' runs exactly as '{written}' (it writes out what is already the default): it runs"
+                f" once, as the baseline, named '{label}'"
             )
+        else:
+            loaded.notices.append(f"variant '{label}' runs exactly as the baseline '{labelled[0][0]}': not run twice")
     variants: list[tuple[str, LoadedScenario]] = []
     for replicate in range(spec.replicates):
         for label, data in labelled:

@@ -23,5 +23,9 @@ def enrich(
         seed=seed, simulator=pipeline.simulator, generate=functools.partial(calls.generate, pipeline.executor)
     )
     for enricher in pipeline.enrichers:
-        batch = enricher.enrich(batch, context)
+        try:
+            batch = enricher.enrich(batch, context)
+        except Exception as exc:
+            exc.add_note(f"in enricher '{enricher.name}' (enrich)")
+            raise
     return batch

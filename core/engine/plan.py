@@ -102,7 +102,18 @@ def build_pipeline(loaded: LoadedScenario, registry: Registry) -> Pipeline:
 
 def planned_total(pipeline: Pipeline, loaded: LoadedScenario) -> int:
     """How many personas the sampler plans: at least one, or the run would have nothing to ask or score."""
-    total = pipeline.sampler.total()
+    try:
+        total = pipeline.sampler.total()
+    except Exception as exc:  # noqa: BLE001 - a plugin's fault, said at its field before anything runs
+        raise PlanError(
+            loaded.source,
+            [
+                ScenarioIssue(
+                    ("sampler", "with"),
+                    f"sampler '{loaded.scenario.sampler.use}': total() failed: {type(exc).__name__}: {exc}",
+                )
+            ],
+        ) from exc
     if not isinstance(total, int) or isinstance(total, bool) or total < 1:
         name = loaded.scenario.sampler.use
         why = (

@@ -22,5 +22,9 @@ def batches(
             yield index, batch, False
         return
     rng = np.random.default_rng(loaded.scenario.seed)
-    for index, batch in enumerate(pipeline.sampler.sample(rng, loaded.scenario.batch_size)):
-        yield index, batch, True
+    try:
+        for index, batch in enumerate(pipeline.sampler.sample(rng, loaded.scenario.batch_size)):
+            yield index, batch, True
+    except Exception as exc:
+        exc.add_note(f"in sampler '{loaded.scenario.sampler.use}' (sample)")
+        raise

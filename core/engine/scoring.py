@@ -33,7 +33,11 @@ def score(
     view = RunView(store, run_id, loaded.scenario.questions, sampler)
     values: dict[str, float] = {}
     for name, metric in metrics:
-        results = metric.compute(view)
+        try:
+            results = metric.compute(view)
+        except Exception as exc:
+            exc.add_note(f"in metric '{name}' (compute)")
+            raise
         store.results.write_metrics(run_id, name, [r.model_dump() for r in results])
         values.update({f"{name}.{r.label}": r.value for r in results if not r.stratum})
     shared = {baseline: BaselineView(view, answers) for baseline, answers in baselines.items()}
