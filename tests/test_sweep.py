@@ -234,15 +234,3 @@ def test_grid_runs_the_values_the_scenario_already_has_once_as_its_baseline(regi
     grid = GridAblation(GridAblation.Config(fields={"sampler.with.per_town": [6, 12, 24], "seed": [7]}))
     labels = [label for label, _ in grid.variants(scenario)]
     assert labels == ["baseline", "sampler.with.per_town=6, seed=7", "sampler.with.per_town=24, seed=7"]
-
-
-def test_a_variant_that_only_writes_out_a_default_is_not_run_twice(registry, invoke):
-    styles = ("table", "first_person")
-    fields = "{prompt.style: [table, first_person], simulator.with.vary_by_repeat: [false]}"
-    loaded = load_scenario(SWEEP, registry, ["ablation.use=grid", f"ablation.with={{fields: {fields}}}"])
-    labels = [label for label, _ in plan_sweep(loaded, registry)]
-    table, first_person = (f"prompt.style={style}, simulator.with.vary_by_repeat=False" for style in styles)
-    assert labels == [table, first_person]  # the scenario as written runs once, named as the grid names it
-    assert any(f"'{table}' runs exactly as 'baseline'" in notice for notice in loaded.notices)
-    said = invoke("validate", str(SWEEP), "--set", "ablation.use=grid", "--set", f"ablation.with={{fields: {fields}}}")
-    assert said.exit_code == 0 and "sweep: 2 variants" in said.output and "as the baseline, named" in said.output
