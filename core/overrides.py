@@ -24,6 +24,24 @@ def set_path(data: dict, dotted: str, value: Any) -> None:
     target[keys[-1]] = value  # type: ignore[index]
 
 
+def misfit(data: Any, dotted: str) -> str:
+    """Where a dotted path leaves the data: the list it indexes past the end of, or with a name (``set_path``
+    makes whatever mappings are missing, so only a list stops it)."""
+    walked: list[str] = []
+    for key in dotted.strip().split("."):
+        if isinstance(data, list):
+            if not key.isdigit() or int(key) >= len(data):
+                size = f"a list of {len(data)}, indexed 0 to {len(data) - 1}" if data else "an empty list"
+                return f": {'.'.join(walked)} is {size}"
+            data = data[int(key)]
+        elif isinstance(data, dict) and key in data:
+            data = data[key]
+        else:
+            return ""
+        walked.append(key)
+    return ""
+
+
 def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
     """Apply ``a.b.c=value`` overrides in place; return the paths they set."""
     paths = []
@@ -50,7 +68,12 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> list[str]:
             set_path(data, dotted.strip(), value)
         except (IndexError, KeyError, TypeError, AttributeError):
             raise ScenarioError(
-                source, [ScenarioIssue((), f"--set {item!r}: '{dotted}' does not fit the scenario's structure")]
+                source,
+                [
+                    ScenarioIssue(
+                        (), f"--set {item!r}: '{dotted}' does not fit the scenario's structure{misfit(data, dotted)}"
+                    )
+                ],
             ) from None
         paths.append(dotted.strip())
     return paths

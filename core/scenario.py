@@ -110,6 +110,9 @@ def _issue_for(loc: PathKey, message: str, lines: dict[PathKey, int], overridden
     dotted = ".".join(str(p) for p in loc)
     if any(dotted == o or dotted.startswith(o + ".") for o in overridden):
         return ScenarioIssue(loc, message + f" (set by --set {dotted})")
+    inside = [o for o in overridden if o.startswith(dotted + ".")]
+    if inside:  # a --set of something inside the field made or changed it: the file's line, if any, and the --set
+        return ScenarioIssue(loc, message + f" (set by --set {inside[0]})", lines.get(loc))
     probe = loc
     while probe and probe not in lines:
         probe = probe[:-1]

@@ -81,6 +81,24 @@ def test_set_override_error_says_it_came_from_set(registry):
     assert "set by --set sampler.with.per_town" in info.value.render()
 
 
+@pytest.mark.parametrize(
+    "override,said",
+    [
+        ("samplr.use=census", "towns.yaml: samplr: unknown field (given {'use': 'census'}); did you mean 'sampler'?"),
+        ("samplr.use=census", "(set by --set samplr.use)"),
+        ("metrics.mean_shar.question=q1", "metrics.mean_shar: no metric named 'mean_shar'"),
+        ("metrics.mean_shar.question=q1", "(set by --set metrics.mean_shar.question)"),
+        ("seed.x=1", "towns.yaml:2: seed: Input should be a valid integer (set by --set seed.x)"),
+        ("questions.5.text=hi", "'questions.5.text' does not fit the scenario's structure: questions is a list of 2"),
+        ("questions.first.text=hi", "questions is a list of 2, indexed 0 to 1"),
+    ],
+)
+def test_a_set_that_makes_or_misses_a_field_says_which_set_and_why(registry, override, said):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(EXAMPLE / "towns.yaml", registry, [override])
+    assert said in info.value.render()
+
+
 def test_enricher_needing_unknown_attribute_is_reported_before_work(tmp_path, invoke):
     text = BASE.replace("sampler:\n  use: towns", "sampler:\n  use: towns").replace(
         "  - use: generation", "  - use: generation\n  - use: region"
