@@ -22,6 +22,7 @@ from .cli_support import (
     invalid_threshold_option,
     open_scenario,
     overrides_option,
+    plan_variants,
     resume_command,
 )
 from .display import console, errors, print_run, run_summary
@@ -31,7 +32,7 @@ from .registry import Registry
 from .scaffold import plugin
 from .scenario import LoadedScenario, ScenarioError, apply_overrides, validate_data
 from .store import Store, StoreError
-from .sweep import plan_sweep, run_sweep
+from .sweep import run_sweep
 from .sweep_text import print_comparison
 
 
@@ -205,9 +206,7 @@ def sweep(
             fail(f"--seeds {seeds}: {scenario} has no ablation block to run under several seeds; see `simrun sweep -h`")
         loaded = open_scenario(scenario, registry, (*overrides, f"ablation.replicates={seeds}"))
     try:
-        variants = plan_sweep(loaded, registry)  # every variant valid before the run log is created
-    except ScenarioError as exc:
-        fail("invalid sweep\n" + exc.render())
+        variants = plan_variants(loaded, registry)  # every variant valid before the run log is created
     except Exception as exc:  # an ablation plugin's own fault, said in one line as during the sweep
         failed(exc, None, db_path, registry)
     store = Store(db_path)

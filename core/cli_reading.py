@@ -17,15 +17,15 @@ from .cli_support import (
     invalid_threshold_option,
     open_scenario,
     overrides_option,
+    plan_variants,
     with_plugins,
 )
 from .display import console, print_run, run_summary, unclipped
 from .instruments import FORMATS, Format, InstrumentError, read_instrument
 from .models import OPTION_LABELS
 from .registry import Registry
-from .scenario import ScenarioError, scenario_schema
+from .scenario import scenario_schema
 from .store import Store
-from .sweep import plan_sweep
 
 
 @click.command()
@@ -36,10 +36,7 @@ def validate(scenario: str, overrides: tuple[str, ...], registry: Registry) -> N
     """Check SCENARIO (fields, plugin names, their configs, enricher order) without running it."""
     loaded = open_scenario(scenario, registry, overrides)
     s = loaded.scenario
-    try:
-        variants = plan_sweep(loaded, registry) if s.ablation is not None else []
-    except ScenarioError as exc:
-        fail("invalid sweep\n" + exc.render())
+    variants = plan_variants(loaded, registry) if s.ablation is not None else []
     console.print(
         Text("ok", "green"),
         f"{scenario}: {s.name} - sampler {s.sampler.use}, {len(s.enrichers)} enricher(s), "

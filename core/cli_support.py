@@ -19,6 +19,7 @@ from .redaction import redact
 from .registry import PluginError, Registry, load_registry
 from .scenario import LoadedScenario, ScenarioError, load_scenario
 from .store import Store, StoreError
+from .sweep import plan_sweep
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -111,6 +112,17 @@ def open_scenario(path: str, registry: Registry, overrides: tuple[str, ...]) -> 
 def say(notices: list[str]) -> None:
     for notice in notices:
         errors.print(Text.assemble(("note:", "bold yellow"), " ", notice), soft_wrap=True)
+
+
+def plan_variants(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, LoadedScenario]]:
+    """The sweep's variants, every one valid, or one line per problem; a note for each variant left out."""
+    said = len(loaded.notices)
+    try:
+        variants = plan_sweep(loaded, registry)
+    except ScenarioError as exc:
+        fail("invalid sweep\n" + exc.render())
+    say(loaded.notices[said:])
+    return variants
 
 
 def comparison(

@@ -352,6 +352,10 @@ class Ablation(Component):
     """Turns one scenario into labelled variants that differ in one thing."""
 
     kind = "ablation"
+    # True when a variant that runs exactly as the first (its values are the scenario's, written or by default) is
+    # not worth a run: the sweep leaves it out with a note. grid's combinations are such; a swap option the user
+    # names to equal the baseline is a deliberate control and runs.
+    leave_out_twins: ClassVar[bool] = False
 
     def variants(self, scenario: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield (label, changed scenario data); the first is the baseline."""

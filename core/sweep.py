@@ -8,11 +8,13 @@ unchanged prompt is never asked twice; running the same sweep again resumes it.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from .engine import Engine, build_pipeline
 from .progress import ProgressObserver
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue, validate_data
+from .scenario_models import ComponentSpec
 from .store import Store
 
 PERSONA_FIELDS = ("sampler", "enrichers", "seed", "batch_size")
@@ -48,6 +50,8 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
         raise ScenarioError(
             loaded.source, [ScenarioIssue(("ablation",), f"ablation '{spec.use}' produced no variants")]
         )
+    if ablation.leave_out_twins:
+        labelled = without_twins(labelled, loaded, registry)
     variants: list[tuple[str, LoadedScenario]] = []
     for replicate in range(spec.replicates):
         for label, data in labelled:
@@ -58,6 +62,42 @@ def plan_sweep(loaded: LoadedScenario, registry: Registry) -> list[tuple[str, Lo
             build_pipeline(variant, registry)
             variants.append((label, variant))
     return variants
+
+
+def without_twins(
+    labelled: list[tuple[str, dict]], loaded: LoadedScenario, registry: Registry
+) -> list[tuple[str, dict]]:
+    """The variants but those that run exactly as the first (each left out with a note): a grid value that only
+    writes out a default the scenario leaves unsaid."""
+    baseline = as_run(validate_data(labelled[0][1], loaded.text, loaded.source, registry), registry)
+    kept = labelled[:1]
+    for label, data in labelled[1:]:
+        variant = validate_data(data, loaded.text, f"{loaded.source} [variant '{label}']", registry)
+        if as_run(variant, registry) == baseline:
+            loaded.notices.append(
+                f"variant '{label}' runs exactly as '{labelled[0][0]}' (what it sets is already so): not run twice"
+            )
+        else:
+            kept.append((label, data))
+    return kept
+
+
+def as_run(loaded: LoadedScenario, registry: Registry) -> dict[str, Any]:
+    """The scenario with every default filled in, each component's config as it validates: two variants equal
+    here run alike, though one writes out a default the other leaves unsaid."""
+    s = loaded.scenario
+
+    def resolved(kind: str, spec: ComponentSpec) -> dict[str, Any]:
+        config = registry.get(kind, spec.use).cls.Config.model_validate(spec.with_)
+        return {"use": spec.use, "with": config.model_dump(mode="json")}
+
+    return {
+        **s.model_dump(mode="json", exclude={"sampler", "enrichers", "simulator", "executor", "ablation"}),
+        "sampler": resolved("sampler", s.sampler),
+        "enrichers": [resolved("enricher", e) for e in s.enrichers],
+        "simulator": resolved("simulator", s.simulator),
+        "executor": resolved("executor", s.executor),
+    }
 
 
 def shares_personas(a: LoadedScenario, b: LoadedScenario) -> bool:

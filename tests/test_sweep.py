@@ -227,10 +227,26 @@ def test_a_sweep_moved_to_another_executor_is_the_same_sweep(tmp_path):
     assert store.sweeps.unfinished({**scenario, "seed": 3}) is None  # anything else is another sweep
 
 
-def test_grid_runs_the_values_the_scenario_already_has_once_as_its_baseline(registry):
-    from simrun.plugins.ablations.grid import GridAblation
+@pytest.mark.parametrize(
+    "fields,left_out,variants",
+    [
+        ("{sampler.with.per_town: [6, 12, 24], seed: [7]}", "sampler.with.per_town=12, seed=7", 3),  # as written
+        ("{prompt.style: [table, first_person]}", "prompt.style=table", 2),  # the default the file leaves unsaid
+        ("{simulator.with.vary_by_repeat: [false, true]}", "simulator.with.vary_by_repeat=False", 2),  # a config's
+    ],
+)
+def test_grid_runs_the_values_the_scenario_already_has_once_as_its_baseline(
+    registry, invoke, fields, left_out, variants
+):
+    loaded = load_scenario(SWEEP, registry, ["ablation.use=grid", f"ablation.with={{fields: {fields}}}"])
+    labels = [label for label, _ in plan_sweep(loaded, registry)]
+    assert len(labels) == variants and labels[0] == "baseline" and left_out not in labels
+    assert f"variant '{left_out}' runs exactly as 'baseline'" in loaded.notices[-1]
+    said = invoke("validate", str(SWEEP), "--set", "ablation.use=grid", "--set", f"ablation.with={{fields: {fields}}}")
+    assert said.exit_code == 0 and f"sweep: {variants} variants" in said.output and "not run twice" in said.output
 
-    scenario = {"seed": 7, "sampler": {"use": "towns", "with": {"per_town": 12}}}
-    grid = GridAblation(GridAblation.Config(fields={"sampler.with.per_town": [6, 12, 24], "seed": [7]}))
-    labels = [label for label, _ in grid.variants(scenario)]
-    assert labels == ["baseline", "sampler.with.per_town=6, seed=7", "sampler.with.per_town=24, seed=7"]
+
+def test_a_swap_option_equal_to_the_baseline_is_a_control_and_runs(registry):
+    swap = "ablation={use: swap, with: {field: simulator.with, options: {same: {}, biased: {first_option_bias: 0.9}}}}"
+    labels = [label for label, _ in plan_sweep(load_scenario(SWEEP, registry, [swap]), registry)]
+    assert labels == ["baseline", "same", "biased"]

@@ -1,8 +1,8 @@
 """``grid``: every combination of values for several scenario fields.
 
 Any field ``--set`` can change: model, temperature, prompt style, seed,
-option order. The scenario as written is the baseline, and a combination of the values it already has is not run
-again.
+option order. The scenario as written is the baseline, and a combination of the values it already has, written
+or by default, is not run again (``leave_out_twins``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class GridAblation(Ablation):
     """The cartesian product over values of any --set-able fields."""
 
     name = "grid"
+    leave_out_twins = True
 
     class Config(StrictConfig):
         fields: dict[str, list[Any]] = Field(min_length=1, description="Dotted field path -> the values to try.")
@@ -32,8 +33,6 @@ class GridAblation(Ablation):
             variant = copy.deepcopy(scenario)
             for path, value in zip(paths, values):
                 set_path(variant, path, copy.deepcopy(value))
-            if variant == scenario:  # the values as written: the baseline already runs them
-                continue
             yield ", ".join(f"{p}={v}" for p, v in zip(paths, values)), variant
 
 
