@@ -8,10 +8,15 @@ root, it first moves itself into a network namespace with only loopback (``unsha
   on the local executor, per answer (target <= 0.3);
 - ``embedded_throughput_ratio``: embedded SmolLM2 answers/s on 2 one-thread replicas over the local executor
   with 2 threads (target >= 0.9). Both include loading the model.
+- ``replica_utilization``: 8 replicas of a simulator that sleeps 10 ms a prompt, at the default ``batch_size``
+  (64 personas, every one distinct: 128 prompts, 4 chunks of 32 a batch): model time (prompts the replicas
+  answered, from their call log, x 10 ms) / 8 over the wall time after the replicas are up (the same run with
+  one persona per town, replicas started and all, subtracted). Target >= 0.9: streaming dispatch keeps every
+  replica fed across batch boundaries, where a batch at a time kept 4 of 8 busy.
 
 Prints one JSON line.
 
-    python bench/executor.py [--instant-answers 20000] [--embedded-answers 640]
+    python bench/executor.py [--instant-answers 20000] [--embedded-answers 640] [--sleeping-personas 1020]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from simrun.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
 ISOLATED = "SIMRUN_BENCH_LOOPBACK_ONLY"
+SLEEP_S = 0.01  # the sleeping simulator's model time per prompt
 
 
 def simulate_seconds(store: Store, run_id: str) -> float:
@@ -56,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instant-answers", type=int, default=20_000)
     parser.add_argument("--embedded-answers", type=int, default=640)
+    parser.add_argument("--sleeping-personas", type=int, default=1020)
     args = parser.parse_args()
     if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
         script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
@@ -82,6 +89,13 @@ def main() -> None:
                 folder, "embedded-local", embedded + ["simulator.with.n_threads=2"]
             )
             ray_model_s, _ = timed_run(folder, "embedded-ray", embedded + on_ray + ["simulator.with.n_threads=1"])
+            eight = ["executor.use=ray", "executor.with.replicas=8", "executor.with.resources={num_cpus: 0.25}"]
+            sleeping = ["batch_size=64", "sampler.with.numbered=true", f"simulator.with.delay_s={SLEEP_S}", *eight]
+            up_s, _ = timed_run(folder, "sleeping-up", ["sampler.with.per_town=1", *sleeping])
+            calls = folder / "calls.log"
+            per_town = f"sampler.with.per_town={args.sleeping_personas // 2}"
+            sleep_s, _ = timed_run(folder, "sleeping", [per_town, f"simulator.with.call_log={calls}", *sleeping])
+            prompts = calls.read_text().count("\x1e")
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -96,6 +110,10 @@ def main() -> None:
                 "embedded_answers": model_answers,
                 "embedded_local_answers_per_s": round(model_answers / local_model_s, 2),
                 "embedded_ray_answers_per_s": round(model_answers / ray_model_s, 2),
+                "replica_utilization": round(prompts * SLEEP_S / 8 / (sleep_s - up_s), 3),
+                "sleeping_prompts": prompts,
+                "sleeping_wall_s": round(sleep_s, 2),
+                "replicas_up_s": round(up_s, 2),
             }
         )
     )

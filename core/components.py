@@ -376,16 +376,22 @@ class Executor(Component):
     only carries chunks of prompts to the simulator (or its replicas) and brings their replies back."""
 
     kind = "executor"
+    # True when map takes its chunks as a lazy sequence for the whole run (streaming dispatch: the next batches'
+    # chunks go out while earlier ones are answered) and understands its None: no chunk is ready until you have
+    # yielded a reply. False: map gets one batch's chunks as a list, and the engine waits for all of them.
+    streams: ClassVar[bool] = False
 
     def start(self, simulator: Simulator, spec: SimulatorSpec) -> None:
         """Prepare to run calls: ``simulator`` is the engine's own instance, ``spec`` builds more elsewhere."""
         self.simulator = simulator
 
     def map(
-        self, method: Literal["answer", "generate"], chunks: list[list[Any]], options: dict[str, Any]
+        self, method: Literal["answer", "generate"], chunks: Iterable[list[Any] | None], options: dict[str, Any]
     ) -> Iterator[tuple[int, list[Any]]]:
         """``simulator.method(chunk, **options)`` for every chunk, yielded as (chunk index, replies) in whatever
-        order they finish; the engine caches each as it comes. Each chunk must be yielded exactly once."""
+        order they finish; the engine caches each as it comes. Each chunk must be yielded exactly once; the index
+        counts chunks in the order they were drawn. A list unless ``streams``: then a lazy iterator, drawn on this
+        thread when a replica has room, whose ``None`` means no chunk is ready until a reply has been yielded."""
         raise NotImplementedError
 
     def replicas(self) -> tuple[int, int] | None:

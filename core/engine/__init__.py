@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 
-from ..models import RunInfo
+from ..models import Answers, Persona, Prompt, RunInfo
 from ..redaction import redact
 from ..registry import Registry
 from ..scenario import LoadedScenario
 from ..shares import ShareSums
 from ..store import Store, StoreError, dumps, now
 from .aggregation import aggregate, share_rows
-from .asking import answer, asked
+from .asking import Asking, answer, asked
 from .baseline_answers import baseline_answers
 from .calls import ModelCalls
+from .dispatch import Window
 from .enrichment import enrich
 from .estimate import RunEstimate, estimate
 from .memory import few_collections
@@ -132,21 +134,43 @@ class Engine:
         done = self.store.answers.done_batches(info.id)
         labels = {q.id: q.labels for q in loaded.scenario.questions}
         sums = ShareSums() if not done else None
-        replicas = None
-        for index, batch, fresh in batches(self.store, loaded, pipeline, personas_from):
-            if (now_replicas := pipeline.executor.replicas()) != replicas and now_replicas is not None:
-                self.hook.replicas_changed(run=info, alive=now_replicas[0], started=now_replicas[1])
-            replicas = now_replicas
-            if index in done:
-                self.hook.batch_resumed(run=info, personas=batch)
-                continue
-            if fresh:
-                batch = enrich(batch, index, loaded, pipeline, self.calls)
-            answers = answer(batch, loaded, pipeline.executor, self.calls)
+        executor = pipeline.executor
+
+        def commit(index: int, batch: list[Persona], answers: Answers) -> None:
             self.store.answers.write_batch(info.id, index, batch, answers)
             if sums is not None:
                 sums.add_batch(share_rows(batch, answers), labels)
             self.hook.batch_done(run=info, personas=batch, answers=answers)
+
+        window = Window(loaded.scenario.batch_size, commit) if executor.streams else None
+
+        def chunks() -> Iterator[list[Prompt] | None]:
+            """Every batch not done yet, prepared and sent as the executor asks for work."""
+            replicas = None
+            for index, batch, fresh in batches(self.store, loaded, pipeline, personas_from):
+                if (now_replicas := executor.replicas()) != replicas and now_replicas is not None:
+                    self.hook.replicas_changed(run=info, alive=now_replicas[0], started=now_replicas[1])
+                replicas = now_replicas
+                if index in done:
+                    self.hook.batch_resumed(run=info, personas=batch)
+                    continue
+                while window is not None and window.full:
+                    yield None
+                if fresh:
+                    batch = enrich(batch, index, loaded, pipeline, self.calls)
+                if window is not None:
+                    yield from window.add(index, Asking(batch, loaded, executor, self.calls))
+                else:  # an executor that takes a list of chunks: one batch at a time
+                    commit(index, batch, answer(batch, loaded, executor, self.calls))
+
+        if window is None:
+            for _ in chunks():
+                pass
+            return sums
+        for chunk, replies in executor.map("answer", chunks(), {}):
+            window.take(chunk, replies)
+        if window.batches:
+            raise RuntimeError(f"the {executor.name} executor stopped with {len(window.sent)} chunk(s) unanswered")
         return sums
 
     def estimate(self, loaded: LoadedScenario) -> RunEstimate:

@@ -76,77 +76,107 @@ class Ask(NamedTuple):
     plain: bool  # asked once, in the question's own option order
 
 
-def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, calls: ModelCalls) -> Answers:
-    """Answer every question for every persona, in every option order asked for.
+class Asking:
+    """A batch's personas asked every question: made with its prompts keyed and the cache read, its misses sent a
+    chunk at a time (``requests``), their replies taken as they arrive (``take``), and, once ``complete``, its
+    ``answers``. The hot path of a run: a persona's system text is rendered and hashed once for all its
+    questions, a question's user texts once per batch, and a ``Prompt`` is made only for a call the cache lacks."""
 
-    The hot path of a run: a persona's system text is rendered and hashed once for all its questions, a
-    question's user texts once per batch, and a ``Prompt`` is made only for a call the cache lacks.
-    """
-    spec = loaded.scenario.prompt
-    asks = [  # what each persona is asked, in order: one per question and repeat
-        Ask(
-            question,
-            tuple(question.labels),
-            repeat,
-            [user for _, user in orders],
-            orders,
-            len(orders) == 1 and orders[0][0] == sorted(orders[0][0]),
-        )
-        for question, orders in question_texts(loaded)
-        for repeat in range(loaded.scenario.repeats)
-    ]
-    prompt_keys = PromptKeys(executor.simulator.cache_identity(), [(a.labels, a.repeat, a.users) for a in asks])
-    stored = [as_stored(persona) for persona in batch]
-    systems = [spec.system.format(persona=spec.render_persona(persona)) for persona in stored]
-    keys = [key for system in systems for key in prompt_keys.persona(system)]
-    prompts = [(a, user) for a in asks for user in a.users]  # a persona's prompts, in the order of its keys
-    # a system template without {persona} shows none: its prompts carry no attributes, as their text and key have none
-    shows_persona = any(field == "persona" for _, field, _, _ in string.Formatter().parse(spec.system))
-    shown: dict[int, dict] = {}  # persona index -> the attributes its prompts show, made at its first miss
+    def __init__(self, batch: list[Persona], loaded: LoadedScenario, executor: Executor, calls: ModelCalls):
+        spec = loaded.scenario.prompt
+        self.batch, self.executor, self.calls = batch, executor, calls
+        self.asks = [  # what each persona is asked, in order: one per question and repeat
+            Ask(
+                question,
+                tuple(question.labels),
+                repeat,
+                [user for _, user in orders],
+                orders,
+                len(orders) == 1 and orders[0][0] == sorted(orders[0][0]),
+            )
+            for question, orders in question_texts(loaded)
+            for repeat in range(loaded.scenario.repeats)
+        ]
+        simulator = executor.simulator
+        prompt_keys = PromptKeys(simulator.cache_identity(), [(a.labels, a.repeat, a.users) for a in self.asks])
+        self.stored = [as_stored(persona) for persona in batch]
+        self.spec = spec
+        self.systems = [spec.system.format(persona=spec.render_persona(persona)) for persona in self.stored]
+        keys = [key for system in self.systems for key in prompt_keys.persona(system)]
+        self.prompts = [(a, user) for a in self.asks for user in a.users]  # a persona's, in the order of its keys
+        # a system template without {persona} shows none: its prompts carry no attributes, as their text and key
+        # have none
+        self.shows_persona = any(field == "persona" for _, field, _, _ in string.Formatter().parse(spec.system))
+        self.shown: dict[int, dict] = {}  # persona index -> the attributes its prompts show, made at its first miss
+        self.lookup = calls.answer_lookup(keys, self.prompt, simulator.chunk_size, prompt_keys)
+        self.waiting = len(self.lookup.chunks)
 
-    def prompt(i: int) -> Prompt:
-        which, (a, user) = i // len(prompts), prompts[i % len(prompts)]
-        if which not in shown:
-            shown[which] = dict(spec.shown(stored[which])) if shows_persona else {}
+    def prompt(self, i: int) -> Prompt:
+        which, (a, user) = i // len(self.prompts), self.prompts[i % len(self.prompts)]
+        if which not in self.shown:
+            self.shown[which] = dict(self.spec.shown(self.stored[which])) if self.shows_persona else {}
         return Prompt(
-            persona_id=batch[which].id,
+            persona_id=self.batch[which].id,
             question_id=a.question.id,
-            system=systems[which],
+            system=self.systems[which],
             user=user,
             labels=a.labels,
             repeat=a.repeat,
-            attributes=shown[which],
+            attributes=self.shown[which],
         )
 
-    replies, cached = calls.answers(keys, prompt, executor, prompt_keys)
-    records = []
-    start = 0
-    for persona, system in zip(batch, systems):
-        for a in asks:
-            if a.plain:
-                reply, key = replies[start], keys[start]
-                if tuple(reply.distribution) != a.labels:  # other labels or order: mapped back to the options
-                    reply = combine_orders(a.question, [(a.orders[0][0], reply)])
+    def requests(self, chunk: int) -> list[Prompt]:
+        return [self.prompt(i) for i in self.lookup.chunks[chunk]]
+
+    def take(self, chunk: int, replies: list[ModelAnswer]) -> None:
+        self.calls.keep_answers(self.lookup, chunk, replies, self.executor.simulator.model)
+        self.waiting -= 1
+
+    @property
+    def complete(self) -> bool:
+        """Every reply in: its own chunks', and those of prompts an earlier batch sent."""
+        return self.waiting == 0 and not self.lookup.awaited
+
+    def answers(self) -> Answers:
+        """Every persona's answer to every question and repeat, option orders combined."""
+        keys, cached, replies = self.lookup.keys, self.lookup.cached, self.lookup.replies
+        records = []
+        start = 0
+        for persona, system in zip(self.batch, self.systems):
+            for a in self.asks:
+                if a.plain:
+                    reply, key = replies[keys[start]], keys[start]
+                    if tuple(reply.distribution) != a.labels:  # other labels or order: mapped back to the options
+                        reply = combine_orders(a.question, [(a.orders[0][0], reply)])
+                    records.append(
+                        Answered(persona.id, a.question.id, a.repeat, reply, key, key in cached, system, a.users)
+                    )
+                    start += 1
+                    continue
+                end = start + len(a.orders)
+                reply = combine_orders(
+                    a.question, [(order, replies[keys[i]]) for (order, _), i in zip(a.orders, range(start, end))]
+                )
                 records.append(
-                    Answered(persona.id, a.question.id, a.repeat, reply, key, key in cached, system, a.users)
+                    Answered(
+                        persona.id,
+                        a.question.id,
+                        a.repeat,
+                        reply,
+                        b"".join(keys[start:end]),
+                        cached.issuperset(keys[start:end]),
+                        system,
+                        a.users,
+                    )
                 )
-                start += 1
-                continue
-            end = start + len(a.orders)
-            reply = combine_orders(
-                a.question, [(order, replies[i]) for (order, _), i in zip(a.orders, range(start, end))]
-            )
-            records.append(
-                Answered(
-                    persona.id,
-                    a.question.id,
-                    a.repeat,
-                    reply,
-                    b"".join(keys[start:end]),
-                    cached.issuperset(keys[start:end]),
-                    system,
-                    a.users,
-                )
-            )
-            start = end
-    return Answers(executor.simulator.model, records, batch)
+                start = end
+        return Answers(self.executor.simulator.model, records, self.batch)
+
+
+def answer(batch: list[Persona], loaded: LoadedScenario, executor: Executor, calls: ModelCalls) -> Answers:
+    """Answer every question for every persona, in every option order asked for: one batch, its misses sent
+    together (an executor that cannot stream; the engine streams batches through ``Asking`` otherwise)."""
+    asking = Asking(batch, loaded, executor, calls)
+    for index, replies in executor.map("answer", [asking.requests(c) for c in range(asking.waiting)], {}):
+        asking.take(index, replies)
+    return asking.answers()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..components import Executor
 from ..models import ModelAnswer, Prompt
@@ -18,6 +18,23 @@ from ..store import PromptKeys, Store, cache_key_of, dumps, pack_answer, unpack_
 RECENT_REPLIES = 10_000  # cached replies a run keeps at hand (about 1.4 KB each: 14 MB at most)
 
 
+def answered(answer: ModelAnswer) -> bool:
+    """Worth caching: a failure (``error`` set) is asked again next time."""
+    return answer.error is None
+
+
+class Lookup(NamedTuple):
+    """Requests looked up in the cache: their keys, the replies known so far by key (the cache's, then each
+    chunk's as it arrives), the keys the cache held, the misses as chunks of request indices, and the keys an
+    earlier lookup has already sent (``awaited``: their replies come with its chunks, streaming)."""
+
+    keys: list[bytes]
+    replies: dict[bytes, Any]
+    cached: set[bytes]
+    chunks: list[list[int]]
+    awaited: set[bytes]
+
+
 class ModelCalls:
     """Model calls through the cache of ``store`` (``use_cache=False``: every call is sent, and cached)."""
 
@@ -25,29 +42,23 @@ class ModelCalls:
         self.store = store
         self.use_cache = use_cache
         self.recent: dict[bytes, Any] = {}  # cache key -> a reply the cache holds, the latest (``remember``)
+        # streaming: a key sent and not answered yet -> the later lookups waiting for its reply, so a prompt two
+        # batches in flight share is sent once
+        self.in_flight: dict[bytes, list[Lookup]] = {}
 
-    def through_cache(
+    def look_up(
         self,
         keys: list[bytes],
-        request: Callable[[int], Any],
-        executor: Executor,
-        method: Literal["answer", "generate"],
-        options: dict[str, Any],
-        encode: Callable[[Any], str | bytes],
         decode: Callable[[str | bytes], Any],
         keep: Callable[[Any], bool],
+        chunk_size: int,
         legacy: Callable[[int], bytes] | None = None,
-    ) -> tuple[list, set[bytes]]:
-        """Replies for the requests with these keys, from the cache where possible, each distinct key asked once
-        (``request(i)`` makes the i-th request, only when the cache lacks it; ``legacy(i)`` gives its key as an
-        older simrun wrote it, looked up for a miss in a log that holds such keys).
-
-        Misses go to the executor in chunks of the simulator's ``chunk_size``, and
-        each chunk's replies are cached as soon as it returns (in any order), so a
-        crash never loses a finished call; replies ``keep`` rejects (failures) are never cached,
-        and a cached one it rejects (kept by an older version) is asked again.
-        Returns the replies in order and the keys that came from the cache.
-        """
+        share: bool = False,
+    ) -> Lookup:
+        """What the cache holds for these keys (``legacy(i)`` gives the i-th key as an older simrun wrote it,
+        looked up for a miss in a log that holds such keys); the rest, each distinct key once, in chunks of
+        ``chunk_size`` request indices. A cached reply ``keep`` rejects (kept by an older version) is a miss.
+        ``share``: a miss another lookup has sent and not had answered yet waits for that reply instead."""
         replies: dict[bytes, Any] = {}
         if self.use_cache:
             recent, unknown = self.recent, {}
@@ -69,20 +80,63 @@ class ModelCalls:
                 if keep(reply := decode(value)):
                     replies[older[old_key]] = reply
                     del first_seen[older[old_key]]
-        cached = set(replies)
-        misses = list(first_seen.values())
-        size = max(1, executor.simulator.chunk_size)
+        awaited = {key for key in first_seen if key in self.in_flight} if share else set()
+        misses = [i for key, i in first_seen.items() if key not in awaited]
+        size = max(1, chunk_size)
         chunks = [misses[start : start + size] for start in range(0, len(misses), size)]
-        for index, fresh in executor.map(method, [[request(i) for i in chunk] for chunk in chunks], options):
-            wanted = chunks[index]
-            if len(fresh) != len(wanted):
-                raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
-            new = {keys[i]: reply for i, reply in zip(wanted, fresh)}
-            if kept := {k: encode(r) for k, r in new.items() if keep(r)}:
-                self.store.cache.put(executor.simulator.model, kept)
-                self.remember({k: new[k] for k in kept})
-            replies.update(new)
-        return [replies[k] for k in keys], cached
+        lookup = Lookup(keys, replies, set(replies), chunks, awaited)
+        if share:
+            for key in awaited:
+                self.in_flight[key].append(lookup)
+            self.in_flight.update((keys[i], []) for i in misses)
+        return lookup
+
+    def keep_chunk(
+        self,
+        lookup: Lookup,
+        index: int,
+        fresh: list,
+        model: str,
+        encode: Callable[[Any], str | bytes],
+        keep: Callable[[Any], bool],
+    ) -> None:
+        """The replies to chunk ``index`` of ``lookup``, cached the moment they arrive (those ``keep`` accepts:
+        a failure is never cached)."""
+        wanted = lookup.chunks[index]
+        if len(fresh) != len(wanted):
+            raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
+        new = {lookup.keys[i]: reply for i, reply in zip(wanted, fresh)}
+        if kept := {k: encode(r) for k, r in new.items() if keep(r)}:
+            self.store.cache.put(model, kept)
+            self.remember({k: new[k] for k in kept})
+        lookup.replies.update(new)
+        if self.in_flight:
+            for key, reply in new.items():
+                for waiting in self.in_flight.pop(key, ()):
+                    waiting.replies[key] = reply
+                    waiting.awaited.discard(key)
+
+    def through_cache(
+        self,
+        keys: list[bytes],
+        request: Callable[[int], Any],
+        executor: Executor,
+        method: Literal["answer", "generate"],
+        options: dict[str, Any],
+        encode: Callable[[Any], str | bytes],
+        decode: Callable[[str | bytes], Any],
+        keep: Callable[[Any], bool],
+        legacy: Callable[[int], bytes] | None = None,
+    ) -> tuple[list, set[bytes]]:
+        """Replies for the requests with these keys, from the cache where possible, each distinct key asked once
+        (``request(i)`` makes the i-th request, only when the cache lacks it), the misses through the executor
+        in chunks of the simulator's ``chunk_size``, each cached as it returns, in any order, so a crash never
+        loses a finished call. Returns the replies in order and the keys that came from the cache."""
+        lookup = self.look_up(keys, decode, keep, executor.simulator.chunk_size, legacy)
+        requests = [[request(i) for i in chunk] for chunk in lookup.chunks]
+        for index, fresh in executor.map(method, requests, options):
+            self.keep_chunk(lookup, index, fresh, executor.simulator.model, encode, keep)
+        return [lookup.replies[k] for k in keys], lookup.cached
 
     def remember(self, replies: dict[bytes, Any]) -> None:
         """Keep replies just read from or written to the cache for the prompts asked again (a population's
@@ -102,11 +156,28 @@ class ModelCalls:
             executor,
             "answer",
             {},
-            encode=pack_answer,
-            decode=unpack_answer,
-            keep=lambda a: a.error is None,
+            pack_answer,
+            unpack_answer,
+            answered,
             legacy=lambda i: prompt_keys.of(prompt(i), legacy=True),
         )
+
+    def answer_lookup(
+        self, keys: list[bytes], prompt: Callable[[int], Prompt], chunk_size: int, prompt_keys: PromptKeys
+    ) -> Lookup:
+        """``look_up`` for model answers, for a caller that sends the chunks itself (streaming dispatch): a prompt
+        an earlier batch has sent and not had answered is not sent again, its reply shared."""
+        return self.look_up(
+            keys,
+            unpack_answer,
+            answered,
+            chunk_size,
+            legacy=lambda i: prompt_keys.of(prompt(i), legacy=True),
+            share=True,
+        )
+
+    def keep_answers(self, lookup: Lookup, index: int, fresh: list[ModelAnswer], model: str) -> None:
+        self.keep_chunk(lookup, index, fresh, model, pack_answer, answered)
 
     def generate(
         self,

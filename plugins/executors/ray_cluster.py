@@ -18,7 +18,7 @@ import importlib.util
 import json
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -35,6 +35,7 @@ from simrun import (
 )
 
 ACTOR_OPTIONS = ("num_cpus", "num_gpus", "memory")  # the rest of ``resources`` are the cluster's custom resources
+STOP = object()  # the end of the chunks
 POISON = 2  # replicas that may die holding one chunk before it is judged to be what kills them
 
 
@@ -67,6 +68,7 @@ class RayExecutor(Executor):
     """Replicas of the simulator on a Ray cluster (pip install 'simrun[ray]'), fed chunks as they free up."""
 
     name = "ray"
+    streams = True
 
     class Config(StrictConfig):
         address: str | None = Field(
@@ -135,21 +137,48 @@ class RayExecutor(Executor):
                 )
 
     def map(
-        self, method: Literal["answer", "generate"], chunks: list[list[Any]], options: dict[str, Any]
+        self, method: Literal["answer", "generate"], chunks: Iterable[list[Any] | None], options: dict[str, Any]
     ) -> Iterator[tuple[int, list[Any]]]:
+        """Chunks are drawn from ``chunks`` only as replicas have room for them, so the engine can stream a whole
+        run's chunks through one call (a ``None``: nothing is ready until a reply has been yielded)."""
         import ray
 
-        waiting = deque(range(len(chunks)))
+        source = iter(chunks)
+        pulled: dict[int, list[Any]] = {}  # chunks drawn and not yet answered, by index
+        waiting: deque[int] = deque()  # drawn, not on a replica: resubmitted after a loss
         running: dict[Any, tuple[int, Any]] = {}
-        deaths = [0] * len(chunks)  # replicas lost while holding each chunk
+        deaths: dict[int, int] = {}  # replicas lost while holding each chunk
+        alone: set[Any] = set()  # replicas holding a chunk a replica died with, and nothing else
         load = {actor: 0 for actor in self.alive}
-        while waiting or running:
-            while waiting and (free := [a for a in self.alive if load[a] < self.config.max_in_flight]):
+        drawn = 0
+        exhausted = held = False  # no chunk left; no chunk ready until a reply is yielded
+        while True:
+            while any(load[a] < self.config.max_in_flight for a in self.alive):
+                if not waiting:
+                    if exhausted or held:
+                        break
+                    chunk = next(source, STOP)  # may run a nested map (an enricher's generate): replicas may be lost
+                    exhausted, held = chunk is STOP, chunk is None
+                    if exhausted or held:
+                        break
+                    pulled[drawn] = chunk
+                    waiting.append(drawn)
+                    drawn += 1
+                suspect = deaths.get(waiting[0], 0) > 0  # goes alone to an idle replica: a second death is its own
+                free = [a for a in self.alive if load[a] < self.config.max_in_flight and a not in alone]
+                if not (free := [a for a in free if load[a] == 0] if suspect else free):
+                    break
                 actor = min(free, key=load.__getitem__)
                 index = waiting.popleft()
-                running[actor.call.remote(method, chunks[index], options)] = (index, actor)
+                running[actor.call.remote(method, pulled[index], options)] = (index, actor)
                 load[actor] += 1
+                if suspect:
+                    alone.add(actor)
             if not running:
+                if exhausted and not waiting:
+                    return
+                if self.alive:  # a replica had room, so nothing was in flight when the engine had nothing ready
+                    raise RuntimeError("the engine has no chunk ready and none is in flight")
                 raise ExecutorError(
                     f"every Ray replica is gone ({self.lost} of {len(self.actors)} lost with their workers); "
                     "the answers so far are saved"
@@ -157,15 +186,16 @@ class RayExecutor(Executor):
             [done], _ = ray.wait(list(running), num_returns=1)
             index, actor = running.pop(done)
             load[actor] -= 1
+            alone.discard(actor)
             try:
                 replies = ray.get(done)
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
                 self.lose(actor)
-                deaths[index] += 1
+                deaths[index] = deaths.get(index, 0) + 1
                 if deaths[index] == POISON:
-                    first = chunks[index][0]
+                    first = pulled[index][0]
                     raise ExecutorError(
-                        f"{POISON} replicas died holding the same chunk of {len(chunks[index])} prompt(s) (the first "
+                        f"{POISON} replicas died holding the same chunk of {len(pulled[index])} prompt(s) (the first "
                         f"{getattr(first, 'persona_id', '?')} / {getattr(first, 'question_id', '?')}): "
                         "something in it kills the simulator, so it is not sent again"
                     ) from None
@@ -174,6 +204,9 @@ class RayExecutor(Executor):
                 continue
             except ray.exceptions.RayTaskError as exc:  # the simulator itself failed: as it would locally
                 raise cause(exc) from None
+            del pulled[index]
+            deaths.pop(index, None)
+            held = False
             yield index, replies
 
     def lose(self, actor: Any) -> None:

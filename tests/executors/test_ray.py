@@ -178,8 +178,11 @@ def test_a_simulator_that_fails_on_a_replica_fails_the_run_with_its_own_message(
 
 
 def test_a_chunk_that_kills_every_replica_it_reaches_stops_the_run_after_two(tmp_path):
-    poison = ["--set", "simulator.with.kill_on=Brook", "--set", "executor.with.replicas=2"]
+    # one persona's prompts (house 250 of 400) kill the simulator; streaming has other chunks on the replicas too
+    poison = ["--set", "sampler.with.numbered=true", "--set", "simulator.with.kill_on='house: 250'"]
+    poison += ["--set", "executor.with.replicas=2"]
     report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + poison)
     [step] = report["steps"]
     assert step["exit"] == 1
     assert "2 replicas died holding the same chunk" in step["stderr"] and "Traceback" not in step["stderr"]
+    assert "(the first 248 / q1)" in step["stderr"]  # house 250's chunk: batch 31 of 8 personas, not another
