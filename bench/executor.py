@@ -9,14 +9,15 @@ root, it first moves itself into a network namespace with only loopback (``unsha
 - ``embedded_throughput_ratio``: embedded SmolLM2 answers/s on 2 one-thread replicas over the local executor
   with 2 threads (target >= 0.9). Both include loading the model.
 - ``replica_utilization``: 8 replicas of a simulator that sleeps 10 ms a prompt, at the default ``batch_size``
-  (64 personas, every one distinct: 128 prompts, 4 chunks of 32 a batch): model time (prompts the replicas
+  (64 personas, every one distinct: 128 prompts, 4 chunks of 32 a batch; 4,080 personas, long enough that the
+  noise of subtracting the replicas' start-up stays small): model time (prompts the replicas
   answered, from their call log, x 10 ms) / 8 over the wall time after the replicas are up (the same run with
   one persona per town, replicas started and all, subtracted). Target >= 0.9: streaming dispatch keeps every
   replica fed across batch boundaries, where a batch at a time kept 4 of 8 busy.
 
 Prints one JSON line.
 
-    python bench/executor.py [--instant-answers 20000] [--embedded-answers 640] [--sleeping-personas 1020]
+    python bench/executor.py [--instant-answers 20000] [--embedded-answers 640] [--sleeping-personas 4080]
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instant-answers", type=int, default=20_000)
     parser.add_argument("--embedded-answers", type=int, default=640)
-    parser.add_argument("--sleeping-personas", type=int, default=1020)
+    parser.add_argument("--sleeping-personas", type=int, default=4080)
     args = parser.parse_args()
     if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
         script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
