@@ -40,7 +40,7 @@ def test_file(body: str, third_party: str = "import pytest", own_class: bool = F
 
 SAMPLER = Kind(
     imports="import numpy as np\nfrom pydantic import model_validator\n\n"
-    "from simrun import Persona, Sampler, StrictConfig, hookimpl\n",
+    "from simrun import Persona, Sampler, StrictConfig, batched, hookimpl\n",
     component='''class $cls(Sampler):
     """Personas drawn from a table of kinds of people, each as common as its share says, the same number per
     stratum. Replace the table with your own source: a CSV, survey microdata, a panel."""
@@ -76,20 +76,19 @@ SAMPLER = Kind(
         return self.config.per_stratum * len(self.config.strata)
 
     def sample(self, rng, batch_size):
+        return batched(self.personas(rng), batch_size)
+
+    def personas(self, rng):
+        """Each stratum's personas, kinds drawn by share, made one at a time: memory stays flat at any size."""
         shares = np.array(self.config.shares) / sum(self.config.shares)
-        batch, next_id = [], 0
+        next_id = 0
         for stratum in self.config.strata:
             for kind in rng.choice(len(self.config.kinds), size=self.config.per_stratum, p=shares).tolist():
                 persona = Persona(id=next_id, stratum=stratum, weight=1.0)
                 for attribute, value in self.config.kinds[kind].items():
                     persona.set(attribute, value, "$name:kinds")
-                batch.append(persona)
                 next_id += 1
-                if len(batch) == batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+                yield persona
 ''',
     scenario="sampler:\n  use: $name\n  with: {per_stratum: 6}\n" + EMBEDDED + QUESTION,
     test=test_file(
