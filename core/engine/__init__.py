@@ -100,7 +100,8 @@ class Engine:
             self.hook.run_started(run=info)
             runs.describe(run_id, pipeline.simulator.model, pipeline.simulator.cache_identity(), asked(loaded))
             started_at = time.perf_counter()
-            with started(loaded, pipeline, self.registry):
+            with started(loaded, pipeline, self.registry) as start_s:
+                timings["executor_start_s"] = round(start_s, 3)
                 try:
                     with few_collections():
                         sums = self.simulate(loaded, pipeline, info, personas_from)

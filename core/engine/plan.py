@@ -4,6 +4,7 @@ each what it needs, and the executor started on the simulator."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,13 +129,15 @@ def planned_total(pipeline: Pipeline, loaded: LoadedScenario) -> int:
 
 
 @contextlib.contextmanager
-def started(loaded: LoadedScenario, pipeline: Pipeline, registry: Registry) -> Iterator[None]:
-    """The executor started on the scenario's simulator for the block; both released when it ends."""
+def started(loaded: LoadedScenario, pipeline: Pipeline, registry: Registry) -> Iterator[float]:
+    """The executor started on the scenario's simulator for the block, which gets the seconds starting took
+    (placing replicas, loading their models); both released when it ends."""
     s = loaded.scenario
     spec = SimulatorSpec(name=s.simulator.use, config=s.simulator.with_, plugins_dir=registry.plugins_dir)
     try:
+        began = time.perf_counter()
         pipeline.executor.start(pipeline.simulator, spec)
-        yield
+        yield time.perf_counter() - began
     finally:
         pipeline.executor.close()
         pipeline.simulator.close()

@@ -5,8 +5,11 @@ node from the same name and config (embedded on CPU nodes, vllm on GPU nodes).
 The engine stays the only writer of the run log: it sends chunks of cache
 misses here, at most ``max_in_flight`` per replica, and caches each chunk's
 replies as they come back, in any order. A replica or a node that dies loses
-only the chunks it held, which go to the survivors; when none is left the run
-stops, and ``simrun run --resume`` continues it on whatever cluster is there.
+only the chunks it held, which go to the survivors (on other nodes first); when
+none is left the run stops, and ``simrun run --resume`` continues it on
+whatever cluster is there. A chunk is judged to be what kills the simulator
+only when replicas died holding it on nodes that are still up: a machine lost
+is not a poison prompt.
 Ray places and starts the actors; nothing here schedules beyond picking the
 least-busy live replica for the next chunk.
 """
@@ -17,6 +20,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
@@ -36,7 +40,7 @@ from simrun import (
 
 ACTOR_OPTIONS = ("num_cpus", "num_gpus", "memory")  # the rest of ``resources`` are the cluster's custom resources
 STOP = object()  # the end of the chunks
-POISON = 2  # replicas that may die holding one chunk before it is judged to be what kills them
+POISON = 2  # replicas on live nodes that may die holding one chunk before it is judged to be what kills them
 
 
 class ExecutorError(RuntimeError):
@@ -85,6 +89,13 @@ class RayExecutor(Executor):
         startup_timeout_s: float = Field(
             600, gt=0, description="How long replicas may take to be placed and load their model."
         )
+        node_timeout_s: float = Field(
+            30,
+            ge=0,
+            description="How long to wait for Ray to say whether the nodes of replicas that died holding one "
+            "chunk are down, before the chunk is judged to kill the simulator (Ray tells a dead node from "
+            "missed heartbeats: about 15 s by default).",
+        )
 
         @field_validator("resources")
         @classmethod
@@ -104,6 +115,8 @@ class RayExecutor(Executor):
         super().__init__(config)
         self.actors: list[Any] = []
         self.alive: list[Any] = []
+        self.node_of: dict[Any, str] = {}  # each replica's node
+        self.dead_nodes: set[str] = set()
         self.lost = self.resubmitted = 0
         self.connected_here = False
 
@@ -129,6 +142,7 @@ class RayExecutor(Executor):
         except ray.exceptions.RayActorError as exc:
             raise ExecutorError(f"a replica could not build the simulator: {cause(exc)}") from None
         expected = json.dumps(simulator.cache_identity(), sort_keys=True)
+        self.node_of = {actor: node for actor, (node, _) in zip(self.actors, placed)}
         for node, identity in placed:
             if json.dumps(identity, sort_keys=True) != expected:
                 raise ExecutorError(
@@ -147,7 +161,7 @@ class RayExecutor(Executor):
         pulled: dict[int, list[Any]] = {}  # chunks drawn and not yet answered, by index
         waiting: deque[int] = deque()  # drawn, not on a replica: resubmitted after a loss
         running: dict[Any, tuple[int, Any]] = {}
-        deaths: dict[int, int] = {}  # replicas lost while holding each chunk
+        died_on: dict[int, list[str]] = {}  # the nodes of the replicas lost while holding each chunk
         alone: set[Any] = set()  # replicas holding a chunk a replica died with, and nothing else
         load = {actor: 0 for actor in self.alive}
         drawn = 0
@@ -164,15 +178,15 @@ class RayExecutor(Executor):
                     pulled[drawn] = chunk
                     waiting.append(drawn)
                     drawn += 1
-                suspect = deaths.get(waiting[0], 0) > 0  # goes alone to an idle replica: a second death is its own
+                tainted = set(died_on.get(waiting[0], ()))  # a suspect goes alone to an idle replica, on another
                 free = [a for a in self.alive if load[a] < self.config.max_in_flight and a not in alone]
-                if not (free := [a for a in free if load[a] == 0] if suspect else free):
+                if not (free := [a for a in free if load[a] == 0] if tainted else free):
                     break
-                actor = min(free, key=load.__getitem__)
+                actor = min(free, key=lambda a: (self.node_of[a] in tainted, load[a]))  # node if one is idle
                 index = waiting.popleft()
                 running[actor.call.remote(method, pulled[index], options)] = (index, actor)
                 load[actor] += 1
-                if suspect:
+                if tainted:
                     alone.add(actor)
             if not running:
                 if exhausted and not waiting:
@@ -191,13 +205,14 @@ class RayExecutor(Executor):
                 replies = ray.get(done)
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
                 self.lose(actor)
-                deaths[index] = deaths.get(index, 0) + 1
-                if deaths[index] == POISON:
+                died_on.setdefault(index, []).append(self.node_of[actor])
+                if self.killed_on_live_nodes(died_on[index]) >= POISON:
                     first = pulled[index][0]
                     raise ExecutorError(
-                        f"{POISON} replicas died holding the same chunk of {len(pulled[index])} prompt(s) (the first "
-                        f"{getattr(first, 'persona_id', '?')} / {getattr(first, 'question_id', '?')}): "
-                        "something in it kills the simulator, so it is not sent again"
+                        f"{POISON} replicas on nodes that are still up died holding the same chunk of "
+                        f"{len(pulled[index])} prompt(s) (the first {getattr(first, 'persona_id', '?')} / "
+                        f"{getattr(first, 'question_id', '?')}): something in it kills the simulator, so it is "
+                        "not sent again"
                     ) from None
                 waiting.appendleft(index)
                 self.resubmitted += 1
@@ -205,7 +220,7 @@ class RayExecutor(Executor):
             except ray.exceptions.RayTaskError as exc:  # the simulator itself failed: as it would locally
                 raise cause(exc) from None
             del pulled[index]
-            deaths.pop(index, None)
+            died_on.pop(index, None)
             held = False
             yield index, replies
 
@@ -213,6 +228,27 @@ class RayExecutor(Executor):
         if actor in self.alive:
             self.alive.remove(actor)
             self.lost += 1
+
+    def killed_on_live_nodes(self, died_on: list[str]) -> int:
+        """How many of the replicas that died holding a chunk were on nodes still up: only those count against
+        it. Ray tells a dead node from missed heartbeats, seconds after its replicas' calls fail, so before a
+        chunk is judged, its nodes get ``node_timeout_s`` to be declared down."""
+        import ray
+
+        deadline = time.monotonic() + self.config.node_timeout_s
+        while True:
+            up = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+            self.note_dead_nodes(up)
+            killed = sum(node in up for node in died_on)
+            if killed < POISON or time.monotonic() >= deadline:
+                return killed
+            time.sleep(0.5)
+
+    def note_dead_nodes(self, up: set[str]) -> None:
+        """Replicas on a node that is down are lost with it, before their calls fail: nothing more goes to them."""
+        self.dead_nodes |= {node for node in self.node_of.values() if node not in up}
+        for actor in [a for a in self.alive if self.node_of[a] in self.dead_nodes]:
+            self.lose(actor)
 
     def replicas(self) -> tuple[int, int]:
         return len(self.alive), len(self.actors)
@@ -227,11 +263,17 @@ class RayExecutor(Executor):
             "chunks_resubmitted": self.resubmitted,
         }
         try:
-            for counters in ray.get([a.stats.remote() for a in self.alive], timeout=60):
-                for name, value in counters.items():
-                    total[name] = total.get(name, 0) + value
+            asked = [a.stats.remote() for a in self.alive]
+            answered, _ = ray.wait(asked, num_returns=len(asked), timeout=60)
         except (ray.exceptions.RayError, ConnectionError):
-            pass  # the cluster went away: the losses above are still worth keeping
+            return total  # the cluster went away: the losses above are still worth keeping
+        for reply in answered:
+            try:
+                counters = ray.get(reply)
+            except ray.exceptions.RayError:  # a replica lost after the last chunk
+                continue
+            for name, value in counters.items():
+                total[name] = total.get(name, 0) + value
         return total
 
     def close(self) -> None:

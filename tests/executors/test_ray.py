@@ -84,9 +84,11 @@ def test_two_replicas_answer_exactly_as_the_local_executor(tmp_path, local_answe
     assert stats == {"replicas_started": 2, "replicas_lost": 0, "chunks_resubmitted": 0}
 
 
-def test_a_worker_node_removed_mid_run_loses_nothing_and_is_counted(tmp_path, local_answers):
+def test_a_worker_node_lost_mid_run_with_two_replicas_loses_nothing_and_is_not_poison(tmp_path, local_answers):
+    # the worker has 2 CPUs, the head 1: two of the three replicas die with the worker, each holding chunks
     db = tmp_path / "ray.db"
-    report = on_cluster(db, "--harm", "remove-node", simrun=EMBEDDED + ON_RAY)
+    three = ["--set", "executor.with.replicas=3"]
+    report = on_cluster(db, "--worker-cpus", "2", "--harm", "remove-node", simrun=EMBEDDED + ON_RAY + three)
     harm, step = report["steps"]
     assert harm["midway"] and harm["batches"] < 5, harm
     assert step["exit"] == 0, step["stderr"]
@@ -94,29 +96,34 @@ def test_a_worker_node_removed_mid_run_loses_nothing_and_is_counted(tmp_path, lo
     record = run_record(db, report["run_id"])
     assert record["status"] == "finished"
     stats = json.loads(record["simulator_stats"])
-    assert stats["replicas_lost"] == 1 and stats["replicas_started"] == 2
+    assert stats["replicas_lost"] == 2 and stats["replicas_started"] == 3
+    assert stats["chunks_resubmitted"] >= 2
     shown = subprocess.run(
         [sys.executable, "-m", "simrun", "show", report["run_id"], "--db", str(db)], capture_output=True, text=True
     )
-    assert "1 of 2 replicas lost" in shown.stdout, shown.stdout
+    assert "2 of 3 replicas lost" in shown.stdout, shown.stdout
 
 
 def test_every_replica_gone_stops_the_run_and_resume_moves_it(tmp_path, local_answers):
     db = tmp_path / "ray.db"
-    only_on_worker = ON_RAY[:2] + ["--set", "executor.with.replicas=1", "--set", "executor.with.resources.worker=1"]
+    only_on_worker = ON_RAY + ["--set", "executor.with.resources.worker=1"]  # both replicas die with the worker
     report = on_cluster(
         db,
+        "--worker-cpus",
+        "2",
         "--harm",
         "remove-node",
         "--resume",
         "--resume-set",
         "executor.with.resources={num_cpus: 1}",
+        "--resume-set",
+        "executor.with.replicas=1",  # the head's one CPU
         simrun=EMBEDDED + only_on_worker,
     )
     harm, stopped, resumed = report["steps"]
     assert harm["midway"], harm
     assert stopped["exit"] == 1
-    assert "every Ray replica is gone (1 of 1 lost with their workers)" in stopped["stderr"]
+    assert "every Ray replica is gone (2 of 2 lost with their workers)" in stopped["stderr"]
     assert f"simrun run --resume {report['run_id']}" in stopped["stderr"] and "Traceback" not in stopped["stderr"]
     assert resumed["exit"] == 0, resumed["stderr"]
     assert answers(db) == local_answers
@@ -180,9 +187,10 @@ def test_a_simulator_that_fails_on_a_replica_fails_the_run_with_its_own_message(
 def test_a_chunk_that_kills_every_replica_it_reaches_stops_the_run_after_two(tmp_path):
     # one persona's prompts (house 250 of 400) kill the simulator; streaming has other chunks on the replicas too
     poison = ["--set", "sampler.with.numbered=true", "--set", "simulator.with.kill_on='house: 250'"]
-    poison += ["--set", "executor.with.replicas=2"]
+    poison += ["--set", "executor.with.replicas=2", "--set", "executor.with.node_timeout_s=5"]
     report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + poison)
     [step] = report["steps"]
     assert step["exit"] == 1
-    assert "2 replicas died holding the same chunk" in step["stderr"] and "Traceback" not in step["stderr"]
+    assert "2 replicas on nodes that are still up died holding the same chunk" in step["stderr"]
+    assert "Traceback" not in step["stderr"]
     assert "(the first 248 / q1)" in step["stderr"]  # house 250's chunk: batch 31 of 8 personas, not another
