@@ -74,6 +74,7 @@ from .models import (  # noqa: E402
     Prompt,
     Question,
     RunInfo,
+    SharedProvenance,
     failed_answer,
 )
 from .overrides import set_path  # noqa: E402
@@ -109,6 +110,7 @@ __all__ = [
     "batched",
     # models
     "Persona",
+    "SharedProvenance",
     "Question",
     "Prompt",
     "ModelAnswer",

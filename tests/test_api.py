@@ -114,3 +114,25 @@ def test_a_metric_value_is_made_as_the_docs_write_it_by_keyword_or_in_order():
     assert per_question.question == "Q1" and per_question.label == "tvd[Q1]"
     with pytest.raises(TypeError, match="name, value, stratum and question"):
         simrun.MetricValue("share", 0.5, "CA", "Q1", "extra")
+
+
+def test_a_trusted_persona_is_the_persona_model_construct_makes_and_its_shared_provenance_copies_on_set():
+    import copy
+    import pickle
+
+    from simrun import Persona, SharedProvenance
+
+    shared = SharedProvenance({"age": "census:B01001", "sex": "census:B01001"})
+    one, two = (Persona.trusted(i, "CA", 2.5, {"age": 30, "sex": "female"}, shared) for i in (1, 2))
+    built = Persona.model_construct(
+        id=1, stratum="CA", weight=2.5, attributes={"age": 30, "sex": "female"}, provenance=dict(shared)
+    )
+    assert one == built and one.model_dump() == built.model_dump() and one.model_fields_set == built.model_fields_set
+    assert one.model_dump_json() == built.model_dump_json()
+    assert pickle.loads(pickle.dumps(one)) == one and copy.deepcopy(one) == one
+    with pytest.raises(TypeError, match=r"shared by many personas: change it with persona.set"):
+        one.provenance["age"] = "mine"
+    one.set("party", "democrat", "survey:GSS")
+    assert one.provenance == {**shared, "party": "survey:GSS"} and type(one.provenance) is dict
+    assert two.provenance is shared and "party" not in shared  # the others keep the shared one, unchanged
+    assert Persona.model_validate(two.model_dump()) == two
