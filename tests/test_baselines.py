@@ -45,6 +45,9 @@ def test_uniform_answers_score_what_a_coin_flip_forecast_would(tmp_path):
     assert uniform["national_dem_share"] == pytest.approx(0.5)
     assert uniform["mae_points"] == pytest.approx(100 * sum(abs(0.5 - s) for s in shares) / len(shares))
     assert uniform["invalid_rate"] == 0.0
+    # a coin flip calls no state: every one is tied, no electoral vote goes to either party
+    assert uniform["states_called"] == 0 and uniform["states_tied"] == uniform["states"] == 51
+    assert uniform["dem_electoral_votes"] == uniform["rep_electoral_votes"] == 0
 
 
 def test_the_no_persona_baseline_asks_each_question_once_with_an_empty_persona_and_caches_it(tmp_path):

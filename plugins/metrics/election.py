@@ -14,6 +14,10 @@ Maine and Nebraska split their electoral votes by district; with state-level
 results only, both are counted winner-take-all. For 2024 that gives the
 certified totals anyway (Harris 226, Trump 312): Harris's district vote in
 NE-2 and Trump's in ME-2 cancel.
+
+A state simulated at exactly 0.5 (within 1e-9: the uniform baseline's every
+state) is called for neither party: it counts in ``states_tied``, not in
+``states_called`` nor in either party's electoral votes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from simrun import (
 )
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
+TIE = 1e-9  # a simulated two-party share this close to 0.5 calls the state for neither party
 
 
 def read_truth(path: Path) -> dict[str, dict[str, float]]:
@@ -210,6 +215,8 @@ class ElectionMetric(Metric):
         votes = np.array([truth[s]["dem_votes"] + truth[s]["rep_votes"] for s in states])
         ev = np.array([truth[s]["electoral_votes"] for s in states])
         error = sim - true
+        tied = np.abs(sim - 0.5) <= TIE
+        dem_called, rep_called = (sim > 0.5) & ~tied, (sim < 0.5) & ~tied
         sizes = run.sizes(c.question)
         values = [
             MetricValue(name="mae_points", value=float(np.mean(np.abs(error)) * 100)),
@@ -217,10 +224,13 @@ class ElectionMetric(Metric):
             MetricValue(name="sampling_mae_points", value=sampling_mae(true, [sizes.get(s, 0) for s in states]) * 100),
             MetricValue(name="rmse_points", value=float(math.sqrt(np.mean(error**2)) * 100)),
             MetricValue(name="bias_points", value=float(np.mean(error) * 100)),
-            MetricValue(name="states_called", value=float(np.sum((sim > 0.5) == (true > 0.5)))),
+            MetricValue(
+                name="states_called", value=float(np.sum(dem_called & (true > 0.5)) + np.sum(rep_called & (true < 0.5)))
+            ),
+            MetricValue(name="states_tied", value=float(np.sum(tied))),
             MetricValue(name="states", value=float(len(states))),
-            MetricValue(name="dem_electoral_votes", value=float(ev[sim > 0.5].sum())),
-            MetricValue(name="rep_electoral_votes", value=float(ev[sim <= 0.5].sum())),
+            MetricValue(name="dem_electoral_votes", value=float(ev[dem_called].sum())),
+            MetricValue(name="rep_electoral_votes", value=float(ev[rep_called].sum())),
             MetricValue(name="true_dem_electoral_votes", value=float(ev[true > 0.5].sum())),
             MetricValue(name="national_dem_share", value=float(np.sum(sim * votes) / votes.sum())),
             MetricValue(name="true_national_dem_share", value=float(np.sum(true * votes) / votes.sum())),

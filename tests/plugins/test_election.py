@@ -35,9 +35,9 @@ def test_three_state_toy_by_hand(tmp_path):
     assert v[("mae_points", "")] == pytest.approx(100 * (0.1 + 0.1 + 0.1) / 3)
     assert v[("bias_points", "")] == pytest.approx(100 * sum(errors) / 3)
     assert v[("rmse_points", "")] == pytest.approx(10.0)
-    # calls: AA sim 0.5 is not > 0.5 -> R (truth D): wrong; BB R/R right; CC D/R wrong
-    assert v[("states_called", "")] == 1
-    assert v[("dem_electoral_votes", "")] == 3 and v[("rep_electoral_votes", "")] == 15
+    # calls: AA sim 0.5 is a tie, called for neither (truth D); BB R/R right; CC D/R wrong
+    assert v[("states_called", "")] == 1 and v[("states_tied", "")] == 1
+    assert v[("dem_electoral_votes", "")] == 3 and v[("rep_electoral_votes", "")] == 5  # AA's 10 go to neither
     assert v[("true_dem_electoral_votes", "")] == 10
     assert v[("national_dem_share", "")] == pytest.approx((0.5 * 100 + 0.4 * 100 + 0.55 * 100) / 300)
     assert v[("alignment_per_state", "")] == pytest.approx(1 - 0.1)
