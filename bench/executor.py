@@ -13,10 +13,14 @@ root, it first moves itself into a network namespace with only loopback (``unsha
   the replicas answered, from their call log, x 10 ms) / 8 over the wall time after the replicas are up (the
   run's ``simulate_s`` less its ``executor_start_s``, both in its timings). Target >= 0.9: streaming dispatch
   keeps every replica fed across batch boundaries, where a batch at a time kept 4 of 8 busy.
+- ``parallel_sweep_ratio``: a sweep of 4 variants (the baseline and 3 other seeds, 1,000 personas and 2,000
+  prompts of 10 ms each) on 2 replicas each, with ``--parallel 2`` over one by one, wall time, replicas' start-up
+  included (target <= 0.6).
 
 Prints one JSON line.
 
     python bench/executor.py [--instant-answers 20000] [--embedded-answers 640] [--sleeping-personas 4080]
+                             [--sweep-personas 1000]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import ray
@@ -37,6 +42,7 @@ from simrun.engine import Engine
 from simrun.registry import load_registry
 from simrun.scenario import load_scenario
 from simrun.store import Store
+from simrun.sweep import run_sweep
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
 ISOLATED = "SIMRUN_BENCH_LOOPBACK_ONLY"
@@ -52,11 +58,22 @@ def timed_run(folder: Path, name: str, overrides: list[str]) -> tuple[float, flo
     return timings["simulate_s"], timings["executor_start_s"], store.runs.counts(run_id)["answers"]
 
 
+def timed_sweep(folder: Path, name: str, overrides: list[str], parallel: int) -> float:
+    """Wall seconds of a sweep of the towns scenario in a run log of its own."""
+    registry = load_registry(EXAMPLE)
+    store = Store(folder / f"{name}.db")
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry, overrides)
+    started = time.perf_counter()
+    run_sweep(loaded, registry, store, Engine(registry, store), None, parallel)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instant-answers", type=int, default=20_000)
     parser.add_argument("--embedded-answers", type=int, default=640)
     parser.add_argument("--sleeping-personas", type=int, default=4080)
+    parser.add_argument("--sweep-personas", type=int, default=1000)
     args = parser.parse_args()
     if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
         script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
@@ -89,6 +106,11 @@ def main() -> None:
             per_town = f"sampler.with.per_town={args.sleeping_personas // 2}"
             sleep_s, up_s, _ = timed_run(folder, "sleeping", [per_town, f"simulator.with.call_log={calls}", *sleeping])
             prompts = calls.read_text().count("\x1e")
+            sweep = ["ablation={use: grid, with: {fields: {seed: [8, 9, 10]}}}", "sampler.with.numbered=true"]
+            sweep += [f"sampler.with.per_town={args.sweep_personas // 2}", f"simulator.with.delay_s={SLEEP_S}"]
+            sweep += ["executor.use=ray", "executor.with.replicas=2", "executor.with.resources={num_cpus: 0.25}"]
+            one_by_one_s = timed_sweep(folder, "sweep-1", sweep, 1)
+            side_by_side_s = timed_sweep(folder, "sweep-2", sweep, 2)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -107,6 +129,9 @@ def main() -> None:
                 "sleeping_prompts": prompts,
                 "sleeping_wall_s": round(sleep_s, 2),
                 "replicas_up_s": round(up_s, 2),
+                "parallel_sweep_ratio": round(side_by_side_s / one_by_one_s, 3),
+                "sweep_one_by_one_s": round(one_by_one_s, 2),
+                "sweep_parallel_2_s": round(side_by_side_s, 2),
             }
         )
     )

@@ -172,6 +172,16 @@ def run(
     "seed-to-seed variation. Same as replicates: K in the ablation block.",
     metavar="K",
 )
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Run up to N variants side by side once the baseline is done, each with its own executor (on a Ray "
+    "cluster, its own replicas); this process stays the only writer of the run log. Pays when the model waits "
+    "elsewhere (a cluster, an API); variants on this machine's own cores only compete for them.",
+    metavar="N",
+)
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no result table.")
 @common
@@ -179,6 +189,7 @@ def sweep(
     scenario: str,
     overrides: tuple[str, ...],
     seeds: int | None,
+    parallel: int,
     no_cache: bool,
     quiet: bool,
     db_path: str,
@@ -222,7 +233,7 @@ def sweep(
                 + ", ".join(labels)
             )
         with watching(registry, not quiet and errors.is_terminal, f"sweep: {len(variants)} variants") as progress:
-            sweep_id = run_sweep(loaded, registry, store, engine, progress)
+            sweep_id = run_sweep(loaded, registry, store, engine, progress, parallel)
     except ScenarioError as exc:
         fail("invalid sweep\n" + exc.render())
     except KeyboardInterrupt:

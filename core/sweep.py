@@ -8,9 +8,14 @@ unchanged prompt is never asked twice; running the same sweep again resumes it.
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from . import hookimpl
 from .engine import Engine, build_pipeline
+from .models import RunInfo
 from .progress import ProgressObserver
 from .registry import Registry
 from .scenario import LoadedScenario, ScenarioError, ScenarioIssue, validate_data
@@ -111,10 +116,17 @@ def same_people(a: LoadedScenario, b: LoadedScenario) -> bool:
 
 
 def run_sweep(
-    loaded: LoadedScenario, registry: Registry, store: Store, engine: Engine, progress: ProgressObserver | None = None
+    loaded: LoadedScenario,
+    registry: Registry,
+    store: Store,
+    engine: Engine,
+    progress: ProgressObserver | None = None,
+    parallel: int = 1,
 ) -> str:
     """Run every variant (and replicate) not finished yet, each a child run of one sweep; ``progress`` counts all
-    of them."""
+    of them. With ``parallel`` above 1, up to that many run side by side, each on a thread of this process with its
+    own connection to the run log and its own executor (on a cluster, its own replicas): first the baselines and
+    the variants with personas of their own, then those that reuse a baseline's personas."""
     variants = plan_sweep(loaded, registry)
     labels = list(dict.fromkeys(label for label, _ in variants))
     sweep_id = store.sweeps.unfinished(loaded.data) or store.sweeps.create(
@@ -125,20 +137,89 @@ def run_sweep(
     baselines: dict[int, tuple[LoadedScenario, str]] = {}  # seed -> the baseline variant and its run
     if progress is not None:
         progress.set_total(sum(sizes))
-    for (label, variant), size in zip(variants, sizes):
+
+    def run(label: str, variant: LoadedScenario, size: int, runner: Engine) -> str:
         seed = variant.scenario.seed
         record = existing.get((label, seed))
         if record is not None and record["status"] == "finished":
             if progress is not None:
                 progress.advance(size)
-            run_id = record["id"]
-        else:
-            base = baselines.get(seed)
-            reuse = base[1] if base is not None and shares_personas(base[0], variant) else None
-            run_id = engine.run(
-                variant, resume=record["id"] if record else None, personas_from=reuse, sweep=(sweep_id, label)
-            )
-        if label == labels[0]:
-            baselines[seed] = (variant, run_id)
+            return record["id"]
+        base = baselines.get(seed)
+        reuse = base[1] if base is not None and shares_personas(base[0], variant) else None
+        resume = record["id"] if record else None
+        return runner.run(variant, resume=resume, personas_from=reuse, sweep=(sweep_id, label))
+
+    if parallel == 1:
+        for (label, variant), size in zip(variants, sizes):
+            run_id = run(label, variant, size, engine)
+            if label == labels[0]:
+                baselines[variant.scenario.seed] = (variant, run_id)
+    else:
+        base_of = {v.scenario.seed: v for label, v in variants if label == labels[0]}
+        first, reusing = [], []
+        for (label, variant), size in zip(variants, sizes):
+            base = base_of.get(variant.scenario.seed)
+            sharing = label != labels[0] and base is not None and shares_personas(base, variant)
+            (reusing if sharing else first).append((label, variant, size))
+        for (label, variant, _), run_id in zip(first, side_by_side(first, run, engine, parallel)):
+            if label == labels[0]:
+                baselines[variant.scenario.seed] = (variant, run_id)
+        side_by_side(reusing, run, engine, parallel)
     store.sweeps.finish(sweep_id)
     return sweep_id
+
+
+def side_by_side(
+    variants: list[tuple[str, LoadedScenario, int]],
+    run: Callable[[str, LoadedScenario, int, Engine], str],
+    engine: Engine,
+    parallel: int,
+) -> list[str]:
+    """``run`` each variant on one of ``parallel`` threads, each with an engine (and run log connection) of its
+    own; their run ids, in order. A failure, or Ctrl-C, ends the variants still running at their next batch (they
+    resume as any interrupted run); ``engine.run_id`` names the run that failed, for the resume hint."""
+    engines: dict[int, Engine] = {}
+    failed: list[str | None] = []  # the run that failed first; the others only stopped because it did
+    stopping = StopAtNextBatch()
+
+    def one(label: str, variant: LoadedScenario, size: int) -> str:
+        thread = threading.get_ident()
+        if thread not in engines:
+            engines[thread] = Engine(engine.registry, Store(engine.store.path), use_cache=engine.use_cache)
+        try:
+            return run(label, variant, size, engines[thread])
+        except BaseException:
+            if not stopping.stop.is_set():
+                failed.append(engines[thread].run_id)
+            raise
+
+    engine.registry.manager.register(stopping)
+    try:
+        with ThreadPoolExecutor(parallel, thread_name_prefix="variant") as pool:
+            futures = [pool.submit(one, *v) for v in variants]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                return [future.result() for future in futures]
+            except BaseException:
+                stopping.stop.set()
+                for future in futures:
+                    future.cancel()
+                engine.run_id = failed[0] if failed else engine.run_id
+                raise
+    finally:
+        engine.registry.manager.unregister(stopping)
+
+
+class StopAtNextBatch:
+    """Ends every run side by side at its next committed batch once ``stop`` is set: threads cannot be
+    interrupted, but a run ended by KeyboardInterrupt is marked interrupted and resumes."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+
+    @hookimpl
+    def batch_done(self, run: RunInfo) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt

@@ -4,6 +4,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import EXAMPLE, TOWNS_SWEEP, sweep_towns
@@ -250,3 +251,60 @@ def test_a_swap_option_equal_to_the_baseline_is_a_control_and_runs(registry):
     swap = "ablation={use: swap, with: {field: simulator.with, options: {same: {}, biased: {first_option_bias: 0.9}}}}"
     labels = [label for label, _ in plan_sweep(load_scenario(SWEEP, registry, [swap]), registry)]
     assert labels == ["baseline", "same", "biased"]
+
+
+def answers_by_variant(store, sweep_id):
+    keep = ("persona_id", "question_id", "distribution", "invalid", "prompt")
+    return {
+        label: [tuple(row[k] for k in keep) for row in store.answers.rows(record["id"], prompts=True)]
+        for label, record in one_each(store.sweeps.runs(sweep_id)).items()
+    }
+
+
+def test_variants_run_side_by_side_give_the_answers_they_give_one_by_one(invoke, tmp_path):
+    grid = ["--set", "ablation={use: grid, with: {fields: {seed: [8, 9, 10, 11]}}}"]
+    grid += ["--set", "sampler.with.per_town=30"]
+    one_by_one = invoke("sweep", str(SWEEP), "--quiet", *grid, db=tmp_path / "one.db")
+    side_by_side = invoke("sweep", str(SWEEP), "--quiet", "--parallel", "3", *grid, db=tmp_path / "three.db")
+    assert one_by_one.exit_code == 0 and side_by_side.exit_code == 0, side_by_side.output
+    alone, together = Store(tmp_path / "one.db"), Store(tmp_path / "three.db")
+    expected = answers_by_variant(alone, one_by_one.output.strip())
+    assert len(expected) == 5 and all(len(rows) == 60 for rows in expected.values())  # baseline and 4 seeds
+    assert answers_by_variant(together, side_by_side.output.strip()) == expected
+    assert together.sweeps.get(side_by_side.output.strip())["status"] == "finished"
+
+
+def test_a_variant_that_fails_side_by_side_is_named_with_its_resume_command(invoke, tmp_path):
+    swap = "ablation={use: swap, with: {field: simulator, options: {broken: {use: instant, with: {fail_with: down}}}}}"
+    result = invoke("sweep", str(SWEEP), "--parallel", "2", "--no-cache", "--set", swap, db=tmp_path / "s.db")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "RuntimeError: down" in text and "simrun run --resume" in text
+    [failed] = [r for r in Store(tmp_path / "s.db").runs.all() if r["status"] == "failed"]
+    assert failed["id"] in text and failed["variant"] == "broken"
+
+
+def test_ctrl_c_ends_the_variants_running_side_by_side_at_their_next_batch_and_a_rerun_finishes(tmp_path):
+    db = tmp_path / "c.db"
+    args = [sys.executable, "-m", "simrun", "sweep", str(SWEEP), "--db", str(db), "--quiet", "--parallel", "2"]
+    args += ["--plugins-dir", str(EXAMPLE), "--set", "simulator.with.delay_s=0.02", "--set", "sampler.with.per_town=60"]
+    sweep = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = Store(db)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # both variants under way, side by side
+        if db.exists() and "variant" in store.db["runs"].columns_dict:
+            running = [r for r in store.db["runs"].rows if r["variant"] != "baseline" and r["status"] == "running"]
+            if len(running) == 2 and store.db["progress"].count >= 3:
+                break
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=60)  # the next batch of 8 personas, not the rest of the variant
+    assert sweep.returncode == 130, err
+    assert "interrupted; run the same command again to finish the sweep" in err
+    statuses = {r["variant"]: r["status"] for r in store.db["runs"].rows}
+    assert statuses["baseline"] == "finished" and statuses["without age"] == statuses["without generation"] == (
+        "interrupted"
+    )
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert {r["status"] for r in store.db["runs"].rows} == {"finished"}

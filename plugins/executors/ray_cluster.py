@@ -10,20 +10,22 @@ none is left the run stops, and ``simrun run --resume`` continues it on
 whatever cluster is there. A chunk is judged to be what kills the simulator
 only when replicas died holding it on nodes that are still up: a machine lost
 is not a poison prompt.
-Ray places and starts the actors; nothing here schedules beyond picking the
-least-busy live replica for the next chunk.
+With ``replicas: auto`` there is a replica per unit of the ``resources`` each
+asks for on every node at the start, and a node that joins mid-run (Ray's
+autoscaler, a ``ray start``) gets its own as soon as it is seen. Ray places and
+starts the actors; nothing here schedules beyond picking the least-busy live
+replica for the next chunk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import logging
-import time
-from collections import deque
+import threading
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -34,38 +36,41 @@ from simrun import (
     Simulator,
     SimulatorSpec,
     StrictConfig,
-    build_simulator,
     hookimpl,
 )
 
-ACTOR_OPTIONS = ("num_cpus", "num_gpus", "memory")  # the rest of ``resources`` are the cluster's custom resources
+from .ray_replicas import LOOK_FOR_NODES_EVERY_S, POISON, ExecutorError, Fleet, cause
+
 STOP = object()  # the end of the chunks
-POISON = 2  # replicas on live nodes that may die holding one chunk before it is judged to be what kills them
 
 
-class ExecutorError(RuntimeError):
-    """The cluster cannot (or can no longer) run the simulator."""
+class Connection:
+    """This process's one connection to Ray, shared by the executors of a sweep's variants running side by side:
+    made by the first that needs it, closed when the last is done, if simrun made it."""
 
+    lock = threading.Lock()
+    users = 0
+    made_here = False
 
-class Replica:
-    """One copy of the scenario's simulator, on whichever node Ray placed it."""
-
-    def __init__(self, spec: SimulatorSpec):
-        self.simulator = build_simulator(spec)
-
-    def identity(self) -> tuple[str, dict[str, Any]]:
+    @classmethod
+    def open(cls, address: str | None) -> None:
         import ray
 
-        return ray.get_runtime_context().get_node_id(), self.simulator.cache_identity()
+        with cls.lock:
+            if not ray.is_initialized():
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                cls.made_here = True
+            cls.users += 1
 
-    def call(self, method: str, chunk: list[Any], options: dict[str, Any]) -> list[Any]:
-        return getattr(self.simulator, method)(chunk, **options)
+    @classmethod
+    def close(cls) -> None:
+        import ray
 
-    def stats(self) -> dict[str, int]:
-        return self.simulator.stats()
-
-    def close(self) -> None:
-        self.simulator.close()
+        with cls.lock:
+            cls.users -= 1
+            if cls.users == 0 and cls.made_here:
+                ray.shutdown()
+                cls.made_here = False
 
 
 class RayExecutor(Executor):
@@ -80,7 +85,11 @@ class RayExecutor(Executor):
             description="The cluster: 'auto' (a `ray start` on this machine), 'ray://HOST:10001' (Ray Client), "
             "HOST:6379; default: RAY_ADDRESS, else a running local cluster, else a new one on this machine.",
         )
-        replicas: int = Field(1, ge=1, description="Copies of the simulator, each a Ray actor.")
+        replicas: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+            1,
+            description="Copies of the simulator, each a Ray actor; 'auto': one per unit of `resources` on every "
+            "node, and more for nodes that join mid-run.",
+        )
         resources: dict[str, float] = Field(
             default_factory=lambda: {"num_cpus": 1},
             description="What each replica reserves: num_cpus, num_gpus, memory (bytes), or any custom resource.",
@@ -107,48 +116,49 @@ class RayExecutor(Executor):
 
     @classmethod
     def check(cls, config: StrictConfig, context: CheckContext) -> list[Problem]:
+        problems = []
         if importlib.util.find_spec("ray") is None:
-            return [Problem("", "the ray executor needs Ray, which is not installed: pip install 'simrun[ray]'")]
-        return []
+            problems.append(
+                Problem("", "the ray executor needs Ray, which is not installed: pip install 'simrun[ray]'")
+            )
+        if config.replicas == "auto" and not any(amount > 0 for amount in config.resources.values()):
+            problems.append(
+                Problem("replicas", "replicas: auto counts replicas by their resources: give one an amount above 0")
+            )
+        return problems
 
     def __init__(self, config: StrictConfig | None = None):
         super().__init__(config)
-        self.actors: list[Any] = []
-        self.alive: list[Any] = []
-        self.node_of: dict[Any, str] = {}  # each replica's node
-        self.dead_nodes: set[str] = set()
-        self.lost = self.resubmitted = 0
-        self.connected_here = False
+        self.fleet: Fleet | None = None
+        self.resubmitted = self.answered_by_joined = 0
+        self.connected = False
 
     def start(self, simulator: Simulator, spec: SimulatorSpec) -> None:
         import ray
 
         super().start(simulator, spec)
-        if not ray.is_initialized():
-            ray.init(address=self.config.address, logging_level=logging.WARNING, log_to_driver=False)
-            self.connected_here = True
-        resources = dict(self.config.resources)
-        options = {name: resources.pop(name) for name in ACTOR_OPTIONS if name in resources}
-        actor = ray.remote(Replica).options(**options, resources=resources, max_restarts=0, max_task_retries=0)
-        self.actors = [actor.remote(spec) for _ in range(self.config.replicas)]
-        self.alive = list(self.actors)
-        try:
-            placed = ray.get([a.identity.remote() for a in self.actors], timeout=self.config.startup_timeout_s)
-        except ray.exceptions.GetTimeoutError:
+        Connection.open(self.config.address)
+        self.connected = True
+        auto = self.config.replicas == "auto"
+        self.fleet = fleet = Fleet(spec, self.config.resources, simulator.cache_identity(), grow=auto)
+        count = fleet.on_cluster() if auto else self.config.replicas
+        if count == 0:
             raise ExecutorError(
-                f"{self.config.replicas} replica(s) asking {self.config.resources} each did not start within "
+                f"no node has room for a replica asking {self.config.resources}; the cluster has "
+                f"{ray.cluster_resources()}"
+            )
+        fleet.launch(count)
+        try:
+            ready, _ = ray.wait(list(fleet.starting), num_returns=count, timeout=self.config.startup_timeout_s)
+        except ray.exceptions.RayError as exc:
+            raise ExecutorError(f"the replicas could not start: {cause(exc)}") from None
+        if len(ready) < count:
+            raise ExecutorError(
+                f"{count} replica(s) asking {self.config.resources} each did not start within "
                 f"{self.config.startup_timeout_s:g} s; the cluster has {ray.cluster_resources()}"
-            ) from None
-        except ray.exceptions.RayActorError as exc:
-            raise ExecutorError(f"a replica could not build the simulator: {cause(exc)}") from None
-        expected = json.dumps(simulator.cache_identity(), sort_keys=True)
-        self.node_of = {actor: node for actor, (node, _) in zip(self.actors, placed)}
-        for node, identity in placed:
-            if json.dumps(identity, sort_keys=True) != expected:
-                raise ExecutorError(
-                    f"the replica on node {node} builds a different simulator from this machine's "
-                    f"({identity} here {simulator.cache_identity()}): its answers would not match the cache"
-                )
+            )
+        for started in ready:
+            fleet.admit(started)
 
     def map(
         self, method: Literal["answer", "generate"], chunks: Iterable[list[Any] | None], options: dict[str, Any]
@@ -157,17 +167,19 @@ class RayExecutor(Executor):
         run's chunks through one call (a ``None``: nothing is ready until a reply has been yielded)."""
         import ray
 
+        fleet = self.fleet
+        assert fleet is not None, "start() first"
         source = iter(chunks)
         pulled: dict[int, list[Any]] = {}  # chunks drawn and not yet answered, by index
         waiting: deque[int] = deque()  # drawn, not on a replica: resubmitted after a loss
         running: dict[Any, tuple[int, Any]] = {}
         died_on: dict[int, list[str]] = {}  # the nodes of the replicas lost while holding each chunk
         alone: set[Any] = set()  # replicas holding a chunk a replica died with, and nothing else
-        load = {actor: 0 for actor in self.alive}
+        load: defaultdict[Any, int] = defaultdict(int)  # chunks on each replica (a nested map may admit one)
         drawn = 0
         exhausted = held = False  # no chunk left; no chunk ready until a reply is yielded
         while True:
-            while any(load[a] < self.config.max_in_flight for a in self.alive):
+            while any(load[a] < self.config.max_in_flight for a in fleet.alive):
                 if not waiting:
                     if exhausted or held:
                         break
@@ -179,10 +191,10 @@ class RayExecutor(Executor):
                     waiting.append(drawn)
                     drawn += 1
                 tainted = set(died_on.get(waiting[0], ()))  # a suspect goes alone to an idle replica, on another
-                free = [a for a in self.alive if load[a] < self.config.max_in_flight and a not in alone]
+                free = [a for a in fleet.alive if load[a] < self.config.max_in_flight and a not in alone]
                 if not (free := [a for a in free if load[a] == 0] if tainted else free):
                     break
-                actor = min(free, key=lambda a: (self.node_of[a] in tainted, load[a]))  # node if one is idle
+                actor = min(free, key=lambda a: (fleet.node_of[a] in tainted, load[a]))  # node if one is idle
                 index = waiting.popleft()
                 running[actor.call.remote(method, pulled[index], options)] = (index, actor)
                 load[actor] += 1
@@ -191,22 +203,31 @@ class RayExecutor(Executor):
             if not running:
                 if exhausted and not waiting:
                     return
-                if self.alive:  # a replica had room, so nothing was in flight when the engine had nothing ready
+                if fleet.alive:  # a replica had room, so nothing was in flight when the engine had nothing ready
                     raise RuntimeError("the engine has no chunk ready and none is in flight")
+            if not running and not fleet.starting:
                 raise ExecutorError(
-                    f"every Ray replica is gone ({self.lost} of {len(self.actors)} lost with their workers); "
+                    f"every Ray replica is gone ({fleet.lost} of {len(fleet.actors)} lost with their workers); "
                     "the answers so far are saved"
                 )
-            [done], _ = ray.wait(list(running), num_returns=1)
+            fleet.look_for_nodes()
+            timeout = LOOK_FOR_NODES_EVERY_S if fleet.grow else None
+            done_now, _ = ray.wait([*running, *fleet.starting], num_returns=1, timeout=timeout)
+            if not done_now:
+                continue
+            [done] = done_now
+            if done in fleet.starting:  # a replica for a node that joined is up: it takes chunks from now on
+                fleet.admit(done, mid_run=True)
+                continue
             index, actor = running.pop(done)
             load[actor] -= 1
             alone.discard(actor)
             try:
                 replies = ray.get(done)
             except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
-                self.lose(actor)
-                died_on.setdefault(index, []).append(self.node_of[actor])
-                if self.killed_on_live_nodes(died_on[index]) >= POISON:
+                fleet.lose(actor)
+                died_on.setdefault(index, []).append(fleet.node_of[actor])
+                if fleet.killed_on_live_nodes(died_on[index], self.config.node_timeout_s) >= POISON:
                     first = pulled[index][0]
                     raise ExecutorError(
                         f"{POISON} replicas on nodes that are still up died holding the same chunk of "
@@ -221,49 +242,32 @@ class RayExecutor(Executor):
                 raise cause(exc) from None
             del pulled[index]
             died_on.pop(index, None)
+            self.answered_by_joined += actor in fleet.joined
             held = False
             yield index, replies
 
-    def lose(self, actor: Any) -> None:
-        if actor in self.alive:
-            self.alive.remove(actor)
-            self.lost += 1
-
-    def killed_on_live_nodes(self, died_on: list[str]) -> int:
-        """How many of the replicas that died holding a chunk were on nodes still up: only those count against
-        it. Ray tells a dead node from missed heartbeats, seconds after its replicas' calls fail, so before a
-        chunk is judged, its nodes get ``node_timeout_s`` to be declared down."""
-        import ray
-
-        deadline = time.monotonic() + self.config.node_timeout_s
-        while True:
-            up = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-            self.note_dead_nodes(up)
-            killed = sum(node in up for node in died_on)
-            if killed < POISON or time.monotonic() >= deadline:
-                return killed
-            time.sleep(0.5)
-
-    def note_dead_nodes(self, up: set[str]) -> None:
-        """Replicas on a node that is down are lost with it, before their calls fail: nothing more goes to them."""
-        self.dead_nodes |= {node for node in self.node_of.values() if node not in up}
-        for actor in [a for a in self.alive if self.node_of[a] in self.dead_nodes]:
-            self.lose(actor)
-
     def replicas(self) -> tuple[int, int]:
-        return len(self.alive), len(self.actors)
+        return (len(self.fleet.alive), len(self.fleet.alive) + self.fleet.lost) if self.fleet else (0, 0)
 
     def stats(self) -> dict[str, int]:
         """The live replicas' counters summed (a lost replica's die with it), and the losses."""
         import ray
 
+        fleet = self.fleet
+        if fleet is None:
+            return {}
         total = {
-            "replicas_started": len(self.actors),
-            "replicas_lost": self.lost,
+            "replicas_started": len(fleet.alive) + fleet.lost,
+            "replicas_lost": fleet.lost,
             "chunks_resubmitted": self.resubmitted,
         }
+        if fleet.joined:  # for nodes that joined mid-run
+            total["replicas_added"] = len(fleet.joined)
+            total["chunks_answered_by_added"] = self.answered_by_joined
+        if fleet.failed_to_start:
+            total["replicas_failed_to_start"] = fleet.failed_to_start
         try:
-            asked = [a.stats.remote() for a in self.alive]
+            asked = [a.stats.remote() for a in fleet.alive]
             answered, _ = ray.wait(asked, num_returns=len(asked), timeout=60)
         except (ray.exceptions.RayError, ConnectionError):
             return total  # the cluster went away: the losses above are still worth keeping
@@ -279,23 +283,18 @@ class RayExecutor(Executor):
     def close(self) -> None:
         import ray
 
-        if not ray.is_initialized():
+        if not self.connected:
             return
-        try:
-            ray.get([a.close.remote() for a in self.alive], timeout=60)
-        except (ray.exceptions.RayError, ConnectionError):
-            pass
-        for actor in self.actors:
-            with contextlib.suppress(Exception):  # already gone, or the cluster with it: nothing left to release
-                ray.kill(actor)
-        if self.connected_here:
-            ray.shutdown()
-
-
-def cause(exc: Exception) -> Exception:
-    """The exception a remote call raised, not Ray's wrapper with the remote traceback."""
-    original = getattr(exc, "cause", None)
-    return original if isinstance(original, Exception) else exc
+        if self.fleet is not None and ray.is_initialized():
+            try:
+                ray.get([a.close.remote() for a in self.fleet.alive], timeout=60)
+            except (ray.exceptions.RayError, ConnectionError):
+                pass
+            for actor in self.fleet.actors:
+                with contextlib.suppress(Exception):  # already gone, or the cluster with it: nothing to release
+                    ray.kill(actor)
+        self.connected = False
+        Connection.close()
 
 
 @hookimpl

@@ -5,11 +5,11 @@ Ray binds 127.0.0.1 and nothing leaves the machine. Starts a head node of one CP
 ``--worker-cpus`` (``ray.cluster_utils.Cluster``, as Ray's own tests do; the worker alone has the custom
 resource ``worker``, one per CPU), runs ``simrun ARGS --set executor.with.address=...`` and, once ``--after``
 batches of the run are committed, kills the worker node as a machine dies (its raylet and every process it
-started, at once, by SIGKILL, then ``remove_node``) or SIGKILLs the driver. Then it resumes the run (always
-after a SIGKILL; after a removal with ``--resume``, given ``--resume-set`` values). Prints one JSON line: each
-step's exit code and output, and the run's id.
+started, at once, by SIGKILL, then ``remove_node``), adds a third node of one CPU, or SIGKILLs the driver.
+Then it resumes the run (always after a SIGKILL; after a removal with ``--resume``, given ``--resume-set``
+values). Prints one JSON line: each step's exit code and output, and the run's id.
 
-    python on_cluster.py --db DB [--worker-cpus N] [--harm remove-node|kill-driver] [--after N] [--resume]
+    python on_cluster.py --db DB [--worker-cpus N] [--harm remove-node|add-node|kill-driver] [--after N] [--resume]
                          [--resume-set A=B] -- run SCENARIO --set ...
 """
 
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--worker-cpus", type=int, default=1, help="the worker node's CPUs")
-    parser.add_argument("--harm", choices=["remove-node", "kill-driver"])
+    parser.add_argument("--harm", choices=["remove-node", "add-node", "kill-driver"])
     parser.add_argument("--after", type=int, default=1, help="committed batches before the harm")
     parser.add_argument("--resume", action="store_true", help="resume the run after the harm")
     parser.add_argument("--resume-set", action="append", default=[], help="a --set for the resume")
@@ -94,6 +94,8 @@ def main() -> None:
             harmed_midway = driver.poll() is None
             if args.harm == "remove-node":
                 kill_node(cluster, worker)
+            elif args.harm == "add-node":
+                cluster.add_node(num_cpus=1)
             else:
                 driver.send_signal(signal.SIGKILL)
             steps.append({"harm": args.harm, "midway": harmed_midway, "batches": committed_batches(args.db)})

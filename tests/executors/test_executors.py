@@ -13,6 +13,7 @@ from simrun import CheckContext, Executor, build_simulator, hookimpl
 from simrun.engine import Engine, build_pipeline, started
 from simrun.models import RunInfo
 from simrun.plugins.executors.ray_cluster import RayExecutor
+from simrun.plugins.executors.ray_replicas import fitting
 from simrun.progress import ProgressObserver, progress_bar
 from simrun.registry import load_registry
 from simrun.scenario import load_scenario
@@ -107,6 +108,30 @@ def test_a_negative_resource_is_refused_at_its_field(invoke):
     )
     assert result.exit_code == 2
     assert "executor.with.resources" in result.output and "0 or more: num_gpus" in result.output
+
+
+def test_replicas_auto_counts_what_each_node_holds_of_every_resource_a_replica_asks():
+    gpu_node = {"Resources": {"CPU": 32.0, "GPU": 8.0, "memory": 2e11, "node:10.0.0.2": 1.0}}
+    assert fitting(gpu_node, {"num_cpus": 4, "num_gpus": 1}) == 8
+    assert fitting(gpu_node, {"num_cpus": 6, "num_gpus": 1}) == 5  # the CPUs run out first
+    assert fitting(gpu_node, {"num_gpus": 4, "memory": 1e11}) == 2  # tensor parallel 4
+    assert fitting({"Resources": {"CPU": 1.0}}, {"num_cpus": 0.25}) == 4
+    assert fitting({"Resources": {"CPU": 1.0}}, {"num_cpus": 0.3}) == 3
+    assert fitting(gpu_node, {"num_cpus": 1, "worker": 1}) == 0  # a custom resource the node lacks
+    assert fitting(gpu_node, {"num_cpus": 1, "num_gpus": 0}) == 32  # asking none of one counts nothing for it
+
+
+def test_replicas_auto_with_nothing_asked_has_nothing_to_count_by(invoke):
+    result = invoke(
+        "validate",
+        str(EXAMPLE / "towns.yaml"),
+        "--set",
+        "executor={use: ray, with: {replicas: auto, resources: {num_cpus: 0}}}",
+    )
+    assert result.exit_code != 0
+    assert "replicas: auto counts replicas by their resources" in " ".join(result.output.split())
+    wrong = invoke("validate", str(EXAMPLE / "towns.yaml"), "--set", "executor={use: ray, with: {replicas: all}}")
+    assert wrong.exit_code == 2 and "executor.with.replicas" in wrong.output
 
 
 def test_a_resumed_run_may_move_to_another_executor_but_not_change_its_scenario(invoke, tmp_path):

@@ -194,3 +194,18 @@ def test_a_chunk_that_kills_every_replica_it_reaches_stops_the_run_after_two(tmp
     assert "2 replicas on nodes that are still up died holding the same chunk" in step["stderr"]
     assert "Traceback" not in step["stderr"]
     assert "(the first 248 / q1)" in step["stderr"]  # house 250's chunk: batch 31 of 8 personas, not another
+
+
+def test_replicas_auto_fill_the_cluster_and_a_node_that_joins_mid_run_takes_work(tmp_path):
+    local_run(tmp_path / "local.db", INSTANT)
+    auto = ["--set", "executor.use=ray", "--set", "executor.with.replicas=auto"]
+    auto += ["--set", "simulator.with.delay_s=0.1"]  # 3.2 s a chunk of 32: the run outlasts the new node's start
+    report = on_cluster(tmp_path / "ray.db", "--harm", "add-node", simrun=INSTANT + auto)
+    harm, step = report["steps"]
+    assert harm["midway"], harm
+    assert step["exit"] == 0, step["stderr"]
+    assert answers(tmp_path / "ray.db") == answers(tmp_path / "local.db")
+    stats = json.loads(run_record(tmp_path / "ray.db", report["run_id"])["simulator_stats"])
+    # one replica per CPU of the head and the worker, then one for the node that joined, which answered chunks
+    assert stats["replicas_started"] == 3 and stats["replicas_added"] == 1 and stats["replicas_lost"] == 0
+    assert stats["chunks_answered_by_added"] >= 1, stats
