@@ -33,7 +33,7 @@ from .scaffold import plugin
 from .scenario import LoadedScenario, ScenarioError, apply_overrides, validate_data
 from .store import Store, StoreError
 from .sweep import run_sweep
-from .sweep_text import print_comparison
+from .sweep_text import print_comparison, selected_by
 
 
 class ScenarioGroup(click.Group):
@@ -255,7 +255,8 @@ def sweep(
     "--metric",
     "wanted",
     multiple=True,
-    help="Only this metric (e.g. election or election.mae_points), or shift for the shift by question; repeatable.",
+    help="Only this metric (e.g. election), figure (election.mae_points; wasserstein.w1 for every question's, "
+    "wasserstein.w1[Q1] for one), or shift for the shift by question; repeatable.",
 )
 @click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -310,14 +311,13 @@ def compare_command(
 
 def check_metrics(result: dict, wanted: tuple[str, ...]) -> None:
     """Every --metric names a metric or a figure of one the sweep has; a typo is an error with the nearest names."""
-    names = {n for v in result["variants"] for n in v["metrics"]} | {"shift"}
-    known = names | {n.split(".", 1)[0] for n in names}
+    known = {"shift"} | {k for v in result["variants"] for n in v["metrics"] for k in selected_by(n)}
     for name in wanted:
         if name not in known:
             near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
             fail(
                 f"--metric {name}: the sweep has no such metric"
-                + (f"; did you mean {' or '.join(near)}?" if near else "")
+                + (f" (did you mean {' or '.join(near)}?)" if near else "")
                 + f". It has: {', '.join(sorted(n for n in known if '.' not in n))} "
                 "(and their figures, e.g. NAME.FIGURE; `simrun compare --json` lists them)"
             )

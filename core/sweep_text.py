@@ -209,6 +209,12 @@ def print_metric(result: dict[str, Any], name: str, beside: list[str]) -> None:
     console.print(table)
 
 
+def selected_by(name: str) -> set[str]:
+    """What ``--metric`` may say to pick the figure ``name``: itself (``wasserstein.w1[Q1]``), its metric
+    (``wasserstein``), or, for a per-question figure, the figure across questions (``wasserstein.w1``)."""
+    return {name, name.split(".", 1)[0], name.split("[", 1)[0]}
+
+
 def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
     console.print(
         Text.assemble(
@@ -224,7 +230,7 @@ def print_comparison(result: dict[str, Any], wanted: list[str]) -> None:
         print_shift(result, per_question=asked_shift)
     names = list(dict.fromkeys(n for v in result["variants"] for n in v["metrics"] if not n.startswith("shift.")))
     if wanted:
-        names = [n for n in names if n in wanted or n.split(".", 1)[0] in wanted]
+        names = [n for n in names if selected_by(n) & set(wanted)]
     beside = list(dict.fromkeys(b for v in result["variants"] for b in v.get("baselines", {})))
     for name in names:
         print_metric(result, name, beside)

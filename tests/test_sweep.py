@@ -308,3 +308,19 @@ def test_ctrl_c_ends_the_variants_running_side_by_side_at_their_next_batch_and_a
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert {r["status"] for r in store.db["runs"].rows} == {"finished"}
+
+
+def test_compare_metric_picks_a_per_question_figure_across_questions_or_for_one(invoke, tmp_path):
+    db = tmp_path / "s.db"
+    two = ["--set", "metrics={wasserstein: {}}", "--set"]
+    two += [
+        "questions=[{id: q1, text: Do you like the park, options: [Yes, No, Not sure], truth: [0.5, 0.3, 0.2]},"
+        " {id: q2, text: Is the bus on time, options: [Yes, No], truth: [0.4, 0.6]}]"
+    ]
+    sweep_id = invoke("sweep", str(SWEEP), "--quiet", *two, db=db).output.strip().splitlines()[-1]
+    across = " ".join(invoke("compare", sweep_id, "--reps", "20", "--metric", "wasserstein.tvd", db=db).output.split())
+    assert "wasserstein.tvd[q1]" in across and "wasserstein.tvd[q2]" in across
+    one = " ".join(invoke("compare", sweep_id, "--reps", "20", "--metric", "wasserstein.tvd[q2]", db=db).output.split())
+    assert "wasserstein.tvd[q2]" in one and "wasserstein.tvd[q1]" not in one
+    typo = invoke("compare", sweep_id, "--metric", "wasserstein.tvdd", db=db)
+    assert typo.exit_code != 0 and "did you mean wasserstein.tvd" in typo.output
