@@ -34,6 +34,8 @@ EMBEDDED = [  # 80 personas x 2 questions in batches of 16: 5 batches, 2 chunks 
     "simulator.with.n_threads=1",
 ]
 ON_RAY = ["--set", "executor.use=ray", "--set", "executor.with.replicas=2"]
+INSTANT = ["run", str(EXAMPLE / "towns.yaml"), "--plugins-dir", str(EXAMPLE), "--set", "sampler.with.per_town=200"]
+SLOW_INSTANT = INSTANT + ["--set", "simulator.with.delay_s=0.03"]  # ~1 s a chunk of 32: harm lands mid-run
 
 
 def on_cluster(db: Path, *options: str, simrun: list[str]) -> dict:
@@ -75,6 +77,13 @@ def local_answers(tmp_path_factory) -> list[tuple]:
     return rows
 
 
+@pytest.fixture(scope="module")
+def instant_answers(tmp_path_factory) -> list[tuple]:
+    db = tmp_path_factory.mktemp("instant") / "local.db"
+    local_run(db, INSTANT)
+    return answers(db)
+
+
 def test_two_replicas_answer_exactly_as_the_local_executor(tmp_path, local_answers):
     report = on_cluster(tmp_path / "ray.db", simrun=EMBEDDED + ON_RAY)
     [step] = report["steps"]
@@ -84,15 +93,15 @@ def test_two_replicas_answer_exactly_as_the_local_executor(tmp_path, local_answe
     assert stats == {"replicas_started": 2, "replicas_lost": 0, "chunks_resubmitted": 0}
 
 
-def test_a_worker_node_lost_mid_run_with_two_replicas_loses_nothing_and_is_not_poison(tmp_path, local_answers):
+def test_a_worker_node_lost_mid_run_with_two_replicas_loses_nothing_and_is_not_poison(tmp_path, instant_answers):
     # the worker has 2 CPUs, the head 1: two of the three replicas die with the worker, each holding chunks
     db = tmp_path / "ray.db"
     three = ["--set", "executor.with.replicas=3"]
-    report = on_cluster(db, "--worker-cpus", "2", "--harm", "remove-node", simrun=EMBEDDED + ON_RAY + three)
+    report = on_cluster(db, "--worker-cpus", "2", "--harm", "remove-node", simrun=SLOW_INSTANT + ON_RAY + three)
     harm, step = report["steps"]
-    assert harm["midway"] and harm["batches"] < 5, harm
+    assert harm["midway"] and harm["batches"] < 40, harm  # of 50
     assert step["exit"] == 0, step["stderr"]
-    assert answers(db) == local_answers  # nothing lost, nothing written twice
+    assert answers(db) == instant_answers  # nothing lost, nothing written twice
     record = run_record(db, report["run_id"])
     assert record["status"] == "finished"
     stats = json.loads(record["simulator_stats"])
@@ -104,7 +113,7 @@ def test_a_worker_node_lost_mid_run_with_two_replicas_loses_nothing_and_is_not_p
     assert "2 of 3 replicas lost" in shown.stdout, shown.stdout
 
 
-def test_every_replica_gone_stops_the_run_and_resume_moves_it(tmp_path, local_answers):
+def test_every_replica_gone_stops_the_run_and_resume_moves_it(tmp_path, instant_answers):
     db = tmp_path / "ray.db"
     only_on_worker = ON_RAY + ["--set", "executor.with.resources.worker=1"]  # both replicas die with the worker
     report = on_cluster(
@@ -118,7 +127,7 @@ def test_every_replica_gone_stops_the_run_and_resume_moves_it(tmp_path, local_an
         "executor.with.resources={num_cpus: 1}",
         "--resume-set",
         "executor.with.replicas=1",  # the head's one CPU
-        simrun=EMBEDDED + only_on_worker,
+        simrun=SLOW_INSTANT + only_on_worker,
     )
     harm, stopped, resumed = report["steps"]
     assert harm["midway"], harm
@@ -126,7 +135,7 @@ def test_every_replica_gone_stops_the_run_and_resume_moves_it(tmp_path, local_an
     assert "every Ray replica is gone (2 of 2 lost with their workers)" in stopped["stderr"]
     assert f"simrun run --resume {report['run_id']}" in stopped["stderr"] and "Traceback" not in stopped["stderr"]
     assert resumed["exit"] == 0, resumed["stderr"]
-    assert answers(db) == local_answers
+    assert answers(db) == instant_answers
 
 
 def test_a_driver_killed_mid_run_resumes_to_the_same_answers(tmp_path, local_answers):
@@ -147,9 +156,6 @@ def test_ten_thousand_instant_answers_through_ray(tmp_path):
     assert report["steps"][0]["exit"] == 0, report["steps"][0]["stderr"]
     rows = answers(tmp_path / "ray.db")
     assert len(rows) == 10_000 and rows == answers(tmp_path / "local.db")
-
-
-INSTANT = ["run", str(EXAMPLE / "towns.yaml"), "--plugins-dir", str(EXAMPLE), "--set", "sampler.with.per_town=200"]
 
 
 def test_a_replica_process_that_dies_has_its_chunks_resubmitted(tmp_path):
