@@ -177,9 +177,10 @@ def run(
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Run up to N variants side by side once the baseline is done, each with its own executor (on a Ray "
-    "cluster, its own replicas); this process stays the only writer of the run log. Pays when the model waits "
-    "elsewhere (a cluster, an API); variants on this machine's own cores only compete for them.",
+    help="Run up to N variants side by side, each with its own executor (on a Ray cluster, its own replicas: "
+    "N times `replicas` must fit it); variants that reuse the baseline's personas start once it is done. This "
+    "process stays the only writer of the run log. Pays when the model waits elsewhere (a cluster, an API); "
+    "variants on this machine's own cores only compete for them.",
     metavar="N",
 )
 @click.option("--no-cache", is_flag=True, help="Ask the model again even where the cache has an answer.")

@@ -195,20 +195,26 @@ def side_by_side(
             raise
 
     engine.registry.manager.register(stopping)
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="variant")
     try:
-        with ThreadPoolExecutor(parallel, thread_name_prefix="variant") as pool:
-            futures = [pool.submit(one, *v) for v in variants]
-            try:
-                for future in as_completed(futures):
-                    future.result()
-                return [future.result() for future in futures]
-            except BaseException:
-                stopping.stop.set()
-                for future in futures:
-                    future.cancel()
-                engine.run_id = failed[0] if failed else engine.run_id
-                raise
+        futures = [pool.submit(one, *v) for v in variants]
+        try:
+            for future in as_completed(futures):
+                future.result()
+            return [future.result() for future in futures]
+        except BaseException:
+            stopping.stop.set()
+            for future in futures:
+                future.cancel()
+            engine.run_id = failed[0] if failed else engine.run_id
+            raise
     finally:
+        while True:  # the variants still running end at their next batch: wait for them, however often Ctrl-C comes
+            try:
+                pool.shutdown(wait=True)
+                break
+            except KeyboardInterrupt:
+                stopping.stop.set()
         engine.registry.manager.unregister(stopping)
 
 

@@ -148,15 +148,15 @@ class RayExecutor(Executor):
                 f"{ray.cluster_resources()}"
             )
         fleet.launch(count)
-        try:
-            ready, _ = ray.wait(list(fleet.starting), num_returns=count, timeout=self.config.startup_timeout_s)
-        except ray.exceptions.RayError as exc:
-            raise ExecutorError(f"the replicas could not start: {cause(exc)}") from None
-        if len(ready) < count:
+        # auto starts with the first replica up (another run may hold part of the cluster), the rest join as placed
+        needed = 1 if auto else count
+        ready, _ = ray.wait(list(fleet.starting), num_returns=needed, timeout=self.config.startup_timeout_s)
+        if len(ready) < needed:
             raise ExecutorError(
-                f"{count} replica(s) asking {self.config.resources} each did not start within "
+                f"{needed} replica(s) asking {self.config.resources} each did not start within "
                 f"{self.config.startup_timeout_s:g} s; the cluster has {ray.cluster_resources()}"
             )
+        ready, _ = ray.wait(list(fleet.starting), num_returns=len(fleet.starting), timeout=0)
         for started in ready:
             fleet.admit(started)
 
@@ -211,7 +211,8 @@ class RayExecutor(Executor):
                     "the answers so far are saved"
                 )
             fleet.look_for_nodes()
-            timeout = LOOK_FOR_NODES_EVERY_S if fleet.grow else None
+            fleet.expire(self.config.startup_timeout_s)
+            timeout = LOOK_FOR_NODES_EVERY_S if fleet.grow or fleet.starting else None
             done_now, _ = ray.wait([*running, *fleet.starting], num_returns=1, timeout=timeout)
             if not done_now:
                 continue

@@ -3,6 +3,7 @@ for nodes that join the cluster mid-run (``replicas: auto``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -63,6 +64,7 @@ class Fleet:
         self.actors: list[Any] = []
         self.alive: list[Any] = []
         self.starting: dict[Any, Any] = {}  # identity call -> replica not yet admitted
+        self.launched_at: dict[Any, float] = {}  # identity call -> when its replica was asked for
         self.joined: set[Any] = set()  # replicas for nodes that joined mid-run
         self.node_of: dict[Any, str] = {}
         self.nodes_seen: set[str] = set()
@@ -82,7 +84,7 @@ class Fleet:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         options = dict(self.options)
-        if node is not None:  # soft: a replica a new node cannot take still goes where there is room
+        if node is not None:  # soft: a replica still goes elsewhere if the new node dies (or cannot hold it)
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
         actor = self.actor.options(**options)
         for _ in range(count):
@@ -90,14 +92,30 @@ class Fleet:
             self.actors.append(replica)
             if node is not None:
                 self.joined.add(replica)
-            self.starting[replica.identity.remote()] = replica
+            started = replica.identity.remote()
+            self.starting[started] = replica
+            self.launched_at[started] = time.monotonic()
+
+    def expire(self, timeout_s: float) -> None:
+        """Replicas asked for more than ``timeout_s`` ago and still not up (never placed: the cluster is busy) are
+        given up, so a run never waits on them alone."""
+        import ray
+
+        now = time.monotonic()
+        for started in [s for s, at in self.launched_at.items() if now - at > timeout_s]:
+            replica = self.starting.pop(started)
+            del self.launched_at[started]
+            self.failed_to_start += 1
+            with contextlib.suppress(Exception):  # gone already: nothing to release
+                ray.kill(replica)
 
     def admit(self, started: Any, mid_run: bool = False) -> None:
-        """A replica whose identity call returned: alive, if it built the simulator this machine built. One for a
-        node that joined mid-run and could not start (its node gone again) is only counted."""
+        """A replica whose identity call returned: alive, if it built the simulator this machine built. Mid-run
+        (a node that joined, a replica placed late) one that failed or differs is only counted, and let go."""
         import ray
 
         replica = self.starting.pop(started)
+        del self.launched_at[started]
         try:
             node, identity = ray.get(started)
         except ray.exceptions.RayActorError as exc:
@@ -105,6 +123,11 @@ class Fleet:
                 self.failed_to_start += 1
                 return
             raise ExecutorError(f"a replica could not build the simulator: {cause(exc)}") from None
+        if json.dumps(identity, sort_keys=True) != self.expected and mid_run:
+            self.failed_to_start += 1
+            with contextlib.suppress(Exception):
+                ray.kill(replica)
+            return
         if json.dumps(identity, sort_keys=True) != self.expected:
             raise ExecutorError(
                 f"the replica on node {node} builds a different simulator from this machine's "
