@@ -13,7 +13,7 @@ resumed with ``simrun run --resume``. Prints one JSON line:
 - ``log_bytes``, ``log_bytes_per_answer``: the run log's file size after ``PRAGMA wal_checkpoint(TRUNCATE)``;
 - ``killed_after_batches``, ``resumed_identical``: the killed-and-resumed run's answers against the whole run's.
 
-It takes long at full scale (about an hour here, twice over); ``--personas 2000`` is 1/500 of the paper, minutes.
+It takes long at full scale (about 40 minutes here: 20 a run); ``--personas 2000`` is 1/500 of the paper, 4 minutes.
 
     python bench/rehearsal.py [--personas 20000] [--questions 500] [--sleep-ms 0.1]
 """
