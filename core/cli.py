@@ -256,8 +256,8 @@ def sweep(
     "--metric",
     "wanted",
     multiple=True,
-    help="Only this metric (e.g. election), figure (election.mae_points; wasserstein.w1 for every question's, "
-    "wasserstein.w1[Q1] for one), or shift for the shift by question; repeatable.",
+    help="Only this metric (e.g. election), figure (election.mae_points; wasserstein.tvd for every question's, "
+    "wasserstein.tvd[Q1] for one), or shift for the shift by question; repeatable.",
 )
 @click.option("--reps", default=200, show_default=True, type=click.IntRange(20, 100000), help="Bootstrap resamples.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -210,8 +210,8 @@ def print_metric(result: dict[str, Any], name: str, beside: list[str]) -> None:
 
 
 def selected_by(name: str) -> set[str]:
-    """What ``--metric`` may say to pick the figure ``name``: itself (``wasserstein.w1[Q1]``), its metric
-    (``wasserstein``), or, for a per-question figure, the figure across questions (``wasserstein.w1``)."""
+    """What ``--metric`` may say to pick the figure ``name``: itself (``wasserstein.tvd[Q1]``), its metric
+    (``wasserstein``), or, for a per-question figure, the figure across questions (``wasserstein.tvd``)."""
     return {name, name.split(".", 1)[0], name.split("[", 1)[0]}
 
 
