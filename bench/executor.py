@@ -27,16 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import ray
-from ray.cluster_utils import Cluster
+from loopback_cluster import isolate, two_node_cluster
 
 from simrun.engine import Engine
 from simrun.registry import load_registry
@@ -45,7 +41,6 @@ from simrun.store import Store
 from simrun.sweep import run_sweep
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
-ISOLATED = "SIMRUN_BENCH_LOOPBACK_ONLY"
 SLEEP_S = 0.01  # the sleeping simulator's model time per prompt
 
 
@@ -75,14 +70,8 @@ def main() -> None:
     parser.add_argument("--sleeping-personas", type=int, default=4080)
     parser.add_argument("--sweep-personas", type=int, default=1000)
     args = parser.parse_args()
-    if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
-        script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
-        command = ["unshare", "-n", "bash", "-c", script, __file__, *sys.argv[1:]]
-        sys.exit(subprocess.run(command, env={**os.environ, ISOLATED: "1"}).returncode)
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
+    isolate(__file__)
+    cluster = two_node_cluster()
     ray.init(address=cluster.address, log_to_driver=False)
     on_ray = ["executor.use=ray", "executor.with.replicas=2"]
     instant = [f"sampler.with.per_town={args.instant_answers // 4}", "batch_size=1024"]  # 2 towns, 2 questions

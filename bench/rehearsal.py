@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -34,10 +32,9 @@ import time
 from pathlib import Path
 
 import yaml
-from ray.cluster_utils import Cluster
+from loopback_cluster import isolate, two_node_cluster
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
-ISOLATED = "SIMRUN_BENCH_LOOPBACK_ONLY"
 REPLICAS = 4
 
 
@@ -96,14 +93,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--sleep-ms", type=float, default=0.1)
     args = parser.parse_args()
-    if os.geteuid() == 0 and not os.environ.get(ISOLATED) and shutil.which("unshare"):
-        script = f'ip link set lo up && exec "{sys.executable}" "$0" "$@"'
-        command = ["unshare", "-n", "bash", "-c", script, __file__, *sys.argv[1:]]
-        sys.exit(subprocess.run(command, env={**os.environ, ISOLATED: "1"}).returncode)
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
+    isolate(__file__)
+    cluster = two_node_cluster()
     address = ["--set", f"executor.with.address={cluster.address}"]
     try:
         with tempfile.TemporaryDirectory() as tmp:
