@@ -123,16 +123,16 @@ class Fleet:
                 self.failed_to_start += 1
                 return
             raise ExecutorError(f"a replica could not build the simulator: {cause(exc)}") from None
-        if json.dumps(identity, sort_keys=True) != self.expected and mid_run:
+        if json.dumps(identity, sort_keys=True) != self.expected:
+            if not mid_run:
+                raise ExecutorError(
+                    f"the replica on node {node} builds a different simulator from this machine's "
+                    f"({identity} here {json.loads(self.expected)}): its answers would not match the cache"
+                )
             self.failed_to_start += 1
             with contextlib.suppress(Exception):
                 ray.kill(replica)
             return
-        if json.dumps(identity, sort_keys=True) != self.expected:
-            raise ExecutorError(
-                f"the replica on node {node} builds a different simulator from this machine's "
-                f"({identity} here {json.loads(self.expected)}): its answers would not match the cache"
-            )
         self.node_of[replica] = node
         self.alive.append(replica)
 
