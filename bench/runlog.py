@@ -1,11 +1,13 @@
-"""Bytes the run log spends per persona and per answer (cache included), measured with SQLite's dbstat.
+"""Bytes the run log file takes per persona and per answer, model-call cache included: what a user pays for.
 
-A census run of 20,000 personas (392 per state and DC) x 5 questions on the example plugin's instant
-simulator (a hash, no model), in a fresh run log. Persona bytes are the personas table and its indexes
-plus the shared text table; answer bytes are the answers and model-call cache tables and their indexes.
-Prints one JSON line (targets: <= 400 bytes per persona, <= 250 per answer).
+A census run (40 personas per state and DC: 2,040) x 25 three-option questions on the example plugin's instant
+simulator (a hash, no model: every answer distinct, tokens and latency zero), in a fresh run log. The file is
+measured after ``PRAGMA wal_checkpoint(TRUNCATE)``, so the write-ahead log is in it. Persona bytes are the pages
+of the personas table and the shared texts (dbstat, free space in them included); answer bytes are the rest of
+the file (answers, the cache, every other table, free pages and the file's own pages) over the answers.
+Prints one JSON line (targets: <= 250 bytes per persona, <= 120 per answer).
 
-    python bench/runlog.py [--per-state 392] [--questions 5]
+    python bench/runlog.py [--per-state 40] [--questions 25]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from simrun.engine import Engine
@@ -23,32 +26,34 @@ from simrun.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tests" / "example_plugin"
 PERSONA_TABLES = {"personas", "texts"}
-ANSWER_TABLES = {"answers", "llm_cache"}
+PAPER_ANSWERS = 3 * 10**9  # the seed paper's simulated answers
 
 
-def table_bytes(db: Path) -> dict[str, int]:
-    """Bytes on disk per table, its indexes counted with it."""
-    with sqlite3.connect(db) as connection:
-        owners = dict(connection.execute("select name, tbl_name from sqlite_master where type in ('table', 'index')"))
-        sizes: dict[str, int] = {}
-        for name, size in connection.execute("select name, sum(pgsize) from dbstat group by name"):
-            table = owners.get(name, name)
-            sizes[table] = sizes.get(table, 0) + size
+def table_bytes(connection: sqlite3.Connection) -> dict[str, int]:
+    """Bytes on disk per table (pages, free space in them included), its indexes counted with it."""
+    owners = dict(connection.execute("select name, tbl_name from sqlite_master where type in ('table', 'index')"))
+    sizes: dict[str, int] = {}
+    for name, size in connection.execute("select name, sum(pgsize) from dbstat group by name"):
+        table = owners.get(name, name)
+        sizes[table] = sizes.get(table, 0) + size
     return sizes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-state", type=int, default=392)
-    parser.add_argument("--questions", type=int, default=5)
+    parser.add_argument("--per-state", type=int, default=40)
+    parser.add_argument("--questions", type=int, default=25)
     args = parser.parse_args()
     questions = [
-        {"id": f"q{i}", "text": f"How much do you agree with statement number {i}?", "options": ["Agree", "Disagree"]}
+        {
+            "id": f"q{i}",
+            "text": f"How much do you agree with statement number {i}?",
+            "options": ["Agree", "Disagree", "Not sure"],
+        }
         for i in range(args.questions)
     ]
     scenario = {
         "name": "runlog",
-        "batch_size": 256,
         "sampler": {"use": "census", "with": {"states": "all", "per_state": args.per_state}},
         "enrichers": [{"use": "region"}],
         "simulator": {"use": "instant"},
@@ -62,17 +67,22 @@ def main() -> None:
         run_id = Engine(registry, store).run(loaded)
         counts = store.runs.counts(run_id)
         store.db.conn.close()
-        sizes = table_bytes(db)
-        file_bytes = db.stat().st_size
+        with closing(sqlite3.connect(db)) as connection:
+            connection.execute("pragma wal_checkpoint(truncate)")
+            replies = connection.execute("select count(*) from llm_cache").fetchone()[0]
+            sizes = table_bytes(connection)
+        file_bytes = sum(path.stat().st_size for path in Path(tmp).iterdir())  # the WAL is empty now
     persona_bytes = sum(size for table, size in sizes.items() if table in PERSONA_TABLES)
-    answer_bytes = sum(size for table, size in sizes.items() if table in ANSWER_TABLES)
+    per_answer = (file_bytes - persona_bytes) / counts["answers"]
     print(
         json.dumps(
             {
                 "bytes_per_persona": round(persona_bytes / counts["personas"], 1),
-                "bytes_per_answer": round(answer_bytes / counts["answers"], 1),
+                "bytes_per_answer": round(per_answer, 1),
+                "paper_run_gb": round(per_answer * PAPER_ANSWERS / 1e9),
                 "personas": counts["personas"],
                 "answers": counts["answers"],
+                "distinct_replies": replies,
                 "file_bytes": file_bytes,
                 "tables": sizes,
             }

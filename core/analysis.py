@@ -6,7 +6,6 @@ creates it, so a notebook can watch a run that is still working.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ class RunLog:
                 "weight": r["weight"],
                 "question_id": r["question_id"],
                 "repeat": r["repeat"],
-                **{f"p_{label}": p for label, p in json.loads(r["distribution"]).items()},
+                **{f"p_{label}": p for label, p in r["distribution"].items()},
                 "invalid": r["invalid"],
                 "model": r["model"],
                 "cached": bool(r["cached"]),

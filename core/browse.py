@@ -24,6 +24,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "One row per run: its scenario as written and as validated, status, timings, components and versions.",
         {
             "id": "The run's id (UTC start time and randomness)",
+            "number": "The run's number: what its personas and answers carry (their run column)",
             "scenario_yaml": "The scenario file as given",
             "scenario_json": "The scenario after --set overrides, as run",
             "components": "Every component's kind, name, package and version",
@@ -37,6 +38,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "personas": (
         "One row per persona: stratum, weight (the adults it stands for), attribute values in prompt order.",
         {
+            "run": "The run's number (runs.number)",
             "names": "Hash of the attribute names (texts.hash)",
             "values": "Attribute values, in the order of the names",
             "provenance": "Hash of where each attribute came from (texts.hash)",
@@ -44,11 +46,12 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "answers": (
-        "One row per persona x question x repeat: the answer as a distribution over the options.",
+        "One row per persona x question x repeat. Its reply is llm_cache's under its cache_key, or its own (reply)"
+        " when that differs (several option orders, a failure): coalesce(a.reply, c.response), read with"
+        " simrun_distribution(), simrun_invalid() and simrun_raw() (the persona_answers query shows how).",
         {
-            "distribution": "Probability of each option label (A, B, ...) among the options",
-            "invalid": "Probability mass the model put outside the options",
-            "raw": "The model's top token or text",
+            "run": "The run's number (runs.number)",
+            "reply": "The answer's own reply, packed; empty when it is llm_cache's under cache_key",
             "cache_key": "16 bytes per option order asked: the model-call cache entries used",
             "cached": "1 when every order came from the cache",
             "error": "Why the backend gave no usable answer (secrets masked)",
@@ -67,8 +70,9 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "llm_cache": (
         "Every model call's reply, by a 16-byte key of the simulator identity and the request (a prompt's key"
-        " begins with 4 bytes of its system text's hash, so a persona's replies sit together).",
-        {},
+        " begins with 4 bytes of its system text's hash, so a persona's replies sit together). An entry never"
+        " changes once written.",
+        {"response": "The reply: an answer packed (simrun_distribution() and the like read it), or JSON"},
     ),
     "cache_formats": ("Older key forms this log's cache still holds, looked up for a miss.", {}),
     "progress": ("Batches committed per run: what --resume skips.", {}),
@@ -84,15 +88,18 @@ QUERIES: dict[str, dict[str, str]] = {
     },
     "persona_attributes": {
         "title": "One persona's attributes",
-        "sql": "select n.value as attribute, v.value as value from personas p join texts t on t.hash = p.names,"
-        ' json_each(t.text) n, json_each(p."values") v'
-        " where p.run_id = :run_id and p.id = :persona_id and n.key = v.key order by n.key",
+        "sql": "select n.value as attribute, v.value as value from personas p join texts t on t.hash = p.shape,"
+        " json_each(t.text, '$.names') n, json_each(p.\"values\") v"
+        " join runs r on r.number = p.run where r.id = :run_id and p.id = :persona_id and n.key = v.key order by n.key",
     },
     "persona_answers": {
         "title": "One persona's answers, with the exact prompts",
-        "sql": 'select a.question_id, a."repeat", a.distribution, round(a.invalid, 4) as invalid, a.raw, a.error,'
-        ' simrun_prompt(a.run_id, a.persona_id, a.question_id, a."repeat") as prompt from answers a'
-        ' where a.run_id = :run_id and a.persona_id = :persona_id order by a.question_id, a."repeat"',
+        "sql": 'select a.question_id, a."repeat", simrun_distribution(coalesce(a.reply, c.response)) as distribution,'
+        " round(simrun_invalid(coalesce(a.reply, c.response)), 4) as invalid,"
+        " simrun_raw(coalesce(a.reply, c.response)) as raw, a.error,"
+        ' simrun_prompt(r.id, a.persona_id, a.question_id, a."repeat") as prompt from answers a'
+        " join runs r on r.number = a.run left join llm_cache c on a.reply is null and c.key = a.cache_key"
+        ' where r.id = :run_id and a.persona_id = :persona_id order by a.question_id, a."repeat"',
     },
     "metric_across_runs": {
         "title": "One metric across runs and sweeps",

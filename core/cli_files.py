@@ -54,7 +54,7 @@ def export(run_id: str, fmt: str | None, output: str | None, db_path: str, regis
                         **{f"attr_{k}": v for k, v in persona.attributes.items()},
                         "question_id": row["question_id"],
                         "repeat": row["repeat"],
-                        **{f"p_{k}": v for k, v in json.loads(row["distribution"]).items()},
+                        **{f"p_{k}": v for k, v in row["distribution"].items()},
                         "invalid": row["invalid"],
                         "model": row["model"],
                         "raw": row["raw"],

@@ -36,6 +36,7 @@ from .models import Prompt
 from .prompts import PromptSpec
 from .shift import distance
 from .store import KEY_BYTES, PromptKeys, Store, unpack_answer
+from .store.answers import CACHED
 
 SAMPLE = 5_000  # personas whose answers position bias and the persona figures read
 MIN_PER_STRATUM = 30  # fewer personas than this in a stratum: its figures are noise
@@ -104,15 +105,16 @@ Sampled = list[tuple[str, bytes, str, float]]  # (question, cache keys, distribu
 def diagnose(store: Store, run_id: str) -> Diagnostics:
     """The checks of one run, from its log."""
     record = store.runs.get(run_id)
-    db = store.db
+    db, number = store.db, store.runs.number(run_id)
     per_stratum = dict(
-        db.execute("select stratum, count(*) from personas where run_id = ? group by stratum", [run_id]).fetchall()
+        db.execute("select stratum, count(*) from personas where run = ? group by stratum", [number]).fetchall()
     )
-    answers, failed = db.execute("select count(*), count(error) from answers where run_id = ?", [run_id]).fetchone()
+    answers, failed = db.execute("select count(*), count(error) from answers where run = ?", [number]).fetchone()
     off = db.execute(
-        "select a.question_id, sum(p.weight * a.invalid) / sum(p.weight) from answers a join personas p"
-        " on p.run_id = a.run_id and p.id = a.persona_id where a.run_id = ? and a.error is null group by a.question_id",
-        [run_id],
+        "select a.question_id, sum(p.weight * simrun_invalid(coalesce(a.reply, c.response))) / sum(p.weight)"
+        f" from answers a join personas p on p.run = a.run and p.id = a.persona_id {CACHED}"
+        " where a.run = ? and a.error is null group by a.question_id",
+        [number],
     ).fetchall()
     worst = max(off, key=lambda row: row[1], default=None)
     asked = {
@@ -139,15 +141,16 @@ def diagnose(store: Store, run_id: str) -> Diagnostics:
 
 def sampled_answers(store: Store, run_id: str) -> Sampled:
     """Every answer that did not fail of at most ``SAMPLE`` personas, every k-th in the log's order."""
-    personas = store.db.execute("select count(*) from personas where run_id = ?", [run_id]).fetchone()[0]
+    number = store.runs.number(run_id)
+    personas = store.db.execute("select count(*) from personas where run = ?", [number]).fetchone()[0]
     stride = max(1, math.ceil(personas / SAMPLE))
     return store.db.execute(
         "select question_id, cache_key, distribution, weight from ("
-        " select a.question_id, a.cache_key, a.distribution, p.weight,"
-        " dense_rank() over (order by a.persona_id) as n"
-        " from answers a join personas p on p.run_id = a.run_id and p.id = a.persona_id"
-        " where a.run_id = ? and a.error is null) where (n - 1) % ? = 0",
-        [run_id, stride],
+        " select a.question_id, a.cache_key, simrun_distribution(coalesce(a.reply, c.response)) as distribution,"
+        " p.weight, dense_rank() over (order by a.persona_id) as n"
+        f" from answers a join personas p on p.run = a.run and p.id = a.persona_id {CACHED}"
+        " where a.run = ? and a.error is null) where (n - 1) % ? = 0",
+        [number, stride],
     ).fetchall()
 
 

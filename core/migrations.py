@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 
 import sqlite_utils
 
+from .models import ModelAnswer
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 
@@ -144,6 +146,12 @@ def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()[:8]
 
 
+def persona_shape(names: str, provenance: str) -> str:
+    """A persona's shape as ``texts`` keeps it: its attribute names (a JSON list) and where each came from (a JSON
+    object), one JSON object that the many personas alike share."""
+    return f'{{"names": {names}, "provenance": {provenance}}}'
+
+
 def cache_key_bytes(key: str) -> bytes:
     """A cache key as stored: 16 bytes (the first 32 hex digits of the SHA-256 the engine computes)."""
     return bytes.fromhex(key[:32])
@@ -260,3 +268,88 @@ def m009_metric_questions(db: sqlite_utils.Database) -> None:
     question in their name (``tvd[Q1]``), which displays the same."""
     db["metrics"].add_column("question", str, not_null_default="")
     db["metrics"].transform(pk=("run_id", "metric", "name", "question", "stratum"))
+
+
+@migration
+def m010_runs_by_number(db: sqlite_utils.Database) -> None:
+    """A run log sized for 10^9 answers. A persona's or answer's run is a number, not its 22-character id; a
+    persona's attribute names and provenance are one shared text (its shape), its values compact JSON; an answer
+    whose reply the cache holds under its key refers to it instead of keeping a copy (``answers.reply`` is empty
+    then), and a cache entry never changes once written, so the reference stays true. An older log's answers keep
+    their replies, packed; its cache loses the model name and time of each entry, which nothing read."""
+    from .store.cache import pack_answer  # the store imports this module
+
+    conn = db.conn
+    conn.execute("alter table runs add column number integer")
+    conn.execute(
+        "update runs set number = (select n from (select id, row_number() over (order by created_at, id) as n"
+        " from runs) as ordered where ordered.id = runs.id)"
+    )
+    conn.execute("create unique index runs_number on runs(number)")
+    statements = [
+        'create table personas_v10 (run integer not null references runs(number), id integer not null, "batch"'
+        ' integer, stratum text, weight real, shape blob, "values" text, primary key (run, id)) without rowid',
+        "create table answers_v10 (run integer not null references runs(number), persona_id integer not null,"
+        ' question_id text not null, "repeat" integer not null default 0, cache_key blob, cached integer,'
+        ' reply blob, error text, primary key (run, persona_id, question_id, "repeat")) without rowid',
+        "create table llm_cache_v10 (key blob primary key, response) without rowid",
+        "insert into llm_cache_v10 select key, response from llm_cache",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+    texts = dict(conn.execute("select hash, text from texts"))
+    shapes: dict[tuple[bytes, bytes], bytes] = {}
+
+    def shape(names: bytes, provenance: bytes) -> bytes:
+        if (names, provenance) not in shapes:
+            text = persona_shape(texts[names], texts[provenance])
+            shapes[names, provenance] = text_hash(text)
+            conn.execute("insert or ignore into texts values (?, ?)", [shapes[names, provenance], text])
+        return shapes[names, provenance]
+
+    conn.executemany(
+        "insert into personas_v10 values (?, ?, ?, ?, ?, ?, ?)",
+        (
+            (*row[:5], shape(row[5], row[7]), json.dumps(json.loads(row[6]), separators=(",", ":")))
+            for row in conn.execute(
+                'select r.number, p.id, p.batch, p.stratum, p.weight, p.names, p."values", p.provenance'
+                " from personas p join runs r on r.id = p.run_id"
+            )
+        ),
+    )
+    conn.execute("delete from texts where hash not in (select shape from personas_v10)")
+
+    def packed(
+        raw: str | None,
+        distribution: str | None,
+        invalid: float | None,
+        tokens: int | None,
+        latency_ms: float | None,
+        error: str | None,
+    ) -> bytes | str:
+        answer = ModelAnswer.model_construct(
+            distribution=json.loads(distribution or "{}"),
+            invalid=invalid or 0.0,
+            raw=raw or "",
+            tokens=tokens or 0,
+            latency_ms=latency_ms or 0.0,
+            error=error,
+        )
+        return pack_answer(answer)
+
+    conn.executemany(
+        "insert into answers_v10 values (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (*row[:4], row[4], row[5], packed(*row[6:11], row[11]), row[11])
+            for row in conn.execute(
+                'select r.number, a.persona_id, a.question_id, a."repeat", a.cache_key, a.cached, a.raw,'
+                " a.distribution, a.invalid, a.tokens, a.latency_ms, a.error from answers a"
+                " join runs r on r.id = a.run_id"
+            )
+        ),
+    )
+    conn.execute("pragma legacy_alter_table = on")
+    for table in ("personas", "answers", "llm_cache"):
+        conn.execute(f"drop table {table}")
+        conn.execute(f"alter table {table}_v10 rename to {table}")
+    conn.execute("pragma legacy_alter_table = off")

@@ -257,6 +257,7 @@ class Answered(NamedTuple):
     cached: bool
     system: str
     users: list[str]
+    held: bool = False  # the cache holds this very reply under ``keys``: the run log stores it there only
 
 
 class Answers(Sequence[Answer]):

@@ -10,7 +10,6 @@ sampled people share the draws (a paired bootstrap).
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -45,7 +44,7 @@ class Answers:
                 continue
             rows, dists, invalid = by_question[row["question_id"]]
             rows.append(index[pid])
-            dists.append(json.loads(row["distribution"]))
+            dists.append(row["distribution"])
             invalid.append(row["invalid"])
         self.personas = personas
         self.weights = np.array(weights)

@@ -7,7 +7,6 @@ first three is ``resamplable``: ``simrun compare`` recomputes it on resamples.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,7 +43,7 @@ class RunView:
         """The run's answers by persona, question and repeat, each with its persona's stratum and weight."""
         for row in self.store.answers.rows(self.run_id):
             yield Answer.model_construct(  # read back from the log simrun wrote: already valid
-                distribution=json.loads(row["distribution"]),
+                distribution=row["distribution"],
                 invalid=row["invalid"],
                 raw=row["raw"] or "",
                 tokens=row["tokens"] or 0,

@@ -120,16 +120,15 @@ def test_failed_answers_are_warned_of_and_not_counted_as_a_shift(registry, tmp_p
     store, sweep_id = sweep_towns(registry, tmp_path / "f.db", same)
     run_id = store.sweeps.runs(sweep_id)["metrics.mean_share.option=B"][0]["id"]
     store.db.execute(
-        "update answers set error = 'boom', invalid = 1.0, distribution = '{}'"
-        " where run_id = ? and question_id = 'q1' and persona_id < 4",
-        [run_id],
+        "update answers set error = 'boom', reply = ? where run = ? and question_id = 'q1' and persona_id < 4",
+        [json.dumps({"distribution": {}, "invalid": 1.0, "error": "boom"}), store.runs.number(run_id)],
     )
     store.db.conn.commit()
     compared = by_label(compare(store, registry, sweep_id, reps=20))
     broken = compared["metrics.mean_share.option=B"]
     kept = [r for r in store.answers.rows(run_id) if r["question_id"] == "q1" and r["error"] is None]
     total = sum(r["weight"] for r in kept)
-    mean = {k: sum(r["weight"] * json.loads(r["distribution"])[k] for r in kept) / total for k in "ABC"}
+    mean = {k: sum(r["weight"] * r["distribution"][k] for r in kept) / total for k in "ABC"}
     base = shares(store, compared["baseline"]["run_id"])
     assert broken["failed_answers"] == 4
     assert broken["shift"]["figures"]["tvd.q1"]["value"] == pytest.approx(

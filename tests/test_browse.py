@@ -67,13 +67,14 @@ def test_the_run_log_in_datasette_with_descriptions_and_canned_queries(served):
     home = page_text(url)
     table = page_text(f"{url}/answers")
     assert "One row per persona x question x repeat" in table  # the table's description, and its columns'
-    assert "Probability mass the model put outside the options" in table
+    assert "The answer's own reply, packed" in table
     for title in ("A run's answer shares by stratum", "One persona's answers, with the exact prompts"):
         assert title in home
     shares = page_text(f"{url}/run_shares?run_id={run_id}")
     assert "ALL" in shares and "q1" in shares and "Not sure" not in shares  # options are labels: A, B, C
     answers = page_text(f"{url}/persona_answers?run_id={run_id}&persona_id=0")
     assert "[system]" in answers and "Do you like the town park?" in answers
+    assert '{"A":0.' in answers  # a packed reply, read in SQL by simrun_distribution()
     attributes = page_text(f"{url}/persona_attributes?run_id={run_id}&persona_id=0")
     assert "generation" in attributes and "town" in attributes
     across = page_text(f"{url}/metric_across_runs?metric=mean_share&name=share")

@@ -76,7 +76,10 @@ def test_a_log_written_before_m007_converts_with_nothing_lost(tmp_path):
         for run in runs
         for r in store.answers.rows(run, prompts=True)
     ]
-    old = [(*row[:9], ",".join(k[:32] for k in row[9].split(",")), *row[10:]) for row in answers]
+    old = [
+        (*row[:6], json.loads(row[6]), *row[7:9], ",".join(k[:32] for k in row[9].split(",")), *row[10:])
+        for row in answers
+    ]
     assert converted == old and len(old) == 80
     found = store.cache.get(bytes.fromhex(key[:32]) for key in cache)  # every key, by its first 16 bytes
     assert {bytes.fromhex(key[:32]): response for key, response in cache.items()} == found
@@ -131,7 +134,7 @@ def test_a_users_view_on_the_old_tables_does_not_stop_the_conversion(tmp_path):
     path = tmp_path / "old.db"
     shutil.copy(OLD_LOG, path)
     with sqlite3.connect(path) as connection:
-        connection.execute("create view my_answers as select run_id, persona_id, distribution from answers")
+        connection.execute("create view my_answers as select persona_id, question_id from answers")
     store = Store(path)
     assert len(store.db.execute("select * from my_answers").fetchall()) == 80
 

@@ -45,7 +45,7 @@ def test_run_logs_everything(registry, tmp_path):
     assert persona.provenance == {"town": "example:towns", "age": "example:towns", "generation": "example:generation"}
     row = next(store.answers.rows(run_id, prompts=True))
     assert "age: " in row["prompt"] and "Do you like the town park?" in row["prompt"] and "A. Yes" in row["prompt"]
-    assert abs(sum(json.loads(row["distribution"]).values()) - 1) < 1e-9
+    assert abs(sum(row["distribution"].values()) - 1) < 1e-9
 
 
 def test_weighted_aggregates_match_hand_computation(registry, tmp_path):
@@ -53,7 +53,7 @@ def test_weighted_aggregates_match_hand_computation(registry, tmp_path):
     by_town: dict[str, list[tuple[float, dict]]] = {}
     for r in store.answers.rows(run_id, prompts=True):
         if r["question_id"] == "q1":
-            by_town.setdefault(r["stratum"], []).append((r["weight"], json.loads(r["distribution"])))
+            by_town.setdefault(r["stratum"], []).append((r["weight"], r["distribution"]))
     shares = store.results.aggregates(run_id, "q1")
     for town, rows in by_town.items():
         expected = sum(w * d["A"] for w, d in rows) / sum(w for w, _ in rows)
@@ -239,7 +239,7 @@ def test_option_orders_map_back_and_average(registry, tmp_path, order, expected_
     rows = [r for r in store.answers.rows(run_id, prompts=True)]
     q1 = [r for r in rows if r["question_id"] == "q1"]
     for r in q1:
-        assert json.loads(r["distribution"]) == pytest.approx(expected_q1)
+        assert r["distribution"] == pytest.approx(expected_q1)
     assert sum(len(r["cache_key"].split(",")) for r in rows) == 24 * calls_per_persona
     if order == "both":
         first, second = q1[0]["prompt"].split("\n\n[system]")

@@ -1,6 +1,5 @@
 """One computation of answer shares, fed answer by answer in chunks (the engine) or all at once (compare)."""
 
-import json
 import shutil
 
 import numpy as np
@@ -57,7 +56,7 @@ def python_shares(store, run_id: str) -> dict:
     """The run's shares summed answer by answer in Python, as compare's resamples do."""
     sums = ShareSums()
     for row in store.answers.rows(run_id):
-        distribution = json.loads(row["distribution"])
+        distribution = row["distribution"]
         labels = sorted(distribution)
         values = np.array([[*(distribution[k] for k in labels), row["invalid"]]])
         sums.add(
@@ -122,10 +121,11 @@ def test_a_nan_probability_from_a_buggy_simulator_still_aggregates(tmp_path, reg
     loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
     engine = Engine(registry, store)
     run_id = engine.run(loaded)
-    persona = store.db.execute("select persona_id from answers where run_id = ? limit 1", [run_id]).fetchone()[0]
+    number = store.runs.number(run_id)
+    persona = store.db.execute("select persona_id from answers where run = ? limit 1", [number]).fetchone()[0]
     store.db.execute(
-        "update answers set distribution = ? where run_id = ? and persona_id = ? and question_id = 'q2'",
-        ['{"A":NaN,"B":0.5}', run_id, persona],
+        "update answers set reply = ? where run = ? and persona_id = ? and question_id = 'q2'",
+        ['{"distribution":{"A":NaN,"B":0.5},"invalid":0.0}', number, persona],
     )
     store.db.conn.commit()
     aggregate(store, run_id, loaded.scenario.questions)

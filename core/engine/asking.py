@@ -129,7 +129,7 @@ class Asking:
         return [self.prompt(i) for i in self.lookup.chunks[chunk]]
 
     def take(self, chunk: int, replies: list[ModelAnswer]) -> None:
-        self.calls.keep_answers(self.lookup, chunk, replies, self.executor.simulator.model)
+        self.calls.keep_answers(self.lookup, chunk, replies)
         self.waiting -= 1
 
     @property
@@ -139,17 +139,18 @@ class Asking:
 
     def answers(self) -> Answers:
         """Every persona's answer to every question and repeat, option orders combined."""
-        keys, cached, replies = self.lookup.keys, self.lookup.cached, self.lookup.replies
+        keys, cached, replies, held = self.lookup.keys, self.lookup.cached, self.lookup.replies, self.lookup.held
         records = []
         start = 0
         for persona, system in zip(self.batch, self.systems):
             for a in self.asks:
                 if a.plain:
                     reply, key = replies[keys[start]], keys[start]
+                    same = key in held
                     if tuple(reply.distribution) != a.labels:  # other labels or order: mapped back to the options
-                        reply = combine_orders(a.question, [(a.orders[0][0], reply)])
+                        reply, same = combine_orders(a.question, [(a.orders[0][0], reply)]), False
                     records.append(
-                        Answered(persona.id, a.question.id, a.repeat, reply, key, key in cached, system, a.users)
+                        Answered(persona.id, a.question.id, a.repeat, reply, key, key in cached, system, a.users, same)
                     )
                     start += 1
                     continue

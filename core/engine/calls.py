@@ -25,14 +25,16 @@ def answered(answer: ModelAnswer) -> bool:
 
 class Lookup(NamedTuple):
     """Requests looked up in the cache: their keys, the replies known so far by key (the cache's, then each
-    chunk's as it arrives), the keys the cache held, the misses as chunks of request indices, and the keys an
-    earlier lookup has already sent (``awaited``: their replies come with its chunks, streaming)."""
+    chunk's as it arrives), the keys the cache held, the misses as chunks of request indices, the keys an
+    earlier lookup has already sent (``awaited``: their replies come with its chunks, streaming), and the keys
+    whose reply the cache holds under that very key (``held``: an answer need not store it again)."""
 
     keys: list[bytes]
     replies: dict[bytes, Any]
     cached: set[bytes]
     chunks: list[list[int]]
     awaited: set[bytes]
+    held: set[bytes]
 
 
 class ModelCalls:
@@ -41,7 +43,7 @@ class ModelCalls:
     def __init__(self, store: Store, use_cache: bool = True):
         self.store = store
         self.use_cache = use_cache
-        self.recent: dict[bytes, Any] = {}  # cache key -> a reply the cache holds, the latest (``remember``)
+        self.recent: dict[bytes, Any] = {}  # cache key -> the reply the cache holds under it (``remember``)
         # streaming: a key sent and not answered yet -> the later lookups waiting for its reply, so a prompt two
         # batches in flight share is sent once
         self.in_flight: dict[bytes, list[Lookup]] = {}
@@ -57,7 +59,8 @@ class ModelCalls:
     ) -> Lookup:
         """What the cache holds for these keys (``legacy(i)`` gives the i-th key as an older simrun wrote it,
         looked up for a miss in a log that holds such keys); the rest, each distinct key once, in chunks of
-        ``chunk_size`` request indices. A cached reply ``keep`` rejects (kept by an older version) is a miss.
+        ``chunk_size`` request indices. A cached reply ``keep`` rejects (kept by an older version) is a miss, and
+        leaves the cache.
         ``share``: a miss another lookup has sent and not had answered yet waits for that reply instead."""
         replies: dict[bytes, Any] = {}
         if self.use_cache:
@@ -67,9 +70,13 @@ class ModelCalls:
                     unknown[key] = None
                 else:
                     replies[key] = reply
-            read = {k: reply for k, v in self.store.cache.get(unknown).items() if keep(reply := decode(v))}
+            found = {k: decode(v) for k, v in self.store.cache.get(unknown).items()}
+            read = {k: reply for k, reply in found.items() if keep(reply)}
+            if len(read) < len(found):  # an entry no answer can refer to: its request is asked again in its place
+                self.store.cache.forget(found.keys() - read.keys())
             self.remember(read)
             replies.update(read)
+        held = set(replies)
         first_seen: dict[bytes, int] = {}
         for i, key in enumerate(keys):
             if key not in replies:
@@ -84,7 +91,7 @@ class ModelCalls:
         misses = [i for key, i in first_seen.items() if key not in awaited]
         size = max(1, chunk_size)
         chunks = [misses[start : start + size] for start in range(0, len(misses), size)]
-        lookup = Lookup(keys, replies, set(replies), chunks, awaited)
+        lookup = Lookup(keys, replies, set(replies), chunks, awaited, held)
         if share:
             for key in awaited:
                 self.in_flight[key].append(lookup)
@@ -96,7 +103,6 @@ class ModelCalls:
         lookup: Lookup,
         index: int,
         fresh: list,
-        model: str,
         encode: Callable[[Any], str | bytes],
         keep: Callable[[Any], bool],
     ) -> None:
@@ -106,15 +112,19 @@ class ModelCalls:
         if len(fresh) != len(wanted):
             raise RuntimeError(f"the simulator returned {len(fresh)} replies for {len(wanted)} requests")
         new = {lookup.keys[i]: reply for i, reply in zip(wanted, fresh)}
+        held: set[bytes] = set()
         if kept := {k: encode(r) for k, r in new.items() if keep(r)}:
-            self.store.cache.put(model, kept)
-            self.remember({k: new[k] for k in kept})
+            held = self.store.cache.put(kept)
+            self.remember({k: new[k] for k in held})
         lookup.replies.update(new)
+        lookup.held.update(held)
         if self.in_flight:
             for key, reply in new.items():
                 for waiting in self.in_flight.pop(key, ()):
                     waiting.replies[key] = reply
                     waiting.awaited.discard(key)
+                    if key in held:
+                        waiting.held.add(key)
 
     def through_cache(
         self,
@@ -135,7 +145,7 @@ class ModelCalls:
         lookup = self.look_up(keys, decode, keep, executor.simulator.chunk_size, legacy)
         requests = [[request(i) for i in chunk] for chunk in lookup.chunks]
         for index, fresh in executor.map(method, requests, options):
-            self.keep_chunk(lookup, index, fresh, executor.simulator.model, encode, keep)
+            self.keep_chunk(lookup, index, fresh, encode, keep)
         return [lookup.replies[k] for k in keys], lookup.cached
 
     def remember(self, replies: dict[bytes, Any]) -> None:
@@ -176,8 +186,8 @@ class ModelCalls:
             share=True,
         )
 
-    def keep_answers(self, lookup: Lookup, index: int, fresh: list[ModelAnswer], model: str) -> None:
-        self.keep_chunk(lookup, index, fresh, model, pack_answer, answered)
+    def keep_answers(self, lookup: Lookup, index: int, fresh: list[ModelAnswer]) -> None:
+        self.keep_chunk(lookup, index, fresh, pack_answer, answered)
 
     def generate(
         self,

@@ -30,7 +30,7 @@ import sqlite_utils
 from ..concurrency import StoreError, T, retrying
 from ..migrations import MIGRATIONS
 from .answers import Answers, Personas
-from .cache import KEY_BYTES, Cache, PromptKeys, cache_key_of, pack_answer, unpack_answer
+from .cache import KEY_BYTES, SQL_FUNCTIONS, Cache, PromptKeys, cache_key_of, pack_answer, unpack_answer
 from .encoding import dumps, now, plain_dumps
 from .results import Results
 from .runs import Runs, Sweeps
@@ -38,6 +38,7 @@ from .texts import Prompts, Texts
 
 __all__ = [
     "KEY_BYTES",
+    "add_functions",
     "PromptKeys",
     "Store",
     "StoreError",
@@ -54,6 +55,13 @@ BUSY_TIMEOUT_S = 30.0  # how long one statement waits for another process's lock
 
 def table_names(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+
+
+def add_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions that read a stored reply (``answers.reply``, ``llm_cache.response``):
+    ``simrun_distribution(reply)``, ``simrun_invalid(reply)`` and ``simrun_raw(reply)``."""
+    for name, function in SQL_FUNCTIONS.items():
+        conn.create_function(name, 1, function, deterministic=True)
 
 
 class Store:
@@ -142,7 +150,9 @@ class Store:
             target, uri = Path(self.path).resolve().as_uri() + "?mode=ro", True
         else:
             target, uri = self.path, False
-        return sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        add_functions(conn)
+        return conn
 
     def pending_migrations(self) -> list[str]:
         with closing(self.connect(read_only=True)) as conn:

@@ -6,22 +6,25 @@ chunk's replies as they arrive, so a killed run resumes without repeating a call
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
+import json
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..concurrency import writes
-from ..migrations import text_hash
+from ..concurrency import StoreError, writes
 from ..models import OPTION_LABELS, ModelAnswer, Prompt
 from .encoding import dumps, json_string
 from .table import Table
 
 KEY_BYTES = 16  # a cache key's length; an answer asked in several option orders keeps one per order
 CLUSTER = 4  # bytes of a prompt's cache key taken from its system text alone
-ANSWER_FORMAT = 1  # the first byte of a cached answer stored as bytes
+PACKED = 2  # the first byte of an answer packed as ``pack_answer`` writes it now
+PACKED_V1 = 1  # ... as simrun wrote it before m010: every field, always
+HEAD = struct.Struct("<BBB")  # format, option count, which optional fields follow (the flags below)
+INVALID, TOKENS, LATENCY = 1, 2, 4
+OPTIONAL = ((INVALID, "invalid", "d"), (TOKENS, "tokens", "q"), (LATENCY, "latency_ms", "d"))
 
 
 def cache_key_of(request: str) -> bytes:
@@ -30,30 +33,77 @@ def cache_key_of(request: str) -> bytes:
 
 
 def pack_answer(answer: ModelAnswer) -> bytes | str:
-    """A model answer as the cache stores it: format byte, option count, invalid, tokens, latency, the option
-    probabilities as float64 (options A, B, ... in order: every prompt's labels), then the raw text. Exact, and a
-    third of its JSON. An answer with other labels or an error (never cached, but kept general) stays JSON."""
+    """A model answer as the run log stores it: format byte, option count, flags, the option probabilities as
+    float64 (options A, B, ... in order: every prompt's labels), invalid, tokens and latency where not zero, then
+    the raw text. Exact, and a fifth of its JSON. An answer with other labels or an error stays JSON."""
     values = list(answer.distribution.values())
     if answer.error is not None or list(answer.distribution) != list(OPTION_LABELS[: len(values)]):
         return answer.model_dump_json(exclude_defaults=True)
-    head = struct.pack(
-        f"<BBdqd{len(values)}d", ANSWER_FORMAT, len(values), answer.invalid, answer.tokens, answer.latency_ms, *values
+    flags, fields, extra = 0, "", []
+    for flag, name, code in OPTIONAL:
+        if value := getattr(answer, name):
+            flags, fields = flags | flag, fields + code
+            extra.append(value)
+    return b"".join(
+        (
+            HEAD.pack(PACKED, len(values), flags),
+            struct.pack(f"<{len(values)}d{fields}", *values, *extra),
+            answer.raw.encode(),
+        )
     )
-    return head + answer.raw.encode()
 
 
 def unpack_answer(stored: bytes | str) -> ModelAnswer:
+    """The model answer ``pack_answer`` stored (in either byte format, or JSON)."""
     if isinstance(stored, str):
         return ModelAnswer.model_validate_json(stored)
-    n = stored[1]
-    _, _, invalid, tokens, latency_ms, *values = struct.unpack_from(f"<BBdqd{n}d", stored)
-    return ModelAnswer(
-        distribution=dict(zip(OPTION_LABELS, values)),
-        invalid=invalid,
-        tokens=tokens,
-        latency_ms=latency_ms,
-        raw=stored[struct.calcsize(f"<BBdqd{n}d") :].decode(),
-    )
+    return ModelAnswer(**answer_fields(stored))
+
+
+def answer_fields(stored: bytes | str | None) -> dict[str, Any]:
+    """The fields of a stored model answer, as ``unpack_answer`` would validate them: for readers of the whole
+    log, which simrun wrote and need not check again."""
+    if stored is None:
+        raise StoreError("an answer refers to a model reply llm_cache no longer holds: was the cache emptied by hand?")
+    if isinstance(stored, str):
+        return {"invalid": 0.0, "raw": "", "tokens": 0, "latency_ms": 0.0, "error": None, **json.loads(stored)}
+    if stored[0] == PACKED_V1:
+        n = stored[1]
+        layout = struct.Struct(f"<BBdqd{n}d")
+        _, _, invalid, tokens, latency_ms, *values = layout.unpack_from(stored)
+        fields = {"invalid": invalid, "tokens": tokens, "latency_ms": latency_ms}
+        return {"distribution": dict(zip(OPTION_LABELS, values)), **fields, "raw": stored[layout.size :].decode()}
+    _, n, flags = HEAD.unpack_from(stored)
+    present = [(name, code) for flag, name, code in OPTIONAL if flags & flag]
+    layout = struct.Struct(f"<{n}d{''.join(code for _, code in present)}")
+    values = layout.unpack_from(stored, HEAD.size)
+    return {
+        "distribution": dict(zip(OPTION_LABELS, values[:n])),
+        "invalid": 0.0,
+        "tokens": 0,
+        "latency_ms": 0.0,
+        **{name: value for (name, _), value in zip(present, values[n:])},
+        "raw": stored[HEAD.size + layout.size :].decode(),
+        "error": None,
+    }
+
+
+def sql_distribution(stored: bytes | str | None) -> str | None:
+    """``simrun_distribution(reply)`` in SQL: a stored reply's option probabilities as JSON."""
+    return None if stored is None else dumps(answer_fields(stored)["distribution"])
+
+
+def sql_invalid(stored: bytes | str | None) -> float | None:
+    """``simrun_invalid(reply)`` in SQL: a stored reply's probability mass outside the options."""
+    return None if stored is None else answer_fields(stored)["invalid"]
+
+
+def sql_raw(stored: bytes | str | None) -> str | None:
+    """``simrun_raw(reply)`` in SQL: a stored reply's raw text (the model's top token or text)."""
+    return None if stored is None else answer_fields(stored)["raw"]
+
+
+SQL_FUNCTIONS = {"simrun_distribution": sql_distribution, "simrun_invalid": sql_invalid, "simrun_raw": sql_raw}
 
 
 class PromptKeys:
@@ -130,10 +180,18 @@ class Cache(Table):
         return found
 
     @writes
-    def put(self, model: str, entries: dict[bytes, str | bytes]) -> None:
-        self.store.texts.keep([model])
-        created, model_ref = int(dt.datetime.now(dt.UTC).timestamp()), text_hash(model)
-        self.db.conn.executemany(
-            "insert or replace into llm_cache values (?, ?, ?, ?)",
-            [(key, model_ref, value, created) for key, value in entries.items()],
-        )
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Remove entries no answer refers to (replies the engine no longer accepts), so they can be asked again."""
+        self.db.conn.executemany("delete from llm_cache where key = ?", [(key,) for key in keys])
+
+    @writes
+    def put(self, entries: dict[bytes, str | bytes]) -> set[bytes]:
+        """Cache replies: a key already held keeps its reply, so an entry never changes once written and an
+        answer may refer to it. Returns the keys that now hold these very replies (all of them but for a
+        reply asked again with the cache off, or another process's for the same request)."""
+        conn = self.db.conn
+        before = conn.total_changes
+        conn.executemany("insert or ignore into llm_cache values (?, ?)", entries.items())
+        if conn.total_changes - before == len(entries):
+            return set(entries)
+        return {key for key, value in self.get(entries).items() if value == entries[key]}

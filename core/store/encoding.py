@@ -49,4 +49,5 @@ def _json_writer(sort_keys: bool, separators: tuple[str, str]) -> Callable[[Any]
 
 
 dumps = _json_writer(sort_keys=True, separators=(",", ":"))  # canonical: compact, keys sorted
+compact_dumps = _json_writer(sort_keys=False, separators=(",", ":"))  # compact, in the order given
 plain_dumps = _json_writer(sort_keys=False, separators=(", ", ": "))  # as json.dumps writes, json_default's way

@@ -45,9 +45,8 @@ class Results(Table):
         """Per enrichment step, the personas it wrote nothing usable for (``Persona.mark_invalid``), most first."""
         reasons: dict[str, dict[str, int]] = {}
         marked = self.db.execute(
-            "select 1 from texts where text like ? escape '\\'"
-            " and hash in (select names from personas where run_id = ?)",
-            [f'%"{INVALID_PREFIX}%{INVALID_SUFFIX}"%'.replace("_", "\\_"), run_id],
+            "select 1 from texts where text like ? escape '\\' and hash in (select shape from personas where run = ?)",
+            [f'%"{INVALID_PREFIX}%{INVALID_SUFFIX}"%'.replace("_", "\\_"), self.store.runs.number(run_id)],
         ).fetchone()
         for persona in self.store.personas.rows(run_id) if marked else ():
             for key, value in persona.attributes.items():
@@ -58,7 +57,7 @@ class Results(Table):
                 reason = value.get("reason", "") if isinstance(value, dict) else str(value).split(": {")[0][:120]
                 by_reason = reasons.setdefault(step, {})
                 by_reason[reason] = by_reason.get(reason, 0) + 1
-        personas = self.db["personas"].count_where("run_id = ?", [run_id]) if reasons else 0
+        personas = self.db["personas"].count_where("run = ?", [self.store.runs.number(run_id)]) if reasons else 0
         outputs = [
             InvalidOutput(
                 step=step,

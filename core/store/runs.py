@@ -7,11 +7,14 @@ a dead owner's run taken over.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..concurrency import StoreError, alive, this_process, writes
 from .encoding import dumps, new_id, now, sha256
 from .table import Table
+
+if TYPE_CHECKING:
+    from . import Store
 
 
 def sweep_hash(scenario: dict) -> str:
@@ -20,6 +23,10 @@ def sweep_hash(scenario: dict) -> str:
 
 
 class Runs(Table):
+    def __init__(self, store: Store):
+        super().__init__(store)
+        self.numbers: dict[str, int] = {}  # run id -> number, which never changes
+
     @writes
     def create(
         self,
@@ -32,9 +39,11 @@ class Runs(Table):
         variant: str | None = None,
     ) -> str:
         run_id = new_id()
+        (number,) = self.db.execute("select coalesce(max(number), 0) + 1 from runs").fetchone()
         self.db["runs"].insert(
             {
                 "id": run_id,
+                "number": number,
                 "name": name,
                 "scenario_yaml": scenario_yaml,
                 "scenario_hash": sha256(dumps(scenario)),
@@ -58,6 +67,15 @@ class Runs(Table):
         if not rows:
             raise KeyError(run_id)
         return rows[0]
+
+    def number(self, run_id: str) -> int:
+        """The run's number: what its personas and answers carry instead of its id (a byte or two, not 22)."""
+        if (number := self.numbers.get(run_id)) is None:
+            row = self.db.execute("select number from runs where id = ?", [run_id]).fetchone()
+            if row is None:
+                raise KeyError(run_id)
+            number = self.numbers[run_id] = row[0]
+        return number
 
     def all(self) -> list[dict]:
         return list(self.db["runs"].rows_where(order_by="created_at desc, id desc"))
@@ -108,8 +126,11 @@ class Runs(Table):
 
     def counts(self, run_id: str) -> dict[str, int]:
         """How many personas, answers and metric values the run has logged."""
+        number = self.number(run_id)
         return {
-            table: self.db[table].count_where("run_id = ?", [run_id]) for table in ("personas", "answers", "metrics")
+            "personas": self.db["personas"].count_where("run = ?", [number]),
+            "answers": self.db["answers"].count_where("run = ?", [number]),
+            "metrics": self.db["metrics"].count_where("run_id = ?", [run_id]),
         }
 
 

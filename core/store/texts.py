@@ -1,6 +1,6 @@
 """The ``texts`` table and the prompts re-rendered from it.
 
-Long texts that many rows share (a persona's attribute names and provenance, a model's name) are kept once in
+Long texts that many rows share (a persona's shape: its attribute names and provenance) are kept once in
 ``texts`` and referenced by hash. A prompt is not stored at all: ``Prompts`` renders it again from the persona,
 the run's prompt settings and the question texts the run recorded (``run_questions``).
 """
@@ -34,12 +34,12 @@ class Texts(Table):
 
 class Prompts(Table):
     def renderer(self, run_id: str) -> Callable[[bytes, str, dict], str]:
-        """(attribute-names hash, attribute values, answer row) -> the exact prompt text the answer was asked with."""
+        """(persona shape hash, attribute values, answer row) -> the exact prompt text the answer was asked with."""
         parts = self.parts(run_id)
-        return lambda names, values, row: prompt_text(*parts(names, values, row["question_id"]))
+        return lambda shape, values, row: prompt_text(*parts(shape, values, row["question_id"]))
 
     def parts(self, run_id: str) -> Callable[[bytes, str, str], tuple[str, list[str]]]:
-        """(attribute-names hash, attribute values, question id) -> (system text, user text of each option order),
+        """(persona shape hash, attribute values, question id) -> (system text, user text of each option order),
         rendered from the run's prompt settings and the question texts it recorded."""
         record = self.store.runs.get(run_id)
         spec = PromptSpec.model_validate(json.loads(record["scenario_json"]).get("prompt") or {})
@@ -52,13 +52,13 @@ class Prompts(Table):
         names_by_hash: dict[bytes, list[str]] = {}
         last: list[Any] = [None, ""]  # (persona, its system text): rows come persona by persona
 
-        def parts(names: bytes, values: str, question_id: str) -> tuple[str, list[str]]:
-            if names not in names_by_hash:
-                names_by_hash.update((h, json.loads(t)) for h, t in self.store.texts.get([names]).items())
-            if last[0] != (names, values):
-                attributes = dict(zip(names_by_hash[names], json.loads(values)))
+        def parts(shape: bytes, values: str, question_id: str) -> tuple[str, list[str]]:
+            if shape not in names_by_hash:
+                names_by_hash.update((h, json.loads(t)["names"]) for h, t in self.store.texts.get([shape]).items())
+            if last[0] != (shape, values):
+                attributes = dict(zip(names_by_hash[shape], json.loads(values)))
                 persona = Persona(id=0, stratum="", weight=1.0, attributes=attributes)
-                last[:] = [(names, values), spec.system.format(persona=spec.render_persona(persona))]
+                last[:] = [(shape, values), spec.system.format(persona=spec.render_persona(persona))]
             return last[1], asked[question_id]["users"]
 
         return parts
@@ -67,19 +67,19 @@ class Prompts(Table):
         """One answer's exact prompt, and whether it hashes to the cache key the answer was asked under (False
         when another simrun version renders personas differently). A run logged before m007 kept its prompts."""
         row = self.db.execute(
-            'select a.cache_key, p.names, p."values", l.prompt from answers a'
-            " join personas p on p.run_id = a.run_id and p.id = a.persona_id"
-            " left join legacy_prompts l on l.run_id = a.run_id and l.persona_id = a.persona_id"
+            'select a.cache_key, p.shape, p."values", l.prompt from answers a'
+            " join personas p on p.run = a.run and p.id = a.persona_id"
+            " left join legacy_prompts l on l.run_id = ? and l.persona_id = a.persona_id"
             ' and l.question_id = a.question_id and l."repeat" = a."repeat"'
-            ' where a.run_id = ? and a.persona_id = ? and a.question_id = ? and a."repeat" = ?',
-            [run_id, persona_id, question_id, repeat],
+            ' where a.run = ? and a.persona_id = ? and a.question_id = ? and a."repeat" = ?',
+            [run_id, self.store.runs.number(run_id), persona_id, question_id, repeat],
         ).fetchone()
         if row is None:
             raise KeyError((run_id, persona_id, question_id, repeat))
-        keys, names, values, legacy = row
+        keys, shape, values, legacy = row
         if legacy is not None:
             return legacy, True
-        system, users = self.parts(run_id)(names, values, question_id)
+        system, users = self.parts(run_id)(shape, values, question_id)
         identity = json.loads(self.store.runs.get(run_id)["simulator_identity"])
         labels = json.loads(
             self.db.execute(

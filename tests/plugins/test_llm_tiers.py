@@ -180,11 +180,14 @@ def test_engine_never_caches_a_reply_that_breaks_its_schema(registry, tmp_path):
     assert calls.generate(in_process(bounded), ["p"], json_schema=schema) and bounded.calls == 1
     # a cache written before replies were checked: its out-of-schema entry is a miss, not an answer
     [key] = [row["key"] for row in store.db["llm_cache"].rows]
-    store.cache.put("sizes", {key: json.dumps({"text": '{"household_size": 45}'})})
+    store.db.execute(
+        "update llm_cache set response = ? where key = ?", [json.dumps({"text": '{"household_size": 45}'}), key]
+    )
     assert (
         ModelCalls(store).generate(in_process(bounded), ["p"], json_schema=schema) == ['{"household_size": 4}']
         and bounded.calls == 2
     )
+    assert ModelCalls(store).generate(in_process(bounded), ["p"], json_schema=schema) and bounded.calls == 2
 
 
 YOUNG_DROPOUT = {"age": 22, "sex": "male", "education": "less than high school"}

@@ -1,0 +1,99 @@
+"""A run log sized for 10^9 answers (migration m010): an answer whose reply the cache holds under its key refers to
+it, every other answer keeps its own, and what is read back is what the run answered, whichever way it was kept."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from conftest import EXAMPLE
+
+from simrun.engine import Engine
+from simrun.models import ModelAnswer
+from simrun.registry import load_registry
+from simrun.scenario import load_scenario
+from simrun.store import Store, pack_answer, unpack_answer
+
+
+def kept(store: Store, run_id: str) -> dict[str, int]:
+    """How the run's answers keep their replies: by reference to the cache, or their own."""
+    referred, own = store.db.execute(
+        "select sum(reply is null), sum(reply is not null) from answers where run = ?", [store.runs.number(run_id)]
+    ).fetchone()
+    return {"referred": referred, "own": own}
+
+
+def read(store: Store, run_id: str) -> list[tuple]:
+    return [
+        (r["persona_id"], r["question_id"], r["distribution"], r["invalid"], r["raw"], r["error"])
+        for r in store.answers.rows(run_id)
+    ]
+
+
+def test_an_answer_asked_once_refers_to_the_cache_and_one_combined_from_two_orders_keeps_its_own(tmp_path, registry):
+    store = Store(tmp_path / "r.db")
+    plain = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry))
+    both = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry, ["prompt.option_order=both"]))
+    assert kept(store, plain) == {"referred": 48, "own": 0}
+    assert kept(store, both) == {"referred": 0, "own": 48}  # an average of two replies is no cache entry
+    for run_id in (plain, both):
+        answers = read(store, run_id)
+        assert len(answers) == 48 and all(abs(sum(d.values()) - 1) < 1e-12 for _, _, d, _, _, _ in answers)
+
+
+def test_a_reply_that_differs_from_the_cache_s_is_kept_by_its_answer_and_read_back_as_given(tmp_path, registry):
+    store = Store(tmp_path / "r.db")
+    loaded = load_scenario(EXAMPLE / "towns.yaml", registry)
+    first = Engine(registry, store).run(loaded)
+    given = read(store, first)
+    # another process's reply to the same request got there first: the cache keeps it, never overwritten
+    other = pack_answer(ModelAnswer(distribution={"A": 1.0, "B": 0.0, "C": 0.0}, invalid=0.0, raw="other"))
+    store.db.execute("update llm_cache set response = ?", [other])
+    again = Engine(registry, store, use_cache=False).run(loaded)  # every call sent again
+    assert kept(store, again) == {"referred": 0, "own": 48}
+    assert [row[1:] for row in read(store, again)] == [row[1:] for row in given]
+    assert {row[4] for row in read(store, first)} == {"other"}  # the first run referred to the entry changed by hand
+    assert store.db.execute("select count(distinct response) from llm_cache").fetchone()[0] == 1
+
+
+def test_a_failed_answer_keeps_its_error_and_is_never_cached(tmp_path):
+    from simrun import Simulator, failed_answer
+
+    class Down(Simulator):
+        name = "down"
+        model = "down"
+
+        def answer(self, prompts):
+            return [failed_answer(p.labels, "backend down") for p in prompts]
+
+    registry = load_registry(EXAMPLE)
+    registry.add("simulator", "test", "test", "", Down)
+    store = Store(tmp_path / "r.db")
+    run_id = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry, ["simulator={use: down}"]))
+    assert kept(store, run_id) == {"referred": 0, "own": 48}
+    assert {(row[3], row[5]) for row in read(store, run_id)} == {(1.0, "backend down")}
+    assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 0
+
+
+def test_a_packed_answer_keeps_only_what_is_not_zero_and_reads_the_older_format_too():
+    answer = ModelAnswer(distribution={"A": 0.25, "B": 0.75}, invalid=0.0, raw="B")
+    packed = pack_answer(answer)
+    assert len(packed) == 3 + 2 * 8 + 1 and unpack_answer(packed) == answer
+    full = answer.model_copy(update={"invalid": 0.5, "tokens": 7, "latency_ms": 3.5})
+    assert len(pack_answer(full)) == 3 + 5 * 8 + 1 and unpack_answer(pack_answer(full)) == full
+    older = struct.pack("<BBdqd2d", 1, 2, 0.5, 7, 3.5, 0.25, 0.75) + b"B"  # as simrun packed it before m010
+    assert unpack_answer(older) == full
+
+
+def test_sql_reads_a_stored_reply_with_simrun_s_functions(tmp_path, registry):
+    store = Store(tmp_path / "r.db")
+    run_id = Engine(registry, store).run(load_scenario(EXAMPLE / "towns.yaml", registry))
+    distribution, invalid, raw = store.db.execute(
+        "select simrun_distribution(coalesce(a.reply, c.response)), simrun_invalid(coalesce(a.reply, c.response)),"
+        " simrun_raw(coalesce(a.reply, c.response)) from answers a"
+        " left join llm_cache c on a.reply is null and c.key = a.cache_key"
+        " where a.run = ? and a.persona_id = 0 and a.question_id = 'q1'",
+        [store.runs.number(run_id)],
+    ).fetchone()
+    [row] = [r for r in store.answers.rows(run_id) if (r["persona_id"], r["question_id"]) == (0, "q1")]
+    assert (json.loads(distribution), invalid, raw) == (row["distribution"], row["invalid"], row["raw"])
