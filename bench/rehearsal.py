@@ -76,13 +76,19 @@ def log_bytes(db: Path) -> int:
 
 def answers_match(a: Path, b: Path) -> bool:
     """The same answers, row for row (run ids aside), in two run logs."""
-    columns = 'persona_id, question_id, "repeat", distribution, invalid, cache_key'
+
+    def replies(log: str) -> str:  # each answer with its reply, its own or the cache's it refers to
+        return (
+            'select a.persona_id, a.question_id, a."repeat", a.cache_key, coalesce(a.reply, c.response)'
+            f" from {log}.answers a left join {log}.llm_cache c on a.reply is null and c.key = a.cache_key"
+        )
+
     with sqlite3.connect(a) as connection:
         connection.execute("attach ? as other", [str(b)])
         ours = connection.execute("select count(*) from answers").fetchone()[0]
         theirs = connection.execute("select count(*) from other.answers").fetchone()[0]
         differing = connection.execute(
-            f"select count(*) from (select {columns} from answers except select {columns} from other.answers)"
+            f"select count(*) from ({replies('main')} except {replies('other')})"
         ).fetchone()[0]
     return ours == theirs and differing == 0
 

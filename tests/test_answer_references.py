@@ -4,15 +4,20 @@ it, every other answer keeps its own, and what is read back is what the run answ
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import struct
 
-from conftest import EXAMPLE
+from conftest import EXAMPLE, ROOT
 
 from simrun.engine import Engine
 from simrun.models import ModelAnswer
 from simrun.registry import load_registry
 from simrun.scenario import load_scenario
 from simrun.store import Store, pack_answer, unpack_answer
+
+OLD_LOG = ROOT / "tests" / "data" / "runlog-m009.db"  # by simrun before m010 (63f6360), towns at 24 per town: a
+# finished run, and one with both option orders SIGKILLed in its 4th model call, 3 of its 6 batches committed
 
 
 def kept(store: Store, run_id: str) -> dict[str, int]:
@@ -97,3 +102,31 @@ def test_sql_reads_a_stored_reply_with_simrun_s_functions(tmp_path, registry):
     ).fetchone()
     [row] = [r for r in store.answers.rows(run_id) if (r["persona_id"], r["question_id"]) == (0, "q1")]
     assert (json.loads(distribution), invalid, raw) == (row["distribution"], row["invalid"], row["raw"])
+
+
+def test_a_log_written_before_m010_converts_and_its_killed_run_resumes_as_if_never_stopped(tmp_path, invoke):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_LOG, path)
+    with sqlite3.connect(path) as connection:
+        finished, killed = [row[0] for row in connection.execute("select id from runs order by created_at")]
+        before = [
+            (persona, question, json.loads(distribution), invalid, raw, error)
+            for persona, question, distribution, invalid, raw, error in connection.execute(
+                "select persona_id, question_id, distribution, invalid, raw, error from answers where run_id = ?"
+                ' order by persona_id, question_id, "repeat"',
+                [finished],
+            )
+        ]
+    store = Store(path)
+    assert read(store, finished) == before and len(before) == 96
+    assert kept(store, finished) == {"referred": 0, "own": 96}  # an older answer keeps its reply, packed
+    resumed = invoke("run", "--resume", killed, "--take-over", "--quiet", db=path)  # written on another host
+    assert resumed.exit_code == 0, resumed.output
+    scenario = tmp_path / "towns.yaml"
+    scenario.write_text((EXAMPLE / "towns.yaml").read_text().replace("per_town: 12", "per_town: 24"))
+    fresh = tmp_path / "fresh.db"
+    whole = invoke("run", str(scenario), "--set", "prompt.option_order=both", "--quiet", db=fresh).output.strip()
+    assert read(Store(path, read_only=True), killed) == read(Store(fresh, read_only=True), whole)
+    exported = invoke("export", finished, "--format", "jsonl", db=path)
+    rows = [json.loads(line) for line in exported.output.splitlines()]
+    assert [(r["persona_id"], r["question_id"], r["p_A"]) for r in rows] == [(p, q, d["A"]) for p, q, d, *_ in before]
