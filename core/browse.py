@@ -39,15 +39,14 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "One row per persona: stratum, weight (the adults it stands for), attribute values in prompt order.",
         {
             "run": "The run's number (runs.number)",
-            "names": "Hash of the attribute names (texts.hash)",
+            "shape": 'Hash of the attribute names and where each came from (texts.hash: {"names", "provenance"})',
             "values": "Attribute values, in the order of the names",
-            "provenance": "Hash of where each attribute came from (texts.hash)",
             "batch": "The batch it was committed in",
         },
     ),
     "answers": (
         "One row per persona x question x repeat. Its reply is llm_cache's under its cache_key, or its own (reply)"
-        " when that differs (several option orders, a failure): coalesce(a.reply, c.response), read with"
+        " when the cache does not hold it (several option orders, a failure): coalesce(a.reply, c.response), read with"
         " simrun_distribution(), simrun_invalid() and simrun_raw() (the persona_answers query shows how).",
         {
             "run": "The run's number (runs.number)",
@@ -61,7 +60,7 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
         "Per run and question: the option labels and the user text of each option order asked.",
         {"users": 'JSON {"labels": [...], "users": [...]}'},
     ),
-    "texts": ("Texts many rows share (attribute names, provenance, model names), stored once by hash.", {}),
+    "texts": ("Texts many rows share (a persona's attribute names and provenance), stored once by hash.", {}),
     "aggregates": ("Weighted option shares per run, question and stratum (ALL: everyone).", {}),
     "metrics": (
         "Metric values per run, question and stratum ('' for all); metric NAME@BASELINE is NAME on a baseline's"

@@ -130,3 +130,19 @@ def test_a_log_written_before_m010_converts_and_its_killed_run_resumes_as_if_nev
     exported = invoke("export", finished, "--format", "jsonl", db=path)
     rows = [json.loads(line) for line in exported.output.splitlines()]
     assert [(r["persona_id"], r["question_id"], r["p_A"]) for r in rows] == [(p, q, d["A"]) for p, q, d, *_ in before]
+
+
+def test_an_entry_the_engine_rejects_is_a_miss_and_leaves_the_cache_unless_the_log_is_read_only(tmp_path):
+    from simrun.engine.calls import ModelCalls
+
+    path, key = tmp_path / "r.db", bytes(16)
+    store = Store(path)
+    store.cache.put({key: json.dumps({"text": ""})})  # an empty text, as an older simrun cached it
+
+    def look_up(calls: ModelCalls) -> list[list[int]]:
+        return calls.look_up([key], lambda raw: json.loads(raw)["text"], bool, chunk_size=8).chunks
+
+    assert look_up(ModelCalls(Store(path, read_only=True))) == [[0]]  # --estimate reads a log it never writes
+    assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 1
+    assert look_up(ModelCalls(store)) == [[0]]
+    assert store.db.execute("select count(*) from llm_cache").fetchone()[0] == 0

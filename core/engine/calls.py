@@ -70,10 +70,11 @@ class ModelCalls:
                     unknown[key] = None
                 else:
                     replies[key] = reply
-            found = {k: decode(v) for k, v in self.store.cache.get(unknown).items()}
-            read = {k: reply for k, reply in found.items() if keep(reply)}
-            if len(read) < len(found):  # an entry no answer can refer to: its request is asked again in its place
-                self.store.cache.forget(found.keys() - read.keys())
+            stored = self.store.cache.get(unknown)
+            read = {k: reply for k, v in stored.items() if keep(reply := decode(v))}
+            if len(read) < len(stored) and not self.store.read_only:  # no answer can refer to such an entry: its
+                # request is asked again in its place
+                self.store.cache.forget({k: v for k, v in stored.items() if k not in read})
             self.remember(read)
             replies.update(read)
         held = set(replies)

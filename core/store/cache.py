@@ -180,9 +180,10 @@ class Cache(Table):
         return found
 
     @writes
-    def forget(self, keys: Iterable[bytes]) -> None:
-        """Remove entries no answer refers to (replies the engine no longer accepts), so they can be asked again."""
-        self.db.conn.executemany("delete from llm_cache where key = ?", [(key,) for key in keys])
+    def forget(self, entries: dict[bytes, str | bytes]) -> None:
+        """Remove entries no answer refers to (replies the engine no longer accepts), so they can be asked again:
+        each only while it holds the reply read (another process may have put its own in its place since)."""
+        self.db.conn.executemany("delete from llm_cache where key = ? and response = ?", entries.items())
 
     @writes
     def put(self, entries: dict[bytes, str | bytes]) -> set[bytes]:
