@@ -150,6 +150,11 @@ def number(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def figure(value: float | None) -> str:
+    """A metric's figure: a whole number (a count: states called, electoral votes) as one, else 4 decimals."""
+    return str(int(value)) if value is not None and float(value).is_integer() else number(value, 4)
+
+
 REPLICA_COUNTERS = ("replicas_started", "replicas_lost", "chunks_resubmitted")  # an executor's, summed over resumes
 
 
@@ -175,8 +180,10 @@ def print_run(summary: dict[str, Any]) -> None:
     stats = dict(summary["simulator_stats"])
     if "replicas_started" in stats:
         started, lost, resubmitted = (stats.pop(k, 0) for k in REPLICA_COUNTERS)
+        added, by_added = stats.pop("replicas_added", 0), stats.pop("chunks_answered_by_added", 0)
+        joined = f", {added} added as nodes joined ({by_added} chunk(s) answered by them)" if added else ""
         console.print(
-            f"replicas: {started} started, {lost} of {started} replicas lost, "
+            f"replicas: {started} started{joined}, {lost} of {started} replicas lost, "
             f"{resubmitted} chunk(s) of prompts resubmitted to the survivors",
             style="yellow" if lost else None,
         )
@@ -186,7 +193,8 @@ def print_run(summary: dict[str, Any]) -> None:
         note = f"; {unpriced} call(s) of a model with no known price not counted" if unpriced else ""
         console.print(f"API cost: ${cost:,.4f} for {prompt:,} prompt and {completion:,} completion tokens{note}")
     if stats:
-        console.print(f"simulator: {stats}")
+        counted = (f"{value:,}" if isinstance(value, int | float) else str(value) for value in stats.values())
+        console.print("simulator: " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in zip(stats, counted)))
     failures = summary["failed_answers"]
     if failures["count"]:
         console.print(
@@ -233,5 +241,5 @@ def print_run(summary: dict[str, Any]) -> None:
         title = "metrics" + (" (beside: the same metric on each baseline's answers)" if baselines else "")
         table = unclipped(Table("metric", "personas", *(b.replace("_", " ") for b in baselines), title=title))
         for name, value in summary["metrics"].items():
-            table.add_row(name, number(value, 4), *(number(baselines[b].get(name), 4) for b in baselines))
+            table.add_row(name, figure(value), *(figure(baselines[b].get(name)) for b in baselines))
         console.print(table)

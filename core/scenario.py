@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -135,9 +136,12 @@ def _pydantic_issues(
     exc: ValidationError, prefix: PathKey, model: type[BaseModel], lines: dict, overridden: list[str]
 ) -> list[ScenarioIssue]:
     issues = []
-    for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    for loc, errors in _by_field(exc, model).items():
+        error = errors[0]
         message = _describe(error)
+        if len(errors) > 1:  # one per member of a union (``int | 'auto'``): what each would have taken
+            wanted = [errors[0]["msg"], *(e["msg"].removeprefix("Input should be ") for e in errors[1:])]
+            message = f"{' or '.join(wanted)} (given {error.get('input')!r})"
         if error["type"] == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
             if parent is not None:
@@ -150,6 +154,37 @@ def _pydantic_issues(
             message += "; options are a YAML list, e.g. options: [Yes, No, Maybe] (a text with commas is one option)"
         issues.append(_issue_for(prefix + loc, message, lines, overridden))
     return issues
+
+
+def _by_field(exc: ValidationError, model: type[BaseModel]) -> dict[PathKey, list[dict]]:
+    """Pydantic's errors by the path of the field they are about: a union's member names
+    (``replicas.constrained-int``) and validator wrappers (``function-after[...]``) are left out."""
+    grouped: dict[PathKey, list[dict]] = {}
+    for error in exc.errors():
+        kept: list[Any] = []
+        current: Any = model
+        in_union = False
+        for part in error["loc"]:
+            if isinstance(part, str) and part.startswith("function-"):
+                continue
+            fields = current.model_fields if isinstance(current, type) and issubclass(current, BaseModel) else {}
+            field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+            if field is None and in_union and isinstance(part, str):
+                in_union = False  # the member pydantic tried: not a field
+                continue
+            kept.append(part)
+            if field is None:  # a list index or a dict key: the items' model, if any, stays current
+                in_union = False
+                continue
+            args = [a for a in getattr(field.annotation, "__args__", ()) if a is not type(None)]
+            in_union = get_origin(field.annotation) in (Union, UnionType) and len(args) > 1
+            current = next((a for a in [field.annotation, *args] if _is_model(a)), None)
+        grouped.setdefault(tuple(kept), []).append(error)
+    return grouped
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _model_at(model: type[BaseModel], loc: PathKey) -> type[BaseModel] | None:

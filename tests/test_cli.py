@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+import sqlite3
 
 import pyarrow.parquet as pq
 import pytest
@@ -197,3 +198,18 @@ def test_estimate_counts_what_the_cache_lacks_and_sends_nothing(invoke, tmp_path
         db=db,
     )
     assert api.exit_code == 0 and re.search(r"to send: 50 call\(s\) .* completion tokens, \$0\.\d{4}", api.output)
+
+
+def test_show_names_every_executor_counter_and_a_count_is_a_whole_number(invoke, tmp_path):
+    from simrun.display import figure
+
+    db = tmp_path / "r.db"
+    run_id = invoke("run", str(EXAMPLE / "towns.yaml"), "--quiet", db=db).output.strip()
+    counters = {"replicas_started": 3, "replicas_lost": 1, "chunks_resubmitted": 2, "replicas_added": 1}
+    counters |= {"chunks_answered_by_added": 5, "retries": 1200}
+    with sqlite3.connect(db) as connection:
+        connection.execute("update runs set simulator_stats = ? where id = ?", [json.dumps(counters), run_id])
+    shown = " ".join(invoke("show", run_id, db=db).output.split())
+    assert "3 started, 1 added as nodes joined (5 chunk(s) answered by them), 1 of 3 replicas lost" in shown
+    assert "simulator: retries 1,200" in shown
+    assert (figure(51.0), figure(0.123456), figure(None)) == ("51", "0.1235", "n/a")

@@ -126,3 +126,11 @@ def test_set_value_that_is_not_yaml_is_a_clear_error(invoke):
         "validate", str(EXAMPLE / "towns.yaml"), "--set", "questions=[{id: q, text: Why?, options: [a, b]}]"
     )
     assert result.exit_code == 2 and "not valid YAML" in result.output and "Traceback" not in result.output
+
+
+def test_a_value_no_member_of_a_union_takes_is_one_error_on_its_field(registry):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(EXAMPLE / "towns.yaml", registry, ["executor={use: ray, with: {replicas: 0}}"])
+    message = str(info.value)
+    assert "executor.with.replicas: Input should be greater than or equal to 1 or 'auto' (given 0)" in message
+    assert "constrained-int" not in message and message.count("replicas") == 2  # the field, and the --set

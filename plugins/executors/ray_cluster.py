@@ -39,7 +39,7 @@ from simrun import (
     hookimpl,
 )
 
-from .ray_replicas import LOOK_FOR_NODES_EVERY_S, POISON, ExecutorError, Fleet, cause
+from .ray_replicas import LOOK_FOR_NODES_EVERY_S, POISON, ExecutorError, Fleet, cause, fitting
 
 STOP = object()  # the end of the chunks
 
@@ -152,9 +152,22 @@ class RayExecutor(Executor):
         needed = 1 if auto else count
         ready, _ = ray.wait(list(fleet.starting), num_returns=needed, timeout=self.config.startup_timeout_s)
         if len(ready) < needed:
+            room = ""
+            if any(amount > 0 for amount in self.config.resources.values()):
+                holds = fleet.on_cluster()
+                free = fitting({"Resources": ray.available_resources()}, self.config.resources)
+                advice = (
+                    f"ask for at most {holds} (executor.with.replicas), or replicas: auto"
+                    if holds
+                    else "ask for resources its nodes have (executor.with.resources)"
+                )
+                room = (
+                    f": the cluster's nodes hold {holds} such replica(s) in all, {free} in what is free now (other"
+                    f" runs, or the other variants of sweep --parallel, hold the rest); {advice}"
+                )
             raise ExecutorError(
                 f"{needed} replica(s) asking {self.config.resources} each did not start within "
-                f"{self.config.startup_timeout_s:g} s; the cluster has {ray.cluster_resources()}"
+                f"{self.config.startup_timeout_s:g} s{room}; the cluster has {ray.cluster_resources()}"
             )
         ready, _ = ray.wait(list(fleet.starting), num_returns=len(fleet.starting), timeout=0)
         for started in ready:

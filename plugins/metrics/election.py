@@ -17,7 +17,9 @@ NE-2 and Trump's in ME-2 cancel.
 
 A state simulated at exactly 0.5 (within 1e-9: the uniform baseline's every
 state) is called for neither party: it counts in ``states_tied``, not in
-``states_called`` nor in either party's electoral votes.
+``states_called`` nor in either party's electoral votes. So is a state whose
+personas put no mass on either candidate: its share is taken as 0.5, no
+preference, as the uniform baseline's.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ from simrun import (
 
 TRUTH_COLUMNS = {"state", "dem_votes", "rep_votes", "electoral_votes"}
 TIE = 1e-9  # a simulated two-party share this close to 0.5 calls the state for neither party
+
+
+def two_party_share(dem: float, rep: float) -> float:
+    """The Democratic share of the two-party mass; 0.5 (no preference, a tie) when there is none."""
+    return dem / (dem + rep) if dem + rep > 0 else 0.5
 
 
 def read_truth(path: Path) -> dict[str, dict[str, float]]:
@@ -205,11 +212,7 @@ class ElectionMetric(Metric):
         if not states:
             raise ValueError("election metric: no simulated stratum matches a state in the truth file")
         sim = np.array(
-            [
-                shares[s].get(c.dem_option, 0.0)
-                / max(shares[s].get(c.dem_option, 0.0) + shares[s].get(c.rep_option, 0.0), 1e-12)
-                for s in states
-            ]
+            [two_party_share(shares[s].get(c.dem_option, 0.0), shares[s].get(c.rep_option, 0.0)) for s in states]
         )
         true = np.array([truth[s]["dem_votes"] / (truth[s]["dem_votes"] + truth[s]["rep_votes"]) for s in states])
         votes = np.array([truth[s]["dem_votes"] + truth[s]["rep_votes"] for s in states])

@@ -177,7 +177,11 @@ def test_replicas_that_cannot_be_placed_are_named_with_what_the_cluster_has(tmp_
     report = on_cluster(tmp_path / "ray.db", simrun=INSTANT + ON_RAY + wanting)
     [step] = report["steps"]
     assert step["exit"] == 1
-    assert "2 replica(s) asking {'num_gpus': 1.0} each did not start within 3 s; the cluster has" in step["stderr"]
+    assert (
+        "2 replica(s) asking {'num_gpus': 1.0} each did not start within 3 s: the cluster's nodes hold 0"
+        in (step["stderr"])
+    )
+    assert "ask for resources its nodes have (executor.with.resources)" in step["stderr"]
     assert "'CPU': 2.0" in step["stderr"] and "Traceback" not in step["stderr"]
 
 

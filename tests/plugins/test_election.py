@@ -119,3 +119,13 @@ def test_truth_can_be_swapped_from_the_command_line(invoke, tmp_path):
     for state in ("CA", "WY"):
         real = real_run["metrics_by_stratum"][state]["election.true_dem_share"]
         assert flipped_run["metrics_by_stratum"][state]["election.true_dem_share"] == pytest.approx(1 - real)
+
+
+def test_a_state_with_no_mass_on_either_candidate_is_a_tie_not_a_republican_call(tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("state,dem_votes,rep_votes,electoral_votes\nAA,60,40,10\nBB,30,70,5\n")
+    shares = {"AA": {"A": 0.0, "B": 0.0, "C": 1.0}, "BB": {"A": 0.2, "B": 0.8}, "ALL": {"A": 0.1, "B": 0.4}}
+    metric = ElectionMetric(ElectionMetric.Config(question="vote", truth=str(truth), abstain_option="C"))
+    v = {(m.name, m.stratum): m.value for m in metric.compute(ToyRun(shares))}
+    assert v[("dem_share", "AA")] == 0.5 and v[("states_tied", "")] == 1
+    assert v[("rep_electoral_votes", "")] == 5 and v[("states_called", "")] == 1  # BB only
