@@ -1,7 +1,7 @@
 """The run log as pandas DataFrames, for notebooks: ``db = simrun.open("simrun.db")``.
 
-Read-only: it opens the file as ``simrun runs`` does, never writes and never
-creates it, so a notebook can watch a run that is still working.
+Read-only: it opens the file as ``simrun runs`` does, never writes (but to convert a log an older simrun wrote,
+once) and never creates it, so a notebook can watch a run that is still working.
 """
 
 from __future__ import annotations

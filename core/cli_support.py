@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -63,6 +64,9 @@ def with_plugins(fn: Callable) -> Callable:
             return fn(*args, registry=registry, **kwargs)
         except StoreError as exc:
             fail(str(exc))
+        except BrokenPipeError:  # the reader of standard output stopped (simrun export RUN | head), as with any tool
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:  # an output file that cannot be written, a full disk
             fail(f"{exc.filename or 'writing'}: {exc.strerror or exc}")
 

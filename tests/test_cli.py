@@ -3,7 +3,10 @@
 import csv
 import json
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -213,3 +216,15 @@ def test_show_names_every_executor_counter_and_a_count_is_a_whole_number(invoke,
     assert "3 started, 1 added as nodes joined (5 chunk(s) answered by them), 1 of 3 replicas lost" in shown
     assert "simulator: retries 1,200" in shown
     assert (figure(51.0), figure(0.123456), figure(None)) == ("51", "0.1235", "n/a")
+
+
+def test_export_into_a_reader_that_stops_early_ends_quietly_as_shell_tools_do(invoke, tmp_path):
+    db = tmp_path / "r.db"
+    run_id = invoke("run", str(EXAMPLE / "towns.yaml"), "--set", "sampler.with.per_town=200", "--quiet", db=db)
+    command = [sys.executable, "-m", "simrun", "export", run_id.output.strip(), "--db", str(db), "--format", "jsonl"]
+    export = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = export.stdout.readline()  # as `| head -1` reads, then goes away
+    export.stdout.close()
+    _, stderr = export.communicate(timeout=60)
+    assert json.loads(first)["persona_id"] == 0
+    assert export.returncode == 128 + signal.SIGPIPE and stderr == b""
