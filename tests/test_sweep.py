@@ -1,5 +1,6 @@
 """Sweeps: variants as child runs, shared personas, cached calls, resume after a crash, comparison."""
 
+import functools
 import json
 import signal
 import subprocess
@@ -288,7 +289,9 @@ def test_ctrl_c_ends_the_variants_running_side_by_side_at_their_next_batch_and_a
     db = tmp_path / "c.db"
     args = [sys.executable, "-m", "simrun", "sweep", str(SWEEP), "--db", str(db), "--quiet", "--parallel", "2"]
     args += ["--plugins-dir", str(EXAMPLE), "--set", "simulator.with.delay_s=0.05", "--set", "sampler.with.per_town=60"]
-    sweep = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal sends it, even where the suite runs as a background job (which ignores SIGINT)
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    sweep = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     store = Store(db)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # both variants under way side by side, or one about to be past its middle
