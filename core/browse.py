@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .store import Store
+from .store.answers import CACHED
 
 TABLES: dict[str, tuple[str, dict[str, str]]] = {
     "runs": (
@@ -97,7 +98,7 @@ QUERIES: dict[str, dict[str, str]] = {
         " round(simrun_invalid(coalesce(a.reply, c.response)), 4) as invalid,"
         " simrun_raw(coalesce(a.reply, c.response)) as raw, a.error,"
         ' simrun_prompt(r.id, a.persona_id, a.question_id, a."repeat") as prompt from answers a'
-        " join runs r on r.number = a.run left join llm_cache c on a.reply is null and c.key = a.cache_key"
+        f" join runs r on r.number = a.run {CACHED}"
         ' where r.id = :run_id and a.persona_id = :persona_id order by a.question_id, a."repeat"',
     },
     "metric_across_runs": {

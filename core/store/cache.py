@@ -25,6 +25,7 @@ PACKED_V1 = 1  # ... as simrun wrote it before m010: every field, always
 HEAD = struct.Struct("<BBB")  # format, option count, which optional fields follow (the flags below)
 INVALID, TOKENS, LATENCY = 1, 2, 4
 OPTIONAL = ((INVALID, "invalid", "d"), (TOKENS, "tokens", "q"), (LATENCY, "latency_ms", "d"))
+UNSET = {"invalid": 0.0, "tokens": 0, "latency_ms": 0.0, "raw": "", "error": None}  # what a stored answer may leave out
 
 
 def cache_key_of(request: str) -> bytes:
@@ -66,7 +67,7 @@ def answer_fields(stored: bytes | str | None) -> dict[str, Any]:
     if stored is None:
         raise StoreError("an answer refers to a model reply llm_cache no longer holds: was the cache emptied by hand?")
     if isinstance(stored, str):
-        return {"invalid": 0.0, "raw": "", "tokens": 0, "latency_ms": 0.0, "error": None, **json.loads(stored)}
+        return {**UNSET, **json.loads(stored)}
     if stored[0] == PACKED_V1:
         n = stored[1]
         layout = struct.Struct(f"<BBdqd{n}d")
@@ -78,13 +79,10 @@ def answer_fields(stored: bytes | str | None) -> dict[str, Any]:
     layout = struct.Struct(f"<{n}d{''.join(code for _, code in present)}")
     values = layout.unpack_from(stored, HEAD.size)
     return {
+        **UNSET,
         "distribution": dict(zip(OPTION_LABELS, values[:n])),
-        "invalid": 0.0,
-        "tokens": 0,
-        "latency_ms": 0.0,
         **{name: value for (name, _), value in zip(present, values[n:])},
         "raw": stored[HEAD.size + layout.size :].decode(),
-        "error": None,
     }
 
 
